@@ -1,0 +1,51 @@
+# tnoctl - the two set-up commands are `make demo` and `make test` (run as root on Debian 12).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TNOCTL := $(VENV)/bin/tnoctl
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml apt-packages.txt | sha256sum | cut -c1-12)
+# As root everything runs (unit, integration, lab end-to-end); otherwise root/lab tests are deselected.
+PYTEST_MARKERS := $(if $(filter 0,$(shell id -u)),,-m "not root")
+export LANG := C.UTF-8
+export LC_ALL := C.UTF-8
+
+.PHONY: help install lint test test-unit demo lab-down bench clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml apt-packages.txt
+	scripts/apt-install.sh apt-packages.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+install: $(STAMP)  ## install Debian packages and the Python venv (idempotent, fast when done)
+
+lint: install  ## ruff + ansible-lint (production profile)
+	$(VENV)/bin/ruff check .
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/ansible-lint --offline -q roles playbooks
+
+test: install lint  ## everything: lint, unit, integration, lab end-to-end (as root)
+	$(PY) -m pytest $(PYTEST_MARKERS) tests
+
+test-unit: install  ## pure unit tests only (seconds)
+	$(PY) -m pytest tests/unit
+
+demo: install  ## lab up, deploy the four lab communes, prove mail + office, print status
+	$(TNOCTL) inventory validate
+	$(TNOCTL) lab up
+	$(TNOCTL) deploy --yes
+	$(TNOCTL) lab smoke
+	@echo; echo "Lab is up. Next: '$(TNOCTL) lab credentials', 'ssh -F \$$($(TNOCTL) lab ssh-config) mail1',"
+	@echo "'$(TNOCTL) history', '$(TNOCTL) plan'. Stop it with 'make lab-down'."
+
+lab-down:  ## stop the lab and remove everything it created
+	$(TNOCTL) lab down
+
+bench: install  ## run the benchmarks (print ratios side by side)
+	$(PY) bench/validate.py
+
+clean:  ## remove the venv and caches (not the lab cache under /var/cache/tnoctl)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Orchestration of plan + guard + run + record, one module per verb."""

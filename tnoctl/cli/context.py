@@ -1,0 +1,84 @@
+"""The injectable environment every verb receives (httpie's `Environment` idea).
+
+Verbs never read `os.environ`, `sys.stdout` or global paths directly: they use the
+:class:`AppContext` built by the root command, so tests run verbs in-process with
+their own inventory, state dir and captured streams.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tnoctl import paths
+
+
+def _width(stream: IO[str]) -> int | None:
+    """Terminals get their real width; pipes and files a wide one so tables are not squeezed."""
+    isatty = getattr(stream, "isatty", None)
+    return None if isatty is not None and isatty() else 200
+
+
+@dataclass
+class AppContext:
+    """Options shared by every verb, resolved once by the root command."""
+
+    inventory: Path = field(default_factory=paths.default_inventory)
+    state_dir_override: Path | None = None
+    vault_password_file: Path | None = None
+    debug: bool = False
+    verbose: int = 0
+    assume_yes: bool = False
+    stdout: IO[str] = field(default_factory=lambda: sys.stdout)
+    stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where audit log, locks, journals and run artifacts live."""
+        return self.state_dir_override or paths.state_dir(self.inventory)
+
+    @property
+    def is_lab(self) -> bool:
+        """True when the inventory in use is the embedded lab inventory."""
+        try:
+            return self.inventory.resolve() == paths.LAB_INVENTORY.resolve()
+        except OSError:
+            return False
+
+    @property
+    def console(self) -> Console:
+        """Rich console on stdout (tables, results)."""
+        return Console(file=self.stdout, highlight=False, soft_wrap=True, width=_width(self.stdout))
+
+    @property
+    def err_console(self) -> Console:
+        """Rich console on stderr (progress, warnings)."""
+        return Console(file=self.stderr, highlight=False, soft_wrap=True, width=_width(self.stderr))
+
+    def print_json(self, data: Any) -> None:
+        """Machine-readable output of read verbs (`--json`)."""
+        json.dump(data, self.stdout, indent=2, sort_keys=False, default=str)
+        self.stdout.write("\n")
+
+    def print_table(self, columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+        """Human output: one rich table."""
+        table = Table(title=title, show_edge=False, header_style="bold")
+        for col in columns:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        self.console.print(table)
+
+    def warn(self, message: str) -> None:
+        """One-line warning on stderr."""
+        self.stderr.write(f"tnoctl: warning: {message}\n")
+
+    def info(self, message: str) -> None:
+        """One-line progress note on stderr (keeps stdout clean for --json)."""
+        self.stderr.write(f"{message}\n")

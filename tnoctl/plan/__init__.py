@@ -1,0 +1,1 @@
+"""Pure planners: from a validated inventory and a selection to the ordered playbook calls. No I/O."""

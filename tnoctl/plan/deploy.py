@@ -1,0 +1,97 @@
+"""Pure planner for `plan`, `deploy` and `drift`: selection -> hosts, tenants and playbook calls.
+
+Tenants share hosts, so the unit Ansible acts on is a host: selecting a tenant selects
+the hosts that serve it (its mail host, its office host, which is also its proxy).
+Nothing here touches the network or the disk; tests assert the exact calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tnoctl.errors import InvalidInput
+from tnoctl.run.ansible import PlaybookCall
+
+SITE_PLAYBOOK = "site.yml"
+MANAGED_GROUPS = ("mail", "office", "proxy", "backup")
+
+
+class _Host(Protocol):
+    name: str
+    groups: Any
+
+
+class _Inventory(Protocol):
+    hosts: Any
+    tenants: Any
+
+    def tenants_on_host(self, name: str) -> Any: ...
+    def tenant(self, slug: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """What a deploy (or its check+diff preview) will touch."""
+
+    hosts: tuple[str, ...]
+    tenants: tuple[str, ...]
+    tenants_by_host: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    calls: tuple[PlaybookCall, ...] = ()
+
+
+def managed_hosts(inventory: _Inventory) -> list[str]:
+    """Hosts in any group a role deploys to, sorted."""
+    return sorted(
+        name for name, host in inventory.hosts.items() if set(host.groups) & set(MANAGED_GROUPS)
+    )
+
+
+def hosts_of_tenant(tenant: Any) -> list[str]:
+    """The hosts a tenant lives on, from its placement."""
+    placement = tenant.placement
+    hosts = {h for h in (getattr(placement, "mail", None), getattr(placement, "office", None)) if h}
+    return sorted(hosts)
+
+
+def plan_deploy(
+    inventory: _Inventory,
+    *,
+    tenants: list[str] | tuple[str, ...] = (),
+    hosts: list[str] | tuple[str, ...] = (),
+    action: str = "deploy",
+    check: bool = False,
+) -> DeployPlan:
+    """Select hosts and tenants and return the site.yml call(s) for ``action``.
+
+    ``tenants`` and ``hosts`` may be combined (union). With neither, the whole fleet.
+    """
+    all_hosts = managed_hosts(inventory)
+    selected: set[str] = set()
+    for slug in tenants:
+        selected.update(hosts_of_tenant(inventory.tenant(slug)))
+    for name in hosts:
+        if name not in inventory.hosts:
+            known = ", ".join(sorted(inventory.hosts))
+            raise InvalidInput(f"unknown host '{name}' (known: {known})")
+        selected.add(name)
+    limited = bool(tenants or hosts)
+    target_hosts = sorted(selected) if limited else all_hosts
+    by_host = {h: tuple(sorted(t.slug for t in inventory.tenants_on_host(h))) for h in target_hosts}
+    if tenants:
+        target_tenants = sorted(set(tenants))
+    else:
+        target_tenants = sorted({slug for slugs in by_host.values() for slug in slugs})
+    call = PlaybookCall(
+        playbook=SITE_PLAYBOOK,
+        extra_vars={"tno_action": action},
+        limit=tuple(target_hosts) if limited else (),
+        check=check,
+        diff=check,
+    )
+    return DeployPlan(
+        hosts=tuple(target_hosts),
+        tenants=tuple(target_tenants),
+        tenants_by_host=by_host,
+        calls=(call,),
+    )

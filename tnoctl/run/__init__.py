@@ -1,0 +1,1 @@
+"""Execution adapters: ansible.py runs playbooks (ansible-runner), ssh.py runs commands over SSH."""
