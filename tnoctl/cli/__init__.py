@@ -30,6 +30,8 @@ VERBS: dict[str, str] = {
     "status": "tnoctl.cli.status:status",
     "exporter": "tnoctl.cli.exporter:exporter",
     "monitoring": "tnoctl.cli.monitoring:monitoring",
+    "runbook": "tnoctl.cli.runbook:runbook",
+    "drift": "tnoctl.cli.drift:drift",
 }
 
 EXIT_CODES_HELP = """\b

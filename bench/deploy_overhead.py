@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""Benchmark: no-op converge of the deployed lab fleet, three ways, alternated in one run.
+
+  A  `tnoctl deploy --yes`                       (the product: tuned Ansible + locks, audit, summary)
+  B  raw `ansible-playbook` with tnoctl's tuned ansible.cfg (pipelining, ControlPersist, fact cache)
+  C  raw `ansible-playbook` with Ansible's defaults (no pipelining, no fact cache, implicit gathering)
+
+Prints each run, the medians and the ratios A/B (tnoctl's own overhead; goal <= 1.05) and
+C/B (tuning gain; goal >= 2). Needs root and the lab up with the fleet deployed
+(`make demo`). Usage: bench/deploy_overhead.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tnoctl import paths  # noqa: E402
+from tnoctl.run.ansible import write_ansible_cfg  # noqa: E402
+
+VENV_BIN = Path(sys.executable).parent
+INVENTORY = paths.LAB_INVENTORY
+VAULT = INVENTORY / "vault-password"
+
+DEFAULTS_CFG = """\
+# Ansible defaults, plus only what is needed to find the roles, the tenant inventory plugin and the lab
+[defaults]
+roles_path = {roles}
+inventory_plugins = {plugins}
+[inventory]
+enable_plugins = tno_tenants, ansible.builtin.yaml, ansible.builtin.ini, ansible.builtin.host_list
+"""
+
+
+def _env(cfg: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(ANSIBLE_CONFIG=str(cfg), PATH=f"{VENV_BIN}:{env.get('PATH', '')}", LANG="C.UTF-8", LC_ALL="C.UTF-8")
+    return env
+
+
+def _timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    started = time.monotonic()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(argv)}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="tno-bench-"))
+    state = work / "state"
+    (state / "facts").mkdir(parents=True)
+    tuned_cfg = write_ansible_cfg(work, state)
+    defaults_cfg = work / "defaults.cfg"
+    defaults_cfg.write_text(
+        DEFAULTS_CFG.format(roles=paths.ROLES_DIR, plugins=paths.PROJECT_ROOT / "plugins" / "inventory")
+    )
+    playbook = [
+        str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), str(paths.PLAYBOOKS_DIR / "site.yml"),
+        "-e", "tno_action=deploy", "--vault-password-file", str(VAULT),
+    ]
+    tnoctl = [str(VENV_BIN / "tnoctl"), "--state-dir", str(state), "deploy", "--yes"]
+    variants = {
+        "A tnoctl deploy": (tnoctl, _env(tuned_cfg)),
+        "B ansible tuned": (playbook, _env(tuned_cfg)),
+        "C ansible defaults": (playbook, _env(defaults_cfg)),
+    }
+    # warm-up: fills the fact cache the tuned runs rely on (as in real use) and opens no stale masters
+    _timed(playbook, _env(tuned_cfg), ROOT)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for round_no in range(1, args.rounds + 1):
+        for name, (argv, env) in variants.items():
+            elapsed = _timed(argv, env, ROOT)
+            times[name].append(elapsed)
+            print(f"round {round_no}  {name:<20} {elapsed:7.2f} s", flush=True)
+    med = {name: statistics.median(values) for name, values in times.items()}
+    print()
+    for name, value in med.items():
+        print(f"median  {name:<20} {value:7.2f} s")
+    overhead = med["A tnoctl deploy"] / med["B ansible tuned"]
+    gain = med["C ansible defaults"] / med["B ansible tuned"]
+    print(f"\nratio A/B (tnoctl overhead over the same tuned run) = {overhead:.3f}   goal <= 1.05")
+    print(f"ratio C/B (Ansible defaults over tuned)             = {gain:.2f}    goal >= 2")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Session fixture `fleet`: the four lab communes deployed once, shared by every end-to-end test.
+
+It depends on the session `lab` fixture (tests/e2e/conftest.py) and runs one real
+`tnoctl deploy --yes` through the CLI, in-process, against the lab inventory.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tnoctl import paths
+from tnoctl.cli import main
+from tnoctl.cli.context import AppContext
+
+SPECIAL_MAILBOXES = {"quota-test", "canary"}
+
+
+@dataclass
+class Fleet:
+    """The deployed lab fleet, seen from a test."""
+
+    inventory: object
+    state_dir: Path
+    ssh_config: Path
+    ca_cert: Path
+    secrets: dict[str, str]
+
+    @property
+    def tenants(self) -> list[str]:
+        return [t.slug for t in self.inventory.tenants]
+
+    def _tenant(self, slug: str):
+        return self.inventory.tenant(slug)
+
+    def address(self, host: str) -> str:
+        return self.inventory.hosts[host].address
+
+    def mail_host(self, slug: str) -> str:
+        return self._tenant(slug).placement.mail
+
+    def office_host(self, slug: str) -> str:
+        return self._tenant(slug).placement.office
+
+    def domain(self, slug: str) -> str:
+        return self._tenant(slug).domains[0]
+
+    def _boxes(self, slug: str):
+        tenant = self._tenant(slug)
+        for box in tenant.mailboxes:
+            address = f"{box.local}@{box.domain or tenant.domains[0]}"
+            yield box.local, address, self.secrets[box.password_vault]
+
+    def mailboxes(self, slug: str) -> list[tuple[str, str]]:
+        return [(addr, pw) for local, addr, pw in self._boxes(slug) if local not in SPECIAL_MAILBOXES]
+
+    def quota_mailbox(self, slug: str) -> tuple[str, str]:
+        return next((addr, pw) for local, addr, pw in self._boxes(slug) if local == "quota-test")
+
+    def canary_mailbox(self, slug: str) -> tuple[str, str]:
+        return next((addr, pw) for local, addr, pw in self._boxes(slug) if local == "canary")
+
+    @property
+    def office_version(self) -> str:
+        return str(self.inventory.platform.tno_office_version)
+
+    def ssh(self, host: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["ssh", "-F", str(self.ssh_config), host, "--", *argv],
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=300,
+        )
+
+    def tnoctl(self, *argv: str) -> tuple[int, str, str]:
+        """Run a tnoctl verb in-process against the lab inventory; return (rc, stdout, stderr)."""
+        out, err = io.StringIO(), io.StringIO()
+        app = AppContext(
+            inventory=paths.LAB_INVENTORY,
+            state_dir_override=self.state_dir,
+            vault_password_file=paths.LAB_INVENTORY / "vault-password",
+            stdout=out,
+            stderr=err,
+        )
+        rc = main(["--inventory", str(paths.LAB_INVENTORY), "--state-dir", str(self.state_dir), *argv], app=app)
+        return rc, out.getvalue(), err.getvalue()
+
+
+def _lab_secrets() -> dict[str, str]:
+    from tnoctl.config.vault import read_vault
+
+    return {k: str(v) for k, v in read_vault(paths.LAB_INVENTORY, paths.LAB_INVENTORY / "vault-password").items()}
+
+
+@pytest.fixture(scope="session")
+def fleet(lab, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    """Deploy the whole lab inventory once per test session."""
+    from tnoctl.config import load_inventory
+
+    state_dir = tmp_path_factory.mktemp("tno-state")
+    fleet = Fleet(
+        inventory=load_inventory(paths.LAB_INVENTORY),
+        state_dir=state_dir,
+        ssh_config=paths.lab_dir() / "ssh_config",
+        ca_cert=paths.lab_dir() / "ca" / "ca.crt",
+        secrets=_lab_secrets(),
+    )
+    rc, out, err = fleet.tnoctl("deploy", "--yes")
+    assert rc == 0, f"initial deploy failed (rc={rc}):\n{out}\n{err[-4000:]}"
+    return fleet

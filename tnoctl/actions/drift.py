@@ -1,0 +1,139 @@
+"""`drift`: one check+diff run of site.yml over the fleet, changes attributed to tenants, recorded.
+
+Why one run: Ansible's forks check every host in parallel, and check mode with ``tno_action=deploy``
+asks exactly "would a deploy change something?". Changed tasks are attributed to hosts and tenants
+by :func:`tnoctl.actions.deploy.attribute_changes` (the same rule `plan` uses), then to components:
+the role says which (tno_mail: mail, tno_office/tno_proxy: office; tno_common: every component the
+tenant has on that host). A host-wide change (no tenant item) counts for every tenant on the host.
+A tenant whose host failed or was unreachable gets no record (its previous one stays) and the
+command exits 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tnoctl.actions.deploy import attribute_changes
+from tnoctl.plan.deploy import DeployPlan
+from tnoctl.run.ansible import ChangedTask, RunResult
+from tnoctl.state.store import DriftRecord
+
+ROLE_COMPONENTS: dict[str, tuple[str, ...]] = {
+    "tno_mail": ("mail",),
+    "tno_office": ("office",),
+    "tno_proxy": ("office",),
+}
+COMPONENTS = ("mail", "office")
+
+
+@dataclass
+class TenantDrift:
+    """Drift of one tenant's component (one state-store record)."""
+
+    tenant: str
+    component: str
+    host: str
+    changed_tasks: int = 0
+    checked: bool = True
+
+    @property
+    def drift(self) -> bool:
+        return self.changed_tasks > 0
+
+
+@dataclass
+class DriftReport:
+    """Everything one drift check found."""
+
+    tenants: list[TenantDrift]
+    host_changes: dict[str, int] = field(default_factory=dict)  # host -> changed tasks (any owner)
+    failed_hosts: list[str] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def drifted(self) -> bool:
+        """True when anything would change (on a tenant or on a host without tenants)."""
+        return any(self.host_changes.values())
+
+    def as_json(self, checked_at: float) -> dict[str, Any]:
+        """The `--json` document."""
+        return {
+            "checked_at": checked_at,
+            "drift": self.drifted,
+            "tenants": [{**asdict(t), "drift": t.drift} for t in self.tenants],
+            "hosts": self.host_changes,
+            "failed_hosts": self.failed_hosts,
+            "changes": self.changes,
+        }
+
+
+def tenant_keys(tenants: Iterable[Any]) -> dict[str, set[str]]:
+    """Strings that name a tenant in a task item: slug, domains, mailbox addresses."""
+    keys: dict[str, set[str]] = {}
+    for tenant in tenants:
+        names = {tenant.slug, *tenant.domains}
+        names.update(f"{m.local}@{m.domain or tenant.domains[0]}" for m in tenant.mailboxes)
+        keys[tenant.slug] = names
+    return keys
+
+
+def placements(tenants: Iterable[Any]) -> dict[str, dict[str, str]]:
+    """slug -> {component: host} for the components the tenant subscribes to."""
+    out: dict[str, dict[str, str]] = {}
+    for t in tenants:
+        out[t.slug] = {c: h for c in COMPONENTS if c in t.services and (h := getattr(t.placement, c, None))}
+    return out
+
+
+def _components(change: ChangedTask, placed: dict[str, str]) -> list[str]:
+    """Components of a tenant that a change on ``change.host`` concerns."""
+    here = [c for c, h in placed.items() if h == change.host]
+    wanted = ROLE_COMPONENTS.get(change.role)
+    return [c for c in here if wanted is None or c in wanted]
+
+
+def analyse(plan: DeployPlan, result: RunResult, keys: dict[str, set[str]],
+            placed: dict[str, dict[str, str]]) -> DriftReport:
+    """Pure: the run's changed tasks -> drift per (tenant, component) of the plan's tenants, per host."""
+    failed = set(result.failed_hosts) | {h for h in plan.hosts if h not in result.hosts}
+    rows: dict[tuple[str, str], TenantDrift] = {}
+    for slug in plan.tenants:
+        for component, host in sorted(placed.get(slug, {}).items()):
+            if host in plan.hosts:
+                rows[(slug, component)] = TenantDrift(slug, component, host, checked=host not in failed)
+    grouped = attribute_changes(plan, result.changed_tasks, keys)
+    host_changes = {h: 0 for h in plan.hosts}
+    changes: list[dict[str, Any]] = []
+    for host, per_owner in grouped.items():
+        for owner, items in per_owner.items():
+            host_changes[host] = host_changes.get(host, 0) + len(items)
+            owners = list(plan.tenants_by_host.get(host, ())) if owner == "(host)" else [owner]
+            for change in items:
+                changes.append({"host": host, "owner": owner, "role": change.role, "task": change.task,
+                                "item": change.item})
+                for slug in owners:
+                    for component in _components(change, placed.get(slug, {})):
+                        if (slug, component) in rows:
+                            rows[(slug, component)].changed_tasks += 1
+    return DriftReport([rows[k] for k in sorted(rows)], host_changes, sorted(failed), changes)
+
+
+def records(report: DriftReport, checked_at: float) -> list[DriftRecord]:
+    """State-store records for every checked (tenant, component); unchecked ones keep their last record."""
+    return [DriftRecord(t.tenant, t.component, t.drift, t.changed_tasks, checked_at)
+            for t in report.tenants if t.checked]
+
+
+def check(ctx: Any, plan: DeployPlan, inventory: Any, store: Any) -> tuple[DriftReport, RunResult, float]:
+    """Run the check, analyse it and record every checked (tenant, component) in ``store``."""
+    from tnoctl.actions.deploy import run_calls
+    from tnoctl.state.store import now
+
+    result = run_calls(ctx, plan, check=True, title="drift (check+diff)")
+    checked_at = now()
+    report = analyse(plan, result, tenant_keys(inventory.tenants), placements(inventory.tenants))
+    for record in records(report, checked_at):
+        store.record_drift(record)
+    return report, result, checked_at

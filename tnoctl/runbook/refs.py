@@ -1,0 +1,123 @@
+"""What runbook steps may reference, and how to check each reference.
+
+Why a catalog object: validation must reject an unknown probe, verb, role action or tag, and the
+catalog of the real project is discovered from the code (probe targets, the VERBS table and the
+click tree, the roles' task files, the tags in playbooks and roles). Tests pass a small fake.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tnoctl import paths
+
+BUILTIN_PLACEHOLDERS = ("tenant", "component", "domain", "mail_host", "office_host", "backup_host")
+EXTRA_PROBES = ("office", "roundtrip", "queue", "backup")
+SPECIAL_TAGS = ("always", "never", "all", "tagged", "untagged")
+
+
+def known_probes() -> tuple[str, ...]:
+    """Probe names a `probe` step may use: the checks of tnoctl.probes.targets (what `status` runs)."""
+    from tnoctl.probes.targets import SERVICES
+
+    return tuple(sorted({service for _, service, _, _ in SERVICES} | set(EXTRA_PROBES)))
+
+
+def placeholders(text: str) -> list[str]:
+    """Names of the ``{name}`` fields of ``text``; ValueError on a malformed format string."""
+    names = []
+    for _, name, spec, conv in string.Formatter().parse(text):
+        if name is None:
+            continue
+        if not name or spec or conv or not name.isidentifier():
+            raise ValueError(f"bad placeholder {{{name}}} (use {{name}} only)")
+        names.append(name)
+    return names
+
+
+def _walk_tags(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "tags":
+                values = value if isinstance(value, list) else [value]
+                found.update(str(v) for v in values if isinstance(v, str | int))
+            else:
+                _walk_tags(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _walk_tags(item, found)
+
+
+def discover_tags(root: Path) -> set[str]:
+    """Every tag used in ``playbooks/*.yml`` and ``roles/*/tasks/*.yml`` (play-level tags included)."""
+    from tnoctl.config import yamlio
+
+    found: set[str] = set()
+    files = sorted((root / "playbooks").glob("*.yml")) + sorted((root / "roles").glob("*/tasks/*.yml"))
+    for path in files:
+        try:
+            _walk_tags(yamlio.loads(path.read_bytes()), found)
+        except (OSError, yamlio.YamlProblem):
+            continue
+    return found
+
+
+def discover_actions(root: Path) -> set[str]:
+    """Role actions (`tno_action` values): task files every role has (each role's main includes one)."""
+    per_role = [{p.stem for p in role.glob("tasks/*.yml")} - {"main"}
+                for role in sorted((root / "roles").glob("*")) if (role / "tasks" / "main.yml").is_file()]
+    return set.intersection(*per_role) if per_role else set()
+
+
+def check_tnoctl_argv(argv: list[str], group: click.Group | None = None) -> str | None:
+    """Parse ``argv`` against the real click tree (placeholders as dummies); an error message or None."""
+    if group is None:
+        from tnoctl.cli import cli as group
+    words = [w.replace("{", "").replace("}", "") for w in argv]
+    ctx = click.Context(group, info_name="tnoctl")
+    command: click.Command = group
+    path = ["tnoctl"]
+    while isinstance(command, click.Group):
+        if not words or words[0].startswith("-"):
+            names = ", ".join(command.list_commands(ctx))
+            return f"'{' '.join(path)}' needs a sub-command (one of: {names})"
+        sub = command.get_command(ctx, words[0])
+        if sub is None:
+            names = ", ".join(command.list_commands(ctx))
+            return f"unknown verb '{' '.join([*path[1:], words[0]])}' (known: {names})"
+        path.append(words.pop(0))
+        ctx = click.Context(sub, info_name=path[-1], parent=ctx)
+        command = sub
+    try:
+        command.make_context(" ".join(path), list(words), parent=ctx.parent)
+    except click.exceptions.Exit:
+        return None
+    except click.ClickException as exc:
+        return f"'{' '.join(path[1:])}': {exc.format_message()}"
+    return None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What exists: probes, role actions, tags, and a tnoctl argv checker."""
+
+    probes: frozenset[str]
+    actions: frozenset[str]
+    tags: frozenset[str]
+    verb_checker: Callable[[list[str]], str | None] = check_tnoctl_argv
+
+    def check_verb(self, argv: list[str]) -> str | None:
+        """An error message for an invalid tnoctl argv, else None."""
+        return self.verb_checker(argv)
+
+
+def project_catalog(root: Path = paths.PROJECT_ROOT) -> Catalog:
+    """The catalog of this checkout, discovered from the code."""
+    tags = (discover_tags(root) | set(SPECIAL_TAGS)) - {"never"}
+    return Catalog(frozenset(known_probes()), frozenset(discover_actions(root)), frozenset(tags))
