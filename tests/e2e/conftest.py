@@ -1,0 +1,29 @@
+"""End-to-end fixtures: the lab, brought up once per session (root), and down at the end.
+
+`lab` is session-scoped: the first e2e test pays `lab up` (seconds with a cached base), every
+other test reuses the running hosts, and the session ends with `lab.down()`, which tolerates a
+lab that a test (test_zz_lab_recovery.py) already took down. The `fleet` fixture (the lab
+communes deployed once) lives in fleet.py and is registered here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from fleet import fleet  # noqa: F401 - registers the session `fleet` fixture (tests/e2e/fleet.py)
+
+from tnoctl import paths
+from tnoctl.lab.lab import Lab
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """The running lab (tnoctl.lab.lab.Lab over inventories/lab); needs root."""
+    if os.geteuid() != 0:
+        pytest.skip("end-to-end lab tests need root (marker `root`); CI runs them as root")
+    the_lab = Lab(paths.LAB_INVENTORY)
+    the_lab.up()
+    yield the_lab
+    the_lab.down()

@@ -1,0 +1,158 @@
+"""`tnoctl lab up|down|status|ssh|ssh-config|credentials|restart-host`: the local lab (root)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import click
+
+from tnoctl import paths
+from tnoctl.cli.context import AppContext
+from tnoctl.errors import Refused
+
+
+def _lab(app: AppContext):
+    """The Lab of the inventory in use (imported lazily: `tnoctl --help` stays fast)."""
+    from tnoctl.lab.lab import Lab
+
+    return Lab(app.inventory)
+
+
+@click.group()
+def lab() -> None:
+    """Five throw-away Debian hosts (real systemd, real SSH) on this machine, on 198.18.0.0/24.
+
+    \b
+    Example:
+      sudo tnoctl lab up
+      ssh -F $(tnoctl lab ssh-config) mail1 systemctl is-system-running
+      sudo tnoctl lab down
+    """
+
+
+@lab.command()
+@click.option("--fresh", is_flag=True, help="Discard the hosts' disks first (brand-new machines).")
+@click.pass_obj
+def up(app: AppContext, fresh: bool) -> int:
+    """Bring the lab up (idempotent; cleans what a killed lab left behind). Needs root.
+
+    \b
+    Example:
+      sudo tnoctl lab up
+      sudo tnoctl lab up --fresh
+    """
+    started = _lab(app).up(fresh=fresh)
+    if not started:
+        app.info("the lab is already up")
+    return 0
+
+
+@lab.command()
+@click.pass_obj
+def down(app: AppContext) -> int:
+    """Stop every lab host and server; leaves no process, netns, bridge or mount. Needs root.
+
+    \b
+    Example:
+      sudo tnoctl lab down
+    """
+    _lab(app).down()
+    return 0
+
+
+@lab.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(app: AppContext, as_json: bool) -> int:
+    """State of each lab host: running, stopped or stale (killed, leftovers present).
+
+    \b
+    Example:
+      tnoctl lab status --json
+    """
+    from tnoctl.lab.lab import require_root
+
+    require_root()
+    rows = [s.as_dict() for s in _lab(app).status()]
+    if as_json:
+        app.print_json(rows)
+    else:
+        app.print_table(["host", "address", "state"], [[r["name"], r["address"], r["state"]] for r in rows])
+    return 0
+
+
+@lab.command(context_settings={"ignore_unknown_options": True})
+@click.argument("host")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def ssh(app: AppContext, host: str, command: tuple[str, ...]) -> int:
+    """Open a shell on a lab host, or run COMMAND there (ssh -F <lab ssh_config>).
+
+    \b
+    Example:
+      sudo tnoctl lab ssh mail1
+      sudo tnoctl lab ssh office1 -- systemctl is-system-running
+    """
+    from tnoctl.lab.lab import require_root
+
+    require_root()
+    argv = _lab(app).ssh_argv(host, list(command))
+    return subprocess.call(argv)
+
+
+@lab.command("ssh-config")
+@click.pass_obj
+def ssh_config(app: AppContext) -> int:
+    """Print the path of the lab's ssh_config (strict host-key checking, lab key).
+
+    \b
+    Example:
+      ssh -F $(tnoctl lab ssh-config) mail1 hostname
+    """
+    app.stdout.write(f"{_lab(app).ssh_config_path}\n")
+    return 0
+
+
+@lab.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def credentials(app: AppContext, as_json: bool) -> int:
+    """The lab tenants' mailbox addresses and passwords (lab inventory only; for trying it by hand).
+
+    \b
+    Example:
+      tnoctl lab credentials --json
+    """
+    from tnoctl.config import vault
+    from tnoctl.lab import topology
+
+    if not app.is_lab:
+        raise Refused(f"tnoctl lab credentials only reads the lab inventory ({paths.LAB_INVENTORY}), "
+                      f"not {app.inventory}")
+    password_file = app.vault_password_file or app.inventory / "vault-password"
+    rows = [
+        {"tenant": tenant.slug, "address": address,
+         "password": vault.decrypt_value(app.inventory, password_file, var)}
+        for tenant in topology.load(app.inventory).tenants
+        for address, var in tenant.mailboxes
+    ]
+    if as_json:
+        app.print_json(rows)
+    else:
+        app.print_table(["tenant", "address", "password"], [list(r.values()) for r in rows])
+    return 0
+
+
+@lab.command("restart-host")
+@click.argument("host")
+@click.option("--wipe", is_flag=True, help="Discard the host's disk: a fresh machine with new host keys.")
+@click.pass_obj
+def restart_host(app: AppContext, host: str, wipe: bool) -> int:
+    """Stop one lab host and start it again (with --wipe: as a brand-new machine). Needs root.
+
+    \b
+    Example:
+      sudo tnoctl lab restart-host backup1 --wipe
+    """
+    _lab(app).restart_host(host, wipe=wipe)
+    return 0

@@ -1,0 +1,326 @@
+"""`Lab`: bring the whole lab up, down, report it, restart one host.
+
+This is the orchestration of the single-job modules: base image (base.py), network (net.py),
+hosts (hosts.py), apt proxy and repo server (aptproxy.py), SSH client files (sshfiles.py),
+the lab CA (ca.py) and the local apt repo (aptrepo.py). `up` converges: whatever is already
+running is kept, whatever is stale (killed processes, leftover netns/veths/nspawn dirs) is
+cleaned first. `down` leaves no process, netns, bridge or mount behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tnoctl import paths
+from tnoctl.errors import OperationFailed, Refused
+from tnoctl.lab import aptproxy, base, etchosts, hosts, net, procs, sshfiles, topology
+from tnoctl.lab.cmd import log, step
+
+ROOT_MESSAGE = "tnoctl lab needs root (it creates network namespaces and mounts); run it as root"
+KEYRING_NAME = "tno-lab-archive-keyring.gpg"
+SYSTEM_WAIT_TIMEOUT = 120
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """One line of `tnoctl lab status`."""
+
+    name: str
+    address: str
+    state: str  # running | stopped | stale
+
+    def as_dict(self) -> dict[str, str]:
+        """The --json form."""
+        return {"name": self.name, "address": self.address, "state": self.state}
+
+
+def require_root() -> None:
+    """Refuse (exit 4) unless running as root."""
+    if os.geteuid() != 0:
+        raise Refused(ROOT_MESSAGE)
+
+
+def host_state(running: bool, has_record: bool, has_netns: bool) -> str:
+    """running | stale (leftovers of a host that is not running) | stopped (pure; tested)."""
+    if running:
+        return "running"
+    return "stale" if has_record or has_netns else "stopped"
+
+
+class Lab:
+    """The lab described by a lab inventory, with its runtime under `lab_dir` and cache under `cache_dir`."""
+
+    def __init__(self, inventory_path: Path, lab_dir: Path | None = None, cache_dir: Path | None = None):
+        self.inventory_path = Path(inventory_path)
+        self.lab_dir = lab_dir or paths.lab_dir()
+        self.cache_dir = cache_dir or paths.lab_cache_dir()
+        self._topology: topology.Topology | None = None
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def topology(self) -> topology.Topology:
+        """Hosts and tenants of the lab inventory (read once)."""
+        if self._topology is None:
+            self._topology = topology.load(self.inventory_path)
+        return self._topology
+
+    @property
+    def ssh_config_path(self) -> Path:
+        """ssh_config for `ssh -F PATH mail1` (strict host-key checking)."""
+        return self.lab_dir / "ssh_config"
+
+    @property
+    def known_hosts_path(self) -> Path:
+        """known_hosts written from the hosts' own key files."""
+        return self.lab_dir / "known_hosts"
+
+    @property
+    def acng_dir(self) -> Path:
+        """apt-cacher-ng's run dir (private config copy, logs, PID record)."""
+        return self.lab_dir / "acng"
+
+    @property
+    def apt_dir(self) -> Path:
+        """The local apt repo (`repo/`), its keyring and its server's PID record."""
+        return self.lab_dir / "apt"
+
+    def _servers(self) -> dict[str, Path]:
+        return {"apt-cacher-ng": self.acng_dir / "acng.json", "apt repo server": self.apt_dir / "server.json"}
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One lab operation at a time (flock on lab_dir/.lock)."""
+        self.lab_dir.mkdir(parents=True, exist_ok=True)
+        self.lab_dir.chmod(0o755)
+        with open(self.lab_dir / ".lock", "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log("another tnoctl lab operation is running; waiting for it")
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
+    # ------------------------------------------------------------------ status
+    def _server_running(self, record_path: Path) -> bool:
+        record = procs.ProcRecord.load(record_path)
+        return record is not None and procs.matches(record)
+
+    def status(self) -> list[HostStatus]:
+        """State of every lab host: running | stopped | stale."""
+        result = []
+        for host in self.topology.hosts:
+            hd = hosts.host_dir(self.lab_dir, host.name)
+            state = host_state(hosts.is_running(hd), hd.nspawn_record.exists(), net.netns_exists(host.name))
+            result.append(HostStatus(host.name, host.address, state))
+        return result
+
+    def is_up(self) -> bool:
+        """True when every host and both servers run (what `up` would leave)."""
+        hosts_up = all(s.state == "running" for s in self.status())
+        return hosts_up and all(self._server_running(p) for p in self._servers().values())
+
+    # ------------------------------------------------------------------ up
+    def up(self, fresh: bool = False) -> bool:
+        """Bring the lab up; return False when it was already up (nothing done), True otherwise."""
+        require_root()
+        t0 = time.monotonic()
+        with self._locked():
+            if fresh:
+                self._down_locked()
+            elif self.is_up():
+                self._write_client_files()
+                log(f"lab is already up ({len(self.topology.hosts)} hosts); ssh -F {self.ssh_config_path} HOST")
+                return False
+            self._clean_stale()
+            image = base.ensure_base(self.cache_dir)
+            pubkey = sshfiles.ensure_key(self.lab_dir).with_suffix(".pub").read_text()
+            ca_cert = self._ensure_ca()
+            self._ensure_apt_repo()
+            net.ensure_bridge()
+            self._start_servers()
+            self._start_hosts(image, pubkey, ca_cert)
+            self._write_client_files()
+            self._wait_systemd()
+        log(f"lab up: {len(self.topology.hosts)} hosts in {time.monotonic() - t0:.1f}s; "
+            f"ssh -F {self.ssh_config_path} {self.topology.hosts[0].name}")
+        return True
+
+    def _clean_stale(self) -> None:
+        """Remove what killed processes left: dead records, netns, veths, nspawn dirs (disks kept)."""
+        for status in self.status():
+            if status.state == "stale":
+                log(f"{status.name}: cleaning stale state (process gone, netns/records left)")
+                hosts.stop(self.lab_dir, status.name)
+        for what, record_path in self._servers().items():
+            if record_path.exists() and not self._server_running(record_path):
+                log(f"{what}: removing stale PID record")
+                record_path.unlink()
+
+    def _ensure_ca(self) -> Path | None:
+        """Lab CA + host certificates (tnoctl.lab.ca); None when that module is not installed."""
+        try:
+            from tnoctl.lab import ca
+        except ImportError:
+            log("warning: tnoctl.lab.ca not available: no lab CA installed in the hosts")
+            return None
+        with step("lab CA and host certificates"):
+            crt = ca.ensure_ca(self.lab_dir / "ca")
+            ca.ensure_host_certs(self.lab_dir / "ca", self.lab_dir / "certs", etchosts.cert_sans(self.topology))
+        return crt
+
+    def _ensure_apt_repo(self) -> None:
+        """Build/refresh the local signed apt repo (tnoctl.lab.aptrepo) and put its keyring in place."""
+        try:
+            from tnoctl.lab import aptrepo
+        except ImportError:
+            log("warning: tnoctl.lab.aptrepo not available: serving an empty local apt repo")
+            (self.apt_dir / "repo").mkdir(parents=True, exist_ok=True)
+            return
+        with step("local apt repo"):
+            keyring = aptrepo.ensure_repo(self.cache_dir, self.apt_dir / "repo")
+            target = self.apt_dir / KEYRING_NAME
+            if Path(keyring).resolve() != target.resolve():
+                shutil.copyfile(keyring, target)
+            target.chmod(0o644)
+
+    def _start_servers(self) -> None:
+        acng_record = self.acng_dir / "acng.json"
+        if not self._server_running(acng_record):
+            with step("apt-cacher-ng on 198.18.0.1:3142"):
+                self.acng_dir.mkdir(parents=True, exist_ok=True)
+                aptproxy.start_acng(self.acng_dir, self.cache_dir / "apt-cacher-ng").save(acng_record)
+        repo_record = self.apt_dir / "server.json"
+        if not self._server_running(repo_record):
+            with step("local apt repo server on 198.18.0.1:8081"):
+                _make_world_readable(self.apt_dir)
+                record = aptproxy.start_repo_server(self.apt_dir / "repo", self.apt_dir / "server.log")
+                record.save(repo_record)
+
+    def _start_hosts(self, image: base.BaseImage, pubkey: str, ca_cert: Path | None) -> None:
+        hosts_text = etchosts.render_hosts_file(self.topology)
+        to_start = [s for s in self.status() if s.state != "running"]
+        if not to_start:
+            return
+        with step(f"starting {', '.join(s.name for s in to_start)}"):
+            started = []
+            for status in to_start:
+                host = self.topology.host(status.name)
+                record = hosts.start(self.lab_dir, host, image.rootfs, image.name, hosts_text, pubkey, ca_cert)
+                started.append((host, record))
+            with ThreadPoolExecutor(max_workers=len(started)) as pool:
+                for fut in [pool.submit(hosts.wait_booted, self.lab_dir, h, r) for h, r in started]:
+                    fut.result()
+
+    def _write_client_files(self) -> None:
+        """known_hosts from the hosts' upper dirs + ssh_config."""
+        lines: list[str] = []
+        for host in self.topology.hosts:
+            etc_ssh = hosts.host_dir(self.lab_dir, host.name).upper / "etc/ssh"
+            lines += sshfiles.known_hosts_lines(host, sshfiles.host_pubkeys(etc_ssh))
+        sshfiles.write_atomic(self.known_hosts_path, "\n".join(lines) + "\n")
+        sshfiles.write_atomic(self.ssh_config_path, sshfiles.render_ssh_config(self.topology.hosts, self.lab_dir))
+
+    def ssh_argv(self, host: str, command: list[str] | None = None) -> list[str]:
+        """argv of `ssh -F ssh_config HOST [CMD...]` for a lab host."""
+        self.topology.host(host)
+        return ["ssh", "-F", str(self.ssh_config_path), host, *(command or [])]
+
+    def _wait_systemd(self, names: list[str] | None = None) -> None:
+        """Wait (over real SSH) until each host's systemd finished booting; warn on `degraded`."""
+        names = names or [h.name for h in self.topology.hosts]
+
+        def one(name: str) -> tuple[str, str]:
+            argv = self.ssh_argv(name, ["systemctl", "is-system-running", "--wait"])
+            try:
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=SYSTEM_WAIT_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                return name, "timeout"
+            return name, (proc.stdout.strip() or proc.stderr.strip() or f"rc={proc.returncode}")
+
+        with step("waiting for systemd in the hosts"), ThreadPoolExecutor(max_workers=len(names)) as pool:
+            results = list(pool.map(one, names))
+        bad = [f"{n}: {state}" for n, state in results if state not in ("running", "degraded")]
+        for name, state in results:
+            if state == "degraded":
+                log(f"warning: {name}: systemd is degraded (ssh -F {self.ssh_config_path} {name} "
+                    "systemctl --failed)")
+        if bad:
+            raise OperationFailed("lab hosts did not finish booting", details=bad)
+
+    # ------------------------------------------------------------------ down
+    def down(self) -> None:
+        """Stop every host (in parallel), the servers, remove netns/bridge/run dirs. Idempotent."""
+        require_root()
+        t0 = time.monotonic()
+        with self._locked():
+            self._down_locked()
+        log(f"lab down in {time.monotonic() - t0:.1f}s")
+
+    def _stop_one(self, name: str) -> str:
+        """Stop one host and log how (stopped/killed/gone) and how long it took."""
+        t0 = time.monotonic()
+        outcome = hosts.stop(self.lab_dir, name)
+        log(f"{name}: {outcome} in {time.monotonic() - t0:.2f}s")
+        return outcome
+
+    def _down_locked(self) -> None:
+        names = {h.name for h in self.topology.hosts}
+        hosts_root = self.lab_dir / "hosts"
+        if hosts_root.is_dir():
+            names |= {p.name for p in hosts_root.iterdir() if p.is_dir()}
+        if names:
+            with step(f"stopping {len(names)} hosts"), ThreadPoolExecutor(max_workers=len(names)) as pool:
+                list(pool.map(self._stop_one, sorted(names)))
+        for what, record_path in self._servers().items():
+            record = procs.ProcRecord.load(record_path)
+            if record is not None:
+                log(f"{what}: {procs.stop(record, timeout=10)}")
+                record_path.unlink(missing_ok=True)
+        net.remove_bridge()
+        shutil.rmtree(hosts_root, ignore_errors=True)
+        shutil.rmtree(self.acng_dir, ignore_errors=True)
+        for path in (self.known_hosts_path, self.ssh_config_path, self.apt_dir / "server.log"):
+            path.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ one host
+    def restart_host(self, name: str, wipe: bool = False) -> None:
+        """Stop one host; with `wipe` discard its disk (fresh machine, new host keys); start it again."""
+        require_root()
+        host = self.topology.host(name)
+        with self._locked():
+            if not self.is_up():
+                self._clean_stale()
+            image = base.ensure_base(self.cache_dir)
+            with step(f"stopping {name}"):
+                hosts.stop(self.lab_dir, name)
+            if wipe:
+                log(f"{name}: wiping its disk")
+                hosts.wipe_disk(hosts.host_dir(self.lab_dir, name))
+            pubkey = sshfiles.ensure_key(self.lab_dir).with_suffix(".pub").read_text()
+            ca_path = self.lab_dir / "ca" / "ca.crt"
+            net.ensure_bridge()
+            with step(f"starting {name}"):
+                hosts_text = etchosts.render_hosts_file(self.topology)
+                ca_cert = ca_path if ca_path.is_file() else None
+                record = hosts.start(self.lab_dir, host, image.rootfs, image.name, hosts_text, pubkey, ca_cert)
+                hosts.wait_booted(self.lab_dir, host, record)
+            self._write_client_files()
+            self._wait_systemd([name])
+
+
+def _make_world_readable(apt_dir: Path) -> None:
+    """The repo server runs as nobody: make lab_dir/apt/repo traversable and readable."""
+    for path in [apt_dir, *apt_dir.rglob("*")]:
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        path.chmod(mode | (0o555 if path.is_dir() else 0o444))
