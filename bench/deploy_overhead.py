@@ -37,7 +37,8 @@ DEFAULTS_CFG = """\
 roles_path = {roles}
 inventory_plugins = {plugins}
 [inventory]
-enable_plugins = tno_tenants, ansible.builtin.yaml, ansible.builtin.ini, ansible.builtin.host_list
+enable_plugins = tno_tenants, ansible.builtin.host_list, ansible.builtin.yaml, ansible.builtin.ini, ansible.builtin.auto
+ignore_patterns = ^tenants$, ^vault-password$, ^README, ^\\.tno$
 """
 
 

@@ -30,6 +30,8 @@ VERBS: dict[str, str] = {
     "status": "tnoctl.cli.status:status",
     "exporter": "tnoctl.cli.exporter:exporter",
     "monitoring": "tnoctl.cli.monitoring:monitoring",
+    "backup": "tnoctl.cli.backup:backup",
+    "restore": "tnoctl.cli.restore:restore",
     "runbook": "tnoctl.cli.runbook:runbook",
     "drift": "tnoctl.cli.drift:drift",
 }

@@ -36,6 +36,11 @@ INCLUDE: tuple[str, ...] = (
     "sudo",
     "less",
 )
+MASKED_UNITS: tuple[str, ...] = (
+    # Remounting the root is meaningless on an overlay container root; on cgroup-v1 machines its
+    # early start also races nspawn's cgroup setup and leaves the host "degraded".
+    "systemd-remount-fs.service",
+)
 CONFIG_VERSION = 1
 """Bump when :func:`configure` changes in a way the file table below does not show."""
 
@@ -102,6 +107,7 @@ def recipe_hash() -> str:
         "include": sorted(INCLUDE),
         "files": FILES,
         "config_version": CONFIG_VERSION,
+        "masked": sorted(MASKED_UNITS),
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
@@ -126,6 +132,11 @@ def configure(rootfs: Path) -> None:
     if dbus_id.exists() or dbus_id.is_symlink():
         dbus_id.unlink()
     (rootfs / "usr/sbin/policy-rc.d").unlink(missing_ok=True)
+    for unit in MASKED_UNITS:
+        link = rootfs / "etc/systemd/system" / unit
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.unlink(missing_ok=True)
+        link.symlink_to("/dev/null")
     run(["chroot", str(rootfs), "apt-get", "clean"])
     shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
     (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,122 @@
+"""`tnoctl exporter`: serve the Prometheus metrics of the state store and the background probes."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from tnoctl.cli.context import AppContext
+from tnoctl.errors import InvalidInput
+
+
+@click.command()
+@click.option("--listen", default="127.0.0.1:9520", show_default=True, help="HOST:PORT to listen on.")
+@click.option("--web-config", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Exporter-toolkit style web config: tls_server_config, basic_auth_users (bcrypt).")
+@click.option("--probe-interval", type=click.FloatRange(5, 3600), default=60.0, show_default=True,
+              help="Seconds between rounds of background probes.")
+@click.option("--no-probes", is_flag=True, help="Serve the state store only (no background probes).")
+@click.option("--no-queue", is_flag=True, help="Skip the mail queue probe (it needs SSH to the mail hosts).")
+@click.option("--ca-file", type=click.Path(path_type=Path, dir_okay=False),
+              help="CA bundle for the probes (default: lab CA for the lab inventory, else system trust).")
+@click.option("--parallelism", type=click.IntRange(1, 256), default=16, show_default=True,
+              help="Probes in flight at once.")
+@click.pass_obj
+def exporter(app: AppContext, listen: str, web_config: Path | None, probe_interval: float, no_probes: bool,
+             no_queue: bool, ca_file: Path | None, parallelism: int) -> int:
+    """Run the Prometheus exporter until SIGTERM or Ctrl-C.
+
+    Every scrape reads the state store afresh (backups, versions, upgrades, drift, operations);
+    app-level probes run in a background thread and their cached results carry
+    tnoctl_probe_last_run_timestamp_seconds. SIGHUP reloads the inventory.
+
+    \b
+    Example:
+      tnoctl exporter --listen 127.0.0.1:9520 --web-config /etc/tnoctl/web.yml
+      curl -s http://127.0.0.1:9520/metrics | grep tnoctl_up
+    """
+    from tnoctl.exporter import app as exporter_app
+    from tnoctl.exporter.server import ExporterServer, parse_listen
+    from tnoctl.exporter.webconfig import load_web_config
+
+    try:
+        host, port = parse_listen(listen)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    web = load_web_config(web_config) if web_config else None
+    holder = _InventoryHolder(app)
+    holder.reload()
+    probes = None if no_probes else (lambda: holder.probes(ca_file, no_queue))
+    exp = exporter_app.build(app.state_dir, holder.known, probes, probe_interval, parallelism)
+    exp.collector.render()  # parse the store once before serving: the first scrape is then incremental
+    try:
+        server = ExporterServer(exp.registry, host, port, web, exp.collector.render).start()
+    except OSError as exc:
+        raise InvalidInput(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    if exp.worker is not None:
+        exp.worker.start()
+    scheme = "https" if web and web.tls else "http"
+    app.info(f"tnoctl exporter: serving {scheme}://{host}:{server.port}/metrics (state {app.state_dir})")
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGHUP, lambda *_: holder.reload())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if exp.worker is not None:
+            exp.worker.stop()
+        server.stop()
+    return 0
+
+
+class _InventoryHolder:
+    """The inventory as last loaded; after a failed reload probes use the previous one (and it warns)."""
+
+    def __init__(self, app: AppContext) -> None:
+        self.app = app
+        self.inventory = None
+        self.failed = False
+        self._known = None  # the same mapping object between reloads: the collector keys its cache on it
+        self._ssh = None  # one SSH adapter (cached connections) per loaded inventory
+
+    def reload(self) -> None:
+        from tnoctl.config.load import load_inventory
+
+        try:
+            self.inventory = load_inventory(self.app.inventory, self.app.vault_password_file)
+            self.failed = False
+            self._known = None
+            self._ssh = None
+        except Exception as exc:  # keep serving the store; the inventory collector reports the failure
+            self.failed = True
+            self.app.warn(f"inventory not loaded ({getattr(exc, 'message', exc)}); tenants are not filtered")
+
+    def known(self):
+        """Tenant → services for the collector; raises when the last load failed (reported as a metric)."""
+        from tnoctl.exporter.app import known_from_inventory
+
+        if self.failed:
+            raise RuntimeError("inventory failed to load")
+        if self._known is None and self.inventory is not None:
+            self._known = known_from_inventory(self.inventory)
+        return self._known
+
+    def probes(self, ca_file: Path | None, no_queue: bool):
+        """The probe list of one background round, from the current inventory."""
+        from tnoctl.probes import wiring
+        from tnoctl.probes.targets import ProbeOptions
+
+        inv = self.inventory
+        if inv is None:
+            return []
+        opts = ProbeOptions(ca_file or wiring.default_ca_file(self.app.inventory), 10.0, False,
+                            inv.platform.tno_office_version)
+        secrets = wiring.secret_lookup(self.app.inventory, self.app.vault_password_file)
+        if not no_queue and self._ssh is None:
+            self._ssh = wiring.ssh_runner(inv)
+        return wiring.all_probes(inv, opts, None, secrets, None if no_queue else self._ssh)

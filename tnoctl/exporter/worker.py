@@ -1,0 +1,58 @@
+"""Background probe worker: runs the app-level probes on an interval, filling :class:`ProbeCache`.
+
+Why a thread and not probe-on-scrape: network probes that Prometheus should run on scrape
+belong to blackbox_exporter; what tnoctl probes (canary login, office discovery, queues,
+round trip) is slower and must not make a scrape wait (DESIGN point 11).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from tnoctl.exporter.cache import Key, ProbeCache
+from tnoctl.probes.base import Probe
+from tnoctl.probes.runner import DEFAULT_PARALLELISM, iter_probes
+
+
+class ProbeWorker(threading.Thread):
+    """Daemon thread: every ``interval`` seconds build the probe list and run it into the cache."""
+
+    def __init__(self, factory: Callable[[], list[Probe]], cache: ProbeCache, interval: float = 60.0,
+                 parallelism: int = DEFAULT_PARALLELISM, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(name="tnoctl-probe-worker", daemon=True)
+        self.factory, self.cache, self.interval = factory, cache, interval
+        self.parallelism, self.clock = parallelism, clock
+        self.stop_event = threading.Event()
+        self.rounds = 0
+        self.last_error = ""
+
+    def run_once(self) -> None:
+        """One full round: every result goes to the cache as soon as it completes."""
+        started = time.monotonic()
+        try:
+            probes = self.factory()
+        except Exception as exc:  # an inventory error must not kill the worker; the round counts as failed
+            self.last_error = f"{type(exc).__name__}: {exc}"[:200]
+            return
+        seen: set[Key] = set()
+        for result in iter_probes(probes, self.parallelism):
+            seen.add((result.tenant, result.component, result.check))
+            self.cache.put(result, self.clock())
+            if self.stop_event.is_set():
+                return
+        self.cache.retain(seen)
+        self.cache.finish_round(self.clock(), time.monotonic() - started)
+        self.rounds += 1
+
+    def run(self) -> None:
+        """Loop until :meth:`stop`; the interval counts from the start of each round."""
+        while not self.stop_event.is_set():
+            started = time.monotonic()
+            self.run_once()
+            self.stop_event.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def stop(self) -> None:
+        """Ask the loop to end (a round in progress stops at its next result)."""
+        self.stop_event.set()

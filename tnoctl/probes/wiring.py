@@ -1,0 +1,75 @@
+"""Connect the probes to the rest of tnoctl: vault secrets, the SSH adapter, the lab CA.
+
+Used by ``tnoctl status`` and ``tnoctl exporter`` so both probe exactly the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tnoctl import paths
+from tnoctl.errors import OperationFailed
+from tnoctl.probes import targets
+from tnoctl.probes.base import Probe
+from tnoctl.probes.queue import CommandRunner
+from tnoctl.probes.targets import ProbeOptions, SecretLookup
+from tnoctl.state.store import Store
+
+
+def default_ca_file(inventory: Path) -> Path | None:
+    """The lab CA for the lab inventory; None (system trust) otherwise."""
+    try:
+        if inventory.resolve() == paths.LAB_INVENTORY.resolve():
+            return paths.lab_dir() / "ca" / "ca.crt"
+    except OSError:
+        pass
+    return None
+
+
+def secret_lookup(inventory: Path, vault_password_file: Path | None) -> SecretLookup | None:
+    """Vault variable name → value (None if absent), or None without a vault password (no canary login).
+
+    Values are decrypted on demand and only handed to the probe that logs in; never logged.
+    """
+    if vault_password_file is None:
+        return None
+    from tnoctl.config.vault import decrypt_value
+    from tnoctl.errors import TnoError
+
+    def lookup(name: str) -> str | None:
+        try:
+            return decrypt_value(inventory, vault_password_file, name)
+        except (TnoError, KeyError):
+            return None
+
+    return lookup
+
+
+def ssh_runner(inventory: Any) -> CommandRunner:
+    """``(host, argv, timeout) → stdout`` over the SSH adapter; raises OperationFailed on rc != 0."""
+    from tnoctl.run.ssh import SshRunner, ssh_config_for
+
+    runner = SshRunner(ssh_config_for(inventory.path), {n: h.address for n, h in inventory.hosts.items()})
+
+    def run(host: str, argv: list[str], timeout: float) -> str:
+        res = runner.run(host, argv, timeout=timeout)
+        if not res.ok:
+            raise OperationFailed(f"{host}: {argv[0]} exited {res.rc}: {res.stderr.strip()[:120]}")
+        return res.stdout
+
+    return run
+
+
+def all_probes(inventory: Any, opts: ProbeOptions, only: Iterable[str] | None = None,
+               secrets: SecretLookup | None = None, ssh: CommandRunner | None = None,
+               store: Store | None = None) -> list[Probe]:
+    """Network probes, queue probes (if ``ssh``) and the backup-freshness probe (if ``store``)."""
+    only = list(only) if only else None
+    probes = targets.network_probes(inventory, opts, secrets, only)
+    if ssh is not None:
+        probes += targets.queue_probes(inventory, ssh, only=only)
+    if store is not None:
+        probes.append(targets.backup_probe(inventory, store, only))
+    return probes

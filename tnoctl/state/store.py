@@ -1,0 +1,395 @@
+"""The state store: what batch verbs record and the exporter reads at scrape time.
+
+Why this shape: batch runs (backups, upgrades, drift checks) run concurrently and must
+record cheaply, and the exporter must answer a scrape of 10,000 tenants in well under a
+second. So each kind of record is one JSON-lines file under ``<state_dir>/store/`` that
+writers only *append* to (one ``write()`` of one line, under a shared ``flock``), and the
+latest record per key wins. Readers keep an incremental index per file: a scrape only
+parses the bytes appended since the previous one. :meth:`Store.compact` rewrites a file to
+its latest records (under the exclusive lock) and renames it into place.
+
+Reading is tolerant: a truncated or garbage line is skipped and counted
+(:class:`ReadStats`), so one bad writer never takes the exporter down; the counts become
+self-metrics. Unknown tenants are filtered by the caller (it knows the inventory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+UpgradeState = Literal["idle", "running", "succeeded", "failed", "rolled_back"]
+UPGRADE_STATES: tuple[str, ...] = ("idle", "running", "succeeded", "failed", "rolled_back")
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """One backup run of one tenant's component (``mail`` or ``office``). Sizes in bytes."""
+
+    KIND: ClassVar[str] = "backups"
+    tenant: str
+    component: str
+    ok: bool
+    finished_at: float
+    duration_seconds: float = 0.0
+    original_bytes: int | None = None
+    compressed_bytes: int | None = None
+    deduplicated_bytes: int | None = None
+    detail: str = ""
+
+    def key(self) -> tuple[str, ...]:
+        """Latest success and latest failure are both kept (a failure must not hide the last success)."""
+        return (self.tenant, self.component, "ok" if self.ok else "failed")
+
+
+@dataclass(frozen=True)
+class BackupVerification:
+    """One verification (restore test / ``borg check``) of a tenant's backup archive."""
+
+    KIND: ClassVar[str] = "verifications"
+    tenant: str
+    component: str
+    ok: bool
+    verified_at: float
+    detail: str = ""
+
+    def key(self) -> tuple[str, ...]:
+        """Latest good and latest failed verification are both kept."""
+        return (self.tenant, self.component, "ok" if self.ok else "failed")
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """Version deployed on a tenant's component versus the version the platform pins."""
+
+    KIND: ClassVar[str] = "versions"
+    tenant: str
+    component: str
+    deployed: str
+    pinned: str
+    checked_at: float
+
+    def key(self) -> tuple[str, ...]:
+        """One record per tenant and component."""
+        return (self.tenant, self.component)
+
+
+@dataclass(frozen=True)
+class UpgradeRecord:
+    """State of the latest upgrade of a tenant's component; ``last_success_at`` survives later runs."""
+
+    KIND: ClassVar[str] = "upgrades"
+    tenant: str
+    component: str
+    state: str
+    started_at: float
+    finished_at: float | None = None
+    last_success_at: float | None = None
+    from_version: str = ""
+    to_version: str = ""
+
+    def key(self) -> tuple[str, ...]:
+        """One record per tenant and component."""
+        return (self.tenant, self.component)
+
+
+@dataclass(frozen=True)
+class DriftRecord:
+    """Result of a check-mode run (``tnoctl drift``): did the tenant's configuration drift?"""
+
+    KIND: ClassVar[str] = "drift"
+    tenant: str
+    component: str
+    drift: bool
+    changed_tasks: int
+    checked_at: float
+
+    def key(self) -> tuple[str, ...]:
+        """One record per tenant and component."""
+        return (self.tenant, self.component)
+
+
+@dataclass(frozen=True)
+class OperationRecord:
+    """Outcome of the latest run of a verb on a tenant (deploy, upgrade, backup, restore...)."""
+
+    KIND: ClassVar[str] = "operations"
+    tenant: str
+    verb: str
+    ok: bool
+    finished_at: float
+    duration_seconds: float = 0.0
+
+    def key(self) -> tuple[str, ...]:
+        """One record per tenant and verb."""
+        return (self.tenant, self.verb)
+
+
+Record = BackupResult | BackupVerification | VersionRecord | UpgradeRecord | DriftRecord | OperationRecord
+RECORD_TYPES: dict[str, type] = {
+    t.KIND: t
+    for t in (BackupResult, BackupVerification, VersionRecord, UpgradeRecord, DriftRecord, OperationRecord)
+}
+
+
+@dataclass
+class BackupStatus:
+    """What the exporter needs about one tenant's component backups, folded from the records."""
+
+    tenant: str
+    component: str
+    last_success: BackupResult | None = None
+    last_failure: BackupResult | None = None
+    last_verified_at: float | None = None
+    last_verification_failed_at: float | None = None
+
+    @property
+    def last_failed(self) -> bool:
+        """True when the most recent attempt failed."""
+        if self.last_failure is None:
+            return False
+        return self.last_success is None or self.last_failure.finished_at > self.last_success.finished_at
+
+
+@dataclass
+class ReadStats:
+    """Per-kind health of the store files, exported as self-metrics."""
+
+    records: int = 0
+    invalid_lines: int = 0
+    last_error: str = ""
+
+
+def _merge_upgrade(prev: UpgradeRecord | None, new: UpgradeRecord) -> UpgradeRecord:
+    """Carry ``last_success_at`` forward so that the latest record alone answers the alert."""
+    last = new.last_success_at
+    if last is None and new.state == "succeeded":
+        last = new.finished_at or new.started_at
+    if last is None and prev is not None:
+        last = prev.last_success_at
+    if last == new.last_success_at:
+        return new
+    return UpgradeRecord(**{**asdict(new), "last_success_at": last})
+
+
+def _decode(kind: str, line: bytes) -> Record:
+    """Parse one line into its record type; raise ValueError/TypeError/KeyError on anything odd."""
+    data = json.loads(line)
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    cls = RECORD_TYPES[kind]
+    names = {f.name for f in fields(cls)}
+    record = cls(**{k: v for k, v in data.items() if k in names})  # newer writers may add fields
+    if not isinstance(record.tenant, str) or not record.tenant:
+        raise ValueError("tenant missing")
+    return record
+
+
+@dataclass
+class _KindIndex:
+    """Incremental reader of one kind's file: remembers the inode and the offset already parsed."""
+
+    path: Path
+    kind: str
+    inode: int | None = None
+    offset: int = 0
+    pending: bytes = b""
+    latest: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    stats: ReadStats = field(default_factory=ReadStats)
+
+    def reset(self) -> None:
+        """Forget everything (the file was compacted, replaced or truncated)."""
+        self.inode, self.offset, self.pending = None, 0, b""
+        self.latest = {}
+        self.stats = ReadStats()
+
+    def refresh(self) -> None:
+        """Parse what was appended since the last call; re-read from scratch after a compaction."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            self.reset()
+            return
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_ino != self.inode or st.st_size < self.offset:
+                self.reset()
+                self.inode = st.st_ino
+            if st.st_size == self.offset:
+                return
+            fh.seek(self.offset)
+            chunk = fh.read(st.st_size - self.offset)
+        self.offset += len(chunk)
+        data = self.pending + chunk
+        lines = data.split(b"\n")
+        self.pending = lines.pop()  # b"" when the chunk ends with a newline; else a line being written
+        for line in lines:
+            self._apply(line)
+
+    def _apply(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            record = _decode(self.kind, line)
+        except (ValueError, TypeError, KeyError) as exc:
+            self.stats.invalid_lines += 1
+            self.stats.last_error = f"{type(exc).__name__}: {str(exc)[:120]}"
+            return
+        key = record.key()
+        if isinstance(record, UpgradeRecord):
+            record = _merge_upgrade(self.latest.get(key), record)
+        self.latest[key] = record
+        self.stats.records = len(self.latest)
+
+
+class Store:
+    """Typed access to ``<state_dir>/store/*.jsonl``: append records, read the latest per key."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = Path(state_dir) / "store"
+        self._lock = threading.Lock()
+        self._index = {kind: _KindIndex(self.dir / f"{kind}.jsonl", kind) for kind in RECORD_TYPES}
+
+    # ------------------------------------------------------------------ writing
+    def path(self, kind: str) -> Path:
+        """The JSON-lines file of one kind."""
+        return self._index[kind].path
+
+    @contextlib.contextmanager
+    def _file_lock(self, kind: str, exclusive: bool) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / f"{kind}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)
+
+    def append(self, record: Record) -> None:
+        """Append one record as one line with one ``write()`` (atomic for concurrent appenders)."""
+        line = json.dumps(asdict(record), separators=(",", ":"), sort_keys=True).encode() + b"\n"
+        with self._file_lock(record.KIND, exclusive=False):
+            fd = os.open(self.path(record.KIND), os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # a crashed writer left half a line: do not glue ours to it
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+
+    def record_backup(self, result: BackupResult) -> None:
+        """Record one backup run."""
+        self.append(result)
+
+    def record_verification(self, result: BackupVerification) -> None:
+        """Record one backup verification."""
+        self.append(result)
+
+    def record_version(self, record: VersionRecord) -> None:
+        """Record the deployed and pinned versions of a tenant's component."""
+        self.append(record)
+
+    def record_upgrade(self, record: UpgradeRecord) -> None:
+        """Record an upgrade state change (running, succeeded, failed...)."""
+        self.append(record)
+
+    def record_drift(self, record: DriftRecord) -> None:
+        """Record the outcome of a drift check."""
+        self.append(record)
+
+    def record_operation(self, record: OperationRecord) -> None:
+        """Record the outcome of a verb on a tenant."""
+        self.append(record)
+
+    def compact(self, kind: str | None = None) -> dict[str, int]:
+        """Rewrite each file to its latest records; return lines kept per kind. Safe against appenders."""
+        kept: dict[str, int] = {}
+        for k in [kind] if kind else list(RECORD_TYPES):
+            with self._file_lock(k, exclusive=True):
+                index = _KindIndex(self.path(k), k)
+                index.refresh()
+                if index.inode is None:
+                    continue
+                tmp = self.path(k).with_suffix(f".jsonl.tmp{os.getpid()}")
+                with open(tmp, "wb") as fh:
+                    for record in index.latest.values():
+                        fh.write(json.dumps(asdict(record), separators=(",", ":"), sort_keys=True).encode())
+                        fh.write(b"\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path(k))
+                kept[k] = len(index.latest)
+        return kept
+
+    # ------------------------------------------------------------------ reading
+    def _latest(self, kind: str) -> dict[tuple[str, ...], Any]:
+        with self._lock:
+            index = self._index[kind]
+            index.refresh()
+            return dict(index.latest)
+
+    def generation(self, *kinds: str) -> tuple:
+        """Cheap change token for ``kinds``: (inode, bytes parsed) per file after a refresh.
+
+        The exporter re-renders a kind's metrics only when its token changed.
+        """
+        with self._lock:
+            out = []
+            for kind in kinds:
+                index = self._index[kind]
+                index.refresh()
+                out.append((index.inode, index.offset))
+            return tuple(out)
+
+    def read_stats(self) -> dict[str, ReadStats]:
+        """Per-kind record counts and invalid lines, as of the last read."""
+        with self._lock:
+            return {k: ReadStats(i.stats.records, i.stats.invalid_lines, i.stats.last_error)
+                    for k, i in self._index.items()}
+
+    def latest_backups(self) -> dict[tuple[str, str], BackupStatus]:
+        """Backup status per (tenant, component): last success, last failure, last verification."""
+        out: dict[tuple[str, str], BackupStatus] = {}
+        for (tenant, component, _), rec in self._latest(BackupResult.KIND).items():
+            status = out.setdefault((tenant, component), BackupStatus(tenant, component))
+            if rec.ok:
+                status.last_success = rec
+            else:
+                status.last_failure = rec
+        for (tenant, component, _), rec in self._latest(BackupVerification.KIND).items():
+            status = out.setdefault((tenant, component), BackupStatus(tenant, component))
+            if rec.ok:
+                status.last_verified_at = rec.verified_at
+            else:
+                status.last_verification_failed_at = rec.verified_at
+        return out
+
+    def latest_versions(self) -> dict[tuple[str, str], VersionRecord]:
+        """Deployed vs pinned version per (tenant, component)."""
+        return {(r.tenant, r.component): r for r in self._latest(VersionRecord.KIND).values()}
+
+    def latest_upgrades(self) -> dict[tuple[str, str], UpgradeRecord]:
+        """Latest upgrade state per (tenant, component)."""
+        return {(r.tenant, r.component): r for r in self._latest(UpgradeRecord.KIND).values()}
+
+    def latest_drift(self) -> dict[tuple[str, str], DriftRecord]:
+        """Latest drift check per (tenant, component)."""
+        return {(r.tenant, r.component): r for r in self._latest(DriftRecord.KIND).values()}
+
+    def latest_operations(self) -> dict[tuple[str, str], OperationRecord]:
+        """Latest outcome per (tenant, verb)."""
+        return {(r.tenant, r.verb): r for r in self._latest(OperationRecord.KIND).values()}
+
+
+def now() -> float:
+    """Current time as epoch seconds (one place, so callers and tests agree on the unit)."""
+    return time.time()
