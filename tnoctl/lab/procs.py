@@ -138,7 +138,23 @@ def spawn_detached(argv: Sequence[str], log_path: Path, env: dict[str, str] | No
     setsid.wait()
     if not text.isdigit():
         raise OperationFailed(f"could not start {argv[0]} (see {log_path})")
-    return int(text)
+    pid = int(text)
+    _wait_exec(pid, list(argv))
+    return pid
+
+
+def _wait_exec(pid: int, argv: list[str], timeout: float = 10.0) -> None:
+    """Wait until `pid` runs argv itself (bash has exec'ed), so callers record the real program."""
+    wanted = "\0".join(argv).encode()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            cmdline = (PROC / str(pid) / "cmdline").read_bytes().rstrip(b"\0")
+        except OSError:
+            return  # already gone: the caller's record_for reports it
+        if cmdline == wanted:
+            return
+        time.sleep(0.01)
 
 
 def wait_gone(record: ProcRecord, timeout: float, proc: Path = PROC) -> bool:
