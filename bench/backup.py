@@ -1,0 +1,112 @@
+"""Backup benchmark (issue 5): full vs incremental, raw borg vs tnoctl, extract vs drill.
+
+Usage (root, against a deployed inventory whose backup machinery is set up):
+    python bench/backup.py --inventory inventories/lab --tenant givors --mb 200
+
+Steps: fill the tenant's first mailbox to --mb MiB of mail (random attachments, incompressible),
+start from an empty repository (removed on the backup host, re-initialised by the agent's borgmatic),
+time a full `tnoctl backup run`, an incremental one with no change, a raw `borg create` of the same
+staging tree with the same options, a raw `borg extract` of the latest archive and a `backup drill`
+(extract + manifest check). Prints the figures and the ratios against the issue's goals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import time
+from pathlib import Path
+
+from tnoctl.backup import naming
+from tnoctl.cli import main
+from tnoctl.cli.context import AppContext
+
+FILL = r"""
+import base64, os, subprocess, sys
+user, total = sys.argv[1], int(sys.argv[2]) << 20
+done = i = 0
+while done < total:
+    att = base64.encodebytes(os.urandom(256 * 1024)).decode()
+    msg = (f"From: bench@example.test\nTo: {user}\nSubject: bench {i}\nMIME-Version: 1.0\n"
+           "Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: text/plain\n\nbench\n--B\n"
+           "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n" + att + "--B--\n")
+    subprocess.run(["/usr/lib/dovecot/dovecot-lda", "-d", user, "-f", "bench@example.test"],
+                   input=msg.encode(), check=True)
+    done += len(msg); i += 1
+print(i)
+"""
+
+
+def tnoctl(inventory: Path, *argv: str) -> tuple[int, float]:
+    """Run a verb in-process; (rc, seconds)."""
+    app = AppContext(inventory=inventory, stdout=io.StringIO(), stderr=io.StringIO())
+    start = time.perf_counter()
+    rc = main(["--inventory", str(inventory), *argv], app=app)
+    return rc, time.perf_counter() - start
+
+
+def timed(ssh, host: str, argv: list[str], data: bytes | None = None) -> float:
+    """Seconds for one remote command (fails loudly on rc != 0)."""
+    start = time.perf_counter()
+    result = ssh.run_input(host, argv, data) if data is not None else ssh.run(host, argv, timeout=6 * 3600)
+    if not result.ok:
+        raise SystemExit(f"{host}: {argv[:3]} failed: {result.stderr[-400:]}")
+    return time.perf_counter() - start
+
+
+def main_bench() -> int:
+    """Run the benchmark and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inventory", type=Path, required=True)
+    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--mb", type=int, default=200)
+    args = parser.parse_args()
+    from tnoctl.actions.backup import passphrase
+    from tnoctl.cli.backup import backup_env
+    from tnoctl.plan.backup import plan_targets
+
+    app = AppContext(inventory=args.inventory, vault_password_file=args.inventory / "vault-password")
+    env = backup_env(app)
+    (target,) = plan_targets(env.inventory, [args.tenant])
+    tenant = env.inventory.tenant(args.tenant)
+    user = f"{tenant.mailboxes[0].local}@{tenant.mailboxes[0].domain or tenant.primary_domain}"
+    mail, backup, slug = target.mail_host, target.backup_host, target.slug
+    timed(env.ssh, mail, ["python3", "-c", FILL, user, str(args.mb)])
+    timed(env.ssh, backup, ["rm", "-rf", target.repo])
+    timed(env.ssh, mail, ["rm", "-rf", f"{naming.STAGING_ROOT}/{slug}", "/root/.cache/borg", "/root/.config/borg"])
+    timed(env.ssh, mail, ["borgmatic", "--config", naming.borgmatic_config(slug), "init", "-e", "repokey-blake2"])
+    rc, full = tnoctl(args.inventory, "backup", "run", "--tenant", slug)
+    rc2, incr = tnoctl(args.inventory, "backup", "run", "--tenant", slug)
+    assert rc == rc2 == 0, "backup run failed"
+    borg_create = ["env", f"BORG_PASSCOMMAND=cat /etc/tno-backup/{slug}.passphrase",
+                   f"BORG_RSH=ssh -i /etc/tno-backup/keys/{slug} -o IdentitiesOnly=yes -o BatchMode=yes "
+                   "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes",
+                   "borg", "create", "--compression", "zstd,3", "--one-file-system",
+                   f"ssh://{naming.BACKUP_USER}@{env.inventory.hosts[backup].address}{target.repo}::raw-{{now}}",
+                   f"{naming.STAGING_ROOT}/{slug}"]
+    raw = timed(env.ssh, mail, borg_create)
+    secret = passphrase(env, slug)
+    timed(env.ssh, backup, ["rm", "-rf", "/var/tmp/tno-bench"])
+    timed(env.ssh, backup, ["install", "-d", "-o", naming.BACKUP_USER, "/var/tmp/tno-bench"])
+    archives = env.ssh.borg_on_backup_host(backup, secret, ["list", "--short", "--glob-archives", f"{slug}-*",
+                                                             target.repo]).stdout.split()
+    start = time.perf_counter()
+    env.ssh.borg_on_backup_host(backup, secret, ["extract", f"{target.repo}::{archives[-1]}"], cwd="/var/tmp/tno-bench")
+    extract = time.perf_counter() - start
+    timed(env.ssh, backup, ["rm", "-rf", "/var/tmp/tno-bench"])
+    rc3, drill = tnoctl(args.inventory, "backup", "drill", "--tenant", slug)
+    rows = [
+        ("full backup (tnoctl backup run)", full, ""),
+        ("incremental, no change (tnoctl)", incr, f"{incr / full:.1%} of full (goal <= 10%)"),
+        ("raw borg create, same tree", raw, f"tnoctl incremental / raw = {incr / raw:.2f}x (goal <= 1.1x)"),
+        ("raw borg extract, latest archive", extract, ""),
+        ("backup drill (extract + manifest)", drill, f"{drill / extract:.2f}x raw extract (goal <= 2x); rc {rc3}"),
+    ]
+    print(f"tenant {slug}: {args.mb} MiB of mail added to {user}")
+    for name, seconds, note in rows:
+        print(f"{name:40s} {seconds:8.2f}s  {note}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main_bench())

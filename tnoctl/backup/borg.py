@@ -1,0 +1,70 @@
+"""Parse borg's JSON output (``borg list --json``, ``borg info --json``). Pure functions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One archive as ``backup list`` shows it. Sizes in bytes (None when borg did not report them)."""
+
+    name: str
+    time: str
+    original_bytes: int | None = None
+    compressed_bytes: int | None = None
+    deduplicated_bytes: int | None = None
+    files: int | None = None
+    duration_seconds: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON form (``--json``)."""
+        return dict(self.__dict__)
+
+
+def _doc(text: str) -> dict:
+    data = json.loads(text)
+    if isinstance(data, list):  # borgmatic wraps one document per repository in a list
+        data = data[0] if data else {}
+    if not isinstance(data, dict):
+        raise ValueError("unexpected borg JSON output")
+    return data
+
+
+def parse_list(text: str) -> list[Archive]:
+    """Archives from ``borg list --json`` (oldest first)."""
+    doc = _doc(text)
+    out = [Archive(str(a["name"]), str(a.get("start") or a.get("time"))) for a in doc.get("archives", [])]
+    return sorted(out, key=lambda a: a.time)
+
+
+def parse_info(text: str) -> list[Archive]:
+    """Archives with sizes from ``borg info --json REPO --glob-archives ...`` (oldest first)."""
+    doc = _doc(text)
+    out = []
+    for a in doc.get("archives", []):
+        stats = a.get("stats", {})
+        out.append(
+            Archive(
+                name=str(a["name"]),
+                time=str(a.get("start")),
+                original_bytes=stats.get("original_size"),
+                compressed_bytes=stats.get("compressed_size"),
+                deduplicated_bytes=stats.get("deduplicated_size"),
+                files=stats.get("nfiles"),
+                duration_seconds=a.get("duration"),
+            )
+        )
+    return sorted(out, key=lambda a: a.time)
+
+
+def latest(archives: list[Archive]) -> Archive | None:
+    """The newest archive, or None."""
+    return max(archives, key=lambda a: a.time) if archives else None
+
+
+def archive_epoch(archive: Archive) -> float:
+    """Archive start as epoch seconds (borg prints naive local ISO times; hosts run in UTC in the lab)."""
+    return datetime.fromisoformat(archive.time).timestamp()

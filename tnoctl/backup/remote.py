@@ -1,0 +1,59 @@
+"""Commands on the backup and mail hosts that need a secret on stdin (borg passphrases).
+
+Secrets never go on a command line (visible in ``ps`` and in audit records): borg reads the
+passphrase from file descriptor 0 (``BORG_PASSPHRASE_FD=0``). This extends the project's one SSH
+adapter (:class:`tnoctl.run.ssh.SshRunner`: same config, same host-key checking) with stdin.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import paramiko
+
+from tnoctl.backup import naming
+from tnoctl.errors import OperationFailed
+from tnoctl.run.ssh import CommandResult, SshRunner
+
+
+class BackupSsh(SshRunner):
+    """SshRunner plus ``run_input`` (stdin) and helpers to run borg as the repository owner."""
+
+    def run_input(self, host: str, argv: list[str], data: bytes, timeout: float = 3600) -> CommandResult:
+        """Run ``argv`` on ``host`` feeding ``data`` on stdin; never raises on rc != 0."""
+        client = self._connect(host)
+        try:
+            stdin, stdout, stderr = client.exec_command(shlex.join(argv), timeout=timeout)
+            stdin.write(data)
+            stdin.channel.shutdown_write()
+            out = stdout.read().decode("utf-8", "replace")
+            err = stderr.read().decode("utf-8", "replace")
+            rc = stdout.channel.recv_exit_status()
+        except (paramiko.SSHException, OSError) as exc:
+            raise OperationFailed(f"{host}: ssh command failed: {exc}") from None
+        return CommandResult(host=host, argv=tuple(argv), rc=rc, stdout=out, stderr=err)
+
+    def borg_on_backup_host(
+        self, host: str, passphrase: str | None, borg_args: list[str], timeout: float = 3600, cwd: str | None = None
+    ) -> CommandResult:
+        """``borg ARGS`` on the backup host as the repository owner (local repository access), in ``cwd``."""
+        env = ["env", *(["-C", cwd] if cwd else []), "BORG_RELOCATED_REPO_ACCESS_IS_OK=yes",
+               "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no"]
+        if passphrase is not None:
+            env.append("BORG_PASSPHRASE_FD=0")
+        argv = ["runuser", "-u", naming.BACKUP_USER, "--", *env, "borg", *borg_args]
+        data = (passphrase + "\n").encode() if passphrase is not None else b""
+        return self.run_input(host, argv, data, timeout=timeout)
+
+
+def fetch_to_file(runner: BackupSsh, host: str, argv: list[str], dest: str, timeout: float = 6 * 3600) -> int:
+    """Run ``argv`` on ``host`` and write its binary stdout to ``dest`` (Maildir export tarballs); rc."""
+    client = runner._connect(host)  # same connection cache as every other command
+    try:
+        _stdin, stdout, _stderr = client.exec_command(shlex.join(argv), timeout=timeout)
+        with open(dest, "wb") as fh:
+            while chunk := stdout.read(1 << 20):
+                fh.write(chunk)
+        return stdout.channel.recv_exit_status()
+    except (paramiko.SSHException, OSError) as exc:
+        raise OperationFailed(f"{host}: export failed: {exc}") from None
