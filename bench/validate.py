@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Time `tnoctl inventory validate` on a large synthetic inventory; print seconds and peak memory.
+
+    bench/validate.py --tenants 35000            # generates bench/out/inv-35000 once, then measures
+
+Each run is a fresh child process (`python -m tnoctl ... inventory validate`), so the figures are
+what an operator sees: wall seconds and peak RSS (ru_maxrss of the children, worker processes
+included as the max of any one of them). Runs: cold (no cache), warm (cache, nothing changed),
+one-file-changed (cache, one tenant touched). Goal: <= 2 s and <= 500 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(inv: Path, state: Path, workers: str) -> tuple[float, float, int]:
+    """(seconds, peak MiB of the largest process, exit status) of one validate run.
+
+    A wrapper process runs tnoctl so that its RUSAGE_CHILDREN covers exactly this run.
+    """
+    env = dict(os.environ, TNO_VALIDATE_WORKERS=workers)
+    argv = [sys.executable, "-m", "tnoctl", "--inventory", str(inv), "--state-dir", str(state), "inventory",
+            "validate"]
+    wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+               "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+               "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, rc)")
+    proc = subprocess.run([sys.executable, "-c", wrapper, *argv], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=True)
+    seconds, peak_kib, rc = proc.stdout.split()
+    return float(seconds), int(peak_kib) / 1024, int(rc)
+
+
+def main() -> int:
+    """Generate if needed, then measure cold / warm / one-changed runs."""
+    parser = argparse.ArgumentParser(description="time tnoctl inventory validate at scale")
+    parser.add_argument("--tenants", type=int, default=35000)
+    parser.add_argument("--out", type=Path, default=None, help="inventory dir (default bench/out/inv-N)")
+    parser.add_argument("--workers", default="", help="worker processes (default: min(2, cores))")
+    args = parser.parse_args()
+    inv = args.out or ROOT / "bench" / "out" / f"inv-{args.tenants}"
+    if not (inv / "hosts.yml").exists():
+        subprocess.run([sys.executable, str(ROOT / "bench" / "gen_inventory.py"), "--tenants", str(args.tenants),
+                        "--out", str(inv)], check=True)
+    state = inv.parent / f"{inv.name}-state"
+    shutil.rmtree(state, ignore_errors=True)
+    files = sorted((inv / "tenants").glob("*.yml"))
+    size = sum(f.stat().st_size for f in files) / 2**20
+    print(f"inventory {inv}: {len(files)} tenant files, {size:.0f} MiB of YAML, {os.cpu_count()} cores")
+    results = []
+    for label in ("cold (no cache)", "warm (cache hit)", "one tenant changed"):
+        if label == "one tenant changed":
+            os.utime(files[len(files) // 2])
+        seconds, peak, rc = run(inv, state, args.workers)
+        results.append((label, seconds, peak, rc))
+        print(f"{label:22} {seconds:7.2f} s   peak RSS {peak:7.0f} MiB   exit {rc}", flush=True)
+    print("goal: <= 2 s and <= 500 MiB;", "warm run", "meets it" if results[1][1] <= 2 and results[1][2] <= 500
+          else "MISSES it")
+    return 0 if all(r[3] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

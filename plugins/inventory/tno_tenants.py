@@ -1,0 +1,65 @@
+"""Ansible inventory plugin: attach tnoctl tenants to the hosts that serve them.
+
+Source file: `inventories/<name>/tenants.tno.yml` containing `plugin: tno_tenants`. It runs after
+hosts.yml (file names sort), loads the inventory directory with tnoctl.config, and sets
+`tno_tenants` on every host and `tno_all_tenants` on group all (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from ansible.errors import AnsibleParserError
+from ansible.plugins.inventory import BaseInventoryPlugin
+
+DOCUMENTATION = r"""
+name: tno_tenants
+short_description: tnoctl tenants attached to their hosts
+description:
+  - Reads tenants/*.yml, group_vars/all/platform.yml and hosts.yml of the inventory directory
+    holding the source file, validates them, and sets C(tno_tenants) per host and
+    C(tno_all_tenants) on group all.
+options:
+  plugin:
+    description: Token that marks this file as a source for this plugin.
+    required: true
+    choices: ['tno_tenants']
+"""
+
+EXAMPLES = r"""
+# inventories/lab/tenants.tno.yml
+plugin: tno_tenants
+"""
+
+_ROOT = Path(__file__).resolve().parents[2]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+
+class InventoryModule(BaseInventoryPlugin):
+    """Adds tno_tenants / tno_all_tenants from the tnoctl tenant files."""
+
+    NAME = "tno_tenants"
+
+    def verify_file(self, path):
+        """Only `*.tno.yml` files are ours."""
+        return super().verify_file(path) and str(path).endswith(".tno.yml")
+
+    def parse(self, inventory, loader, path, cache=True):
+        """Load the inventory directory with tnoctl and attach tenants to hosts."""
+        super().parse(inventory, loader, path, cache)
+        self._read_config_data(path)
+        from tnoctl.config.ansible_view import all_tenants, host_vars
+        from tnoctl.config.load import load_inventory
+        from tnoctl.errors import TnoError
+
+        try:
+            inv = load_inventory(Path(path).parent)
+        except TnoError as exc:
+            raise AnsibleParserError("\n  ".join([exc.message, *exc.details])) from None
+        for name, hvars in host_vars(inv).items():
+            self.inventory.add_host(name)
+            for key, value in hvars.items():
+                self.inventory.set_variable(name, key, value)
+        self.inventory.set_variable("all", "tno_all_tenants", all_tenants(inv))

@@ -1,0 +1,100 @@
+"""`tnoctl inventory validate|show|export`: check the inventory, see placement, export for Ansible."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from tnoctl.cli.context import AppContext
+from tnoctl.config.load import load_inventory, validate_inventory
+from tnoctl.errors import ExitCode, InvalidInput
+
+
+@click.group()
+def inventory() -> None:
+    """Validate, show and export the inventory (hosts, platform, tenants).
+
+    \b
+    Example:
+      tnoctl --inventory inventories/example inventory validate
+    """
+
+
+@inventory.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def validate(app: AppContext, as_json: bool) -> int:
+    """Check every file of the inventory; report all errors at once as `file:field: message`.
+
+    Exit status 2 when anything is wrong. Results of unchanged tenant files are cached in the
+    state directory, so repeated runs on large inventories are fast.
+
+    \b
+    Example:
+      tnoctl inventory validate && tnoctl -i inventories/example inventory validate --json
+    """
+    try:
+        report = validate_inventory(app.inventory, app.vault_password_file, cache_dir=app.state_dir / "cache")
+    except InvalidInput as exc:
+        if not as_json:
+            raise
+        app.print_json({"inventory": str(app.inventory), "valid": False, "errors": exc.details or [exc.message]})
+        return int(ExitCode.INVALID)
+    if as_json:
+        app.print_json({"inventory": str(app.inventory), "valid": True, "hosts": report.hosts,
+                        "tenants": report.tenants, "errors": [], "vault_checked": report.vault_checked})
+    else:
+        vault_note = "" if report.vault_checked else " (vault names not checked: no readable vault)"
+        app.stdout.write(f"inventory {app.inventory} is valid: {report.hosts} hosts, "
+                         f"{report.tenants} tenants{vault_note}\n")
+    return int(ExitCode.OK)
+
+
+@inventory.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def show(app: AppContext, as_json: bool) -> None:
+    """Show hosts, their groups and the tenants each one serves.
+
+    \b
+    Example:
+      tnoctl inventory show --json
+    """
+    inv = load_inventory(app.inventory, app.vault_password_file)
+    rows = [{"host": h.name, "address": h.address, "groups": sorted(h.groups - {"all"}),
+             "tenants": [t.slug for t in inv.tenants_on_host(h.name)]} for h in inv.hosts.values()]
+    if as_json:
+        app.print_json({"inventory": str(inv.path), "hosts": rows})
+        return
+    app.print_table(["host", "address", "groups", "tenants"],
+                    [[r["host"], r["address"], ",".join(r["groups"]), ", ".join(r["tenants"]) or "-"]
+                     for r in rows], title=f"inventory {inv.path}")
+
+
+@inventory.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write to this file (atomically) instead of stdout.")
+@click.pass_obj
+def export(app: AppContext, out: Path | None) -> None:
+    """Write a static YAML inventory: hosts, groups, tno_tenants per host, platform vars.
+
+    For tools that cannot run the tno_tenants inventory plugin (AWX). Secrets are not included.
+
+    \b
+    Example:
+      tnoctl inventory export --out /tmp/lab-static.yml
+      ansible-inventory -i /tmp/lab-static.yml --list
+    """
+    from tnoctl.config.export import export_text
+    from tnoctl.config.vault import atomic_write
+
+    text = export_text(load_inventory(app.inventory, app.vault_password_file))
+    if out is None:
+        app.stdout.write(text)
+        return
+    try:
+        atomic_write(out, text.encode())
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {out}: {exc.strerror or exc}") from None
+    app.info(f"wrote {out}")

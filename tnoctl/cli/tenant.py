@@ -1,0 +1,117 @@
+"""`tnoctl tenant list|show|add`: the communes of the inventory."""
+
+from __future__ import annotations
+
+import click
+
+from tnoctl.cli.context import AppContext
+from tnoctl.config.load import load_inventory
+
+
+@click.group()
+def tenant() -> None:
+    """List, show and add tenants (communes).
+
+    \b
+    Example:
+      tnoctl tenant list --json
+    """
+
+
+@tenant.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def list_(app: AppContext, as_json: bool) -> None:
+    """List tenants with their domains, hosts and mailbox counts.
+
+    \b
+    Example:
+      tnoctl -i inventories/example tenant list
+    """
+    inv = load_inventory(app.inventory, app.vault_password_file)
+    rows = [{"slug": t.slug, "name": t.name, "insee": t.insee, "domains": list(t.domains),
+             "services": list(t.services), "mail_host": t.placement.mail, "office_host": t.placement.office,
+             "mailboxes": len(t.mailboxes), "pilot": t.pilot, "maintenance_window": t.maintenance_window}
+            for t in inv.tenants]
+    if as_json:
+        app.print_json(rows)
+        return
+    app.print_table(["slug", "name", "domains", "mail", "office", "boxes", "pilot"],
+                    [[r["slug"], r["name"], ", ".join(r["domains"]), r["mail_host"], r["office_host"],
+                      r["mailboxes"], "yes" if r["pilot"] else ""] for r in rows])
+
+
+@tenant.command()
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def show(app: AppContext, slug: str, as_json: bool) -> None:
+    """Show one tenant as Ansible sees it (vault variable names only, never passwords).
+
+    \b
+    Example:
+      tnoctl tenant show givors --json
+    """
+    from tnoctl.config.ansible_view import tenant_view
+
+    inv = load_inventory(app.inventory, app.vault_password_file)
+    t = inv.tenant(slug)
+    view = tenant_view(t, inv.platform.tno_backup_retention.model_dump())
+    view.update(maintenance_window=t.maintenance_window, contacts=[c.model_dump() for c in t.contacts])
+    if as_json:
+        app.print_json(view)
+        return
+    out = app.stdout
+    for key in ("slug", "name", "insee", "domains", "services", "placement", "pilot", "maintenance_window",
+                "backup"):
+        value = view[key]
+        shown = ", ".join(value) if isinstance(value, list) else (
+            " ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value)
+        out.write(f"{key + ':':20}{shown}\n")
+    out.write(f"{'wopi_hosts:':20}{', '.join(view['office']['wopi_hosts'])}\n")
+    app.print_table(["address", "name", "quota", "password (vault variable)"],
+                    [[b["address"], b["name"], b["quota"], b["password_vault"]] for b in view["mailboxes"]],
+                    title="mailboxes")
+
+
+@tenant.command()
+@click.argument("slug")
+@click.option("--name", required=True, help="Display name, e.g. 'Saint-Fons'.")
+@click.option("--insee", required=True, help="INSEE commune code, e.g. 69199.")
+@click.option("--domain", "domains", multiple=True, required=True, help="Mail domain (repeat; first is primary).")
+@click.option("--mailbox", "mailboxes", multiple=True, help="Mailbox as local[:quota], e.g. mairie:2G (repeat).")
+@click.option("--mail-host", default=None, help="Mail host (default: the least loaded host of group mail).")
+@click.option("--office-host", default=None, help="Office host (default: the least loaded of group office).")
+@click.option("--window", default=None, help="Maintenance window, e.g. 'Sun 02:00-05:00'.")
+@click.pass_obj
+def add(app: AppContext, slug: str, name: str, insee: str, domains: tuple[str, ...], mailboxes: tuple[str, ...],
+        mail_host: str | None, office_host: str | None, window: str | None) -> None:
+    """Add a tenant: write tenants/SLUG.yml and random mailbox passwords into the vault.
+
+    The whole inventory is validated with the new tenant before anything is written. Passwords
+    are generated, encrypted into group_vars/all/vault.yml, and never printed.
+
+    \b
+    Example:
+      tnoctl tenant add saint-fons --name Saint-Fons --insee 69199 --domain saint-fons.test \\
+        --mailbox mairie:2G --mailbox dgs --mail-host mail1 --office-host office1
+    """
+    from tnoctl.config import newtenant
+
+    newtenant.check_slug(slug)
+    inv = load_inventory(app.inventory, app.vault_password_file)
+    doc = newtenant.build(inv, slug, name, insee, list(domains), list(mailboxes), mail_host, office_host, window)
+    path = newtenant.write(inv, doc, app.vault_password_file)
+    app.stdout.write(f"tenant {slug} added: {path} ({len(doc['mailboxes'])} mailboxes on "
+                     f"{doc['placement']['mail']}, office on {doc['placement']['office']}; "
+                     "passwords stored in the vault)\n")
+
+
+def _attach_subcommands() -> None:
+    """Sub-verbs that live in their own modules (offboarding, DNS records)."""
+    from tnoctl.cli.tenant_remove import remove
+
+    tenant.add_command(remove)
+
+
+_attach_subcommands()

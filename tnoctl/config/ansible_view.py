@@ -1,0 +1,64 @@
+"""What Ansible sees: `tno_tenants` per host and `tno_all_tenants` (docs/architecture.md).
+
+Used by the inventory plugin (plugins/inventory/tno_tenants.py) and by `tnoctl inventory export`
+(a static inventory for tools that cannot run the plugin, e.g. AWX). Plain dicts/lists only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tnoctl.config.load import Inventory
+from tnoctl.config.schema import Tenant, size_bytes
+
+
+def tenant_view(tenant: Tenant, platform_retention: dict[str, int]) -> dict[str, Any]:
+    """One entry of `tno_tenants` (no secret: mailboxes carry the vault variable *name*)."""
+    backup = dict(platform_retention)
+    backup.update({k: v for k, v in tenant.backup.model_dump().items() if v is not None})
+    return {
+        "slug": tenant.slug,
+        "name": tenant.name,
+        "insee": tenant.insee,
+        "domains": list(tenant.domains),
+        "primary_domain": tenant.primary_domain,
+        "services": list(tenant.services),
+        "pilot": tenant.pilot,
+        "placement": {"mail": tenant.placement.mail, "office": tenant.placement.office},
+        "mailboxes": [
+            {
+                "local": box.local,
+                "domain": box.domain or tenant.primary_domain,
+                "address": f"{box.local}@{box.domain or tenant.primary_domain}",
+                "name": box.name,
+                "quota": box.quota,
+                "quota_bytes": size_bytes(box.quota),
+                "password_vault": box.password_vault,
+            }
+            for box in tenant.mailboxes
+        ],
+        "office": {"wopi_hosts": list(tenant.office.wopi_hosts)},
+        "backup": backup,
+    }
+
+
+def host_vars(inv: Inventory) -> dict[str, dict[str, Any]]:
+    """`{host: {"tno_tenants": [...]}}` for every host (empty list when it serves nobody)."""
+    retention = inv.platform.tno_backup_retention.model_dump()
+    return {name: {"tno_tenants": [tenant_view(t, retention) for t in inv.tenants_on_host(name)]}
+            for name in inv.hosts}
+
+
+def all_tenants(inv: Inventory) -> list[dict[str, Any]]:
+    """`tno_all_tenants`: cross-host data such as the inter-commune transport map."""
+    out = []
+    for tenant in inv.tenants:
+        mail_host = tenant.placement.mail if "mail" in tenant.services else None
+        out.append({
+            "slug": tenant.slug,
+            "domains": list(tenant.domains),
+            "mail_host": mail_host,
+            "mail_host_address": inv.hosts[mail_host].address if mail_host in inv.hosts else None,
+            "office_host": tenant.placement.office if "office" in tenant.services else None,
+        })
+    return out

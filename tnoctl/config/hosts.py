@@ -1,0 +1,99 @@
+"""Read hosts.yml, a plain Ansible YAML inventory, into hosts with addresses and (transitive) groups."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tnoctl.config import yamlio
+from tnoctl.config.messages import kind, short
+from tnoctl.config.schema import HOST_RE
+
+REQUIRED_GROUPS = ("mail", "office", "proxy", "backup")
+
+
+@dataclass
+class Host:
+    """One inventory host: its name, the address Ansible connects to, and every group it belongs to."""
+
+    name: str
+    address: str
+    groups: set[str] = field(default_factory=set)
+
+
+def _walk(group: str, body: Any, where: str, hosts: dict[str, Host], parents: dict[str, set[str]],
+          errors: list[str]) -> None:
+    """Collect hosts and child groups of one group mapping (recursion is bounded by the 1 MiB cap)."""
+    if body is None:
+        return
+    if not isinstance(body, dict):
+        errors.append(f"hosts.yml: {where}: expected a mapping, got {kind(body)}")
+        return
+    for key in body:
+        if key not in ("hosts", "children", "vars"):
+            errors.append(f"hosts.yml: {where}.{short(key, 40)}: unknown key (allowed: children, hosts, vars)")
+    members = body.get("hosts") or {}
+    if not isinstance(members, dict):
+        errors.append(f"hosts.yml: {where}.hosts: expected a mapping of host names, got {kind(members)}")
+        members = {}
+    for name, hvars in members.items():
+        if not isinstance(name, str) or not HOST_RE.match(name):
+            errors.append(f"hosts.yml: {where}.hosts: {short(name)} is not a host name")
+            continue
+        hvars = hvars or {}
+        if not isinstance(hvars, dict):
+            errors.append(f"hosts.yml: {where}.hosts.{name}: expected a mapping, got {kind(hvars)}")
+            hvars = {}
+        host = hosts.setdefault(name, Host(name, name))
+        address = hvars.get("ansible_host")
+        if address is not None:
+            try:
+                host.address = str(ipaddress.ip_address(str(address)))
+            except ValueError:
+                if isinstance(address, str) and HOST_RE.match(address):
+                    host.address = address
+                else:
+                    errors.append(f"hosts.yml: {where}.hosts.{name}.ansible_host: {short(address)} "
+                                  "is not an address")
+        host.groups.add(group)
+    children = body.get("children") or {}
+    if not isinstance(children, dict):
+        errors.append(f"hosts.yml: {where}.children: expected a mapping, got {kind(children)}")
+        return
+    for child, child_body in children.items():
+        if not isinstance(child, str) or not HOST_RE.match(child):
+            errors.append(f"hosts.yml: {where}.children: {short(child)} is not a group name")
+            continue
+        parents.setdefault(child, set()).add(group)
+        _walk(child, child_body, f"{where}.children.{child}", hosts, parents, errors)
+
+
+def load_hosts(path: Path) -> tuple[dict[str, Host], list[str]]:
+    """Hosts by name (groups include ancestors and 'all'), and `hosts.yml: field: message` errors."""
+    errors: list[str] = []
+    try:
+        doc = yamlio.load_mapping(path, what="hosts.yml")
+    except yamlio.YamlProblem as exc:
+        return {}, [f"hosts.yml: {exc.where}: {exc.message}"]
+    hosts: dict[str, Host] = {}
+    parents: dict[str, set[str]] = {}
+    for top, body in doc.items():
+        if not isinstance(top, str) or not HOST_RE.match(top):
+            errors.append(f"hosts.yml: {short(top)}: is not a group name")
+            continue
+        _walk(top, body, top, hosts, parents, errors)
+    for host in hosts.values():
+        todo = list(host.groups)
+        while todo:
+            for parent in parents.get(todo.pop(), ()):
+                if parent not in host.groups:
+                    host.groups.add(parent)
+                    todo.append(parent)
+        host.groups.add("all")
+    present = {g for h in hosts.values() for g in h.groups}
+    for group in REQUIRED_GROUPS:
+        if group not in present:
+            errors.append(f"hosts.yml: {group}: required group {group!r} has no host")
+    return dict(sorted(hosts.items())), errors

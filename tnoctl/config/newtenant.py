@@ -1,0 +1,96 @@
+"""Build, check and write a new tenant file (`tnoctl tenant add`), vault secrets included.
+
+The new file is checked together with the whole inventory (schema, per-tenant and cross-tenant
+rules) *before* anything is written; the tenant file is written atomically (temp + rename).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from tnoctl.config import logical, vault, yamlio
+from tnoctl.config.load import Inventory
+from tnoctl.config.schema import SLUG_RE, Tenant
+from tnoctl.config.validate import check_doc
+from tnoctl.errors import InvalidInput
+
+
+def vault_name(slug: str, local: str) -> str:
+    """tno_vault_<slug>_<local> with every non-alphanumeric character as '_'."""
+    return "tno_vault_" + re.sub(r"[^a-z0-9]", "_", f"{slug}_{local}".lower())
+
+
+def check_slug(slug: str) -> None:
+    """Refuse slugs that are not [a-z0-9-] before they become a path (`../../etc`, `a;rm -rf /`)."""
+    if not isinstance(slug, str) or len(slug) > 40 or not SLUG_RE.match(slug):
+        shown = slug if len(slug) <= 50 else slug[:50] + "..."
+        raise InvalidInput(f"{shown!r} is not a tenant slug ([a-z0-9-], at most 40 characters)")
+
+
+def least_loaded(inv: Inventory, group: str, service: str) -> str | None:
+    """The host of ``group`` serving the fewest tenants (ties: by name)."""
+    hosts = sorted(name for name, h in inv.hosts.items() if group in h.groups)
+    if not hosts:
+        return None
+    load = {h: 0 for h in hosts}
+    for tenant in inv.tenants:
+        host = getattr(tenant.placement, service)
+        if host in load:
+            load[host] += 1
+    return min(hosts, key=lambda h: (load[h], h))
+
+
+def build(inv: Inventory, slug: str, name: str, insee: str, domains: list[str], mailboxes: list[str],
+          mail_host: str | None, office_host: str | None, window: str | None) -> dict[str, Any]:
+    """The tenant document to write (plain data, validated afterwards)."""
+    boxes = []
+    for spec in mailboxes:
+        local, _, quota = spec.partition(":")
+        boxes.append({"local": local, "name": local, "quota": quota or "1G",
+                      "password_vault": vault_name(slug, local)})
+    doc: dict[str, Any] = {
+        "slug": slug, "name": name, "insee": insee, "domains": domains, "services": ["mail", "office"],
+        "placement": {"mail": mail_host or least_loaded(inv, "mail", "mail"),
+                      "office": office_host or least_loaded(inv, "office", "office")},
+        "mailboxes": boxes,
+        "office": {"wopi_hosts": [f"https://cloud.{domains[0]}"] if domains else []},
+    }
+    if window:
+        doc["maintenance_window"] = window
+    return doc
+
+
+def check(inv: Inventory, doc: dict[str, Any], vault_names: frozenset[str] | None) -> Tenant:
+    """Validate ``doc`` as tenants/<slug>.yml within the inventory; InvalidInput with every message."""
+    rel = f"tenants/{doc['slug']}.yml"
+    tenant, errors = check_doc(Tenant, doc, rel)
+    if tenant is not None:
+        errors += [f"{rel}: {e}" for e in logical.tenant_rules(tenant, doc["slug"], vault_names)]
+        summaries = [(f"tenants/{t.slug}.yml", logical.summary(t)) for t in inv.tenants]
+        summaries.append((rel, logical.summary(tenant)))
+        groups = {name: h.groups for name, h in inv.hosts.items()}
+        errors += logical.cross_rules(summaries, groups)
+    if errors or tenant is None:
+        raise InvalidInput(f"tenant {doc['slug']} would make the inventory invalid", details=errors)
+    return tenant
+
+
+def write(inv: Inventory, doc: dict[str, Any], password_file: Path | None) -> Path:
+    """Store mailbox passwords in the vault, then write the tenant file; return its path."""
+    path = inv.path / "tenants" / f"{doc['slug']}.yml"
+    if path.exists():
+        raise InvalidInput(f"tenant {doc['slug']!r} already exists ({path})")
+    names = {box["password_vault"] for box in doc["mailboxes"]}
+    existing = vault.vault_names(inv.path, password_file) or frozenset()
+    if names - existing and password_file is None:
+        raise InvalidInput("tenant add needs the vault password to store mailbox passwords "
+                           "(--vault-password-file or $TNO_VAULT_PASSWORD_FILE)")
+    check(inv, doc, existing | names)
+    if names - existing:
+        vault.add_secrets(inv.path, password_file, {n: vault.new_password() for n in sorted(names - existing)})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = f"# Tenant {doc['name']} (added by tnoctl tenant add; schema: docs/inventory-reference.md).\n"
+    vault.atomic_write(path, (header + yamlio.dump(doc)).encode())
+    return path

@@ -1,0 +1,181 @@
+"""The one schema for tenant files (`tenants/<slug>.yml`) and platform variables (`platform.yml`).
+
+Every key is described (docs/inventory-reference.md is generated from these descriptions by
+``python -m tnoctl.config.docgen``) and unknown keys are rejected. Validators raise ValueError
+with a short human message; tnoctl.config.messages turns pydantic errors into `file:field: message`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from tnoctl.config.window import Window
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+INSEE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$")
+LOCAL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?$")
+SIZE_RE = re.compile(r"^(\d{1,9})([KMGT])$")
+VAULT_RE = re.compile(r"^tno_vault_[a-z0-9_]+$")
+HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}$")
+SIZE_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _short(value: str) -> str:
+    return repr(value if len(value) <= 60 else value[:60] + "...")
+
+
+def _check(regex: re.Pattern[str], what: str):
+    def check(value: str) -> str:
+        if not regex.match(value):
+            raise ValueError(f"{_short(value)} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def size_bytes(text: str) -> int:
+    """'5G' -> 5 * 1024**3 (binary units, as Dovecot reads them)."""
+    match = SIZE_RE.match(text)
+    if match is None:
+        raise ValueError(f"{_short(text)} is not a size like 5G")
+    return int(match[1]) * SIZE_UNITS[match[2]]
+
+
+def _window(value: str) -> str:
+    Window.parse(value)
+    return value
+
+
+def _https(value: str) -> str:
+    if not re.match(r"^https://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/\S*)?$", value):
+        raise ValueError(f"{_short(value)} is not an https:// URL (WOPI hosts must use https)")
+    return value
+
+
+Slug = Annotated[str, Field(max_length=40), _check(SLUG_RE, "a slug ([a-z0-9-], at most 40, no edge dash)")]
+Domain = Annotated[str, Field(max_length=253), _check(DOMAIN_RE, "a lower-case domain name like example.fr")]
+HostName = Annotated[str, Field(max_length=63), _check(HOST_RE, "a host name from hosts.yml")]
+Size = Annotated[str, Field(max_length=12), AfterValidator(lambda v: size_bytes(v) and v)]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors; no silent coercion of numbers into strings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Placement(Strict):
+    """Which host serves each service of the tenant."""
+
+    mail: HostName | None = Field(None, description="Mail host (a member of group `mail` in hosts.yml).")
+    office: HostName | None = Field(None, description="Office host (a member of group `office` in hosts.yml).")
+
+
+class Mailbox(Strict):
+    """One mailbox of the commune; its password lives in the vault, never here."""
+
+    local: Annotated[str, Field(max_length=64), _check(LOCAL_RE, "a mailbox local part like jean.dupont")] = (
+        Field(description="Local part; the address is local@domain.")
+    )
+    domain: Domain | None = Field(
+        None, description="Mail domain; defaults to the primary domain; must be one of `domains`."
+    )
+    name: Text = Field(description="Display name of the mailbox owner (unicode allowed).")
+    quota: Size = Field("1G", description="Mailbox quota: digits + K, M, G or T (binary units), e.g. 2G.")
+    password_vault: Annotated[str, Field(max_length=120), _check(VAULT_RE, "a vault name like tno_vault_x")] = (
+        Field(description="Name of the vault variable holding the password (`tno_vault_[a-z0-9_]+`).")
+    )
+
+
+class Office(Strict):
+    """Online office settings of the tenant."""
+
+    wopi_hosts: list[Annotated[str, Field(max_length=200), AfterValidator(_https)]] = Field(
+        default_factory=list, max_length=20, description="WOPI hosts (https URLs) allowed to open documents."
+    )
+
+
+class Contact(Strict):
+    """Someone to call about this commune."""
+
+    name: Text = Field(description="Contact's name.")
+    email: Annotated[str, Field(max_length=254), _check(EMAIL_RE, "an e-mail address")] = Field(
+        description="Contact's e-mail address."
+    )
+    role: Literal["dsi", "elu", "dgs", "support", "other"] = Field(
+        "other", description="Role: dsi, elu, dgs, support or other."
+    )
+
+
+class Retention(Strict):
+    """Borg retention counts (how many daily, weekly and monthly archives to keep)."""
+
+    keep_daily: int = Field(7, ge=0, le=366, description="Daily archives kept.")
+    keep_weekly: int = Field(4, ge=0, le=104, description="Weekly archives kept.")
+    keep_monthly: int = Field(6, ge=0, le=120, description="Monthly archives kept.")
+
+
+class BackupOverride(Strict):
+    """Per-tenant overrides of the platform retention (unset keys keep the platform default)."""
+
+    keep_daily: int | None = Field(None, ge=0, le=366, description="Daily archives kept.")
+    keep_weekly: int | None = Field(None, ge=0, le=104, description="Weekly archives kept.")
+    keep_monthly: int | None = Field(None, ge=0, le=120, description="Monthly archives kept.")
+
+
+class Tenant(Strict):
+    """One commune (`tenants/<slug>.yml`)."""
+
+    slug: Slug = Field(description="Identifier: [a-z0-9-], at most 40 characters, equal to the file name.")
+    name: Text = Field(description="Display name of the commune (unicode allowed).")
+    insee: Annotated[str, _check(INSEE_RE, "an INSEE code (5 digits, or 2A/2B + 3 digits)")] = Field(
+        description='INSEE commune code, quoted: "69256" (Corsica: 2A004).'
+    )
+    domains: list[Domain] = Field(min_length=1, max_length=20, description="Mail domains; the first is primary.")
+    services: list[Literal["mail", "office"]] = Field(
+        default_factory=lambda: ["mail", "office"], max_length=2, description="Enabled services: mail, office."
+    )
+    placement: Placement = Field(default_factory=Placement, description="Host serving each service.")
+    mailboxes: list[Mailbox] = Field(default_factory=list, max_length=5000, description="Mailboxes.")
+    office: Office = Field(default_factory=Office, description="Online office settings.")
+    maintenance_window: Annotated[str, Field(max_length=100), AfterValidator(_window)] = Field(
+        "Sun 02:00-05:00", description="When disruptive work may run (Europe/Paris), e.g. 'Mon-Fri 22:00-06:00'."
+    )
+    pilot: bool = Field(False, description="Pilot communes get upgrades first (wave 0).")
+    contacts: list[Contact] = Field(default_factory=list, max_length=20, description="People to call.")
+    backup: BackupOverride = Field(default_factory=BackupOverride, description="Backup retention overrides.")
+
+    @property
+    def primary_domain(self) -> str:
+        """The first domain: default domain of mailboxes and service names."""
+        return self.domains[0]
+
+
+class Platform(Strict):
+    """Platform variables (`group_vars/all/platform.yml`)."""
+
+    tno_platform_name: Text = Field(description="Name of this platform (shown in reports).")
+    tno_office_version: Annotated[str, Field(max_length=40), _check(re.compile(r"^[0-9][0-9A-Za-z.+~-]*$"),
+                                                                    "a package version")] = Field(
+        description="Pinned coolwsd (online office) package version."
+    )
+    tno_office_apt_repo_url: Annotated[str, Field(max_length=200), _check(re.compile(r"^https?://\S+$"),
+                                                                          "an http(s) URL")] = Field(
+        description="APT repository serving the office packages."
+    )
+    tno_office_apt_suite: Text = Field(description="Suite of the office APT repository.")
+    tno_office_apt_components: Text = Field(description="Components of the office APT repository.")
+    tno_office_apt_keyring_src: Text = Field(description="Controller path of the office repository keyring.")
+    tno_mail_relayhost: Annotated[str, Field(max_length=200)] = Field(
+        "", description="Postfix relayhost; empty means direct MX delivery."
+    )
+    tno_tls_cert_dir: Text = Field(description="Controller dir with <inventory_hostname>.crt/.key and ca.crt.")
+    tno_backup_host: HostName = Field(description="Host (in group `backup`) receiving borg backups.")
+    tno_backup_retention: Retention = Field(default_factory=Retention, description="Default retention.")
+    tno_timezone: Literal["Europe/Paris"] = Field("Europe/Paris", description="Time zone of the hosts.")

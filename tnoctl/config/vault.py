@@ -1,0 +1,169 @@
+"""The inventory's vault file (`group_vars/all/vault.yml`): read variable names, add secrets.
+
+Each value is encrypted on its own with ansible's VaultLib (`key: !vault |` blocks), so variable
+*names* stay readable and `ansible-inventory --list` works without the vault password, while
+playbooks decrypt values with it. A whole-file encrypted vault (`ansible-vault encrypt`) is read
+and written too. Nothing here logs or prints a value.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import string
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tnoctl.config import yamlio
+from tnoctl.errors import InvalidInput
+
+VAULT_REL = "group_vars/all/vault.yml"
+_ALPHABET = string.ascii_letters + string.digits
+_HEADER = b"$ANSIBLE_VAULT;"
+
+
+class Vaulted(str):
+    """Ciphertext of one inline `!vault` value (never the plaintext)."""
+
+
+class _Loader(yamlio.SafeLoader):
+    """Safe loader that keeps `!vault` scalars as :class:`Vaulted`."""
+
+
+class _Dumper(yamlio.SafeDumper):
+    """Safe dumper that writes :class:`Vaulted` back as `!vault |` blocks."""
+
+
+_Loader.add_constructor("!vault", lambda loader, node: Vaulted(loader.construct_scalar(node)))
+_Dumper.add_representer(Vaulted, lambda d, v: d.represent_scalar("!vault", str(v), style="|"))
+
+
+def _vaultlib(password_file: Path):
+    from ansible.constants import DEFAULT_VAULT_ID_MATCH
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    try:
+        password = password_file.read_bytes().strip()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read vault password file {password_file}: {exc.strerror}") from None
+    if not password:
+        raise InvalidInput(f"vault password file {password_file} is empty")
+    return VaultLib([(DEFAULT_VAULT_ID_MATCH, VaultSecret(password))])
+
+
+def _decrypt(lib, data: bytes, password_file: Path) -> bytes:
+    try:
+        return lib.decrypt(data)
+    except Exception as exc:  # AnsibleError and friends: wrong password, corrupt data
+        raise InvalidInput(f"{VAULT_REL}: cannot decrypt with {password_file}: {type(exc).__name__}") from None
+
+
+def _parse(data: bytes) -> dict[str, Any]:
+    try:
+        doc = yaml.load(data, Loader=_Loader)  # safe loader + !vault constructor only
+    except Exception as exc:  # hostile vault file: one message, no traceback
+        raise InvalidInput(f"{VAULT_REL}: invalid YAML: {type(exc).__name__}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise InvalidInput(f"{VAULT_REL}: (document): must be a mapping of tno_vault_* variables")
+    return doc
+
+
+def read_raw(inventory: Path, password_file: Path | None) -> tuple[dict[str, Any], bool] | None:
+    """(mapping, whole_file_encrypted); inline values stay ciphertext. None if absent or unreadable."""
+    path = inventory / VAULT_REL
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InvalidInput(f"{VAULT_REL}: cannot read: {exc.strerror}") from None
+    if data.startswith(_HEADER):
+        if password_file is None:
+            return None
+        return _parse(_decrypt(_vaultlib(password_file), data, password_file)), True
+    return _parse(data), False
+
+
+def vault_names(inventory: Path, password_file: Path | None) -> frozenset[str] | None:
+    """Names of the vault variables, or None when they cannot be known (check skipped).
+
+    With a password, one inline value is decrypted too, so a wrong password is reported early.
+    """
+    raw = read_raw(inventory, password_file)
+    if raw is None:
+        return None
+    doc, _ = raw
+    if password_file is not None:
+        sample = next((v for v in doc.values() if isinstance(v, Vaulted)), None)
+        if sample is not None:
+            _decrypt(_vaultlib(password_file), sample.encode(), password_file)
+    return frozenset(str(k) for k in doc)
+
+
+def new_password(length: int = 24) -> str:
+    """A random mailbox password (letters and digits: safe in any config file)."""
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+def add_secrets(inventory: Path, password_file: Path, new: dict[str, str]) -> list[str]:
+    """Add variables that do not exist yet (existing ones are kept); return the names added."""
+    lib = _vaultlib(password_file)
+    raw = read_raw(inventory, password_file)
+    doc, whole = raw if raw is not None else ({}, False)
+    added = [k for k in new if k not in doc]
+    for key in added:
+        doc[key] = new[key] if whole else Vaulted(lib.encrypt(new[key].encode()).decode())
+    text = yaml.dump(dict(sorted(doc.items())), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    content = lib.encrypt(text.encode()) if whole else text.encode()
+    path = inventory / VAULT_REL
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, content, 0o600 if whole else 0o644)
+    return added
+
+
+def decrypt_value(inventory: Path, password_file: Path, name: str) -> str:
+    """Plaintext of one vault variable (for probes and tests; callers must not print it)."""
+    raw = read_raw(inventory, password_file)
+    doc = raw[0] if raw else {}
+    if name not in doc:
+        raise InvalidInput(f"{VAULT_REL}: {name} is not defined in the vault")
+    value = doc[name]
+    if isinstance(value, Vaulted):
+        return _decrypt(_vaultlib(password_file), value.encode(), password_file).decode()
+    return str(value)
+
+
+def atomic_write(path: Path, content: bytes, mode: int = 0o644) -> None:
+    """Write via a temp file in the same directory, fsync, then rename over ``path``."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_vault(inventory: Path, password_file: Path) -> dict[str, str]:
+    """Every vault variable, decrypted (for redaction registries and tests; never print the values)."""
+    raw = read_raw(inventory, password_file)
+    if raw is None:
+        return {}
+    doc, _whole = raw
+    lib = _vaultlib(password_file)
+    values: dict[str, str] = {}
+    for name, value in doc.items():
+        if isinstance(value, Vaulted):
+            values[str(name)] = _decrypt(lib, value.encode(), password_file).decode()
+        elif value is not None:
+            values[str(name)] = str(value)
+    return values
