@@ -18,11 +18,19 @@ from tnoctl import paths
 from tnoctl.lab.lab import Lab
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every end-to-end test needs root and the lab: mark them so `-m "not root"` deselects them."""
+    for item in items:
+        if "/tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.root)
+            item.add_marker(pytest.mark.lab)
+
+
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     """The running lab (tnoctl.lab.lab.Lab over inventories/lab); needs root."""
     if os.geteuid() != 0:
-        pytest.skip("end-to-end lab tests need root (marker `root`); CI runs them as root")
+        pytest.fail("end-to-end lab tests need root; run as root (CI does) or deselect them: -m 'not root'")
     the_lab = Lab(paths.LAB_INVENTORY)
     the_lab.up()
     yield the_lab
