@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 
@@ -183,8 +182,10 @@ def deploy(app: AppContext, tenants: tuple[str, ...], hosts: tuple[str, ...], ye
 
 def _refresh_lab_certificates(app: AppContext) -> None:
     """In the lab, make sure every host certificate covers the tenants placed on it."""
-    if not app.is_lab or not Path("/var/lib/tnoctl/lab/ca/ca.crt").exists():
-        return
-    from tnoctl.lab.lab import refresh_certificates
+    from tnoctl import paths
 
-    refresh_certificates(app.inventory)
+    if not app.is_lab or not (paths.lab_dir() / "ca" / "ca.crt").exists():
+        return
+    from tnoctl.lab.lab import Lab
+
+    Lab(app.inventory).refresh_certificates()

@@ -41,7 +41,7 @@ MASKED_UNITS: tuple[str, ...] = (
     # early start also races nspawn's cgroup setup and leaves the host "degraded".
     "systemd-remount-fs.service",
 )
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 """Bump when :func:`configure` changes in a way the file table below does not show."""
 
 COMPLETE_MARKER = ".tno-base-complete"
@@ -139,6 +139,11 @@ def configure(rootfs: Path) -> None:
         link.symlink_to("/dev/null")
     run(["chroot", str(rootfs), "apt-get", "clean"])
     shutil.rmtree(rootfs / "var/lib/apt/lists", ignore_errors=True)
+    # No stale "apt-get update succeeded" stamps: with empty lists they would make apt(cache_valid_time)
+    # believe the cache is fresh and find no package at all on a new host.
+    shutil.rmtree(rootfs / "var/lib/apt/periodic", ignore_errors=True)
+    for cache in (rootfs / "var/cache/apt").glob("*.bin"):
+        cache.unlink()
     (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
 
 

@@ -165,26 +165,27 @@ class Lab:
                 log(f"{what}: removing stale PID record")
                 record_path.unlink()
 
-    def _ensure_ca(self) -> Path | None:
-        """Lab CA + host certificates (tnoctl.lab.ca); None when that module is not installed."""
-        try:
-            from tnoctl.lab import ca
-        except ImportError:
-            log("warning: tnoctl.lab.ca not available: no lab CA installed in the hosts")
-            return None
+    def _ensure_ca(self) -> Path:
+        """Lab CA + host certificates covering every tenant service name placed on each host."""
         with step("lab CA and host certificates"):
-            crt = ca.ensure_ca(self.lab_dir / "ca")
-            ca.ensure_host_certs(self.lab_dir / "ca", self.lab_dir / "certs", etchosts.cert_sans(self.topology))
+            return self.refresh_certificates()
+
+    def refresh_certificates(self) -> Path:
+        """(Re-)issue host certificates whose SANs no longer match the inventory; returns the CA cert.
+
+        Called by `lab up` and by `deploy` on the lab inventory, so a tenant added after the lab
+        came up gets its `mail.`/`office.` names certified before the roles copy the files.
+        """
+        from tnoctl.lab import ca
+
+        crt = ca.ensure_ca(self.lab_dir / "ca")
+        ca.ensure_host_certs(self.lab_dir / "ca", self.lab_dir / "certs", etchosts.cert_sans(self.topology))
         return crt
 
     def _ensure_apt_repo(self) -> None:
         """Build/refresh the local signed apt repo (tnoctl.lab.aptrepo) and put its keyring in place."""
-        try:
-            from tnoctl.lab import aptrepo
-        except ImportError:
-            log("warning: tnoctl.lab.aptrepo not available: serving an empty local apt repo")
-            (self.apt_dir / "repo").mkdir(parents=True, exist_ok=True)
-            return
+        from tnoctl.lab import aptrepo
+
         with step("local apt repo"):
             keyring = aptrepo.ensure_repo(self.cache_dir, self.apt_dir / "repo")
             target = self.apt_dir / KEYRING_NAME
@@ -318,8 +319,15 @@ class Lab:
 
 
 def _make_world_readable(apt_dir: Path) -> None:
-    """The repo server runs as nobody: make lab_dir/apt/repo traversable and readable."""
-    for path in [apt_dir, *apt_dir.rglob("*")]:
+    """The repo server runs as nobody: make lab_dir/apt/repo and the public keyring readable.
+
+    Never apt/gnupg: it holds the repository's private signing key.
+    """
+    repo = apt_dir / "repo"
+    apt_dir.chmod(apt_dir.stat().st_mode | 0o111)  # traversable only, not listable
+    for path in [repo, *repo.rglob("*"), apt_dir / KEYRING_NAME]:
+        if not path.exists():
+            continue
         if path.is_symlink():
             continue
         mode = path.stat().st_mode
