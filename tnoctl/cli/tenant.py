@@ -109,9 +109,11 @@ def add(app: AppContext, slug: str, name: str, insee: str, domains: tuple[str, .
 
 def _attach_subcommands() -> None:
     """Sub-verbs that live in their own modules (offboarding, DNS records)."""
+    from tnoctl.cli.tenant_dns import dns
     from tnoctl.cli.tenant_remove import remove
 
     tenant.add_command(remove)
+    tenant.add_command(dns)
 
 
 _attach_subcommands()

@@ -170,7 +170,9 @@ class Platform(Strict):
         description="APT repository serving the office packages."
     )
     tno_office_apt_suite: Text = Field(description="Suite of the office APT repository.")
-    tno_office_apt_components: Text = Field(description="Components of the office APT repository.")
+    tno_office_apt_components: list[Text] = Field(
+        min_length=1, description="Components of the office APT repository (a list, e.g. [main])."
+    )
     tno_office_apt_keyring_src: Text = Field(description="Controller path of the office repository keyring.")
     tno_mail_relayhost: Annotated[str, Field(max_length=200)] = Field(
         "", description="Postfix relayhost; empty means direct MX delivery."

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,7 @@ MASKED_UNITS: tuple[str, ...] = (
     # early start also races nspawn's cgroup setup and leaves the host "degraded".
     "systemd-remount-fs.service",
 )
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 """Bump when :func:`configure` changes in a way the file table below does not show."""
 
 COMPLETE_MARKER = ".tno-base-complete"
@@ -144,6 +145,8 @@ def configure(rootfs: Path) -> None:
     shutil.rmtree(rootfs / "var/lib/apt/periodic", ignore_errors=True)
     for cache in (rootfs / "var/cache/apt").glob("*.bin"):
         cache.unlink()
+    # apt(cache_valid_time) also falls back to the lists dir's mtime: make the empty lists look old.
+    os.utime(rootfs / "var/lib/apt/lists", (0, 0))
     (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
 
 
