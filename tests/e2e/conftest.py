@@ -34,4 +34,6 @@ def lab() -> Iterator[Lab]:
     the_lab = Lab(paths.LAB_INVENTORY)
     the_lab.up()
     yield the_lab
+    if os.environ.get("TNO_E2E_KEEP_LAB") == "1":  # developer convenience: iterate on a running fleet
+        return
     the_lab.down()

@@ -156,3 +156,38 @@ def restart_host(app: AppContext, host: str, wipe: bool) -> int:
     """
     _lab(app).restart_host(host, wipe=wipe)
     return 0
+
+
+@lab.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def smoke(app: AppContext, as_json: bool) -> int:
+    """Prove each lab commune works: a mail round trip (587 → IMAPS) and office through HTTPS.
+
+    TLS is verified against the lab CA. Exit 1 if any commune fails.
+
+    \b
+    Example:
+      tnoctl lab smoke
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tnoctl.config import load_inventory
+    from tnoctl.config.vault import read_vault
+    from tnoctl.lab.smoke import smoke_tenant
+
+    if not app.is_lab:
+        raise Refused(f"tnoctl lab smoke only runs against the lab inventory ({paths.LAB_INVENTORY})")
+    inventory = load_inventory(app.inventory)
+    secrets = read_vault(app.inventory, app.vault_password_file or app.inventory / "vault-password")
+    ca = paths.lab_dir() / "ca" / "ca.crt"
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda t: smoke_tenant(t, inventory, secrets, ca), inventory.tenants))
+    if as_json:
+        app.print_json([r.__dict__ for r in results])
+    else:
+        app.print_table(
+            ["tenant", "mail (587 → IMAPS)", "office (HTTPS)", "result"],
+            [[r.tenant, r.mail_detail, r.office_detail, "ok" if r.ok else "FAILED"] for r in results],
+        )
+    return 0 if all(r.ok for r in results) else 1
