@@ -7,6 +7,7 @@ It depends on the session `lab` fixture (tests/e2e/conftest.py) and runs one rea
 from __future__ import annotations
 
 import io
+import shlex
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +71,7 @@ class Fleet:
 
     def ssh(self, host: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["ssh", "-F", str(self.ssh_config), host, "--", *argv],
+            ["ssh", "-F", str(self.ssh_config), host, "--", shlex.join(argv)],  # argv reaches the host intact
             capture_output=True,
             text=True,
             check=check,

@@ -145,9 +145,9 @@ def configure(rootfs: Path) -> None:
     shutil.rmtree(rootfs / "var/lib/apt/periodic", ignore_errors=True)
     for cache in (rootfs / "var/cache/apt").glob("*.bin"):
         cache.unlink()
+    (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
     # apt(cache_valid_time) also falls back to the lists dir's mtime: make the empty lists look old.
     os.utime(rootfs / "var/lib/apt/lists", (0, 0))
-    (rootfs / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
 
 
 def _debootstrap(target: Path) -> None:

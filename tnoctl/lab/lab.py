@@ -293,6 +293,13 @@ class Lab:
             path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ one host
+    def stop_host(self, name: str) -> str:
+        """Power one host off (its disk is kept); `restart_host(name)` boots it again."""
+        require_root()
+        self.topology.host(name)  # unknown name -> error before anything is stopped
+        with self._locked():
+            return self._stop_one(name)
+
     def restart_host(self, name: str, wipe: bool = False) -> None:
         """Stop one host; with `wipe` discard its disk (fresh machine, new host keys); start it again."""
         require_root()
