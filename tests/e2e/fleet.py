@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import shlex
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ class Fleet:
     state_dir: Path
     ssh_config: Path
     ca_cert: Path
-    secrets: dict[str, str]
+    secrets: dict[str, str] = field(repr=False)  # never in a failure report
 
     @property
     def tenants(self) -> list[str]:

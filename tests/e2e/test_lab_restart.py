@@ -25,7 +25,7 @@ def _keys(lab: Lab) -> set[str]:
     return {line for line in lab.known_hosts_path.read_text().splitlines() if line.startswith(f"{HOST},")}
 
 
-def test_restart_keeps_the_disk_and_wipe_makes_a_new_machine(lab: Lab) -> None:
+def test_restart_keeps_the_disk_and_wipe_makes_a_new_machine(lab: Lab, fleet) -> None:
     ssh(lab, "echo kept > /root/marker")
     keys = _keys(lab)
     lab.restart_host(HOST)
@@ -37,3 +37,7 @@ def test_restart_keeps_the_disk_and_wipe_makes_a_new_machine(lab: Lab) -> None:
     new_keys = _keys(lab)
     assert len(new_keys) == 2 and not new_keys & keys
     assert {s.name: s.state for s in lab.status()}[HOST] == "running"
+
+    # the shared fleet stays whole for later tests: a deploy rebuilds the wiped machine
+    rc, _out, err = fleet.tnoctl("deploy", "--host", HOST, "--yes")
+    assert rc == 0, err[-3000:]

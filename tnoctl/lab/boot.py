@@ -44,6 +44,7 @@ def nspawn_argv(name: str, merged: str) -> list[str]:
         "--keep-unit",
         "--console=passive",
         "--resolv-conf=off",
+        "--timezone=off",  # like a real server, the host owns /etc/localtime (tno_common sets it)
         "--link-journal=no",
     ]
 
