@@ -28,7 +28,7 @@ lint: install  ## ruff + ansible-lint (production profile)
 	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/ansible-lint --offline -q roles playbooks
 
 test: install lint  ## everything: lint, unit, integration, lab end-to-end (as root)
-	$(PY) -m pytest $(PYTEST_MARKERS) --durations=15 tests
+	$(PY) -m pytest $(PYTEST_MARKERS) --durations=15 tests/unit tests/integration tests/e2e
 
 test-unit: install  ## pure unit tests only (seconds)
 	$(PY) -m pytest tests/unit

@@ -21,17 +21,7 @@ class BackupSsh(SshRunner):
 
     def run_input(self, host: str, argv: list[str], data: bytes, timeout: float = 3600) -> CommandResult:
         """Run ``argv`` on ``host`` feeding ``data`` on stdin; never raises on rc != 0."""
-        client = self._connect(host)
-        try:
-            stdin, stdout, stderr = client.exec_command(shlex.join(argv), timeout=timeout)
-            stdin.write(data)
-            stdin.channel.shutdown_write()
-            out = stdout.read().decode("utf-8", "replace")
-            err = stderr.read().decode("utf-8", "replace")
-            rc = stdout.channel.recv_exit_status()
-        except (paramiko.SSHException, OSError) as exc:
-            raise OperationFailed(f"{host}: ssh command failed: {exc}") from None
-        return CommandResult(host=host, argv=tuple(argv), rc=rc, stdout=out, stderr=err)
+        return self.run(host, argv, timeout=timeout, input=data)
 
     def borg_on_backup_host(
         self, host: str, passphrase: str | None, borg_args: list[str], timeout: float = 3600, cwd: str | None = None

@@ -59,6 +59,11 @@ FILES: dict[str, str] = {
         f'Acquire::http::Proxy "{APT_PROXY}";\nAcquire::http::Proxy::{GATEWAY} "DIRECT";\n'
     ),
     "etc/apt/apt.conf.d/02tno-lab-no-cache": 'APT::Keep-Downloaded-Packages "false";\n',
+    # No HTTP pipelining through the proxy (apt + apt-cacher-ng can stall on a closed pipelined
+    # connection), a bounded wait and retries instead of a hang.
+    "etc/apt/apt.conf.d/03tno-lab-http": (
+        'Acquire::http::Pipeline-Depth "0";\nAcquire::http::Timeout "30";\nAcquire::Retries "3";\n'
+    ),
     # No DNS in the lab: names live in /etc/hosts (debootstrap copied the build machine's resolver).
     "etc/resolv.conf": "# tnoctl lab host: no DNS server; lab names are in /etc/hosts\n",
     "etc/default/locale": "LANG=C.UTF-8\n",

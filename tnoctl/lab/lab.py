@@ -28,6 +28,7 @@ from tnoctl.lab.cmd import log, step
 ROOT_MESSAGE = "tnoctl lab needs root (it creates network namespaces and mounts); run it as root"
 KEYRING_NAME = "tno-lab-archive-keyring.gpg"
 SYSTEM_WAIT_TIMEOUT = 120
+APT_UPDATE_TIMEOUT = 180
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,7 @@ class Lab:
             self._start_hosts(image, pubkey, ca_cert)
             self._write_client_files()
             self._wait_systemd()
+            self._refresh_apt_lists()
         log(f"lab up: {len(self.topology.hosts)} hosts in {time.monotonic() - t0:.1f}s; "
             f"ssh -F {self.ssh_config_path} {self.topology.hosts[0].name}")
         return True
@@ -257,6 +259,25 @@ class Lab:
         if bad:
             raise OperationFailed("lab hosts did not finish booting", details=bad)
 
+    def _refresh_apt_lists(self, names: list[str] | None = None) -> None:
+        """`apt-get update` in each host, one host at a time, like a freshly provisioned server image.
+
+        Serial on purpose: apt-cacher-ng fails ("Failure to move file out of the way") when several
+        clients refresh the same InRelease within one second, and apt can then hang on the broken
+        connection. With fresh lists, the roles' `cache_valid_time` skips the update during deploys.
+        """
+        names = names or [h.name for h in self.topology.hosts]
+        with step(f"apt-get update in {len(names)} hosts (one at a time)"):
+            for name in names:
+                argv = self.ssh_argv(name, ["apt-get", "-q", "update"])
+                try:
+                    proc = subprocess.run(argv, capture_output=True, text=True, timeout=APT_UPDATE_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    log(f"warning: {name}: apt-get update timed out after {APT_UPDATE_TIMEOUT}s")
+                    continue
+                if proc.returncode != 0:
+                    log(f"warning: {name}: apt-get update failed: {proc.stderr.strip().splitlines()[-1:]}")
+
     # ------------------------------------------------------------------ down
     def down(self) -> None:
         """Stop every host (in parallel), the servers, remove netns/bridge/run dirs. Idempotent."""
@@ -323,6 +344,8 @@ class Lab:
                 hosts.wait_booted(self.lab_dir, host, record)
             self._write_client_files()
             self._wait_systemd([name])
+            if wipe:
+                self._refresh_apt_lists([name])
 
 
 def _make_world_readable(apt_dir: Path) -> None:

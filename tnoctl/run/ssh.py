@@ -94,12 +94,20 @@ class SshRunner:
             self._clients[host] = client
             return client
 
-    def run(self, host: str, argv: list[str] | tuple[str, ...], timeout: float = 60) -> CommandResult:
-        """Run ``argv`` on ``host``; returns its exit status and output (never raises on rc != 0)."""
+    def run(
+        self, host: str, argv: list[str] | tuple[str, ...], timeout: float = 60, input: bytes | None = None
+    ) -> CommandResult:
+        """Run ``argv`` on ``host``; returns its exit status and output (never raises on rc != 0).
+
+        ``input`` is fed on stdin (how secrets such as borg passphrases reach a command: never argv).
+        """
         client = self._connect(host)
         command = shlex.join(argv)
         try:
-            _stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
+            stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
+            if input is not None:
+                stdin.write(input)
+                stdin.channel.shutdown_write()
             out = stdout.read().decode("utf-8", "replace")
             err = stderr.read().decode("utf-8", "replace")
             rc = stdout.channel.recv_exit_status()
