@@ -89,6 +89,8 @@ def summary_rows(plan: DeployPlan, result: RunResult) -> list[list[object]]:
             rows.append([host, tenants, "-", "-", "-", "-", "not run"])
             continue
         state = "ok" if stats.success else ("UNREACHABLE" if stats.unreachable else "FAILED")
+        if state == "ok" and result.status != "successful":
+            state = f"incomplete ({result.status})"  # interrupted or timed out before this host finished
         rows.append(
             [
                 host,
