@@ -33,7 +33,7 @@ def test_hand_edit_on_mail1_is_drift_until_deploy(fleet) -> None:
     honest = "a freshly deployed fleet must show no drift (check mode must be honest)"
     assert rc == 0, f"{honest}:\n{out}\n{err[-3000:]}"
 
-    fleet.ssh(HOST, "sh", "-c", "'echo \"# hand edit by the drift test\" >> /etc/postfix/main.cf'")
+    fleet.ssh(HOST, "sh", "-c", 'echo "# hand edit by the drift test" >> /etc/postfix/main.cf')
     try:
         rc, out, err = fleet.tnoctl("drift", "--json")
         assert rc == 1, err[-3000:]

@@ -89,7 +89,7 @@ def summary_rows(plan: DeployPlan, result: RunResult) -> list[list[object]]:
             rows.append([host, tenants, "-", "-", "-", "-", "not run"])
             continue
         state = "ok" if stats.success else ("UNREACHABLE" if stats.unreachable else "FAILED")
-        if state == "ok" and result.status != "successful":
+        if state == "ok" and result.status not in ("successful", "failed"):
             state = f"incomplete ({result.status})"  # interrupted or timed out before this host finished
         rows.append(
             [
