@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from tnoctl.actions import drift
+from tnoctl.actions import deploy, drift
 from tnoctl.plan.deploy import DeployPlan
 from tnoctl.run.ansible import ChangedTask, HostStats, PlaybookCall, RunResult
 from tnoctl.state.store import Store
@@ -34,7 +34,7 @@ def _result(changes: list[ChangedTask], failed: tuple[str, ...] = ()) -> RunResu
 
 
 def _analyse(changes: list[ChangedTask], failed: tuple[str, ...] = ()) -> drift.DriftReport:
-    keys, placed = drift.tenant_keys(TENANTS), drift.placements(TENANTS)
+    keys, placed = deploy.tenant_keys(TENANTS), drift.placements(TENANTS)
     return drift.analyse(PLAN, _result(changes, failed), keys, placed)
 
 

@@ -7,9 +7,10 @@ unreachable, even though the others were deployed (never exit 0 after a partial 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tnoctl.errors import OperationFailed
 from tnoctl.plan.deploy import DeployPlan
@@ -58,6 +59,16 @@ def run_calls(ctx: RunContext, plan: DeployPlan, *, check: bool, title: str) -> 
     if result is None:
         raise OperationFailed("nothing to run: the plan selected no host")
     return result
+
+
+def tenant_keys(tenants: Iterable[Any]) -> dict[str, set[str]]:
+    """Strings that name a tenant in a task item: slug, domains, mailbox addresses."""
+    keys: dict[str, set[str]] = {}
+    for tenant in tenants:
+        names = {tenant.slug, *tenant.domains}
+        names.update(f"{m.local}@{m.domain or tenant.domains[0]}" for m in tenant.mailboxes)
+        keys[tenant.slug] = names
+    return keys
 
 
 def attribute_changes(plan: DeployPlan, changes: list[ChangedTask], tenant_keys: dict[str, set[str]]) -> dict:

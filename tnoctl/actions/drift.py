@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tnoctl.actions.deploy import attribute_changes
+from tnoctl.actions.deploy import attribute_changes, tenant_keys
 from tnoctl.plan.deploy import DeployPlan
 from tnoctl.run.ansible import ChangedTask, RunResult
 from tnoctl.state.store import DriftRecord
@@ -67,16 +67,6 @@ class DriftReport:
             "failed_hosts": self.failed_hosts,
             "changes": self.changes,
         }
-
-
-def tenant_keys(tenants: Iterable[Any]) -> dict[str, set[str]]:
-    """Strings that name a tenant in a task item: slug, domains, mailbox addresses."""
-    keys: dict[str, set[str]] = {}
-    for tenant in tenants:
-        names = {tenant.slug, *tenant.domains}
-        names.update(f"{m.local}@{m.domain or tenant.domains[0]}" for m in tenant.mailboxes)
-        keys[tenant.slug] = names
-    return keys
 
 
 def placements(tenants: Iterable[Any]) -> dict[str, dict[str, str]]:

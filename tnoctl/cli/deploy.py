@@ -21,24 +21,10 @@ def _load(app: AppContext):
     return load_inventory(app.inventory)
 
 
-def _tenant_keys(inventory) -> dict[str, set[str]]:
-    keys: dict[str, set[str]] = {}
-    for tenant in inventory.tenants:
-        names = {tenant.slug, *tenant.domains}
-        names.update(f"{m.local}@{m.domain or tenant.domains[0]}" for m in tenant.mailboxes)
-        keys[tenant.slug] = names
-    return keys
+def _redactor(app: AppContext):
+    from tnoctl.config.vault import secret_scrubber
 
-
-def _redactor(app: AppContext, inventory):
-    """Register the vault's secret values so diffs, messages and audit records are scrubbed of them."""
-    from tnoctl.config.vault import read_vault
-    from tnoctl.state.redact import SECRETS
-
-    if app.vault_password_file is not None:
-        values = read_vault(app.inventory, app.vault_password_file).values()
-        SECRETS.add_all(str(v) for v in values if isinstance(v, str | int) and str(v))
-    return SECRETS.scrub_text
+    return secret_scrubber(app.inventory, app.vault_password_file)
 
 
 def _context(app: AppContext, run_id: str, redact) -> deploy_action.RunContext:
@@ -53,7 +39,7 @@ def _context(app: AppContext, run_id: str, redact) -> deploy_action.RunContext:
 
 
 def _render_changes(app: AppContext, plan: DeployPlan, result, inventory) -> int:
-    grouped = deploy_action.attribute_changes(plan, result.changed_tasks, _tenant_keys(inventory))
+    grouped = deploy_action.attribute_changes(plan, result.changed_tasks, deploy_action.tenant_keys(inventory.tenants))
     count = 0
     for host in plan.hosts:
         per_owner = grouped.get(host, {})
@@ -109,7 +95,7 @@ def plan(app: AppContext, tenants: tuple[str, ...], hosts: tuple[str, ...], exit
     with audit.operation(
         app.state_dir, "plan", sys.argv[1:], tenants=list(deploy_plan.tenants), hosts=list(deploy_plan.hosts)
     ) as op:
-        ctx = _context(app, op.id, _redactor(app, inventory))
+        ctx = _context(app, op.id, _redactor(app))
         result = deploy_action.run_calls(ctx, deploy_plan, check=True, title="plan (check+diff)")
         op.artifacts = str(result.artifacts_dir)
         pending = _render_changes(app, deploy_plan, result, inventory)
@@ -150,7 +136,7 @@ def deploy(app: AppContext, tenants: tuple[str, ...], hosts: tuple[str, ...], ye
     with audit.operation(
         app.state_dir, "deploy", sys.argv[1:], tenants=list(deploy_plan.tenants), hosts=list(deploy_plan.hosts)
     ) as op, locks.hold(app.state_dir, list(deploy_plan.tenants), "deploy", op.id):
-        ctx = _context(app, op.id, _redactor(app, inventory))
+        ctx = _context(app, op.id, _redactor(app))
         _refresh_lab_certificates(app)
         if not yes:
             preview = deploy_action.run_calls(ctx, deploy_plan, check=True, title="plan (check+diff)")

@@ -167,3 +167,15 @@ def read_vault(inventory: Path, password_file: Path) -> dict[str, str]:
         elif value is not None:
             values[str(name)] = str(value)
     return values
+
+
+def secret_scrubber(inventory: Path, password_file: Path | None):
+    """Register every vault value as a secret (audit, diffs, messages) and return the text scrubber.
+
+    The one place verbs get their redaction function from (deploy, plan, drift, runbooks).
+    """
+    from tnoctl.state.redact import SECRETS
+
+    if password_file is not None:
+        SECRETS.add_all(v for v in read_vault(inventory, password_file).values() if v)
+    return SECRETS.scrub_text

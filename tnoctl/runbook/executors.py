@@ -24,20 +24,10 @@ SSH_TIMEOUT = 300.0
 
 
 def redactor(app: Any) -> Callable[[str], str]:
-    """Register the vault's values as secrets (when readable) and return the scrubber."""
-    from tnoctl.state.redact import SECRETS
+    """The vault-aware scrubber for this run (see tnoctl.config.vault.secret_scrubber)."""
+    from tnoctl.config.vault import secret_scrubber
 
-    if app.vault_password_file is not None:
-        from tnoctl.config import vault
-
-        reader = getattr(vault, "read_vault", None)  # the vault module's API is being reworked
-        if reader is not None:
-            data = reader(app.inventory, app.vault_password_file)
-        else:
-            raw = vault.read_raw(app.inventory, app.vault_password_file)
-            data = raw[0] if raw else {}
-        SECRETS.add_all(str(v) for v in data.values() if isinstance(v, str | int) and str(v))
-    return SECRETS.scrub_text
+    return secret_scrubber(app.inventory, app.vault_password_file)
 
 
 class ProjectExecutor:
