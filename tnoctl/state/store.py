@@ -30,6 +30,17 @@ UpgradeState = Literal["idle", "running", "succeeded", "failed", "rolled_back"]
 UPGRADE_STATES: tuple[str, ...] = ("idle", "running", "succeeded", "failed", "rolled_back")
 
 
+class _OnePerComponent:
+    """Records kept once per (tenant, component): the latest one wins."""
+
+    tenant: str
+    component: str
+
+    def key(self) -> tuple[str, ...]:
+        """One record per tenant and component."""
+        return (self.tenant, self.component)
+
+
 @dataclass(frozen=True)
 class BackupResult:
     """One backup run of one tenant's component (``mail`` or ``office``). Sizes in bytes."""
@@ -67,7 +78,7 @@ class BackupVerification:
 
 
 @dataclass(frozen=True)
-class VersionRecord:
+class VersionRecord(_OnePerComponent):
     """Version deployed on a tenant's component versus the version the platform pins."""
 
     KIND: ClassVar[str] = "versions"
@@ -77,13 +88,9 @@ class VersionRecord:
     pinned: str
     checked_at: float
 
-    def key(self) -> tuple[str, ...]:
-        """One record per tenant and component."""
-        return (self.tenant, self.component)
-
 
 @dataclass(frozen=True)
-class UpgradeRecord:
+class UpgradeRecord(_OnePerComponent):
     """State of the latest upgrade of a tenant's component; ``last_success_at`` survives later runs."""
 
     KIND: ClassVar[str] = "upgrades"
@@ -96,13 +103,9 @@ class UpgradeRecord:
     from_version: str = ""
     to_version: str = ""
 
-    def key(self) -> tuple[str, ...]:
-        """One record per tenant and component."""
-        return (self.tenant, self.component)
-
 
 @dataclass(frozen=True)
-class DriftRecord:
+class DriftRecord(_OnePerComponent):
     """Result of a check-mode run (``tnoctl drift``): did the tenant's configuration drift?"""
 
     KIND: ClassVar[str] = "drift"
@@ -111,10 +114,6 @@ class DriftRecord:
     drift: bool
     changed_tasks: int
     checked_at: float
-
-    def key(self) -> tuple[str, ...]:
-        """One record per tenant and component."""
-        return (self.tenant, self.component)
 
 
 @dataclass(frozen=True)
