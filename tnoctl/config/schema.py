@@ -174,6 +174,10 @@ class Platform(Strict):
         min_length=1, description="Components of the office APT repository (a list, e.g. [main])."
     )
     tno_office_apt_keyring_src: Text = Field(description="Controller path of the office repository keyring.")
+    tno_mail_release: Annotated[str, Field(max_length=40), _check(re.compile(r"^[0-9][0-9A-Za-z.+~-]*$"),
+                                                                  "a release number like 1 or 2025.1")] = Field(
+        "1", description="Pinned configuration release of the mail role (what `tnoctl upgrade mail --to` moves)."
+    )
     tno_mail_relayhost: Annotated[str, Field(max_length=200)] = Field(
         "", description="Postfix relayhost; empty means direct MX delivery."
     )

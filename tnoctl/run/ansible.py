@@ -157,6 +157,8 @@ def _runner_env(cfg: Path) -> dict[str, str]:
         "LC_ALL": "C.UTF-8",
         "PYTHONPATH": str(paths.PROJECT_ROOT),
         "ANSIBLE_FORCE_COLOR": "0",
+        # ansible-runner sets this to False when absent; the brief wants host keys checked always
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
     }
 
 
