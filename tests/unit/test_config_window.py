@@ -51,3 +51,15 @@ def test_bad_windows_are_refused_with_a_message(text):
     with pytest.raises(ValueError) as err:
         Window.parse(text)
     assert "window" in str(err.value) or "time of day" in str(err.value)
+
+
+def test_24_00_closes_the_window_at_the_end_of_the_day() -> None:
+    from datetime import datetime
+
+    always = Window.parse("Mon-Sun 00:00-24:00")
+    assert always.contains(datetime(2026, 11, 29, 23, 59, 59))
+    assert always.contains(datetime(2026, 11, 30, 0, 0, 0))
+    evening = Window.parse("Fri 20:00-24:00")
+    assert evening.contains(datetime(2026, 11, 27, 23, 59)) and not evening.contains(datetime(2026, 11, 28, 0, 1))
+    with pytest.raises(ValueError):
+        Window.parse("Sun 24:00-05:00")

@@ -27,6 +27,7 @@ VERBS: dict[str, str] = {
     "history": "tnoctl.cli.history:history",
     "plan": "tnoctl.cli.deploy:plan",
     "deploy": "tnoctl.cli.deploy:deploy",
+    "upgrade": "tnoctl.cli.upgrade:upgrade",
     "status": "tnoctl.cli.status:status",
     "exporter": "tnoctl.cli.exporter:exporter",
     "monitoring": "tnoctl.cli.monitoring:monitoring",

@@ -2,7 +2,8 @@
 
 A pure module: later guards (upgrade, restore) ask ``Window.parse(text).contains(now)`` before
 touching a tenant. A window whose end is not after its start runs overnight: it opens on the listed
-day and closes the next morning ("Fri 22:00-06:00" covers Friday 22:00 to Saturday 06:00).
+day and closes the next morning ("Fri 22:00-06:00" covers Friday 22:00 to Saturday 06:00). An end of
+"24:00" means the end of the day ("Mon-Sun 00:00-24:00" is always open).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ _RE = re.compile(rf"^(?P<days>{_SPEC}(?:,{_SPEC})*) (?P<start>\d\d:\d\d)-(?P<end
 SYNTAX_HINT = "not a window like 'Sun 02:00-05:00', 'Mon-Fri 22:00-06:00' or 'Sat,Sun 01:00-04:00'"
 
 
-def _hhmm(text: str) -> time:
+def _hhmm(text: str, end: bool = False) -> time:
     hours, minutes = int(text[:2]), int(text[3:])
+    if end and (hours, minutes) == (24, 0):
+        return time.max  # "...-24:00": until the end of the day
     if hours > 23 or minutes > 59:
         raise ValueError(f"{text!r} is not a time of day")
     return time(hours, minutes)
@@ -53,7 +56,7 @@ class Window:
         days: set[int] = set()
         for spec in match["days"].split(","):
             days |= _expand(spec)
-        start, end = _hhmm(match["start"]), _hhmm(match["end"])
+        start, end = _hhmm(match["start"]), _hhmm(match["end"], end=True)
         if start == end:
             raise ValueError(f"{text!r} is an empty window (start equals end)")
         return cls(frozenset(days), start, end, text)

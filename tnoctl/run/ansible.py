@@ -186,11 +186,13 @@ def run_playbook(
     vault_password_file: Path | None = None,
     on_event: EventSink | None = None,
     redact: Callable[[str], str] = lambda text: text,
+    cancel: Callable[[], bool] | None = None,
 ) -> RunResult:
     """Run one playbook with ansible-runner and return typed per-host results.
 
     ``on_event`` receives every runner event (for live progress). ``redact`` scrubs
-    known secret values from diffs and failure messages before they are kept.
+    known secret values from diffs and failure messages before they are kept. ``cancel`` is
+    polled by ansible-runner; when it returns True the run is stopped (status ``canceled``).
     """
     import ansible_runner  # imported lazily: heavy, and only needed when something runs
 
@@ -216,6 +218,7 @@ def run_playbook(
         quiet=True,
         suppress_env_files=True,
         event_handler=collector.handle,
+        cancel_callback=cancel,
         settings={"suppress_ansible_output": True, "job_timeout": 3600},
     )
     duration = time.monotonic() - started

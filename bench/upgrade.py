@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Benchmark: `tnoctl upgrade office` over N lab office hosts with batch sizes 1, 2 and N.
+
+Builds a throw-away inventory next to the lab one (office1..officeN, one office-only commune per
+host, plus backup1 which the platform needs), brings the lab up with it (the regular lab is taken
+down first and left down at the end), deploys the office hosts at the pinned version, then rolls
+the office stand-in between 24.04.10.1 and 24.04.11.1, once per batch size. For each run it prints
+the wall time and the parallel efficiency  ceil(N/b) * t_host / T(b)  where t_host is the mean
+per-host time of the batch-1 run (goal >= 0.8). Needs root.
+
+Usage: bench/upgrade.py [--hosts 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tnoctl import paths  # noqa: E402
+
+VERSIONS = ("24.04.11.1", "24.04.10.1")
+FIRST_ADDRESS = 21  # office hosts at 198.18.0.21.. (backup1 keeps .15)
+
+
+def make_inventory(root: Path, count: int) -> Path:
+    """A lab-shaped inventory with `count` office hosts, one office-only tenant each."""
+    inv = root / "inventory"
+    shutil.copytree(paths.LAB_INVENTORY, inv, ignore=shutil.ignore_patterns(".tno", "tenants"))
+    offices = {f"office{i}": {"ansible_host": f"198.18.0.{FIRST_ADDRESS + i - 1}"} for i in range(1, count + 1)}
+    hosts = {"all": {"children": {
+        "office": {"hosts": offices},
+        "proxy": {"hosts": {name: {} for name in offices}},
+        "backup": {"hosts": {"backup1": {"ansible_host": "198.18.0.15"}}},
+    }}}
+    (inv / "hosts.yml").write_text(yaml.safe_dump(hosts, sort_keys=False))
+    (inv / "tenants").mkdir()
+    for i in range(1, count + 1):
+        slug = f"bench-{i}"
+        tenant = {
+            "slug": slug, "name": f"Bench {i}", "insee": f"{69000 + i}", "domains": [f"{slug}.test"],
+            "services": ["office"], "placement": {"office": f"office{i}"},
+            "office": {"wopi_hosts": [f"https://cloud.{slug}.test"]},
+            "maintenance_window": "Mon-Sun 00:00-24:00", "pilot": i == 1,
+        }
+        (inv / "tenants" / f"{slug}.yml").write_text(yaml.safe_dump(tenant, sort_keys=False, allow_unicode=True))
+    return inv
+
+
+def tnoctl(inv: Path, state: Path, *argv: str) -> tuple[float, str]:
+    env = {**os.environ, "TNO_SSH_CONFIG": str(paths.lab_dir() / "ssh_config"),
+           "TNO_CA_FILE": str(paths.lab_dir() / "ca" / "ca.crt")}
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "tnoctl", "--inventory", str(inv), "--state-dir", str(state),
+                           *argv], capture_output=True, text=True, env=env, cwd=ROOT)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"tnoctl {' '.join(argv)} failed ({proc.returncode})")
+    return elapsed, proc.stdout
+
+
+def host_seconds(state: Path, operation: str) -> dict[str, float]:
+    """Per host: first step started -> finish, from the operation journal."""
+    first: dict[str, float] = {}
+    spans: dict[str, float] = {}
+    for line in (state / "operations" / operation / "journal.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        host = event["host"]
+        if not host:
+            continue
+        first.setdefault(host, event["time"])
+        if event["step"] == "finish":
+            spans[host] = event["time"] - first[host]
+    return spans
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=6)
+    args = parser.parse_args()
+    from tnoctl.lab.lab import Lab
+
+    n = args.hosts
+    with tempfile.TemporaryDirectory(prefix="tno-bench-upgrade-") as tmp:
+        inv = make_inventory(Path(tmp), n)
+        state = Path(tmp) / "state"
+        Lab(paths.LAB_INVENTORY).down()
+        lab = Lab(inv)
+        try:
+            t0 = time.monotonic()
+            lab.up(fresh=True)
+            print(f"lab up with {n} office hosts: {time.monotonic() - t0:.1f} s", flush=True)
+            offices = [f"office{i}" for i in range(1, n + 1)]
+            elapsed, _ = tnoctl(inv, state, "deploy", "--yes", *[a for h in offices for a in ("--host", h)])
+            print(f"deploy of {n} office hosts: {elapsed:.1f} s", flush=True)
+            rows = []
+            t_host = 0.0
+            for index, batch in enumerate(dict.fromkeys((1, 2, n))):
+                version = VERSIONS[index % 2]
+                elapsed, _ = tnoctl(inv, state, "upgrade", "office", "--to", version, "--waves", "100%",
+                                    "--batch", str(batch), "--no-pin", "--yes")
+                _, out = tnoctl(inv, state, "upgrade", "status", "--json")
+                spans = host_seconds(state, json.loads(out)["id"])
+                if batch == 1:
+                    t_host = sum(spans.values()) / len(spans)
+                ideal = math.ceil(n / batch) * t_host
+                rows.append((batch, version, elapsed, max(spans.values()), ideal / elapsed))
+                print(f"batch {batch}: {elapsed:.1f} s to {version}", flush=True)
+        finally:
+            lab.down()
+    print(f"\nupgrade of {n} office hosts (t_host = {t_host:.1f} s, mean per host at batch 1)")
+    print(f"{'batch':>5} {'to':>11} {'wall s':>8} {'slowest host s':>15} {'efficiency':>10}")
+    for batch, version, elapsed, slowest, eff in rows:
+        print(f"{batch:>5} {version:>11} {elapsed:>8.1f} {slowest:>15.1f} {eff:>10.2f}")
+    print("goal: efficiency >= 0.8 for every batch size")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

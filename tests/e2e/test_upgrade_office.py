@@ -1,0 +1,162 @@
+"""Issue 7 acceptance 1-4 on the lab: office rollouts in waves, health gate, rollback, interrupt + resume, windows.
+
+The lab repository holds three builds of the office stand-in: 24.04.10.1 (pinned), 24.04.11.1 (good)
+and 24.04.12.1 (installs, but its health endpoints fail). The tests run in file order and leave the
+fleet as they found it: the last one rolls everything back to the pinned version (itself the
+interrupt/resume acceptance), and a module fixture restores platform.yml's pin whatever happens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tnoctl import paths
+from tnoctl.state import audit
+
+pytestmark = [pytest.mark.root, pytest.mark.lab]
+
+GOOD, BROKEN = "24.04.11.1", "24.04.12.1"
+PLATFORM = paths.LAB_INVENTORY / "group_vars" / "all" / "platform.yml"
+OFFICE_HOSTS = ("office1", "office2")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def keep_pin(fleet: Any):
+    """Whatever the tests do, platform.yml's pin and the office hosts end as they started."""
+    original = PLATFORM.read_text()
+    yield
+    PLATFORM.write_text(original)
+    if any(_installed(fleet, h) != fleet.office_version for h in OFFICE_HOSTS):
+        fleet.tnoctl("upgrade", "office", "--to", fleet.office_version, "--waves", "100%", "--yes", "--no-pin")
+
+
+def _installed(fleet: Any, host: str) -> str:
+    return fleet.ssh(host, "dpkg-query", "-W", "-f", "${Version}", "coolwsd").stdout.strip()
+
+
+def _reported_version(fleet: Any, slug: str) -> str:
+    """productVersion of /hosting/capabilities, through the tenant's proxy name with TLS verified."""
+    from tests.e2e.test_deploy_office import _get
+
+    status, _headers, body = _get(fleet, slug, "/hosting/capabilities")
+    assert status == 200, f"{slug}: capabilities answered {status}"
+    return json.loads(body)["productVersion"]
+
+
+def _status(fleet: Any, operation: str = "") -> dict[str, Any]:
+    rc, out, err = fleet.tnoctl("upgrade", "status", *([operation] if operation else []), "--json")
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def _steps(fleet: Any, operation: str) -> list[tuple[str, str, str]]:
+    """(host, step, result) of the operation's `upgrade step` audit records, in order."""
+    return [(r["hosts"][0], r["details"]["step"], r["result"]) for r in audit.read(fleet.state_dir)
+            if r["verb"] == "upgrade step" and r["details"].get("operation") == operation]
+
+
+def test_good_version_rolls_out_canary_first_and_pins(fleet: Any) -> None:
+    rc, out, err = fleet.tnoctl("upgrade", "office", "--to", GOOD, "--waves", "canary,100%", "--yes")
+    assert rc == 0, f"upgrade failed (rc={rc}):\n{out}\n{err[-3000:]}"
+    status = _status(fleet)
+    assert status["state"] == "finished"
+    assert [(h["host"], h["wave"], h["state"]) for h in status["hosts"]] == [("office1", 0, "done"),
+                                                                             ("office2", 1, "done")]
+    for slug in fleet.tenants:
+        assert _reported_version(fleet, slug) == GOOD, f"{slug} does not report {GOOD} through its proxy"
+    steps = _steps(fleet, status["id"])
+    assert [s for s in steps if s[0] == "office1"] == [("office1", "snapshot", "ok"), ("office1", "apply", "ok"),
+                                                      ("office1", "gate", "ok")]
+    assert steps.index(("office1", "gate", "ok")) < steps.index(("office2", "snapshot", "ok"))  # waves in order
+    assert f"tno_office_version: {GOOD}" in PLATFORM.read_text()
+
+
+def test_broken_version_is_rolled_back_on_the_canary_and_office2_is_untouched(fleet: Any) -> None:
+    from tnoctl.exporter import app as exporter_app
+
+    rc, out, err = fleet.tnoctl("upgrade", "office", "--to", BROKEN, "--waves", "canary,100%",
+                                "--gate-timeout", "20", "--yes")
+    assert rc == 1, f"expected exit 1 (rc={rc}):\n{out}\n{err[-3000:]}"
+    status = _status(fleet)
+    states = {h["host"]: (h["state"], h["done_steps"]) for h in status["hosts"]}
+    assert states["office1"] == ("rolled_back", ["snapshot", "apply", "rollback", "regate"])  # the gate failed
+    assert states["office2"][0] == "skipped"
+    assert _installed(fleet, "office1") == GOOD and _installed(fleet, "office2") == GOOD
+    for slug in fleet.tenants:
+        assert _reported_version(fleet, slug) == GOOD
+    assert ("office2", "apply", "ok") not in _steps(fleet, status["id"])
+    assert f"tno_office_version: {GOOD}" in PLATFORM.read_text()  # a failed rollout never moves the pin
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = exporter_app.build(fleet.state_dir).collector.render()
+    states = {(s.labels["tenant"], s.labels["state"]): s.value for fam in text_string_to_metric_families(text)
+              if fam.name == "tnoctl_upgrade_state" for s in fam.samples}
+    for slug in fleet.tenants:
+        rolled_back = fleet.office_host(slug) == "office1"
+        assert states.get((slug, "rolled_back")) == (1.0 if rolled_back else None), f"{slug}: {states}"
+
+
+def test_closed_maintenance_window_defers_the_host(fleet: Any, tmp_path: Path, monkeypatch) -> None:
+    inventory = tmp_path / "inventory"
+    shutil.copytree(paths.LAB_INVENTORY, inventory, ignore=shutil.ignore_patterns(".tno"))
+    tomorrow = time.strftime("%a", time.localtime(time.time() + 86400 * 2))
+    corbas = inventory / "tenants" / "corbas.yml"
+    corbas.write_text(corbas.read_text().replace("Mon-Sun 00:00-24:00", f"{tomorrow} 02:00-03:00"))
+    monkeypatch.setenv("TNO_SSH_CONFIG", str(fleet.ssh_config))
+    argv = ["--inventory", str(inventory), "--state-dir", str(tmp_path / "state"), "upgrade", "office",
+            "--to", fleet.office_version, "--hosts", "office2", "--waves", "100%", "--yes"]
+    proc = subprocess.run([sys.executable, "-m", "tnoctl", *argv], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert f"outside maintenance window: corbas ({tomorrow} 02:00-03:00)" in proc.stdout + proc.stderr
+    assert "--ignore-windows" in proc.stdout + proc.stderr
+    assert _installed(fleet, "office2") == GOOD  # nothing was applied
+
+
+def test_interrupted_rollout_resumes_without_redoing_a_host(fleet: Any) -> None:
+    """Back to the pinned version: SIGINT once office1 is done, then --resume finishes office2."""
+    argv = [sys.executable, "-m", "tnoctl", "--inventory", str(paths.LAB_INVENTORY), "--state-dir",
+            str(fleet.state_dir), "upgrade", "office", "--to", fleet.office_version, "--waves", "1,100%", "--yes"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "TNO_VAULT_PASSWORD_FILE": str(paths.LAB_INVENTORY / "vault-password")})
+    try:
+        operation = ""
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            status = _status(fleet)
+            if status["to_version"] == fleet.office_version and status["hosts"][0]["state"] == "done":
+                operation = status["id"]
+                break
+            time.sleep(0.3)
+        assert operation, "office1 never finished"
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, output
+    stopped = _status(fleet, operation)
+    assert stopped["state"] == "interrupted"
+    assert stopped["hosts"][0]["state"] == "done"
+    assert stopped["hosts"][1]["state"] in ("interrupted", "pending"), stopped
+    assert f"tnoctl upgrade --resume {operation}" in output
+
+    rc, out, err = fleet.tnoctl("upgrade", "--resume", operation, "--yes")
+    assert rc == 0, f"resume failed (rc={rc}):\n{out}\n{err[-3000:]}"
+    final = _status(fleet, operation)
+    assert [h["state"] for h in final["hosts"]] == ["done", "done"]
+    applies = [s for s in _steps(fleet, operation) if s[1] == "apply" and s[2] == "ok"]
+    assert sorted(h for h, _s, _r in applies) == ["office1", "office2"]  # each host applied exactly once
+    for host in OFFICE_HOSTS:
+        assert _installed(fleet, host) == fleet.office_version
+    assert f"tno_office_version: {fleet.office_version}" in PLATFORM.read_text()

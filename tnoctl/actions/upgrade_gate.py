@@ -1,0 +1,93 @@
+"""Health gate of an upgrade: the host runs the expected version and every tenant on it answers.
+
+What passes the gate, per component:
+
+- ``office``: the installed ``coolwsd`` package is the expected version, and for every tenant on the
+  host, HTTPS through the proxy, ``/hosting/capabilities`` (reporting the expected version) and
+  ``/hosting/discovery`` answer;
+- ``mail``: ``/etc/tno/mail-release`` holds the expected release, and for every tenant SMTP,
+  submission, IMAP, IMAPS with the canary login and a mail round trip (canary to itself) succeed.
+
+The gate retries until everything passes or its timeout ends (services take a few seconds to come
+back after a restart); it reports the failures of the last attempt. The probes are tnoctl's own
+(tnoctl/probes), the same that ``tnoctl status`` and the exporter run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tnoctl.errors import OperationFailed
+
+VERSION_COMMAND = {
+    "office": ["dpkg-query", "-W", "-f", "${Version}", "coolwsd"],
+    "mail": ["cat", "/etc/tno/mail-release"],
+}
+"""How the installed version of a component is read on a host (stdout is the version)."""
+UNKNOWN = "unknown"
+
+
+@dataclass
+class GateResult:
+    """Outcome of the gate for one host."""
+
+    ok: bool
+    version: str
+    attempts: int
+    failures: list[str] = field(default_factory=list)  # "tenant/check: detail" of the last attempt
+
+    @property
+    def summary(self) -> str:
+        """One line for the journal and the summary table."""
+        if self.ok:
+            return f"healthy at {self.version} after {self.attempts} attempt(s)"
+        return f"unhealthy after {self.attempts} attempt(s): " + "; ".join(self.failures[:4])
+
+
+def installed_version(run: Callable[..., Any], host: str, component: str) -> str:
+    """The component's installed version on ``host`` (``unknown`` when not installed or unreadable)."""
+    try:
+        result = run(host, VERSION_COMMAND[component], timeout=30)
+    except OperationFailed:
+        return UNKNOWN
+    text = result.stdout.strip() if result.ok else ""
+    return text.splitlines()[0].strip() if text else UNKNOWN
+
+
+def _probe_failures(env: Any, component: str, tenants: list[str], version: str) -> list[str]:
+    from tnoctl.probes import wiring
+    from tnoctl.probes.runner import run_probes
+    from tnoctl.probes.targets import ProbeOptions, network_probes
+
+    opts = ProbeOptions(
+        ca_file=wiring.default_ca_file(env.inventory_path),
+        timeout=10.0,
+        roundtrip=component == "mail",
+        pinned_office=version if component == "office" else None,
+    )
+    secrets = wiring.secret_lookup(env.inventory_path, env.vault_password_file)
+    probes = [p for p in network_probes(env.inventory, opts, secrets, only=tenants) if p.component == component]
+    if not probes:
+        return []
+    return [f"{r.tenant}/{r.check}: {r.detail}" for r in run_probes(probes) if not r.ok]
+
+
+def check(env: Any, component: str, host: str, tenants: list[str], version: str, *,
+          timeout: float, interval: float = 3.0, stop: Callable[[], bool] = lambda: False) -> GateResult:
+    """Retry version + probes until they all pass or ``timeout`` seconds have gone."""
+    deadline = time.monotonic() + timeout
+    attempts = 0
+    while True:
+        attempts += 1
+        found = installed_version(env.ssh.run, host, component)
+        failures = [] if found == version else [f"{host}: installed {component} version {found}, expected {version}"]
+        if not failures:
+            failures = _probe_failures(env, component, tenants, version)
+        if not failures:
+            return GateResult(True, found, attempts)
+        if stop() or time.monotonic() + interval > deadline:
+            return GateResult(False, found, attempts, failures)
+        time.sleep(interval)
