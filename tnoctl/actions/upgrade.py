@@ -36,7 +36,9 @@ from tnoctl.state.journal import HostProgress, Journal
 
 SNAPSHOT_ROOT = "/var/backups/tno-upgrade"
 CONFIG_PATHS = {"office": ["/etc/coolwsd"], "mail": ["/etc/postfix", "/etc/dovecot", "/etc/tno"]}
-"""What the snapshot saves per component (restored by the role on rollback)."""
+"""What the snapshot saves per component. The office role restores it on rollback; the mail configuration
+is rendered entirely from the inventory and the release, so re-applying the previous release is its
+rollback and the tarball is kept for the operator (docs/upgrades.md)."""
 FAILED_STATES = ("failed", "rolled_back")
 
 
@@ -117,7 +119,20 @@ class HostRun:
             self.prog.data.update(data)
         _audit_step(self.env, self.journal, self.step, name, "ok" if ok else "failed", detail)
 
+    def _flush_peer_queues(self) -> None:
+        """Mail deferred on the other mail hosts while this one restarted goes out now, not in 5 minutes."""
+        from tnoctl.plan.upgrade import component_hosts
+
+        for peer in component_hosts(self.env.inventory, "mail"):
+            if peer != self.step.host:
+                try:
+                    self.env.ssh.run(peer, ["postqueue", "-f"], timeout=30)
+                except OperationFailed as exc:  # best effort: Postfix retries on its own anyway
+                    self._say(f"could not flush {peer}'s queue: {exc.message}")
+
     def _finish(self, state: str, detail: str = "") -> HostOutcome:
+        if self.plan.component == "mail" and state in ("done", "rolled_back"):
+            self._flush_peer_queues()
         self.journal.record(self.step.host, "finish", state, detail)
         from_version = str(self.prog.data.get("from_version", ""))
         if state != "deferred":
@@ -170,9 +185,11 @@ class HostRun:
                   f"tar -C / --ignore-failed-read -czf {snap}/config.tar.gz {' '.join(paths)}")
         result = self.env.ssh.run(host, ["sh", "-c", script], timeout=120)
         error = "" if result.ok else f"not started: snapshot failed: {result.stderr.strip()[-200:]}"
-        archives = self._safety_backups() if not error and component == "mail" and self.env.safety_backup else []
-        if archives is None:
-            error = "not started: safety backup failed (see 'tnoctl backup list')"
+        archives: list[str] | str = []
+        if not error and component == "mail" and self.env.safety_backup:
+            archives = self._safety_backups()
+        if isinstance(archives, str):
+            error = f"not started: safety backup failed: {archives} (or --no-safety-backup)"
         if error:
             self._end("snapshot", False, error)
             return error
@@ -183,8 +200,8 @@ class HostRun:
                   + (f", {len(archives)} tagged archive(s)" if archives else ""))
         return ""
 
-    def _safety_backups(self) -> list[str] | None:
-        """A tagged borg archive per tenant of the host (incremental); None if one failed."""
+    def _safety_backups(self) -> list[str] | str:
+        """A tagged borg archive per tenant of the host (incremental); the reason when one failed."""
         from tnoctl.actions.backup import BackupEnv, run_one
         from tnoctl.plan.backup import plan_targets
 
@@ -194,7 +211,7 @@ class HostRun:
         for target in plan_targets(self.env.inventory, list(self.step.tenants)):
             outcome = run_one(benv, target, tag=f"pre-upgrade-{self.journal.id}")
             if not outcome.ok:
-                return None
+                return f"{target.slug}: {outcome.detail}"[:300]
             names.append(str(outcome.data.get("archive", "")))
         return names
 
