@@ -315,3 +315,22 @@ def test_exporter_verb_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+
+
+def test_latest_rollout_hosts_by_state(tmp_path: Path) -> None:
+    from tnoctl.state.journal import Journal
+
+    plan = {"component": "office", "to_version": "24.04.12.1",
+            "waves": [{"hosts": [{"host": "office1"}]}, {"hosts": [{"host": "office2"}]}]}
+    journal = Journal.create(tmp_path, "20261129T120000Z-abcdef", plan)
+    exp = exporter_app.build(tmp_path, lambda: KNOWN)
+    got = samples(exp.collector.render())
+    assert got[("tnoctl_upgrade_rollout_hosts", (("component", "office"), ("state", "pending")))] == 2
+    journal.record("office1", "finish", "rolled_back", "back on 24.04.11.1")
+    journal.record("office2", "finish", "skipped", "halted")
+    got = samples(exp.collector.render())  # the journal changed: not served from the cache
+    office = {dict(k[1])["state"]: v for k, v in got.items() if k[0] == "tnoctl_upgrade_rollout_hosts"}
+    assert (office["rolled_back"], office["skipped"], office["pending"], office["done"]) == (1, 1, 0, 0)
+    assert got[("tnoctl_upgrade_rollout_info", (("component", "office"), ("state", "planned"),
+                                               ("to_version", "24.04.12.1")))] == 1
+    assert got[("tnoctl_collector_success", (("collector", "rollouts"),))] == 1

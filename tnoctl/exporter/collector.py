@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tnoctl.exporter.cache import ProbeCache
+from tnoctl.state import journal
 from tnoctl.state.store import Store
 
 TC = ["tenant", "component"]
@@ -144,6 +145,7 @@ class TnoCollector(Collector):
             "upgrades": self._upgrades,
             "drift": self._drift,
             "operations": self._operations,
+            "rollouts": self._rollouts,
         }
         if cache is not None:
             self.subcollectors["probes"] = self._probes
@@ -159,6 +161,8 @@ class TnoCollector(Collector):
         if name == "probes":
             assert self.cache is not None
             return ("probes", self.cache.generation)
+        if name == "rollouts":
+            return ("rollouts", journal.generation(self.store.dir.parent))
         return self.store.generation(*STORE_KINDS[name])
 
     def _part(self, name: str, known: Known, need_text: bool, memo: dict | None = None) -> _Part:
@@ -307,6 +311,21 @@ class TnoCollector(Collector):
             if rec.last_success_at is not None:
                 success.add(lbl, rec.last_success_at)
         return [running, state, started, success]
+
+    def _rollouts(self, _filt: _Filter) -> list[Fam]:
+        """Host counts by state of the latest rollout of each component (tnoctl upgrade's journals)."""
+        hosts = _g("tnoctl_upgrade_rollout_hosts", "Hosts of the latest rollout of the component, by state.",
+                   ["component", "state"])
+        started = _g("tnoctl_upgrade_rollout_started_timestamp_seconds", "Start of the latest rollout.",
+                     ["component"])
+        info = _g("tnoctl_upgrade_rollout_info", "Latest rollout of the component: target version and state.",
+                  ["component", "to_version", "state"])
+        for component, summary in sorted(journal.latest_rollouts(self.store.dir.parent).items()):
+            for state, count in summary.hosts_by_state.items():
+                hosts.add([component, state], float(count))
+            started.add([component], summary.started_at)
+            info.add([component, summary.to_version, summary.state], 1.0)
+        return [hosts, started, info]
 
     def _drift(self, filt: _Filter) -> list[Fam]:
         drift = _g("tnoctl_config_drift", "1 if the last check-mode run found changes (configuration drift).", TC)

@@ -5,6 +5,7 @@ Used by ``tnoctl status`` and ``tnoctl exporter`` so both probe exactly the same
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from tnoctl.state.store import Store
 
 
 def default_ca_file(inventory: Path) -> Path | None:
-    """The lab CA for the lab inventory; None (system trust) otherwise."""
+    """``$TNO_CA_FILE`` if set, else the lab CA for the lab inventory; None (system trust) otherwise."""
+    if os.environ.get("TNO_CA_FILE"):
+        return Path(os.environ["TNO_CA_FILE"])
     try:
         if inventory.resolve() == paths.LAB_INVENTORY.resolve():
             return paths.lab_dir() / "ca" / "ca.crt"
