@@ -2,11 +2,12 @@
 """Benchmark: `tnoctl upgrade office` over N lab office hosts with batch sizes 1, 2 and N.
 
 Builds a throw-away inventory next to the lab one (office1..officeN, one office-only commune per
-host, plus backup1 which the platform needs), brings the lab up with it (the regular lab is taken
-down first and left down at the end), deploys the office hosts at the pinned version, then rolls
-the office stand-in between 24.04.10.1 and 24.04.11.1, once per batch size. For each run it prints
-the wall time and the parallel efficiency  ceil(N/b) * t_host / T(b)  where t_host is the mean
-per-host time of the batch-1 run (goal >= 0.8). Needs root.
+host, plus mail1 and backup1 which a valid inventory needs: started, not deployed), brings the lab
+up with it (the regular lab is taken down first and left down at the end), deploys the office
+hosts at the pinned version, then rolls the office stand-in between 24.04.10.1 and 24.04.11.1,
+once per batch size. For each run it prints the wall time and the parallel efficiency
+ceil(N/b) * t_host / T(b), where t_host is the mean per-host time of the batch-1 run
+(goal >= 0.8). Needs root.
 
 Usage: bench/upgrade.py [--hosts 6]
 """
@@ -41,6 +42,7 @@ def make_inventory(root: Path, count: int) -> Path:
     shutil.copytree(paths.LAB_INVENTORY, inv, ignore=shutil.ignore_patterns(".tno", "tenants"))
     offices = {f"office{i}": {"ansible_host": f"198.18.0.{FIRST_ADDRESS + i - 1}"} for i in range(1, count + 1)}
     hosts = {"all": {"children": {
+        "mail": {"hosts": {"mail1": {"ansible_host": "198.18.0.11"}}},  # the inventory needs one; not deployed
         "office": {"hosts": offices},
         "proxy": {"hosts": {name: {} for name in offices}},
         "backup": {"hosts": {"backup1": {"ansible_host": "198.18.0.15"}}},
