@@ -94,3 +94,19 @@ def test_nspawn_leftovers_are_removed_only_for_that_host(tmp_path: Path) -> None
     assert sorted(p.name for p in (run / "locks").iterdir()) == ["inode-3:4"]
     hosts.remove_nspawn_leftovers("dev1", "../../etc", run)
     assert not (run / "propagate").exists() and (run / "locks" / "inode-3:4").exists()
+
+
+def test_wait_exec_accepts_a_program_that_execs_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``setpriv ... apt-cacher-ng`` ends up as apt-cacher-ng's cmdline: the wait must not run into its timeout."""
+    (tmp_path / "42").mkdir()
+    monkeypatch.setattr(procs, "PROC", tmp_path)
+
+    def no_sleep(_seconds: float) -> None:
+        raise AssertionError("_wait_exec kept waiting")
+
+    (tmp_path / "42" / "cmdline").write_bytes(b"/usr/sbin/apt-cacher-ng\0-c\0/conf\0")
+    monkeypatch.setattr(procs.time, "sleep", no_sleep)
+    procs._wait_exec(42, ["setpriv", "--reuid", "apt-cacher-ng", "/usr/sbin/apt-cacher-ng", "-c", "/conf"])
+    (tmp_path / "42" / "cmdline").write_bytes(b"bash\0-c\0exec \"$@\"\0lab-spawn\0sleep\0")
+    with pytest.raises(AssertionError, match="kept waiting"):  # still the wrapper: it waits
+        procs._wait_exec(42, ["sleep", "300"])

@@ -144,7 +144,11 @@ def spawn_detached(argv: Sequence[str], log_path: Path, env: dict[str, str] | No
 
 
 def _wait_exec(pid: int, argv: list[str], timeout: float = 10.0) -> None:
-    """Wait until `pid` runs argv itself (bash has exec'ed), so callers record the real program."""
+    """Wait until `pid` no longer runs our bash wrapper (it exec'ed argv), so callers record the real program.
+
+    argv may itself exec again (``setpriv ... program``): the PID stays, its cmdline becomes the
+    program's, so "the wrapper is gone" is the test, not "cmdline equals argv".
+    """
     wanted = "\0".join(argv).encode()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -152,7 +156,7 @@ def _wait_exec(pid: int, argv: list[str], timeout: float = 10.0) -> None:
             cmdline = (PROC / str(pid) / "cmdline").read_bytes().rstrip(b"\0")
         except OSError:
             return  # already gone: the caller's record_for reports it
-        if cmdline == wanted:
+        if cmdline == wanted or not cmdline.startswith(b"bash\0-c\0"):
             return
         time.sleep(0.01)
 
