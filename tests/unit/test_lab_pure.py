@@ -143,3 +143,13 @@ def test_host_state(running: bool, record: bool, netns: bool, state: str) -> Non
 def test_host_mac_is_stable_and_locally_administered() -> None:
     assert net.host_mac("198.18.0.11") == "02:54:c6:12:00:0b"
     assert net.host_mac("198.18.0.12") != net.host_mac("198.18.0.11")
+
+
+def test_extra_hosts_get_no_bare_name_the_ca_would_refuse() -> None:
+    """The lab CA permits only the five standard bare names: office3 is certified as office3.lab.test."""
+    from tnoctl.lab.topology import LabHost, Topology
+
+    topo = Topology((LabHost("office1", "198.18.0.13", ("office",)), LabHost("office3", "198.18.0.23", ("office",))))
+    sans = etchosts.cert_sans(topo)
+    assert sans["office1"][:2] == ["office1", "office1.lab.test"]
+    assert sans["office3"] == ["office3.lab.test"]

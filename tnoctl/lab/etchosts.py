@@ -42,8 +42,16 @@ def render_hosts_file(topology: Topology) -> str:
 
 
 def cert_sans(topology: Topology) -> dict[str, list[str]]:
-    """host name → DNS SANs for tnoctl.lab.ca.ensure_host_certs (host names + services served)."""
+    """host name → DNS SANs for tnoctl.lab.ca.ensure_host_certs (host names + services served).
+
+    The bare host name is certified only where the lab CA's name constraints permit it (the five
+    standard hosts); any other host (e.g. bench/upgrade.py's office3..) gets ``<host>.lab.test``.
+    """
+    from tnoctl.lab.ca import LAB_HOST_NAMES
+
     services = service_names(topology)
     return {
-        host.name: [host.name, f"{host.name}.{LAB_DOMAIN}", *services[host.name]] for host in topology.hosts
+        host.name: [*([host.name] if host.name in LAB_HOST_NAMES else []), f"{host.name}.{LAB_DOMAIN}",
+                    *services[host.name]]
+        for host in topology.hosts
     }
