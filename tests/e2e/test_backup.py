@@ -1,7 +1,8 @@
 """Backups end to end on the product lab (issue 5, acceptance 1-7). Needs root and the lab (`fleet`).
 
-Order matters inside this module (one fleet per session): mailbox restore, append-only, keys and
-crypto-shredding, locks, failure and recovery, corruption, then the disaster recovery of mail1 last.
+Order matters inside this module (one fleet per session): mailbox restore, append-only (and the
+recovery of deleted archives), keys and crypto-shredding, locks, failure and recovery, corruption,
+office config and tagged snapshots under retention, then the disaster recovery of mail1 last.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import imaplib
 import json
 import os
+import re
 import smtplib
 import ssl
 import time
@@ -106,23 +108,42 @@ def test_1_mailbox_restore_is_bit_exact_and_keeps_new_mail(fleet, backed_up) -> 
     assert manifest.compare(before, after, None, {address}).ok  # mail delivered since: still there
 
 
+def _client_borg(slug: str) -> list[str]:
+    """borg on the mail host with the tenant's own key and passphrase file (what an intruder holds)."""
+    return ["env", f"BORG_PASSCOMMAND=cat /etc/tno-backup/{slug}.passphrase", "BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=YES",
+            f"BORG_RSH=ssh -i /etc/tno-backup/keys/{slug} -o IdentitiesOnly=yes -o BatchMode=yes "
+            "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes", "borg"]
+
+
+def _last_verification(fleet, slug: str) -> dict:
+    lines = (fleet.state_dir / "store" / "verifications.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r.get("tenant") == slug and r.get("component") == "mail"][-1]
+
+
+def _archive_names(fleet, slug: str) -> list[str]:
+    return [a["name"] for a in json.loads(_ok(fleet, "backup", "list", "--tenant", slug, "--json"))]
+
+
 def test_3_mail_host_key_cannot_delete_history(fleet, backed_up) -> None:
     slug = backed_up[0]
     host, backup = fleet.mail_host(slug), fleet.inventory.platform.tno_backup_host
     repo = naming.repo_path(slug)
     listing = ["sh", "-c", f"cd {repo}/data && find . -type f | sort | xargs sha256sum"]
     before = fleet.ssh(backup, *listing).stdout
-    borg = ["env", f"BORG_PASSCOMMAND=cat /etc/tno-backup/{slug}.passphrase",
-            f"BORG_RSH=ssh -i /etc/tno-backup/keys/{slug} -o IdentitiesOnly=yes -o BatchMode=yes "
-            "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes", "borg"]
+    borg = _client_borg(slug)
     url = f"ssh://{naming.BACKUP_USER}@{fleet.address(backup)}{repo}"
-    archives = json.loads(fleet.ssh(host, *borg, "list", "--json", url).stdout)["archives"]
-    fleet.ssh(host, *borg, "delete", f"{url}::{archives[0]['name']}", check=False)
-    fleet.ssh(host, *borg, "prune", "--keep-last", "1", url, check=False)
-    # borg 1.2 answers delete/prune/compact with rc 0 in append-only mode, but only appends a
-    # "deleted" transaction: no segment is removed or rewritten (checked below), so the operator can
-    # roll the repository back from the backup host (docs/backups.md).
-    fleet.ssh(host, *borg, "compact", url, check=False)
+    log = json.loads(_ok(fleet, "backup", "recover-deleted", "--tenant", slug, "--json"))
+    last_good = max(row["transaction"] for row in log)
+    # the newest scheduled mail archive: the fixture's backup, with every message sent
+    victim = [n for n in _archive_names(fleet, slug) if naming.parse_archive(slug, n) == ("mail", None)][-1]
+    # (a) the whole repository: refused by the server, nothing appended
+    whole = fleet.ssh(host, *borg, "delete", url, check=False)
+    assert whole.returncode != 0 and "append-only mode" in whole.stderr, whole.stderr[-500:]
+    # (b) an archive delete and a prune "succeed" in borg 1.2 (they only append transactions) ...
+    fleet.ssh(host, *borg, "delete", f"{url}::{victim}")
+    fleet.ssh(host, *borg, "prune", "--keep-last", "1", url)
+    fleet.ssh(host, *borg, "compact", url, check=False)  # the real deletion: refused/no-op in append-only
+    assert victim not in _archive_names(fleet, slug)
     other = next(t for t in fleet.tenants if t != slug)
     denied = fleet.ssh(host, *borg, "list", f"ssh://{naming.BACKUP_USER}@{fleet.address(backup)}"
                        f"{naming.repo_path(other)}", check=False)
@@ -130,6 +151,13 @@ def test_3_mail_host_key_cannot_delete_history(fleet, backed_up) -> None:
     after = fleet.ssh(backup, *listing).stdout
     assert before.strip(), "no segment listed on the backup host: the check below would prove nothing"
     assert set(before.splitlines()) <= set(after.splitlines())  # every segment still there, unchanged
+    # ... and the operator rolls them back from the backup host: the archive is back, bit-exact
+    _ok(fleet, "backup", "recover-deleted", "--tenant", slug, "--transaction", str(last_good), "--yes")
+    assert victim in _archive_names(fleet, slug)
+    _ok(fleet, "backup", "drill", "--tenant", slug, "--archive", victim)
+    detail = _last_verification(fleet, slug)["detail"]
+    assert re.match(rf"{re.escape(victim)}: [1-9][0-9]* messages checked, 0 missing", detail), detail
+    _ok(fleet, "backup", "run", "--tenant", slug)  # the mail host backs up again after the rollback
 
 
 def test_4_passphrases_are_per_tenant_and_shredding_makes_a_repo_unreadable(fleet, backed_up) -> None:
@@ -194,6 +222,24 @@ def test_7_drill_passes_then_detects_a_corrupted_segment(fleet, backed_up) -> No
         assert Store(fleet.state_dir).latest_backups()[(slug, "mail")].last_verification_failed_at
     finally:
         fleet.ssh(backup, "mv", segment + ".orig", segment)
+
+
+def test_8_office_config_and_tagged_snapshot_survive_retention(fleet, backed_up) -> None:
+    slug = next(s for s in backed_up if fleet.office_host(s))
+    _ok(fleet, "backup", "run", "--tenant", slug, "--tag", "pre-upgrade-e2e")  # what upgrade's run_one(tag=) does
+    names = _archive_names(fleet, slug)
+    tagged = [n for n in names if naming.parse_archive(slug, n) == ("mail", "pre-upgrade-e2e")]
+    assert len(tagged) == 1
+    assert any(naming.parse_archive(slug, n) == ("office", None) for n in names)
+    _ok(fleet, "backup", "drill", "--tenant", slug)  # lists the latest office archive's files
+    detail = _last_verification(fleet, slug)["detail"]
+    assert "coolwsd.xml" in detail and "tno-office.conf" in detail, detail
+    scheduled = [n for n in names if naming.parse_archive(slug, n) == ("mail", None)]
+    assert len(scheduled) >= 2, "prune below would have nothing to remove"
+    _ok(fleet, "backup", "prune", "--tenant", slug, "--yes")  # every archive is from today: one daily is kept
+    after = _archive_names(fleet, slug)
+    assert len([n for n in after if naming.parse_archive(slug, n) == ("mail", None)]) < len(scheduled)
+    assert tagged[0] in after  # the snapshot does not take a daily slot and is kept keep_daily days
 
 
 def _imap_login(fleet, host: str, address: str, password: str) -> None:

@@ -44,3 +44,27 @@ def test_atomic_write_replaces_without_temp_leftovers(tmp_path: Path) -> None:
     agent.atomic_write(target, "a\n")
     agent.atomic_write(target, "b\n")
     assert target.read_text() == "b\n" and sorted(p.name for p in target.parent.iterdir()) == ["x.prom"]
+
+
+def test_create_argv_names_a_tagged_snapshot() -> None:
+    cfg = agent.TenantConfig("g", "/etc/borgmatic.d/g.yaml", "/t")
+    assert agent.create_argv(cfg) == ["borgmatic", "--config", "/etc/borgmatic.d/g.yaml", "create", "--json"]
+    office = agent.TenantConfig("g", "/etc/borgmatic.d/g.office.yaml", "/t", component="office")
+    assert office.key == "g.office"
+    assert agent.create_argv(office, "pre-upgrade-9")[3:5] == [
+        "--override", "storage.archive_name_format='g.office.tag-pre-upgrade-9-{now:%Y-%m-%dT%H:%M:%S.%f}'"]
+
+
+def test_office_config_loads_without_mail_fields(tmp_path: Path) -> None:
+    (tmp_path / "g.office.json").write_text(json.dumps(
+        {"slug": "g", "component": "office", "borgmatic_config": "/b", "textfile_dir": "/t", "retention": {}}))
+    cfg = agent.TenantConfig.load("g.office", tmp_path)
+    assert (cfg.key, cfg.mailboxes, cfg.staging) == ("g.office", [], "")
+    text = agent.render_textfile(agent.RunState("g", True, 1.0, 1.0), cfg.component)
+    assert 'tnoctl_backup_last_run_success{tenant="g",component="office"} 1.0' in text
+
+
+def test_main_refuses_bad_usage_and_bad_tags(capsys) -> None:
+    assert agent.main(["run"]) == 2
+    assert agent.main(["run", "g", "--tag", "bad tag"]) == 2
+    assert "invalid backup tag" in capsys.readouterr().err

@@ -26,6 +26,7 @@ def test_targets_per_tenant_with_backup_host(inventory) -> None:
     assert [t.slug for t in targets] == sorted(t.slug for t in inventory.tenants if "mail" in t.services)
     givors = plan.plan_targets(inventory, ["givors"])[0]
     assert (givors.mail_host, givors.backup_host, givors.repo) == ("mail2", "backup1", "/srv/tno-backup/givors")
+    assert givors.office_host == inventory.tenant("givors").placement.office
     assert givors.retention == {"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 6}
     with pytest.raises(InvalidInput):
         plan.plan_targets(inventory, ["nope"])
@@ -33,11 +34,20 @@ def test_targets_per_tenant_with_backup_host(inventory) -> None:
 
 def test_prune_and_disaster_calls(inventory) -> None:
     target = plan.BackupTarget("givors", "mail2", "backup1", {"keep_daily": 3, "keep_weekly": 0, "keep_monthly": 1})
+    keep = ["--keep-daily=3", "--keep-monthly=1", "--keep-weekly=0"]
+    repo = "/srv/tno-backup/givors"
     assert plan.prune_args(target) == [
-        ["prune", "--glob-archives", "givors-*", "--keep-daily=3", "--keep-monthly=1", "--keep-weekly=0",
-         "--stats", "/srv/tno-backup/givors"],
-        ["compact", "/srv/tno-backup/givors"],
+        ["prune", "--glob-archives", "givors-*", *keep, "--stats", repo],
+        ["prune", "--glob-archives", "givors.tag-*", "--keep-within=3d", "--stats", repo],
+        ["compact", repo],
     ]
+    office = plan.BackupTarget("givors", "mail2", "backup1", {"keep_daily": 0}, office_host="office2")
+    assert office.components == ("mail", "office") and office.host_of("office") == "office2"
+    assert [a[2] for a in plan.prune_args(office)[:-1]] == ["givors-*", "givors.tag-*", "givors.office-*",
+                                                            "givors.office.tag-*"]
+    assert plan.prune_args(office)[1][3] == "--keep-within=1d"  # never 0d: a snapshot lives at least a day
+    with pytest.raises(InvalidInput):
+        target.host_of("office")
     site, setup = plan.disaster_calls("mail1", "backup1")
     assert (site.playbook, site.limit, site.extra_vars) == ("site.yml", ("mail1",), {"tno_action": "deploy"})
     assert (setup.playbook, setup.limit) == ("backup.yml", ("backup1", "mail1"))

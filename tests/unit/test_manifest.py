@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,22 @@ def test_compare_is_a_multiset_check(items: list[tuple[str, str, bytes]]) -> Non
     assert manifest.compare(entries, list(reversed(entries))).ok
     if entries:
         assert not manifest.compare(entries, entries[1:]).ok
+
+
+def test_cache_skips_unchanged_files_and_rehashes_changed_ones(tmp_path: Path, monkeypatch) -> None:
+    root = _tree(tmp_path)
+    cache: dict = {}
+    first = manifest.compute(root, cache)
+    assert first == manifest.compute(root) and len(cache) == 5
+    calls: list[Path] = []
+    real = manifest._sha256
+    monkeypatch.setattr(manifest, "_sha256", lambda p: calls.append(p) or real(p))
+    assert manifest.compute(root, cache) == first and calls == []  # nothing re-read
+    changed = root / "b.test" / "bob" / "cur" / "6.M6:2,"
+    changed.write_bytes(b"HELLO\n")  # same size and inode (never done by Maildir writers) ...
+    os.utime(changed, ns=(10**9, 10**9))  # ... with a new mtime (timestamps are coarse): must be re-read
+    (root / "a.test" / "alice" / ".Sent" / "cur" / "3.M3:2,S").unlink()
+    again = manifest.compute(root, cache)
+    assert calls == [changed] and len(cache) == 4
+    assert next(e for e in again if e.mailbox == "bob@b.test").sha256 == hashlib.sha256(b"HELLO\n").hexdigest()
+    assert again == manifest.compute(root)

@@ -16,8 +16,10 @@ from typing import Any
 from tnoctl.backup import borg, naming
 from tnoctl.backup.remote import BackupSsh
 from tnoctl.errors import InvalidInput, OperationFailed
-from tnoctl.plan.backup import BackupTarget, check_args, extract_args, info_args, prune_args
+from tnoctl.plan.backup import BackupTarget, check_args, extract_args, info_args, list_paths_args, prune_args
 from tnoctl.state import store as state_store
+
+OFFICE_REQUIRED = "etc/coolwsd/coolwsd.xml"  # what `backup drill` requires in the latest office archive
 
 
 @dataclass
@@ -68,22 +70,47 @@ def last_json(text: str) -> dict[str, Any]:
     raise ValueError("no JSON result in the output")
 
 
-def run_one(env: BackupEnv, target: BackupTarget) -> Outcome:
-    """``tno-backup run SLUG`` on the mail host; record the result (failure too) in the state store."""
-    now = state_store.now()
+def run_one(env: BackupEnv, target: BackupTarget, tag: str | None = None,
+            components: tuple[str, ...] | None = None) -> Outcome:
+    """Back up the tenant now: ``tno-backup run KEY [--tag TAG]`` on each component's host, mail first.
+
+    ``tag`` (e.g. ``pre-upgrade-<op-id>``) names a safety snapshot ``<slug>[.office].tag-<tag>-<time>``
+    that the scheduled retention never counts (plan.prune_args). Each component's result, failure
+    too, is recorded in the state store; the outcome is ok only when every component is.
+    """
     try:
-        result = env.ssh.run(target.mail_host, [naming.AGENT, "run", target.slug], timeout=6 * 3600)
+        naming.check_tag(tag) if tag is not None else None
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    parts = [_run_component(env, target, c, tag) for c in components or target.components]
+    ok = all(p.ok for p in parts)
+    finished = state_store.now()
+    duration = sum(p.duration_seconds for p in parts)
+    env.store.record_operation(state_store.OperationRecord(target.slug, "backup", ok, finished, duration))
+    data = dict(parts[0].data)
+    data.update({p.data["component"]: p.data for p in parts[1:]})
+    detail = "; ".join(p.detail for p in parts if p.detail)
+    return Outcome(target.slug, ok, detail, duration, data)
+
+
+def _run_component(env: BackupEnv, target: BackupTarget, component: str, tag: str | None) -> Outcome:
+    now = state_store.now()
+    host = target.host_of(component)
+    argv = [naming.AGENT, "run", naming.unit_key(target.slug, component), *(["--tag", tag] if tag else [])]
+    try:
+        result = env.ssh.run(host, argv, timeout=6 * 3600)
         data = last_json(result.stdout)
         ok, detail = bool(data.get("ok")) and result.ok, str(data.get("detail", ""))
-    except OperationFailed as exc:  # mail host unreachable: a failed backup all the same
+    except OperationFailed as exc:  # host unreachable: a failed backup all the same
         data, ok, detail = {"finished_at": now, "duration_seconds": state_store.now() - now}, False, exc.message
     except ValueError:
         data, ok = {"finished_at": now}, False
         detail = f"unexpected output from {naming.AGENT} (rc {result.rc}): {result.stderr.strip()[-200:]}"
+    data["component"] = component
     duration = float(data.get("duration_seconds", 0.0))
-    record = state_store.BackupResult(
+    env.store.record_backup(state_store.BackupResult(
         tenant=target.slug,
-        component="mail",
+        component=component,
         ok=ok,
         finished_at=float(data.get("finished_at", now)),
         duration_seconds=duration,
@@ -91,12 +118,9 @@ def run_one(env: BackupEnv, target: BackupTarget) -> Outcome:
         compressed_bytes=data.get("compressed_bytes") if ok else None,
         deduplicated_bytes=data.get("deduplicated_bytes") if ok else None,
         detail=detail[:300],
-    )
-    env.store.record_backup(record)
-    env.store.record_operation(
-        state_store.OperationRecord(target.slug, "backup", ok, record.finished_at, duration)
-    )
-    return Outcome(target.slug, ok, detail or str(data.get("archive", "")), duration, data)
+    ))
+    label = f"{component}: {detail}" if detail else str(data.get("archive", ""))
+    return Outcome(target.slug, ok, label, duration, data)
 
 
 def _borg(env: BackupEnv, target: BackupTarget, args: list[str], cwd: str | None = None, timeout: float = 3600):
@@ -138,8 +162,9 @@ def drill(env: BackupEnv, target: BackupTarget, archive: str | None = None) -> O
 
 def _drill(env: BackupEnv, target: BackupTarget, archive: str | None) -> Outcome:
     host = target.backup_host
+    archives = list_archives(env, target) if archive is None or target.office_host else []
     if archive is None:
-        latest = borg.latest(list_archives(env, target))
+        latest = borg.latest(borg.of_component(archives, target.slug, "mail"))
         if latest is None:
             return Outcome(target.slug, False, "no archive to drill")
         archive = latest.name
@@ -163,9 +188,26 @@ def _drill(env: BackupEnv, target: BackupTarget, archive: str | None) -> Outcome
             return Outcome(target.slug, False, f"{archive}: manifest check failed: {_tail(compared.stderr)}")
         ok = compared.ok and bool(verdict.get("ok"))
         detail = f"{archive}: {verdict.get('checked')} messages checked, {verdict.get('missing')} missing or altered"
-        return Outcome(target.slug, ok, detail, data={"archive": archive, **verdict})
     finally:
         env.ssh.run(host, ["rm", "-rf", "--one-file-system", scratch], timeout=3600)
+    data = {"archive": archive, **verdict}
+    if target.office_host:
+        office_ok, office_detail, data["office"] = _office_contents(env, target, archives)
+        ok, detail = ok and office_ok, f"{detail}; {office_detail}"
+    return Outcome(target.slug, ok, detail, data=data)
+
+
+def _office_contents(env: BackupEnv, target: BackupTarget,
+                     archives: list[borg.Archive]) -> tuple[bool, str, dict[str, Any]]:
+    """The latest office archive lists the office host's coolwsd.xml (and what else it holds)."""
+    latest = borg.latest(borg.of_component(archives, target.slug, "office"))
+    if latest is None:
+        return False, "no office archive", {}
+    listed = _borg(env, target, list_paths_args(target, latest.name))
+    files = sorted(borg.parse_paths(listed.stdout)) if listed.ok else []
+    ok = any(f.endswith(OFFICE_REQUIRED) for f in files)
+    names = ", ".join(f.rsplit("/", 1)[-1] for f in files) or _tail(listed.stderr)
+    return ok, f"office {latest.name}: {names}", {"archive": latest.name, "files": files}
 
 
 def prune(env: BackupEnv, target: BackupTarget) -> Outcome:
@@ -177,6 +219,56 @@ def prune(env: BackupEnv, target: BackupTarget) -> Outcome:
             return Outcome(target.slug, False, f"borg {args[0]}: {_tail(result.stderr)}", state_store.now() - start)
     kept = ", ".join(f"{k.removeprefix('keep_')}={v}" for k, v in sorted(target.retention.items()))
     return Outcome(target.slug, True, f"pruned ({kept}) and compacted", state_store.now() - start)
+
+
+def transactions(env: BackupEnv, target: BackupTarget) -> list[tuple[int, str]]:
+    """The repository's append-only ``transactions`` log: (id, UTC time), oldest first."""
+    result = env.ssh.run(target.backup_host, _as_owner("python3", naming.ROLLBACK_SCRIPT, "transactions", target.repo))
+    try:
+        return [(int(t), str(u)) for t, u in last_json(result.stdout)["transactions"]]
+    except (ValueError, KeyError, TypeError):
+        raise OperationFailed(f"{target.slug}: cannot read the transactions log: {_tail(result.stderr)}") from None
+
+
+def recover_deleted(env: BackupEnv, target: BackupTarget, keep: int) -> Outcome:
+    """Undo what was appended after transaction ``keep`` (an attacker's delete/prune), on the backup host.
+
+    1. rollback.py moves later segments and index files to a quarantine dir, under borg's lock;
+    2. ``borg check --repository-only`` rebuilds the index from the remaining segments and checks them;
+    3. the clients' borg cache and security records of this repository (backup host owner, mail and
+       office hosts) are dropped: they remember the newer manifest and would refuse the rolled-back
+       repository as a replay attack. Their next run re-reads files once (the files cache is gone).
+    """
+    start = state_store.now()
+    quarantine = f"{naming.QUARANTINE_ROOT}/{target.slug}/{state_store.now():.0f}"
+    argv = _as_owner("python3", naming.ROLLBACK_SCRIPT, "rollback", target.repo, str(keep), quarantine)
+    result = env.ssh.run(target.backup_host, argv, timeout=3600)
+    try:
+        done = last_json(result.stdout)
+    except ValueError:
+        return Outcome(target.slug, False, f"rollback failed: {_tail(result.stderr)}", state_store.now() - start)
+    checked = _borg(env, target, ["check", "--repository-only", target.repo], timeout=6 * 3600)
+    repo_id = str(done["repo_id"])
+    homes = {target.backup_host: naming.BACKUP_USER_HOME, **{target.host_of(c): "/root" for c in target.components}}
+    stale = []
+    for host, home in homes.items():
+        dirs = [f"{home}/.config/borg/security/{repo_id}", f"{home}/.cache/borg/{repo_id}"]
+        try:
+            if not env.ssh.run(host, ["rm", "-rf", "--one-file-system", *dirs]).ok:
+                stale.append(host)
+        except OperationFailed:
+            stale.append(host)
+    dropped = done.get("dropped_transactions", [])
+    detail = (f"rolled back to transaction {keep}: {len(dropped)} later transaction(s) moved to {quarantine}; "
+              f"borg check {'ok' if checked.ok else 'FAILED: ' + _tail(checked.stderr)}")
+    if stale:
+        detail += f"; clear borg cache/security of repo {repo_id} by hand on {', '.join(stale)}"
+    data = {"kept": keep, "dropped_transactions": dropped, "quarantine": quarantine, "stale_hosts": stale}
+    return Outcome(target.slug, checked.ok, detail, state_store.now() - start, data)
+
+
+def _as_owner(*argv: str) -> list[str]:
+    return ["runuser", "-u", naming.BACKUP_USER, "--", *argv]
 
 
 def _tail(text: str, lines: int = 2) -> str:

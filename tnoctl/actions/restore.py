@@ -36,15 +36,15 @@ def set_mail_placement(text: str, host: str) -> str:
 
 
 def resolve_archive(env: BackupEnv, target: BackupTarget, archive: str | None) -> str:
-    """The archive to restore: the named one (must exist) or the latest."""
-    archives = list_archives(env, target)
+    """The mail archive to restore: the named one (must exist) or the latest (scheduled or tagged)."""
+    archives = borg.of_component(list_archives(env, target), target.slug, "mail")
     if archive is None:
         latest = borg.latest(archives)
         if latest is None:
             raise OperationFailed(f"{target.slug}: no archive in the repository")
         return latest.name
     if archive not in {a.name for a in archives}:
-        raise InvalidInput(f"{target.slug}: no archive named {archive!r} (see tnoctl backup list)")
+        raise InvalidInput(f"{target.slug}: no mail archive named {archive!r} (see tnoctl backup list)")
     return archive
 
 

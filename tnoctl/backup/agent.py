@@ -8,7 +8,9 @@ the same code path and record the same way.
 * ``stage SLUG`` (borgmatic's ``before_backup`` hook): ``doveadm backup`` of every mailbox into
   the tenant's staging tree (a consistent copy while users are connected; incremental), the
   tenant's userdb lines, DKIM private keys, Sieve scripts, and the mail manifest.
-* ``run SLUG``: ``borgmatic create --json`` under a per-tenant flock; parses the archive stats,
+* ``run KEY [--tag TAG]``: ``borgmatic create --json`` under a per-key flock (KEY is ``<slug>`` for the
+  mail host, ``<slug>.office`` for the office host: coolwsd.xml, proof key, proxy config; no staging);
+  with a tag the archive is named ``<key>.tag-<TAG>-<time>`` (upgrade safety snapshots); parses the stats,
   writes ``tno_backup_<slug>.prom`` atomically (temp file + rename) for node_exporter's textfile
   collector, keeps the last success in ``/var/lib/tno-backup/state/<slug>.json``, prints one
   JSON line (no secret in it: the passphrase is read by borg through ``encryption_passcommand``).
@@ -23,40 +25,52 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-try:  # on the host, manifest.py sits next to this file; in the package it is a sibling module
+try:  # on the host, manifest.py and naming.py sit next to this file; in the package they are siblings
     import manifest  # type: ignore[import-not-found]
+    import naming  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - package import path
-    from tnoctl.backup import manifest
+    from tnoctl.backup import manifest, naming
 
 CONFIG_DIR = Path("/etc/tno-backup/tenants")
 STATE_DIR = Path("/var/lib/tno-backup/state")
 LOCK_DIR = Path("/run/lock")
+STAGE_WORKERS = 4
 
 
 @dataclass(frozen=True)
 class TenantConfig:
-    """What the role renders to ``/etc/tno-backup/tenants/<slug>.json`` for the agent."""
+    """What the role renders to ``/etc/tno-backup/tenants/<key>.json`` for the agent.
+
+    Office configs (``component: office``) carry only slug, component, borgmatic_config, textfile_dir.
+    """
 
     slug: str
-    domains: list[str]
-    mailboxes: list[str]
-    staging: str
-    vmail_dir: str
-    vmail_uid: int
-    vmail_gid: int
-    userdb: str
-    dkim_dir: str
     borgmatic_config: str
     textfile_dir: str
+    component: str = "mail"
+    domains: list[str] = field(default_factory=list)
+    mailboxes: list[str] = field(default_factory=list)
+    staging: str = ""
+    vmail_dir: str = ""
+    vmail_uid: int = 0
+    vmail_gid: int = 0
+    userdb: str = ""
+    dkim_dir: str = ""
+
+    @property
+    def key(self) -> str:
+        """Host-side name of this backup unit (``givors``, ``givors.office``): files, lock, textfile."""
+        return naming.unit_key(self.slug, self.component)
 
     @classmethod
-    def load(cls, slug: str, config_dir: Path = CONFIG_DIR) -> TenantConfig:
-        """Read one tenant's agent configuration."""
-        data = json.loads((config_dir / f"{slug}.json").read_text())
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+    def load(cls, key: str, config_dir: Path = CONFIG_DIR) -> TenantConfig:
+        """Read one unit's agent configuration (unknown keys ignored, e.g. ``retention``)."""
+        data = json.loads((config_dir / f"{key}.json").read_text())
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass
@@ -73,6 +87,8 @@ class RunState:
     compressed_bytes: int = 0
     deduplicated_bytes: int = 0
     detail: str = ""
+    component: str = "mail"
+    stage_seconds: float = 0.0  # of this run's staging hook (mail): what the benchmark breaks down
 
 
 def userdb_lines(text: str, domains: list[str]) -> list[str]:
@@ -185,7 +201,12 @@ def _doveadm_backup(address: str, dest: Path, uid: int, gid: int) -> None:
 
 
 def stage(cfg: TenantConfig) -> int:
-    """Build the staging tree borgmatic archives: mail, userdb, DKIM keys, Sieve, manifest."""
+    """Build the staging tree borgmatic archives: mail, userdb, DKIM keys, Sieve, manifest.
+
+    The manifest hashes only messages whose (size, mtime, ctime, inode) changed since the last run
+    (cache in the state dir, not archived): a Maildir message file never changes in place.
+    """
+    started = time.time()
     staging = Path(cfg.staging)
     mail = staging / "mail"
     mail.mkdir(parents=True, exist_ok=True)
@@ -193,6 +214,7 @@ def stage(cfg: TenantConfig) -> int:
     os.chown(mail, cfg.vmail_uid, cfg.vmail_gid)
     os.chmod(mail, 0o700)
     wanted: set[tuple[str, str]] = set()
+    jobs = []
     for address in cfg.mailboxes:
         local, domain = address.rsplit("@", 1)
         wanted.add((domain, local))
@@ -200,7 +222,11 @@ def stage(cfg: TenantConfig) -> int:
         if not dest.exists():
             dest.mkdir(parents=True, mode=0o700)
             _chown_tree(mail / domain, cfg.vmail_uid, cfg.vmail_gid)
-        _doveadm_backup(address, dest, cfg.vmail_uid, cfg.vmail_gid)
+        jobs.append((address, dest, cfg.vmail_uid, cfg.vmail_gid))
+    # one dsync per mailbox, independent of each other: a few at a time (start-up dominates small ones)
+    with ThreadPoolExecutor(max_workers=STAGE_WORKERS) as pool:
+        for future in [pool.submit(_doveadm_backup, *job) for job in jobs]:
+            future.result()  # re-raises the first failure
     for domain_dir in [p for p in mail.iterdir() if p.is_dir()]:
         for home in [p for p in domain_dir.iterdir() if p.is_dir()]:
             if (domain_dir.name, home.name) not in wanted:
@@ -217,28 +243,52 @@ def stage(cfg: TenantConfig) -> int:
         home = Path(cfg.vmail_dir) / domain / local
         for name in ("sieve", ".dovecot.sieve"):
             _copy_tree(home / name, staging / "sieve" / domain / local / name)
-    text = manifest.dumps(manifest.compute(mail), tenant=cfg.slug, created=time.time())
-    atomic_write(staging / "manifest.json", text, 0o600)
+    cache_file = STATE_DIR / f"{cfg.key}.manifest-cache.json"
+    cache = _load_json(cache_file)
+    entries = manifest.compute(mail, cache)
+    atomic_write(cache_file, json.dumps(cache, separators=(",", ":")), 0o600)
+    atomic_write(staging / "manifest.json", manifest.dumps(entries, tenant=cfg.slug, created=time.time()), 0o600)
+    atomic_write(STATE_DIR / f"{cfg.key}.stage.json", json.dumps({"seconds": round(time.time() - started, 3)}))
     return 0
 
 
-def _load_state(slug: str) -> RunState | None:
+def _load_json(path: Path) -> dict:
+    """A JSON object from ``path``; {} when missing or unreadable (a cache is never fatal)."""
     try:
-        return RunState(**json.loads((STATE_DIR / f"{slug}.json").read_text()))
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _load_state(key: str) -> RunState | None:
+    try:
+        return RunState(**json.loads((STATE_DIR / f"{key}.json").read_text()))
     except (FileNotFoundError, ValueError, TypeError):
         return None
 
 
-def run(cfg: TenantConfig) -> int:
-    """``borgmatic create`` for one tenant; record the result (textfile + state) and print it as JSON."""
+def create_argv(cfg: TenantConfig, tag: str | None = None) -> list[str]:
+    """``borgmatic create --json`` of one unit; a tag overrides the archive name (``<key>.tag-<tag>-<time>``)."""
+    argv = ["borgmatic", "--config", cfg.borgmatic_config]
+    if tag:
+        name = naming.archive_name_format(cfg.slug, cfg.component, tag)
+        argv += ["--override", f"storage.archive_name_format='{name}'"]
+    return [*argv, "create", "--json"]
+
+
+def run(cfg: TenantConfig, tag: str | None = None) -> int:
+    """``borgmatic create`` for one unit; record the result (textfile + state) and print it as JSON."""
     LOCK_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LOCK_DIR / f"tno-backup-{cfg.slug}.lock", "w") as lock:
+    with open(LOCK_DIR / f"tno-backup-{cfg.key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         started = time.time()
-        argv = ["borgmatic", "--config", cfg.borgmatic_config, "create", "--json"]
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        proc = subprocess.run(create_argv(cfg, tag), capture_output=True, text=True, check=False)
         finished = time.time()
-        state = RunState(cfg.slug, proc.returncode == 0, finished, round(finished - started, 3))
+        state = RunState(cfg.slug, proc.returncode == 0, finished, round(finished - started, 3),
+                         component=cfg.component)
+        if cfg.component == "mail":
+            state.stage_seconds = float(_load_json(STATE_DIR / f"{cfg.key}.stage.json").get("seconds", 0.0))
         if state.ok:
             try:
                 stats = create_stats(proc.stdout)
@@ -252,9 +302,9 @@ def run(cfg: TenantConfig) -> int:
         else:
             tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-3:]
             state.detail = f"borgmatic rc {proc.returncode}: " + " | ".join(tail)[:500]
-        state = next_state(_load_state(cfg.slug), state)
-        atomic_write(STATE_DIR / f"{cfg.slug}.json", json.dumps(asdict(state)), 0o644)
-        atomic_write(Path(cfg.textfile_dir) / f"tno_backup_{cfg.slug}.prom", render_textfile(state))
+        state = next_state(_load_state(cfg.key), state)
+        atomic_write(STATE_DIR / f"{cfg.key}.json", json.dumps(asdict(state)), 0o644)
+        atomic_write(Path(cfg.textfile_dir) / f"tno_backup_{cfg.key}.prom", render_textfile(state, cfg.component))
         sys.stdout.write(json.dumps(asdict(state)) + "\n")
         return 0 if state.ok else 1
 
@@ -372,21 +422,31 @@ def _has_user(name: str) -> bool:
     return True
 
 
-USAGE = "usage: tno-backup stage|run SLUG | restore-mailbox SLUG ADDRESS ARCHIVE FOLDER | restore-tenant SLUG ARCHIVE\n"
+USAGE = ("usage: tno-backup stage SLUG | run KEY [--tag TAG] | restore-mailbox SLUG ADDRESS ARCHIVE FOLDER"
+         " | restore-tenant SLUG ARCHIVE\n")
 
 
 def main(argv: list[str]) -> int:
-    """``tno-backup stage|run SLUG``, ``restore-mailbox SLUG ADDR ARCHIVE FOLDER``, ``restore-tenant SLUG ARCHIVE``."""
+    """``stage SLUG``, ``run KEY [--tag TAG]``, ``restore-mailbox SLUG ADDR ARCHIVE FOLDER``, ``restore-tenant``."""
     arity = {"stage": 2, "run": 2, "restore-mailbox": 5, "restore-tenant": 3}
+    tag = None
+    if len(argv) == 4 and argv[0] == "run" and argv[2] == "--tag":
+        argv, tag = argv[:2], argv[3]
     if not argv or arity.get(argv[0]) != len(argv):
         sys.stderr.write(USAGE)
         return 2
-    cfg = TenantConfig.load(argv[1])
+    try:
+        if tag is not None:
+            naming.check_tag(tag)
+        cfg = TenantConfig.load(argv[1])
+    except (OSError, ValueError, TypeError) as exc:
+        sys.stderr.write(f"tno-backup: {argv[0]} {argv[1]}: {exc}\n")
+        return 2
     try:
         if argv[0] == "stage":
             return stage(cfg)
         if argv[0] == "run":
-            return run(cfg)
+            return run(cfg, tag)
         if argv[0] == "restore-mailbox":
             return restore_mailbox(cfg, argv[2], argv[3], argv[4])
         return restore_tenant(cfg, argv[2])

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from tnoctl.backup.naming import parse_archive
+
 
 @dataclass(frozen=True)
 class Archive:
@@ -68,3 +70,19 @@ def latest(archives: list[Archive]) -> Archive | None:
 def archive_epoch(archive: Archive) -> float:
     """Archive start as epoch seconds (borg prints naive local ISO times; hosts run in UTC in the lab)."""
     return datetime.fromisoformat(archive.time).timestamp()
+
+
+def of_component(archives: list[Archive], slug: str, component: str) -> list[Archive]:
+    """The tenant's archives of one component (scheduled and tagged; see naming.parse_archive)."""
+    return [a for a in archives if (parse_archive(slug, a.name) or ("", None))[0] == component]
+
+
+def parse_paths(text: str) -> list[str]:
+    """Paths of the regular files of ``borg list --json-lines ARCHIVE`` output."""
+    out = []
+    for line in text.splitlines():
+        if line.strip():
+            item = json.loads(line)
+            if item.get("type") == "-":
+                out.append(str(item["path"]))
+    return out

@@ -78,7 +78,28 @@ def _folders(home: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def mailbox_entries(home: Path, mailbox: str) -> list[Entry]:
+Cache = dict[str, list]  # path -> [size, mtime_ns, ctime_ns, inode, sha256]
+
+
+def _hash_cached(file: Path, cache: Cache | None, seen: Cache | None) -> tuple[str, int]:
+    """SHA-256 and size of ``file``, reused from ``cache`` when (size, mtime, ctime, inode) are unchanged.
+
+    Maildir message files are written once and renamed, never rewritten in place, and ctime cannot
+    be set from user space: a matching signature means the same bytes. ``seen`` collects the
+    signatures of this pass (the next cache).
+    """
+    if cache is None:
+        return _sha256(file)
+    st = file.stat()
+    sig = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+    hit = cache.get(str(file))
+    digest, size = (hit[4], st.st_size) if isinstance(hit, list) and hit[:4] == sig else _sha256(file)
+    if seen is not None:
+        seen[str(file)] = [*sig, digest]
+    return digest, size
+
+
+def mailbox_entries(home: Path, mailbox: str, cache: Cache | None = None, seen: Cache | None = None) -> list[Entry]:
     """Every message of one mailbox home (``cur`` and ``new``; ``tmp`` holds deliveries in flight)."""
     entries: list[Entry] = []
     for folder, path in _folders(home):
@@ -90,19 +111,26 @@ def mailbox_entries(home: Path, mailbox: str) -> list[Entry]:
                 file = directory / name
                 if name.startswith(".") or not file.is_file():
                     continue
-                digest, size = _sha256(file)
+                digest, size = _hash_cached(file, cache, seen)
                 entries.append(Entry(mailbox, folder, digest, size))
     return sorted(entries)
 
 
-def compute(root: Path) -> list[Entry]:
-    """Entries of every mailbox under ``root/<domain>/<local>``, sorted."""
+def compute(root: Path, cache: Cache | None = None) -> list[Entry]:
+    """Entries of every mailbox under ``root/<domain>/<local>``, sorted.
+
+    With ``cache`` (see :func:`_hash_cached`), unchanged files are not read again, and ``cache`` is
+    replaced in place by the signatures of the files seen now (vanished files drop out).
+    """
     entries: list[Entry] = []
-    if not root.is_dir():
-        return entries
-    for domain in sorted(p for p in root.iterdir() if p.is_dir()):
-        for home in sorted(p for p in domain.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS):
-            entries.extend(mailbox_entries(home, f"{home.name}@{domain.name}"))
+    seen: Cache | None = {} if cache is not None else None
+    if root.is_dir():
+        for domain in sorted(p for p in root.iterdir() if p.is_dir()):
+            for home in sorted(p for p in domain.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS):
+                entries.extend(mailbox_entries(home, f"{home.name}@{domain.name}", cache, seen))
+    if cache is not None and seen is not None:
+        cache.clear()
+        cache.update(seen)
     return sorted(entries)
 
 

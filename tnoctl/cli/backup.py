@@ -64,7 +64,7 @@ def per_tenant(app: AppContext, verb: str, tenants: tuple[str, ...], action: Cal
 
 @click.group("backup")
 def backup() -> None:
-    """Per-tenant encrypted borg backups: run, list, verify, drill, prune.
+    """Per-tenant encrypted borg backups: run, list, verify, drill, prune, recover-deleted.
 
     \b
     Example:
@@ -110,20 +110,35 @@ def setup(app: AppContext, hosts: tuple[str, ...]) -> int:
 
 @backup.command("run")
 @click.option("--tenant", "-t", "tenants", multiple=True, help=TENANT_HELP)
+@click.option("--tag", default=None, help="Safety snapshot tag, in the archive name ([A-Za-z0-9_-], <= 64).")
+@click.option("--component", "components", multiple=True, type=click.Choice(["mail", "office"]),
+              help="Only these components (default: mail, and office for tenants with office).")
 @click.pass_obj
-def run(app: AppContext, tenants: tuple[str, ...]) -> int:
-    """Back up now: staging (doveadm backup), manifest, borgmatic create, per tenant.
+def run(app: AppContext, tenants: tuple[str, ...], tag: str | None, components: tuple[str, ...]) -> int:
+    """Back up now: mail (doveadm backup staging, manifest, borgmatic create), then office config.
 
     Takes the tenant locks (exit 3 while a restore holds one), records result, sizes and duration in
-    the state store (and the textfile on the host). Exit 1 if any tenant failed.
+    the state store (and the textfile on the host). Exit 1 if any tenant failed. A --tag snapshot
+    (`<slug>.tag-<tag>-<time>`) is not counted by the scheduled retention (docs/backups.md).
 
     \b
     Example:
       tnoctl backup run --tenant givors --tenant corbas
+      tnoctl backup run --tenant givors --tag pre-upgrade-manual
     """
     from tnoctl.actions.backup import run_one
+    from tnoctl.backup.naming import check_tag
 
-    return per_tenant(app, "backup", tenants, run_one)
+    try:
+        check_tag(tag) if tag is not None else None
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+
+    def action(env, target):
+        wanted = tuple(c for c in target.components if c in components) if components else None
+        return run_one(env, target, tag=tag, components=wanted or None)
+
+    return per_tenant(app, "backup", tenants, action)
 
 
 @backup.command("list")
@@ -168,11 +183,13 @@ def verify(app: AppContext, tenants: tuple[str, ...]) -> int:
 
 @backup.command("drill")
 @click.option("--tenant", "-t", "tenants", multiple=True, help=TENANT_HELP)
+@click.option("--archive", default=None, help="Drill this mail archive (default: the latest).")
 @click.pass_obj
-def drill(app: AppContext, tenants: tuple[str, ...]) -> int:
-    """Restore the latest archive into a scratch dir and compare it with its manifest.
+def drill(app: AppContext, tenants: tuple[str, ...], archive: str | None) -> int:
+    """Restore the latest mail archive into a scratch dir and compare it with its manifest.
 
-    Every message must be present and byte-identical. Records the verification time (alert
+    Every message must be present and byte-identical; for tenants with office, the latest office
+    archive must hold coolwsd.xml (its files are listed). Records the verification time (alert
     TnoBackupUnverified). Never touches a live mailbox. Exit 1 on any difference or read error.
 
     \b
@@ -181,7 +198,49 @@ def drill(app: AppContext, tenants: tuple[str, ...]) -> int:
     """
     from tnoctl.actions.backup import drill as drill_action
 
-    return per_tenant(app, "backup drill", tenants, drill_action, lock=False)
+    if archive and len(tenants) != 1:
+        raise InvalidInput("--archive needs exactly one --tenant")
+    return per_tenant(app, "backup drill", tenants, lambda env, t: drill_action(env, t, archive), lock=False)
+
+
+@backup.command("recover-deleted")
+@click.option("--tenant", "-t", "tenant", required=True, help="Tenant slug.")
+@click.option("--transaction", type=int, default=None,
+              help="Last good transaction to keep (default: only list the transactions log).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable transactions list.")
+@click.pass_obj
+def recover_deleted(app: AppContext, tenant: str, transaction: int | None, yes: bool, as_json: bool) -> int | None:
+    """Undo archive deletions made through an append-only key (roll the repository back).
+
+    Without --transaction: list the repository's transactions log (id, UTC time) to pick the last
+    good one (the one before the attack). With it: the transactions appended later are moved to a
+    quarantine dir on the backup host, the index is rebuilt and checked, and the clients' borg caches
+    of the repository are reset. Backups made after that transaction are rolled back too: run
+    `tnoctl backup run` afterwards.
+
+    \b
+    Example:
+      tnoctl backup recover-deleted --tenant givors
+      tnoctl backup recover-deleted --tenant givors --transaction 42 --yes
+    """
+    from tnoctl.actions.backup import recover_deleted as recover_action
+    from tnoctl.actions.backup import transactions
+    from tnoctl.plan.backup import plan_targets
+
+    if transaction is None:
+        env = backup_env(app)
+        (target,) = plan_targets(env.inventory, [tenant])
+        with env.ssh:
+            rows = transactions(env, target)
+        if as_json:
+            app.print_json([{"transaction": t, "utc_time": u} for t, u in rows])
+        else:
+            app.print_table(["transaction", "utc time"], [list(r) for r in rows])
+        return None
+    if not yes and not click.confirm(f"Roll {tenant}'s repository back to transaction {transaction}?", default=False):
+        return int(ExitCode.REFUSED)
+    return per_tenant(app, "backup recover-deleted", (tenant,), lambda env, t: recover_action(env, t, transaction))
 
 
 @backup.command("prune")
@@ -229,7 +288,8 @@ def shred(app: AppContext, slug: str, yes: bool) -> int:
     repo = naming.repo_path(slug)
     with audit.operation(app.state_dir, "backup shred", sys.argv[1:], tenants=[slug], hosts=[host]) as op, \
             locks.hold(app.state_dir, [slug], "backup shred", op.id), env.ssh:
-        steps = [["shred", "-u", "-n", "3", "-z", f"{repo}/config"], ["rm", "-rf", "--one-file-system", repo]]
+        steps = [["shred", "-u", "-n", "3", "-z", f"{repo}/config"],
+                 ["rm", "-rf", "--one-file-system", repo, f"{naming.QUARANTINE_ROOT}/{slug}"]]
         for argv in steps:
             result = env.ssh.run(host, argv, timeout=6 * 3600)
             if not result.ok:

@@ -21,12 +21,25 @@ SITE_PLAYBOOK = "site.yml"
 
 @dataclass(frozen=True)
 class BackupTarget:
-    """One tenant's backup: where its mail lives, where its repository lives, its retention."""
+    """One tenant's backup: where its mail (and office) live, where its repository lives, its retention."""
 
     slug: str
     mail_host: str
     backup_host: str
     retention: dict[str, int]
+    office_host: str | None = None  # ships coolwsd.xml, the proof key and the proxy config (docs/backups.md)
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """What this tenant's backup covers, in run order: mail, then office when the tenant has one."""
+        return ("mail", "office") if self.office_host else ("mail",)
+
+    def host_of(self, component: str) -> str:
+        """The host that ships ``component`` to the backup host."""
+        host = self.mail_host if component == "mail" else self.office_host
+        if not host:
+            raise InvalidInput(f"tenant {self.slug} has no {component} host")
+        return host
 
     @property
     def repo(self) -> str:
@@ -54,7 +67,8 @@ def plan_targets(inventory: Any, tenants: list[str] | tuple[str, ...] = ()) -> l
                 raise InvalidInput(f"tenant {tenant.slug} has no mail service: nothing to back up")
             continue
         retention = retention_of(tenant, inventory.platform)
-        out.append(BackupTarget(tenant.slug, tenant.placement.mail, backup_host, retention))
+        office = tenant.placement.office if "office" in tenant.services else None
+        out.append(BackupTarget(tenant.slug, tenant.placement.mail, backup_host, retention, office or None))
     return sorted(out, key=lambda t: t.slug)
 
 
@@ -72,12 +86,22 @@ def disaster_calls(new_host: str, backup_host: str) -> list[PlaybookCall]:
 
 
 def prune_args(target: BackupTarget) -> list[list[str]]:
-    """borg commands run on the backup host by ``backup prune``: prune to the retention, then compact."""
+    """borg commands run on the backup host by ``backup prune``, then ``compact``.
+
+    One pass per kind of archive (naming.archive_glob): scheduled mail and office archives get the
+    tenant's retention; tagged snapshots (``pre-upgrade-<op>``) are kept ``--keep-within`` the
+    daily horizon (keep_daily days, at least 1) in their own pass, so they never take the daily slot
+    of a scheduled archive and live at least as long as a daily archive of the same day.
+    """
     keep = [f"--keep-{k.removeprefix('keep_')}={v}" for k, v in sorted(target.retention.items())]
-    return [
-        ["prune", "--glob-archives", f"{target.slug}-*", *keep, "--stats", target.repo],
-        ["compact", target.repo],
-    ]
+    within = f"--keep-within={max(1, int(target.retention.get('keep_daily', 1)))}d"
+    out = []
+    for component in target.components:
+        out.append(["prune", "--glob-archives", naming.archive_glob(target.slug, component), *keep, "--stats",
+                    target.repo])
+        out.append(["prune", "--glob-archives", naming.archive_glob(target.slug, component, tagged=True), within,
+                    "--stats", target.repo])
+    return [*out, ["compact", target.repo]]
 
 
 def check_args(target: BackupTarget) -> list[list[str]]:
@@ -86,8 +110,13 @@ def check_args(target: BackupTarget) -> list[list[str]]:
 
 
 def info_args(target: BackupTarget) -> list[str]:
-    """``borg info --json`` of every archive of the tenant (``backup list``)."""
-    return ["info", "--json", "--glob-archives", f"{target.slug}-*", target.repo]
+    """``borg info --json`` of every archive of the tenant, every kind (``backup list``)."""
+    return ["info", "--json", "--glob-archives", f"{target.slug}*", target.repo]
+
+
+def list_paths_args(target: BackupTarget, archive: str) -> list[str]:
+    """``borg list --json-lines`` of one archive's paths (drill: the office files are there)."""
+    return ["list", "--json-lines", f"{target.repo}::{archive}"]
 
 
 def extract_args(target: BackupTarget, archive: str) -> list[str]:
