@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from fleet import fleet  # noqa: F401 - registers the session `fleet` fixture (tests/e2e/fleet.py)
+from fleet import backups, fleet  # noqa: F401 - registers the session fixtures of tests/e2e/fleet.py
 
 from tnoctl import paths
 from tnoctl.lab.lab import Lab

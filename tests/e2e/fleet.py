@@ -114,3 +114,14 @@ def fleet(lab, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     rc, out, err = fleet.tnoctl("deploy", "--yes")
     assert rc == 0, f"initial deploy failed (rc={rc}):\n{out}\n{err[-4000:]}"
     return fleet
+
+
+@pytest.fixture(scope="session")
+def backups(fleet: Fleet) -> Fleet:
+    """The backup machinery deployed once per session (`tnoctl backup setup`): repositories, keys, agents.
+
+    Shared by the backup, monitoring and upgrade tests (upgrades take tagged safety archives).
+    """
+    rc, out, err = fleet.tnoctl("backup", "setup")
+    assert rc == 0, f"backup setup failed (rc={rc}):\n{out}\n{err[-4000:]}"
+    return fleet

@@ -74,12 +74,11 @@ def _live(fleet, slug: str) -> list[manifest.Entry]:
 
 
 @pytest.fixture(scope="module")
-def backed_up(fleet):
+def backed_up(fleet, backups):
     """Two tenants (one per mail host) with >= 50 messages each, backup machinery deployed, one backup."""
     first = fleet.tenants[0]
     other = next(t for t in fleet.tenants if fleet.mail_host(t) != fleet.mail_host(first))
     slugs = sorted([first, other])
-    _ok(fleet, "backup", "setup")
     for slug in slugs:
         _send(fleet, slug, N_MESSAGES, "avant")
         first = fleet.mailboxes(slug)[0][0]

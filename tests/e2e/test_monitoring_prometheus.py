@@ -45,8 +45,6 @@ def _ensure_backups(fleet) -> None:
     missing = sorted(set(fleet.tenants) - _backed_up(fleet))
     if not missing:
         return
-    rc, out, err = fleet.tnoctl("backup", "setup")
-    assert rc == 0, f"tnoctl backup setup -> {rc}\n{out}\n{err[-3000:]}"
     rc, out, err = fleet.tnoctl("backup", "run", *[a for s in missing for a in ("--tenant", s)])
     assert _backed_up(fleet) >= set(fleet.tenants), f"backup run -> {rc}\n{out[-3000:]}\n{err[-3000:]}"
 
@@ -68,7 +66,7 @@ def _exporter_argv(state_dir: Path, port: int, *extra: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def stack(fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def stack(fleet, backups, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """Prometheus + blackbox + tnoctl exporters, up and scraping; stopped by PID at module end."""
     _ensure_backups(fleet)
     work = tmp_path_factory.mktemp("promlab")

@@ -54,10 +54,8 @@ def _release(fleet: Any, host: str) -> str:
 
 def _rollout(fleet: Any, release: str) -> tuple[int, str, str]:
     """``tnoctl upgrade mail --to RELEASE`` over every mail host, one at a time, without pinning it."""
-    # --no-safety-backup: this test is about mail flow through the restarts; the borg safety archives
-    # are the engine's acceptance (tests/e2e/test_upgrade_*.py of the office side and the backup tests).
-    return fleet.tnoctl("upgrade", "mail", "--to", release, "--waves", "1,100%", "--no-safety-backup",
-                        "--no-pin", "--yes")
+    # with the default safety snapshot: a tagged borg archive of each tenant's mail before its host restarts
+    return fleet.tnoctl("upgrade", "mail", "--to", release, "--waves", "1,100%", "--no-pin", "--yes")
 
 
 def _routes(fleet: Any) -> list[Route]:
@@ -130,7 +128,7 @@ def back_to_base_release(fleet: Any) -> Iterator[None]:
 # ---------------------------------------------------------------- acceptance 5
 
 
-def test_no_mail_lost_during_rolling_mail_upgrade(fleet: Any, back_to_base_release: None) -> None:
+def test_no_mail_lost_during_rolling_mail_upgrade(fleet: Any, backups: Any, back_to_base_release: None) -> None:
     """≥ 200 messages submitted during the rollout; every one that got a 250 is delivered exactly once."""
     hosts = _mail_hosts(fleet)
     assert len(hosts) >= 2, "the lab must have two mail hosts"

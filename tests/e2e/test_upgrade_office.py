@@ -31,8 +31,11 @@ OFFICE_HOSTS = ("office1", "office2")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def keep_pin(fleet: Any):
-    """Whatever the tests do, platform.yml's pin and the office hosts end as they started."""
+def keep_pin(fleet: Any, backups: Any):
+    """Whatever the tests do, platform.yml's pin and the office hosts end as they started.
+
+    ``backups``: the rollouts take a tagged borg archive of each tenant's office configuration first.
+    """
     original = PLATFORM.read_text()
     yield
     PLATFORM.write_text(original)
@@ -77,6 +80,8 @@ def test_good_version_rolls_out_canary_first_and_pins(fleet: Any) -> None:
     steps = _steps(fleet, status["id"])
     assert [s for s in steps if s[0] == "office1"] == [("office1", "snapshot", "ok"), ("office1", "apply", "ok"),
                                                       ("office1", "gate", "ok")]
+    rc, out, _err = fleet.tnoctl("backup", "list", "--tenant", "venissieux", "--json")
+    assert rc == 0 and f"tag-pre-upgrade-{status['id']}" in out  # the safety snapshot, tagged
     assert steps.index(("office1", "gate", "ok")) < steps.index(("office2", "snapshot", "ok"))  # waves in order
     assert f"tno_office_version: {GOOD}" in PLATFORM.read_text()
 

@@ -5,7 +5,7 @@ Per host (every step journaled in tnoctl/state/journal.py and audited as ``upgra
 1. ``window``   the tenants' maintenance windows, re-checked now (deferred unless --ignore-windows);
 2. ``lock``     the tenants' locks (Locked, exit 3, names the holder);
 3. ``snapshot`` installed version + a copy of the component's configuration on the host
-                (``/var/backups/tno-upgrade/<id>/``) + for mail, a tagged borg archive per tenant;
+                (``/var/backups/tno-upgrade/<id>/``) + a tagged borg archive of the component per tenant;
 4. ``apply``    playbooks/upgrade.yml limited to the host (role ``upgrade.yml``, pinned version);
 5. ``gate``     tnoctl's probes for every tenant of the host (tnoctl/actions/upgrade_gate.py);
 6. on failure: ``rollback`` (same playbook, previous version, snapshot config) and ``regate``.
@@ -186,7 +186,7 @@ class HostRun:
         result = self.env.ssh.run(host, ["sh", "-c", script], timeout=120)
         error = "" if result.ok else f"not started: snapshot failed: {result.stderr.strip()[-200:]}"
         archives: list[str] | str = []
-        if not error and component == "mail" and self.env.safety_backup:
+        if not error and self.env.safety_backup:
             archives = self._safety_backups()
         if isinstance(archives, str):
             error = f"not started: safety backup failed: {archives} (or --no-safety-backup)"
@@ -209,7 +209,7 @@ class HostRun:
                          self.env.vault_password_file, self.env.ssh)
         names = []
         for target in plan_targets(self.env.inventory, list(self.step.tenants)):
-            outcome = run_one(benv, target, tag=f"pre-upgrade-{self.journal.id}")
+            outcome = run_one(benv, target, tag=f"pre-upgrade-{self.journal.id}", components=(self.plan.component,))
             if not outcome.ok:
                 return f"{target.slug}: {outcome.detail}"[:300]
             names.append(str(outcome.data.get("archive", "")))

@@ -124,8 +124,8 @@ def _maybe_pin(app: AppContext, env, plan, outcomes, pin: bool) -> None:
               "window (default: defer them, exit 4).")
 @click.option("--gate-timeout", default=180.0, show_default=True, type=float,
               help="Seconds the health gate waits for every tenant of a host to pass.")
-@click.option("--no-safety-backup", is_flag=True, help="Mail: skip the tagged borg archive of each tenant taken "
-              "before its host is upgraded (the version and configuration snapshot is always taken).")
+@click.option("--no-safety-backup", is_flag=True, help="Skip the tagged borg archive of each tenant's component "
+              "taken before its host is upgraded (the version and configuration snapshot is always taken).")
 @click.option("--pin/--no-pin", default=True, show_default=True,
               help="After a clean rollout, write the version into group_vars/all/platform.yml.")
 @click.option("--resume", "resume_id", metavar="ID", help="Continue an interrupted rollout from its journal.")
@@ -138,7 +138,7 @@ def run(app: AppContext, component: str | None, to_version: str | None, waves: s
     """Roll COMPONENT out to --to VERSION, host by host, in waves.
 
     Per host: lock its tenants, check their maintenance windows, snapshot (installed version,
-    configuration, and for mail a tagged borg archive per tenant), apply the role's upgrade,
+    configuration, and a tagged borg archive of each tenant's component), apply the role's upgrade,
     then probe every tenant of the host; on failure roll back to the snapshot and halt once more
     than --max-failures hosts failed. Every step goes to the operation journal
     (`tnoctl upgrade status ID`) and the audit log. Exit 0 when every host is upgraded, 1 when
