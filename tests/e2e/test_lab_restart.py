@@ -38,6 +38,10 @@ def test_restart_keeps_the_disk_and_wipe_makes_a_new_machine(lab: Lab, fleet) ->
     assert len(new_keys) == 2 and not new_keys & keys
     assert {s.name: s.state for s in lab.status()}[HOST] == "running"
 
-    # the shared fleet stays whole for later tests: a deploy rebuilds the wiped machine
+    # the shared fleet stays whole for later tests: a deploy rebuilds the wiped machine, and backup setup
+    # gives it its backup agent and a new key the backup host accepts (the monitoring and upgrade tests
+    # back up its tenants)
     rc, _out, err = fleet.tnoctl("deploy", "--host", HOST, "--yes")
+    assert rc == 0, err[-3000:]
+    rc, _out, err = fleet.tnoctl("backup", "setup", "--host", HOST, "--host", "backup1")
     assert rc == 0, err[-3000:]
