@@ -225,9 +225,10 @@ def test_7_drill_passes_then_detects_a_corrupted_segment(fleet, backed_up) -> No
 
 def test_8_office_config_and_tagged_snapshot_survive_retention(fleet, backed_up) -> None:
     slug = next(s for s in backed_up if fleet.office_host(s))
-    _ok(fleet, "backup", "run", "--tenant", slug, "--tag", "pre-upgrade-e2e")  # what upgrade's run_one(tag=) does
+    tag = f"pre-upgrade-e2e-{os.getpid()}"  # unique: a kept lab may hold an earlier session's snapshot
+    _ok(fleet, "backup", "run", "--tenant", slug, "--tag", tag)  # what upgrade's run_one(tag=) does
     names = _archive_names(fleet, slug)
-    tagged = [n for n in names if naming.parse_archive(slug, n) == ("mail", "pre-upgrade-e2e")]
+    tagged = [n for n in names if naming.parse_archive(slug, n) == ("mail", tag)]
     assert len(tagged) == 1
     assert any(naming.parse_archive(slug, n) == ("office", None) for n in names)
     _ok(fleet, "backup", "drill", "--tenant", slug)  # lists the latest office archive's files
