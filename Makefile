@@ -10,7 +10,7 @@ PYTEST_MARKERS := $(if $(filter 0,$(shell id -u)),,-m "not root")
 export LANG := C.UTF-8
 export LC_ALL := C.UTF-8
 
-.PHONY: help install lint test test-unit demo lab-down bench clean
+.PHONY: help install lint test test-unit demo lab-down bench bench-lab clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,8 +44,15 @@ demo: install  ## lab up, deploy the four lab communes, prove mail + office, pri
 lab-down:  ## stop the lab and remove everything it created
 	$(TNOCTL) lab down
 
-bench: install  ## run the benchmarks (print ratios side by side)
+bench: install  ## offline benchmarks (print ratios side by side); lab ones: bench-lab
 	$(PY) bench/validate.py
+	$(PY) bench/exporter.py
+
+bench-lab: install  ## lab benchmarks (root; after 'make demo'): deploy overhead, probes, backups, then upgrade waves
+	$(PY) bench/deploy_overhead.py
+	$(PY) bench/probes.py
+	$(PY) bench/backup.py --inventory inventories/lab --tenant givors --mb 200
+	$(PY) bench/upgrade.py --hosts 6
 
 clean:  ## remove the venv and caches (not the lab cache under /var/cache/tnoctl)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
