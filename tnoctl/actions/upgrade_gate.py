@@ -57,9 +57,9 @@ def installed_version(run: Callable[..., Any], host: str, component: str) -> str
     return text.splitlines()[0].strip() if text else UNKNOWN
 
 
-def _probe_failures(env: Any, component: str, tenants: list[str], version: str) -> list[str]:
+def _gate_probes(env: Any, component: str, tenants: list[str], version: str) -> list[Any]:
+    """The component's probes for the host's tenants, built once per gate (vault read once, not per attempt)."""
     from tnoctl.probes import wiring
-    from tnoctl.probes.runner import run_probes
     from tnoctl.probes.targets import ProbeOptions, network_probes
 
     opts = ProbeOptions(
@@ -69,23 +69,27 @@ def _probe_failures(env: Any, component: str, tenants: list[str], version: str) 
         pinned_office=version if component == "office" else None,
     )
     secrets = wiring.secret_lookup(env.inventory_path, env.vault_password_file)
-    probes = [p for p in network_probes(env.inventory, opts, secrets, only=tenants) if p.component == component]
-    if not probes:
-        return []
-    return [f"{r.tenant}/{r.check}: {r.detail}" for r in run_probes(probes) if not r.ok]
+    return [p for p in network_probes(env.inventory, opts, secrets, only=tenants) if p.component == component]
+
+
+def _probe_failures(probes: list[Any]) -> list[str]:
+    from tnoctl.probes.runner import run_probes
+
+    return [f"{r.tenant}/{r.check}: {r.detail}" for r in run_probes(probes) if not r.ok] if probes else []
 
 
 def check(env: Any, component: str, host: str, tenants: list[str], version: str, *,
           timeout: float, interval: float = 3.0, stop: Callable[[], bool] = lambda: False) -> GateResult:
     """Retry version + probes until they all pass or ``timeout`` seconds have gone."""
     deadline = time.monotonic() + timeout
+    probes = _gate_probes(env, component, tenants, version)
     attempts = 0
     while True:
         attempts += 1
         found = installed_version(env.ssh.run, host, component)
         failures = [] if found == version else [f"{host}: installed {component} version {found}, expected {version}"]
         if not failures:
-            failures = _probe_failures(env, component, tenants, version)
+            failures = _probe_failures(probes)
         if not failures:
             return GateResult(True, found, attempts)
         if stop() or time.monotonic() + interval > deadline:
