@@ -13,13 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tnoctl.backup import borg, naming
+from tnoctl.backup import borg, naming, office
 from tnoctl.backup.remote import BackupSsh
 from tnoctl.errors import InvalidInput, OperationFailed
-from tnoctl.plan.backup import BackupTarget, check_args, extract_args, info_args, list_paths_args, prune_args
+from tnoctl.plan.backup import (
+    BackupTarget,
+    check_args,
+    extract_args,
+    extract_stdout_args,
+    info_args,
+    list_paths_args,
+    prune_args,
+)
 from tnoctl.state import store as state_store
-
-OFFICE_REQUIRED = "etc/coolwsd/coolwsd.xml"  # what `backup drill` requires in the latest office archive
 
 
 @dataclass
@@ -147,26 +153,36 @@ def verify(env: BackupEnv, target: BackupTarget) -> Outcome:
 
 
 def drill(env: BackupEnv, target: BackupTarget, archive: str | None = None) -> Outcome:
-    """Extract the latest archive into a scratch dir on the backup host and check it against its manifest.
+    """Restore test of each component the tenant has, on the backup host; never touches live data.
 
-    Never touches a live mailbox. Records a verification (ok or failed) in the state store.
+    Mail: the latest (or ``archive``) mail archive is extracted into a scratch dir and compared
+    with its manifest. Office: ``coolwsd.xml`` of the latest (or ``archive``, for an office-only
+    tenant) office archive is restored and checked (backup/office.py). One verification per
+    component (ok or failed) goes to the state store: an office-only tenant is verified as office.
     """
     start = state_store.now()
-    outcome = _drill(env, target, archive)
-    outcome.duration_seconds = state_store.now() - start
-    env.store.record_verification(
-        state_store.BackupVerification(target.slug, "mail", outcome.ok, state_store.now(), outcome.detail[:300])
-    )
-    return outcome
+    archives = list_archives(env, target) if archive is None or len(target.components) > 1 else []
+    parts: list[tuple[str, Outcome]] = []
+    for component in target.components:
+        chosen = archive if archive and component == target.components[0] else None
+        part = (_drill_mail if component == "mail" else _drill_office)(env, target, chosen, archives)
+        env.store.record_verification(
+            state_store.BackupVerification(target.slug, component, part.ok, state_store.now(), part.detail[:300]))
+        parts.append((component, part))
+    ok = all(p.ok for _c, p in parts)
+    detail = "; ".join(p.detail for _c, p in parts)
+    data = dict(parts[0][1].data)
+    data.update({c: p.data for c, p in parts[1:]})
+    return Outcome(target.slug, ok, detail, state_store.now() - start, data)
 
 
-def _drill(env: BackupEnv, target: BackupTarget, archive: str | None) -> Outcome:
+def _drill_mail(env: BackupEnv, target: BackupTarget, archive: str | None,
+                archives: list[borg.Archive]) -> Outcome:
     host = target.backup_host
-    archives = list_archives(env, target) if archive is None or target.office_host else []
     if archive is None:
         latest = borg.latest(borg.of_component(archives, target.slug, "mail"))
         if latest is None:
-            return Outcome(target.slug, False, "no archive to drill")
+            return Outcome(target.slug, False, "no mail archive to drill")
         archive = latest.name
     made = env.ssh.run(host, ["mktemp", "-d", "/var/tmp/tno-drill.XXXXXXXX"])
     scratch = made.stdout.strip()
@@ -190,24 +206,29 @@ def _drill(env: BackupEnv, target: BackupTarget, archive: str | None) -> Outcome
         detail = f"{archive}: {verdict.get('checked')} messages checked, {verdict.get('missing')} missing or altered"
     finally:
         env.ssh.run(host, ["rm", "-rf", "--one-file-system", scratch], timeout=3600)
-    data = {"archive": archive, **verdict}
-    if target.office_host:
-        office_ok, office_detail, data["office"] = _office_contents(env, target, archives)
-        ok, detail = ok and office_ok, f"{detail}; {office_detail}"
-    return Outcome(target.slug, ok, detail, data=data)
+    return Outcome(target.slug, ok, detail, data={"archive": archive, **verdict})
 
 
-def _office_contents(env: BackupEnv, target: BackupTarget,
-                     archives: list[borg.Archive]) -> tuple[bool, str, dict[str, Any]]:
-    """The latest office archive lists the office host's coolwsd.xml (and what else it holds)."""
-    latest = borg.latest(borg.of_component(archives, target.slug, "office"))
-    if latest is None:
-        return False, "no office archive", {}
-    listed = _borg(env, target, list_paths_args(target, latest.name))
+def _drill_office(env: BackupEnv, target: BackupTarget, archive: str | None,
+                  archives: list[borg.Archive]) -> Outcome:
+    """Restore the office archive's coolwsd.xml (borg extract --stdout) and check it; list the archive's files."""
+    if archive is None:
+        latest = borg.latest(borg.of_component(archives, target.slug, "office"))
+        if latest is None:
+            return Outcome(target.slug, False, "no office archive", data={"component": "office"})
+        archive = latest.name
+    listed = _borg(env, target, list_paths_args(target, archive))
     files = sorted(borg.parse_paths(listed.stdout)) if listed.ok else []
-    ok = any(f.endswith(OFFICE_REQUIRED) for f in files)
-    names = ", ".join(f.rsplit("/", 1)[-1] for f in files) or _tail(listed.stderr)
-    return ok, f"office {latest.name}: {names}", {"archive": latest.name, "files": files}
+    data = {"component": "office", "archive": archive, "files": files}
+    if not listed.ok:
+        return Outcome(target.slug, False, f"office {archive}: list failed: {_tail(listed.stderr)}", data=data)
+    restored = _borg(env, target, extract_stdout_args(target, archive, office.REQUIRED), timeout=600)
+    if not restored.ok:
+        return Outcome(target.slug, False, f"office {archive}: {office.REQUIRED} not restored: "
+                                           f"{_tail(restored.stderr)}", data=data)
+    ok, detail = office.check_config(restored.stdout)
+    names = ", ".join(f.rsplit("/", 1)[-1] for f in files)
+    return Outcome(target.slug, ok, f"office {archive}: {detail}; files: {names}", data=data)
 
 
 def prune(env: BackupEnv, target: BackupTarget) -> Outcome:

@@ -10,7 +10,7 @@ import click
 from tnoctl.cli.context import AppContext
 from tnoctl.errors import ExitCode, InvalidInput
 
-TENANT_HELP = "Tenant slug (repeatable; default: every tenant with mail)."
+TENANT_HELP = "Tenant slug (repeatable; default: every tenant)."
 
 
 def backup_env(app: AppContext):
@@ -42,10 +42,10 @@ def per_tenant(app: AppContext, verb: str, tenants: tuple[str, ...], action: Cal
     env = backup_env(app)
     targets = plan_targets(env.inventory, tenants)
     if not targets:
-        raise InvalidInput("no tenant with mail selected")
+        raise InvalidInput("no tenant with a service to back up selected")
     slugs = [t.slug for t in targets]
     with audit.operation(app.state_dir, verb, sys.argv[1:], tenants=slugs,
-                         hosts=sorted({t.mail_host for t in targets} | {targets[0].backup_host})) as op:
+                         hosts=sorted({h for t in targets for h in t.hosts} | {targets[0].backup_host})) as op:
         held = locks.hold(app.state_dir, slugs if lock else [], verb, op.id)
         with held, env.ssh:
             outcomes = []
@@ -117,6 +117,9 @@ def setup(app: AppContext, hosts: tuple[str, ...]) -> int:
 def run(app: AppContext, tenants: tuple[str, ...], tag: str | None, components: tuple[str, ...]) -> int:
     """Back up now: mail (doveadm backup staging, manifest, borgmatic create), then office config.
 
+    Each tenant's components only: a mail-only tenant has no office part, an office-only tenant's
+    repository holds its office configuration alone.
+
     Takes the tenant locks (exit 3 while a restore holds one), records result, sizes and duration in
     the state store (and the textfile on the host). Exit 1 if any tenant failed. A --tag snapshot
     (`<slug>.tag-<tag>-<time>`) is not counted by the scheduled retention (docs/backups.md).
@@ -183,14 +186,16 @@ def verify(app: AppContext, tenants: tuple[str, ...]) -> int:
 
 @backup.command("drill")
 @click.option("--tenant", "-t", "tenants", multiple=True, help=TENANT_HELP)
-@click.option("--archive", default=None, help="Drill this mail archive (default: the latest).")
+@click.option("--archive", default=None,
+              help="Drill this archive (mail; office for an office-only tenant; default: the latest).")
 @click.pass_obj
 def drill(app: AppContext, tenants: tuple[str, ...], archive: str | None) -> int:
-    """Restore the latest mail archive into a scratch dir and compare it with its manifest.
+    """Restore test of each component: mail into a scratch dir against its manifest, office config.
 
-    Every message must be present and byte-identical; for tenants with office, the latest office
-    archive must hold coolwsd.xml (its files are listed). Records the verification time (alert
-    TnoBackupUnverified). Never touches a live mailbox. Exit 1 on any difference or read error.
+    Mail: every message must be present and byte-identical. Office: coolwsd.xml of the latest office
+    archive is restored and must be a well-formed coolwsd configuration (the archive's files are
+    listed). Records one verification per component (alert TnoBackupUnverified). Never touches live
+    data. Exit 1 on any difference or read error.
 
     \b
     Example:

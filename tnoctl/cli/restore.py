@@ -35,13 +35,14 @@ def restore(app: AppContext, tenant: str, mailbox: str | None, to_host: str | No
     from tnoctl.actions import restore as restore_action
     from tnoctl.actions.backup import SUMMARY_COLUMNS, summary_rows
     from tnoctl.cli.backup import backup_env
-    from tnoctl.plan.backup import plan_targets
+    from tnoctl.plan.backup import plan_targets, require_mail
     from tnoctl.state import audit, locks
 
     if bool(mailbox) == bool(to_host):
         raise InvalidInput("give exactly one of --mailbox or --to-host")
     env = backup_env(app)
     (target,) = plan_targets(env.inventory, [tenant])
+    require_mail(target)
     if mailbox and mailbox.lower() not in _addresses(env.inventory.tenant(tenant)):
         raise InvalidInput(f"{mailbox} is not a mailbox of tenant {tenant}")
     if to_host and "mail" not in env.inventory.hosts.get(to_host, _NoHost).groups:

@@ -25,7 +25,7 @@ from tnoctl.errors import ExitCode, OperationFailed
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def remove(app: AppContext, slug: str, export_dir: Path | None, yes: bool) -> int:
-    """Offboard a commune: final backup, Maildir export tarball, removal of its mail from the hosts.
+    """Offboard a commune: final backup, Maildir export tarball (if it has mail), removal from its hosts.
 
     The tenant file moves to <state dir>/offboarded/; its repository stays until the retention
     period ends, then `tnoctl backup shred SLUG` destroys it (crypto-shredding).
@@ -35,48 +35,48 @@ def remove(app: AppContext, slug: str, export_dir: Path | None, yes: bool) -> in
       tnoctl tenant remove corbas --yes
     """
     from tnoctl.actions.backup import run_one
-    from tnoctl.backup import naming
     from tnoctl.backup.remote import fetch_to_file
     from tnoctl.cli.backup import backup_env
-    from tnoctl.plan.backup import plan_targets
+    from tnoctl.plan.backup import plan_targets, removal_steps
     from tnoctl.state import audit, locks
 
     env = backup_env(app)
     tenant = env.inventory.tenant(slug)
     (target,) = plan_targets(env.inventory, [slug])
-    if not yes and not click.confirm(f"Remove tenant {slug} from {target.mail_host}?", default=False):
+    steps = removal_steps(target, tenant.domains)
+    if not yes and not click.confirm(f"Remove tenant {slug} from {', '.join(target.hosts)}?", default=False):
         return int(ExitCode.REFUSED)
     out_dir = export_dir or app.state_dir / "exports"
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     tarball = out_dir / f"{slug}-maildir-{stamp}.tar.gz"
-    hosts = [target.mail_host]
+    hosts = list(target.hosts)
     with audit.operation(app.state_dir, "tenant remove", sys.argv[1:], tenants=[slug], hosts=hosts) as op, \
             locks.hold(app.state_dir, [slug], "tenant remove", op.id), env.ssh:
         final = run_one(env, target)
         if not final.ok:
             raise OperationFailed(f"{slug}: final backup failed, nothing removed: {final.detail}")
-        rc = fetch_to_file(env.ssh, target.mail_host,
-                           ["tar", "-C", "/srv/vmail", "-czf", "-", *sorted(tenant.domains)], str(tarball))
-        if rc != 0:
-            raise OperationFailed(f"{slug}: Maildir export failed (tar rc {rc}), nothing removed")
-        digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
-        paths = [f"/srv/vmail/{d}" for d in tenant.domains] + [f"/etc/opendkim/keys/{d}" for d in tenant.domains]
-        paths += [naming.borgmatic_config(slug), f"/etc/tno-backup/tenants/{slug}.json",
-                  f"/etc/tno-backup/{slug}.passphrase", f"/etc/tno-backup/keys/{slug}",
-                  f"/etc/tno-backup/keys/{slug}.pub", f"{naming.STAGING_ROOT}/{slug}"]
-        env.ssh.run(target.mail_host, ["systemctl", "disable", "--now", f"tno-backup@{slug}.timer"])
-        removed = env.ssh.run(target.mail_host, ["rm", "-rf", "--one-file-system", *paths])
-        if not removed.ok:
-            raise OperationFailed(f"{slug}: removal failed on {target.mail_host}: {removed.stderr.strip()[:200]}")
+        digest = ""
+        if target.mail_host:  # an office-only tenant has no Maildir to export
+            rc = fetch_to_file(env.ssh, target.mail_host,
+                               ["tar", "-C", "/srv/vmail", "-czf", "-", *sorted(tenant.domains)], str(tarball))
+            if rc != 0:
+                raise OperationFailed(f"{slug}: Maildir export failed (tar rc {rc}), nothing removed")
+            digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+        for step in steps:
+            env.ssh.run(step.host, ["systemctl", "disable", "--now", step.timer])
+            removed = env.ssh.run(step.host, ["rm", "-rf", "--one-file-system", *step.paths])
+            if not removed.ok:
+                raise OperationFailed(f"{slug}: removal failed on {step.host}: {removed.stderr.strip()[:200]}")
         offboarded = app.state_dir / "offboarded"
         offboarded.mkdir(parents=True, exist_ok=True)
         shutil.move(str(app.inventory / "tenants" / f"{slug}.yml"), offboarded / f"{slug}.yml")
         months = target.retention.get("keep_monthly", 6)
         shred_after = (datetime.now(UTC) + timedelta(days=31 * months)).date().isoformat()
-        op.details.update({"export": str(tarball), "export_sha256": digest, "shred_after": shred_after,
+        export = str(tarball) if digest else ""
+        op.details.update({"export": export, "export_sha256": digest, "shred_after": shred_after,
                            "final_archive": final.detail})
         app.print_table(["tenant", "final archive", "export", "sha256", "shred after"],
-                        [[slug, final.detail, str(tarball), digest[:16], shred_after]])
+                        [[slug, final.detail, export or "(no mail)", digest[:16], shred_after]])
         app.info("run `tnoctl deploy` to drop the tenant from the remaining configuration (postfix maps, userdb)")
     return int(ExitCode.OK)

@@ -117,6 +117,10 @@ class _Filter:
         self.unknown[kind] = self.unknown.get(kind, 0) + 1
         return False
 
+    def has_component(self, tenant: str, component: str) -> bool:
+        """False for a component the (known) tenant does not have: a mail-only tenant has no office backup."""
+        return self.known is None or component in self.known.get(tenant, ())
+
 
 @dataclass
 class _Part:
@@ -262,8 +266,8 @@ class TnoCollector(Collector):
         statuses = self.store.latest_backups()
         seen = set()
         for (tenant, component), st in sorted(statuses.items()):
-            if not filt.keep("backups", tenant):
-                continue
+            if not filt.keep("backups", tenant) or not filt.has_component(tenant, component):
+                continue  # a stale record of a service the tenant no longer has must not alert
             seen.add((tenant, component))
             lbl = [tenant, component]
             last_ok.add(lbl, st.last_success.finished_at if st.last_success else 0.0)
