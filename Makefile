@@ -33,7 +33,7 @@ test: install lint  ## everything: lint, unit, integration, lab end-to-end (as r
 test-unit: install  ## pure unit tests only (seconds)
 	$(PY) -m pytest tests/unit
 
-demo: install  ## lab up, deploy the four lab communes, prove mail + office, print status
+demo: install  ## lab up, deploy the lab communes (every tenant shape), prove mail + office
 	$(TNOCTL) inventory validate
 	$(TNOCTL) lab up
 	$(TNOCTL) deploy --yes

@@ -40,7 +40,8 @@ placement: {{mail: mail1, office: office1}}
 
 def test_lab_inventory_is_valid_with_its_vault():
     inv = load_inventory(LAB, LAB / "vault-password")
-    assert [t.slug for t in inv.tenants] == ["corbas", "givors", "vaulx-en-velin", "venissieux"]
+    assert [t.slug for t in inv.tenants] == ["bron", "corbas", "feyzin", "givors", "saint-fons", "vaulx-en-velin",
+                                             "venissieux"]
 
 
 def test_golden_schema_messages(inv):

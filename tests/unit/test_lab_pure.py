@@ -47,7 +47,8 @@ def test_embedded_lab_inventory_has_the_five_hosts() -> None:
         ("office2", "198.18.0.14"), ("backup1", "198.18.0.15"),
     ]
     assert "proxy" in topo.host("office1").groups
-    assert topo.tenants and all(t.mail_host in {"mail1", "mail2"} for t in topo.tenants)
+    assert topo.tenants and all(t.mail_host in {"mail1", "mail2", None} for t in topo.tenants)
+    assert all(t.office_host in {"office1", "office2", None} for t in topo.tenants)
 
 
 @pytest.mark.parametrize("address", ["10.0.0.5", "192.168.1.2", "198.18.1.5", "not-an-ip", None])
