@@ -1,4 +1,7 @@
-"""Session fixture `fleet`: the four lab communes deployed once, shared by every end-to-end test.
+"""Session fixture `fleet`: the lab communes deployed once, shared by every end-to-end test.
+
+The lab has every tenant shape (mail and office, mail only, office only, three mail domains):
+use `tenants_with("mail")` / `tenants_with("office")` where a test needs one service.
 
 It depends on the session `lab` fixture (tests/e2e/conftest.py) and runs one real
 `tnoctl deploy --yes` through the CLI, in-process, against the lab inventory.
@@ -34,6 +37,10 @@ class Fleet:
     @property
     def tenants(self) -> list[str]:
         return [t.slug for t in self.inventory.tenants]
+
+    def tenants_with(self, service: str) -> list[str]:
+        """Slugs of the tenants that have ``service`` (mail or office), in inventory order."""
+        return [t.slug for t in self.inventory.tenants if service in t.services]
 
     def _tenant(self, slug: str):
         return self.inventory.tenant(slug)
