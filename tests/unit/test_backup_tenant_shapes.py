@@ -77,6 +77,12 @@ class FakeSsh:
     def close(self) -> None:
         pass
 
+    def __enter__(self) -> FakeSsh:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def _env(tmp_path: Path, inventory, ssh: FakeSsh) -> backup_action.BackupEnv:
     pw = tmp_path / "pw"
@@ -215,3 +221,54 @@ def test_status_backup_probe_expects_only_the_tenants_components(tmp_path: Path,
     assert sorted({(r.tenant, r.component) for r in results}) == [("bron", "office"), ("feyzin", "mail")]
     bron = next(r for r in results if (r.tenant, r.check) == ("bron", "backup"))
     assert bron.ok and bron.detail == "last success 0.3 h ago"
+
+
+def _remove(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slug: str) -> tuple[int, str, FakeSsh, Path]:
+    """`tnoctl tenant remove SLUG --yes` in-process on a copy of the lab inventory, SSH faked."""
+    import io
+    import shutil
+
+    from tnoctl.cli import backup as cli_backup
+    from tnoctl.cli import main
+    from tnoctl.cli.context import AppContext
+
+    inv = tmp_path / "inv"
+    shutil.copytree(paths.LAB_INVENTORY, inv, ignore=shutil.ignore_patterns(".tno"))
+    ssh = FakeSsh()
+    monkeypatch.setattr(cli_backup, "backup_env", lambda app: backup_action.BackupEnv(
+        load_inventory(inv), inv, app.state_dir, inv / "vault-password", ssh))
+    exported: list[tuple[str, list[str]]] = []
+
+    def fetch(runner, host, argv, dest, timeout=0):
+        exported.append((host, argv))
+        Path(dest).write_bytes(b"tarball")
+        return 0
+
+    monkeypatch.setattr("tnoctl.backup.remote.fetch_to_file", fetch)
+    app = AppContext(inventory=inv, state_dir_override=tmp_path / "state", stdout=io.StringIO(), stderr=io.StringIO())
+    rc = main(["--inventory", str(inv), "tenant", "remove", slug, "--yes"], app=app)
+    ssh.ran.extend(("export", tuple(argv)) for _h, argv in exported)
+    return rc, app.stderr.getvalue(), ssh, inv
+
+
+def test_removing_an_office_only_tenant_cleans_its_office_host_and_exports_no_mail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rc, err, ssh, inv = _remove(tmp_path, monkeypatch, "bron")
+    assert rc == 0, err
+    assert not any(h == "export" for h, _a in ssh.ran)  # no Maildir to export
+    on_office1 = [a for h, a in ssh.ran if h == "office1"]
+    assert on_office1[0][2:] == ("bron.office",)  # the final backup of its office configuration
+    assert ("systemctl", "disable", "--now", "tno-backup@bron.office.timer") in on_office1
+    removed = next(a for a in on_office1 if a[0] == "rm")
+    assert "/etc/borgmatic.d/bron.office.yaml" in removed and not any("vmail" in p for p in removed)
+    assert not any(h.startswith("mail") for h, _a in ssh.ran)
+    assert not (inv / "tenants" / "bron.yml").exists() and (tmp_path / "state" / "offboarded" / "bron.yml").exists()
+
+
+def test_removing_a_tenant_with_both_services_cleans_both_hosts(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    rc, err, ssh, _inv = _remove(tmp_path, monkeypatch, "givors")
+    assert rc == 0, err
+    timers = [(h, a[3]) for h, a in ssh.ran if a[:3] == ("systemctl", "disable", "--now")]
+    assert timers == [("mail2", "tno-backup@givors.timer"), ("office2", "tno-backup@givors.office.timer")]
+    assert [a[:3] for h, a in ssh.ran if h == "export"] == [("tar", "-C", "/srv/vmail")]
