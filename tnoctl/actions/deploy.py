@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from tnoctl.errors import OperationFailed
+from tnoctl.plan.calls import PlaybookCall
 from tnoctl.plan.deploy import DeployPlan
-from tnoctl.run.ansible import ChangedTask, PlaybookCall, RunResult, run_playbook
+from tnoctl.run.ansible import ChangedTask, RunResult, run_playbook
 from tnoctl.run.progress import RunProgress
 
 
