@@ -1,4 +1,4 @@
-"""Execute an upgrade plan: waves of hosts, each locked, snapshotted, upgraded, gated, rolled back on failure.
+"""The upgrade executor: waves of hosts, each locked, snapshotted, upgraded, gated, rolled back on failure.
 
 Per host (every step journaled in tnoctl/state/journal.py and audited as ``upgrade step``):
 
@@ -15,20 +15,24 @@ exceed ``max_failures``; within a wave hosts run ``batch`` at a time, and a fail
 next batch. SIGINT stops the run between steps (a running playbook is cancelled); the journal then
 says where each host stopped, and ``--resume`` continues from the last completed step of each
 unfinished host, never touching a finished one.
+
+Windows and locks are taken per host, not for the whole rollout: a rollout outlasts windows, a host
+whose tenants are outside theirs is deferred (exit 4 at the end) while the others go on, and a
+locked tenant fails only its host. :mod:`tnoctl.actions.upgrade` wraps a run in one operation.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from tnoctl.actions import upgrade_gate
+from tnoctl.actions.env import Env
+from tnoctl.actions.operation import operation
 from tnoctl.errors import Locked, OperationFailed
 from tnoctl.plan.upgrade import HostStep, UpgradePlan, apply_call, window_check
 from tnoctl.state import store as state_store
@@ -47,24 +51,20 @@ class Interrupted(Exception):
 
 
 @dataclass
-class UpgradeEnv:
-    """What the executor needs: inventory, state, vault access, SSH, and how to report progress."""
+class Rollout:
+    """One run (or resume) of a plan: the environment, its journal, and this run's knobs."""
 
-    inventory: Any
-    inventory_path: Path
-    state_dir: Path
-    vault_password_file: Path | None
-    ssh: Any  # tnoctl.backup.remote.BackupSsh (SshRunner + borg helpers)
-    log: Callable[[str], None]
-    redact: Callable[[str], str] = lambda text: text
+    env: Env
+    plan: UpgradePlan
+    journal: Journal
     gate_timeout: float = 180.0
-    safety_backup: bool = True
-    stop: threading.Event = field(default_factory=threading.Event)
+    safety_backup: bool = True  # a tagged borg archive of each tenant's component before its host
+    stop: threading.Event = field(default_factory=threading.Event)  # set by SIGINT: stop between steps
 
-    @property
-    def store(self) -> state_store.Store:
-        """The state store the exporter reads."""
-        return state_store.Store(self.state_dir)
+    def log(self, text: str) -> None:
+        """One timestamped progress line on stderr."""
+        stamp = datetime.fromtimestamp(self.env.clock(), UTC).astimezone().strftime("%H:%M:%S")
+        self.env.output.info(f"{stamp} {text}")
 
 
 @dataclass
@@ -78,17 +78,15 @@ class HostOutcome:
     detail: str = ""
 
 
-def _audit_step(env: UpgradeEnv, journal: Journal, step: HostStep, name: str, result: str, detail: str) -> None:
-    from tnoctl.state import audit
-
-    with audit.operation(env.state_dir, "upgrade step", [journal.id, step.host, name],
-                         tenants=list(step.tenants), hosts=[step.host]) as op:
-        op.result = result
-        op.exit_code = 0 if result == "ok" else 1
+def _audit_step(env: Env, journal: Journal, step: HostStep, name: str, ok: bool, detail: str) -> None:
+    params = {"operation": journal.id, "host": step.host, "step": name}
+    with operation(env, "upgrade step", params, tenants=step.tenants, hosts=[step.host], lock=False) as op:
         op.details.update({"operation": journal.id, "step": name, "detail": detail})
+        if not ok:
+            op.fail(reason=detail)
 
 
-def _record_tenants(env: UpgradeEnv, plan: UpgradePlan, step: HostStep, state: str, started: float,
+def _record_tenants(env: Env, plan: UpgradePlan, step: HostStep, state: str, started: float,
                     from_version: str, finished: float | None = None) -> None:
     for tenant in step.tenants:
         env.store.record_upgrade(state_store.UpgradeRecord(
@@ -99,16 +97,16 @@ def _record_tenants(env: UpgradeEnv, plan: UpgradePlan, step: HostStep, state: s
 class HostRun:
     """The steps of one host; each completed step is journaled before the next one starts."""
 
-    def __init__(self, env: UpgradeEnv, plan: UpgradePlan, journal: Journal, step: HostStep,
-                 progress: HostProgress) -> None:
-        self.env, self.plan, self.journal, self.step, self.prog = env, plan, journal, step, progress
+    def __init__(self, rollout: Rollout, step: HostStep, progress: HostProgress) -> None:
+        self.rollout, self.step, self.prog = rollout, step, progress
+        self.env, self.plan, self.journal = rollout.env, rollout.plan, rollout.journal
         self.started = state_store.now()
 
     def _say(self, text: str) -> None:
-        self.env.log(f"{self.step.host}: {text}")
+        self.rollout.log(f"{self.step.host}: {text}")
 
     def _begin(self, name: str) -> None:
-        if self.env.stop.is_set():
+        if self.rollout.stop.is_set():
             raise Interrupted(name)
         self.journal.record(self.step.host, name, "started")
 
@@ -117,7 +115,7 @@ class HostRun:
         if ok:
             self.prog.done_steps.append(name)
             self.prog.data.update(data)
-        _audit_step(self.env, self.journal, self.step, name, "ok" if ok else "failed", detail)
+        _audit_step(self.env, self.journal, self.step, name, ok, detail)
 
     def _flush_peer_queues(self) -> None:
         """Mail deferred on the other mail hosts while this one restarted goes out now, not in 5 minutes."""
@@ -145,7 +143,7 @@ class HostRun:
     def run(self) -> HostOutcome:
         """Run (or resume) the host's steps; return its final state."""
         if not self.plan.ignore_windows:
-            now = datetime.now(UTC)
+            now = datetime.fromtimestamp(self.env.clock(), UTC)
             current = window_check(self.env.inventory, self.step, self.plan.component, now)
             if not current.window_ok:
                 return self._finish("deferred", current.window_note + " (use --ignore-windows to override)")
@@ -186,7 +184,7 @@ class HostRun:
         result = self.env.ssh.run(host, ["sh", "-c", script], timeout=120)
         error = "" if result.ok else f"not started: snapshot failed: {result.stderr.strip()[-200:]}"
         archives: list[str] | str = []
-        if not error and self.env.safety_backup:
+        if not error and self.rollout.safety_backup:
             archives = self._safety_backups()
         if isinstance(archives, str):
             error = f"not started: safety backup failed: {archives} (or --no-safety-backup)"
@@ -202,28 +200,23 @@ class HostRun:
 
     def _safety_backups(self) -> list[str] | str:
         """A tagged borg archive per tenant of the host (incremental); the reason when one failed."""
-        from tnoctl.actions.backup import BackupEnv, run_one
+        from tnoctl.actions.backup import run_one
         from tnoctl.plan.backup import plan_targets
 
-        benv = BackupEnv(self.env.inventory, self.env.inventory_path, self.env.state_dir,
-                         self.env.vault_password_file, self.env.ssh)
         names = []
         for target in plan_targets(self.env.inventory, list(self.step.tenants)):
-            outcome = run_one(benv, target, tag=f"pre-upgrade-{self.journal.id}", components=(self.plan.component,))
+            outcome = run_one(self.env, target, tag=f"pre-upgrade-{self.journal.id}", components=(self.plan.component,))
             if not outcome.ok:
                 return f"{target.slug}: {outcome.detail}"[:300]
             names.append(str(outcome.data.get("archive", "")))
         return names
 
     def _playbook(self, version: str, rollback: bool, label: str) -> tuple[bool, str]:
-        from tnoctl.run.ansible import run_playbook
-
         call = apply_call(self.plan, self.step.host, version, self.journal.id, rollback=rollback,
                           snapshot_dir=str(self.prog.data.get("snapshot_dir", "")))
-        result = run_playbook(call, inventory=self.env.inventory_path, state_dir=self.env.state_dir,
-                              run_id=f"{self.journal.id}-{self.step.host}-{label}",
-                              vault_password_file=self.env.vault_password_file, redact=self.env.redact,
-                              cancel=self.env.stop.is_set)
+        # no live display (title ""): hosts of a batch run in parallel and log one line per step
+        result = self.env.playbooks.run(call, run_id=f"{self.journal.id}-{self.step.host}-{label}", hosts=(),
+                                        title="", cancel=self.rollout.stop.is_set)
         if result.status == "canceled":
             raise Interrupted(label)
         if result.success:
@@ -242,8 +235,8 @@ class HostRun:
         self._begin(name)
         self._say(f"{name}: probing {len(self.step.tenants)} tenant(s) at {version}")
         gate = upgrade_gate.check(self.env, self.plan.component, self.step.host, list(self.step.tenants), version,
-                                  timeout=self.env.gate_timeout, stop=self.env.stop.is_set)
-        if not gate.ok and self.env.stop.is_set():
+                                  timeout=self.rollout.gate_timeout, stop=self.rollout.stop.is_set)
+        if not gate.ok and self.rollout.stop.is_set():
             raise Interrupted(name)
         self._end(name, gate.ok, gate.summary, **({} if gate.ok else {"rollback_needed": True}))
         return gate
@@ -269,10 +262,10 @@ def _halt_note(failures: int, plan: UpgradePlan) -> str:
     return f"halted: {failures} failed host(s) > --max-failures {plan.max_failures}"
 
 
-def _run_batch(pool: ThreadPoolExecutor, env: UpgradeEnv, plan: UpgradePlan, journal: Journal,
-               batch: list[HostStep], progress: dict[str, HostProgress]) -> list[HostOutcome]:
+def _run_batch(pool: ThreadPoolExecutor, rollout: Rollout, batch: list[HostStep],
+               progress: dict[str, HostProgress]) -> list[HostOutcome]:
     """Run one batch of hosts in parallel; hosts stopped by SIGINT give no outcome."""
-    futures = [pool.submit(HostRun(env, plan, journal, step, progress[step.host]).run) for step in batch]
+    futures = [pool.submit(HostRun(rollout, step, progress[step.host]).run) for step in batch]
     done = []
     for future in futures:
         try:
@@ -282,13 +275,14 @@ def _run_batch(pool: ThreadPoolExecutor, env: UpgradeEnv, plan: UpgradePlan, jou
     return done
 
 
-def _waves(pool: ThreadPoolExecutor, env: UpgradeEnv, plan: UpgradePlan, journal: Journal,
-           progress: dict[str, HostProgress], outcomes: dict[str, HostOutcome]) -> None:
+def _waves(pool: ThreadPoolExecutor, rollout: Rollout, progress: dict[str, HostProgress],
+           outcomes: dict[str, HostOutcome]) -> None:
+    plan, journal = rollout.plan, rollout.journal
     failures = sum(1 for o in outcomes.values() if o.state in FAILED_STATES)
     for wave in plan.waves:
         todo = [s for s in wave.hosts if not progress[s.host].finished]
         if todo and failures <= plan.max_failures:
-            env.log(f"wave {wave.index + 1}/{len(plan.waves)} ({wave.name}): " + ", ".join(s.host for s in todo))
+            rollout.log(f"wave {wave.index + 1}/{len(plan.waves)} ({wave.name}): " + ", ".join(s.host for s in todo))
         for start in range(0, len(todo), plan.batch):
             batch = todo[start:start + plan.batch]
             if failures > plan.max_failures:
@@ -297,17 +291,18 @@ def _waves(pool: ThreadPoolExecutor, env: UpgradeEnv, plan: UpgradePlan, journal
                     outcomes[step.host] = HostOutcome(step.host, step.tenants, "skipped", "",
                                                       _halt_note(failures, plan))
                 continue
-            for result in _run_batch(pool, env, plan, journal, batch, progress):
+            for result in _run_batch(pool, rollout, batch, progress):
                 outcomes[result.host] = result
                 failures += result.state in FAILED_STATES
-            if env.stop.is_set():
+            if rollout.stop.is_set():
                 raise KeyboardInterrupt
 
 
-def execute(env: UpgradeEnv, plan: UpgradePlan, journal: Journal) -> list[HostOutcome]:
+def execute(rollout: Rollout) -> list[HostOutcome]:
     """Run (or resume) the plan wave by wave; return every host's outcome in plan order."""
     from tnoctl.state.locks import process_start_time
 
+    plan, journal = rollout.plan, rollout.journal
     progress = journal.progress([s.host for s in plan.hosts])
     outcomes: dict[str, HostOutcome] = {
         s.host: HostOutcome(s.host, s.tenants, progress[s.host].state,
@@ -320,9 +315,9 @@ def execute(env: UpgradeEnv, plan: UpgradePlan, journal: Journal) -> list[HostOu
     try:
         with ThreadPoolExecutor(max_workers=plan.batch, thread_name_prefix="upgrade") as pool:
             try:
-                _waves(pool, env, plan, journal, progress, outcomes)
+                _waves(pool, rollout, progress, outcomes)
             except KeyboardInterrupt:
-                env.stop.set()  # running hosts cancel their playbook; leaving the pool waits for them
+                rollout.stop.set()  # running hosts cancel their playbook; leaving the pool waits for them
                 status = "interrupted"
                 raise
         status = "finished"
