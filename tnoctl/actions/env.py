@@ -173,7 +173,7 @@ class Env:
         """The validated inventory, loaded on first use and kept for the process."""
         from tnoctl.config import load_inventory
 
-        return load_inventory(self.inventory_path)
+        return load_inventory(self.inventory_path, self.vault_password_file)
 
     @property
     def ssh(self) -> SshRunner:

@@ -37,6 +37,8 @@ class Outcome:
     columns: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    lines: list[str] = field(default_factory=list)  # human text after the table (stdout; not with --json)
+    errors: list[str] = field(default_factory=list)  # per-host/tenant failure lines (stderr, always)
 
     @property
     def ok(self) -> bool:
@@ -115,8 +117,11 @@ def outcome_of(
     columns: list[str] | None = None,
     data: dict[str, Any] | None = None,
     message: str = "",
+    lines: list[str] | None = None,
+    errors: list[str] | None = None,
 ) -> Outcome:
     """An Outcome carrying the operation's exit code and result (after ``op.fail``, else ok)."""
     code = ExitCode(op.exit_code) if op.exit_code is not None else ExitCode.OK
     return Outcome(exit_code=code, result=op.result or audit_result(code), rows=list(rows or []),
-                   columns=list(columns or []), data=dict(data or {}), message=message)
+                   columns=list(columns or []), data=dict(data or {}), message=message,
+                   lines=list(lines or []), errors=list(errors or []))
