@@ -175,6 +175,10 @@ class Env:
 
         return load_inventory(self.inventory_path, self.vault_password_file)
 
+    def reload_inventory(self) -> None:
+        """Forget the cached inventory (after an action wrote to it, e.g. ``tenant add``)."""
+        self.__dict__.pop("inventory", None)
+
     @property
     def ssh(self) -> SshRunner:
         """The SSH runner (one connection cache per process), created on first use; closed by :meth:`close`."""

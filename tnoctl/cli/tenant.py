@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext
 from tnoctl.config.load import load_inventory
 
@@ -85,7 +86,7 @@ def show(app: AppContext, slug: str, as_json: bool) -> None:
 @click.option("--window", default=None, help="Maintenance window, e.g. 'Sun 02:00-05:00'.")
 @click.pass_obj
 def add(app: AppContext, slug: str, name: str, insee: str, domains: tuple[str, ...], mailboxes: tuple[str, ...],
-        mail_host: str | None, office_host: str | None, window: str | None) -> None:
+        mail_host: str | None, office_host: str | None, window: str | None) -> int:
     """Add a tenant: write tenants/SLUG.yml and random mailbox passwords into the vault.
 
     The whole inventory is validated with the new tenant before anything is written. Passwords
@@ -96,15 +97,10 @@ def add(app: AppContext, slug: str, name: str, insee: str, domains: tuple[str, .
       tnoctl tenant add saint-fons --name Saint-Fons --insee 69199 --domain saint-fons.test \\
         --mailbox mairie:2G --mailbox dgs --mail-host mail1 --office-host office1
     """
-    from tnoctl.config import newtenant
+    from tnoctl.actions import tenant_add
 
-    newtenant.check_slug(slug)
-    inv = load_inventory(app.inventory, app.vault_password_file)
-    doc = newtenant.build(inv, slug, name, insee, list(domains), list(mailboxes), mail_host, office_host, window)
-    path = newtenant.write(inv, doc, app.vault_password_file)
-    app.stdout.write(f"tenant {slug} added: {path} ({len(doc['mailboxes'])} mailboxes on "
-                     f"{doc['placement']['mail']}, office on {doc['placement']['office']}; "
-                     "passwords stored in the vault)\n")
+    request = tenant_add.TenantAddRequest(slug, name, insee, domains, mailboxes, mail_host, office_host, window)
+    return render(app, tenant_add.run(app.env, request))
 
 
 def _attach_subcommands() -> None:
