@@ -91,6 +91,8 @@ class FakeSsh:
     commands: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     inputs: list[bytes | None] = field(default_factory=list)
     closed: bool = False
+    fetched: bytes = b"fake tarball"  # what fetch_to_file writes (the Maildir export of `tenant remove`)
+    fetch_rc: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def run(self, host: str, argv: Sequence[str], timeout: float = 60, input: bytes | None = None) -> CommandResult:
@@ -107,6 +109,14 @@ class FakeSsh:
 
     def run_input(self, host: str, argv: list[str], data: bytes, timeout: float = 3600) -> CommandResult:
         return self.run(host, argv, timeout=timeout, input=data)
+
+    def fetch_to_file(self, host: str, argv: Sequence[str], dest: str, timeout: float = 6 * 3600) -> int:
+        """Record the command like ``run``; write :attr:`fetched` to ``dest``; return :attr:`fetch_rc`."""
+        with self._lock:
+            self.commands.append((host, tuple(argv)))
+            self.inputs.append(None)
+        Path(dest).write_bytes(self.fetched)
+        return self.fetch_rc
 
     def close(self) -> None:
         self.closed = True

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tnoctl.actions.backup import SUMMARY_COLUMNS, TenantResult, last_json, list_archives, summary_rows
@@ -117,7 +118,7 @@ def resolve_archive(env: Env, target: BackupTarget, archive: str | None) -> str:
 
 def restore_mailbox(env: Env, target: BackupTarget, address: str, archive: str) -> TenantResult:
     """Import one mailbox of ``archive`` into a dated folder on the tenant's mail host, then verify."""
-    folder = naming.restore_folder()
+    folder = naming.restore_folder(datetime.fromtimestamp(env.clock(), UTC))
     start = state_store.now()
     result = env.ssh.run(target.mail_host, [naming.AGENT, "restore-mailbox", target.slug, address, archive, folder],
                          timeout=6 * 3600)
