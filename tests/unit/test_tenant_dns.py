@@ -56,5 +56,5 @@ def test_missing_dkim_key_is_one_error_line(tmp_path):
 
     env = make_env(paths.LAB_INVENTORY, tmp_path, ssh=FakeSsh(results={}))
     env.ssh.results[env.inventory.tenant("givors").placement.mail] = (1, "No such file")
-    with pytest.raises(OperationFailed, match="no DKIM key for .* yet; run 'tnoctl deploy' first"):
+    with pytest.raises(OperationFailed, match=r"no DKIM key for .* yet; run 'tnoctl deploy' first"):
         run(env, TenantDnsRequest("givors"))

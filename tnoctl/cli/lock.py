@@ -9,7 +9,6 @@ import click
 from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext
 from tnoctl.errors import InvalidInput
-from tnoctl.state import locks
 
 
 @click.group()
@@ -21,23 +20,6 @@ def lock() -> None:
       tnoctl lock list
       tnoctl lock release givors --yes
     """
-
-
-def _row(status: locks.LockStatus) -> dict:
-    """One lock as JSON (and the source of the table row)."""
-    info = status.info
-    return {
-        "tenant": status.tenant,
-        "state": status.state,
-        "verb": info.verb if info else None,
-        "operator": info.owner if info else None,
-        "pid": info.pid if info else None,
-        "host": info.host if info else None,
-        "since": info.started if info else None,
-        "operation_id": info.operation_id if info else None,
-        "path": str(status.path),
-        "error": status.error,
-    }
 
 
 @lock.command("list")
@@ -52,15 +34,13 @@ def list_cmd(app: AppContext, as_json: bool) -> None:
     Example:
       tnoctl lock list --json
     """
-    rows = [_row(status) for status in locks.list_locks(app.state_dir)]
+    from tnoctl.actions.reports import lock_list
+
+    outcome = lock_list(app.env)
     if as_json:
-        app.print_json(rows)
+        app.print_json(outcome.data["locks"])
         return
-    if not rows:
-        app.info("no tenant is locked")
-        return
-    columns = ["tenant", "state", "verb", "operator", "pid", "host", "since", "operation_id"]
-    app.print_table(columns, [[row[c] for c in columns] for row in rows])
+    render(app, outcome)
 
 
 def _interactive() -> bool:

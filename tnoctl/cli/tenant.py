@@ -53,26 +53,15 @@ def show(app: AppContext, slug: str, as_json: bool) -> None:
     Example:
       tnoctl tenant show givors --json
     """
-    from tnoctl.config.ansible_view import tenant_view
+    from tnoctl.actions.reports import tenant_show
 
-    inv = load_inventory(app.inventory, app.vault_password_file)
-    t = inv.tenant(slug)
-    view = tenant_view(t, inv.platform.tno_backup_retention.model_dump())
-    view.update(maintenance_window=t.maintenance_window, contacts=[c.model_dump() for c in t.contacts])
+    outcome = tenant_show(app.env, slug)
     if as_json:
-        app.print_json(view)
+        app.print_json(outcome.data)
         return
-    out = app.stdout
-    for key in ("slug", "name", "insee", "domains", "services", "placement", "pilot", "maintenance_window",
-                "backup"):
-        value = view[key]
-        shown = ", ".join(value) if isinstance(value, list) else (
-            " ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value)
-        out.write(f"{key + ':':20}{shown}\n")
-    out.write(f"{'wopi_hosts:':20}{', '.join(view['office']['wopi_hosts'])}\n")
-    app.print_table(["address", "name", "quota", "password (vault variable)"],
-                    [[b["address"], b["name"], b["quota"], b["password_vault"]] for b in view["mailboxes"]],
-                    title="mailboxes")
+    for line in outcome.lines:
+        app.stdout.write(line + "\n")
+    app.print_table(outcome.columns, outcome.rows, title="mailboxes")
 
 
 @tenant.command()
