@@ -131,7 +131,7 @@ def test_backup_setup_failure_exits_1_and_names_the_task(inventory: Path, tmp_pa
     env = _env(inventory, tmp_path, FakeSsh(), runner)
     outcome = backup_setup.setup(env, backup_setup.SetupRequest())
     assert outcome.exit_code == ExitCode.FAILED
-    assert outcome.message == "backup1: Create the repository owner: boom"
+    assert outcome.errors == ["backup1: Create the repository owner: boom"]
     assert _records(env, "backup setup")[0]["result"] == "failed"
 
 
@@ -271,3 +271,19 @@ def test_upgrade_gate_failure_rolls_the_canary_back_and_halts(inventory: Path, t
     assert _records(env, "upgrade")[0]["result"] == "failed"
     platform = yaml.safe_load((inventory / "group_vars" / "all" / "platform.yml").read_text())
     assert platform["tno_office_version"] == "24.04.10.1"  # never pinned after a failed rollout
+
+
+def test_backup_shred_destroys_the_key_before_the_data(inventory: Path, tmp_path: Path) -> None:
+    from tnoctl.actions import backup_repo
+
+    ssh = FakeSsh()
+    env = _env(inventory, tmp_path, ssh)
+    assert backup_repo.shred(env, backup_repo.ShredRequest("oldcommune")).exit_code == ExitCode.OK
+    repo = naming.repo_path("oldcommune")
+    assert ssh.commands == [("backup1", ("shred", "-u", "-n", "3", "-z", f"{repo}/config")),
+                            ("backup1", ("rm", "-rf", "--one-file-system", repo,
+                                         f"{naming.QUARANTINE_ROOT}/oldcommune"))]
+    failing = FakeSsh({("backup1", "shred"): (1, "shred: Permission denied")})
+    outcome = backup_repo.shred(_env(inventory, tmp_path, failing), backup_repo.ShredRequest("oldcommune"))
+    assert outcome.exit_code == ExitCode.FAILED and failing.commands[-1][1][0] == "shred"  # no rm after a failure
+    assert [r["result"] for r in _records(env, "backup shred")] == ["ok", "failed"]

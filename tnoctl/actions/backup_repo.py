@@ -160,6 +160,6 @@ def shred(env: Env, request: ShredRequest) -> Outcome:
             if not result.ok:
                 reason = f"{host}: {argv[0]} failed: {result.stderr.strip()[:200]}"
                 op.fail(reason=reason)
-                return outcome_of(op, message=reason)
+                return outcome_of(op, errors=[reason])
         return outcome_of(op, message=f"{slug}: repository key shredded and {naming.repo_path(slug)} removed on "
                                       f"{host}; now delete {naming.passphrase_var(slug)} from the vault")

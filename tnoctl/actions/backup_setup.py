@@ -24,15 +24,15 @@ class SetupRequest:
     hosts: tuple[str, ...] = ()
 
 
-def play(env: Env, op: Operation, call: PlaybookCall, *, suffix: str, hosts: Sequence[str], title: str) -> str:
-    """Run ``call``; record its artifacts on ``op``; return "" on success, else what failed (one line)."""
+def play(env: Env, op: Operation, call: PlaybookCall, *, suffix: str, hosts: Sequence[str],
+         title: str) -> list[str]:
+    """Run ``call``; record its artifacts on ``op``; return its failures ("host: task: message"), [] if none."""
     result = env.playbooks.run(call, run_id=f"{op.id}-{suffix}", hosts=hosts, title=title)
     op.artifacts = str(result.artifacts_dir)
     env.output.info(f"artifacts: {result.artifacts_dir}")
     if result.success:
-        return ""
-    failures = [f"{f.host}: {f.task}: {f.message}" for f in result.failed_tasks] or [f"status {result.status}"]
-    return "; ".join(failures)[:400]
+        return []
+    return [f"{f.host}: {f.task}: {f.message}" for f in result.failed_tasks] or [f"status {result.status}"]
 
 
 def setup(env: Env, request: SetupRequest) -> Outcome:
@@ -40,7 +40,7 @@ def setup(env: Env, request: SetupRequest) -> Outcome:
     hosts = list(request.hosts) or sorted(n for n, h in env.inventory.hosts.items()
                                           if {"mail", "backup"} & set(h.groups))
     with operation(env, "backup setup", {"hosts": request.hosts}, hosts=list(request.hosts), lock=False) as op:
-        failed = play(env, op, setup_call(request.hosts), suffix="setup", hosts=hosts, title="backup setup")
-        if failed:
-            op.fail(reason=failed)
-        return outcome_of(op, message=failed)
+        failures = play(env, op, setup_call(request.hosts), suffix="setup", hosts=hosts, title="backup setup")
+        if failures:
+            op.fail(reason="; ".join(failures)[:400])
+        return outcome_of(op, errors=failures)

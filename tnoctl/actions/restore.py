@@ -88,9 +88,9 @@ def _disaster(env: Env, op: Operation, target: BackupTarget, to_host: str, archi
     op.details["placement"] = {"mail": {"from": old, "to": to_host}}
     env.output.info(f"{target.slug}: placement.mail {old} -> {to_host} (tenants/{target.slug}.yml)")
     for index, call in enumerate(disaster_calls(to_host, target.backup_host)):
-        failed = play(env, op, call, suffix=str(index), hosts=list(call.limit), title=f"restore: {call.playbook}")
-        if failed:
-            return TenantResult(target.slug, False, f"{call.playbook} failed on {to_host}: {failed}")
+        failures = play(env, op, call, suffix=str(index), hosts=list(call.limit), title=f"restore: {call.playbook}")
+        if failures:
+            return TenantResult(target.slug, False, f"{call.playbook} failed on {to_host}: {'; '.join(failures)}"[:500])
     return restore_tenant(env, dataclasses.replace(target, mail_host=to_host), archive)
 
 
