@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext
 from tnoctl.errors import ExitCode
 from tnoctl.runbook.schema import COMPONENTS, LANGS
@@ -154,10 +155,10 @@ def run(app: AppContext, name: str, tenant: str | None, component: str | None, p
     Example:
       tnoctl runbook run TnoTenantEndpointDown --tenant givors --yes
     """
-    from tnoctl.runbook.session import run_session
+    from tnoctl.runbook.session import RunbookRequest, run_session
 
-    return run_session(app, name, tenant, component, params, dry_run=dry_run, yes=yes, lang=_lang(lang),
-                       ask=_asker(app, yes))
+    request = RunbookRequest(name, tenant, component, params, dry_run, yes, _lang(lang), _asker(app, yes))
+    return render(app, run_session(app.env, request))
 
 
 def _asker(app: AppContext, yes: bool):
@@ -169,6 +170,6 @@ def _asker(app: AppContext, yes: bool):
         if not sys.stdin.isatty():
             app.stdout.write(f"    ? {question} -> no (not a terminal; rerun with --yes)\n")
             return False
-        return click.confirm(f"    ? {question}", default=False)
+        return click.confirm(f"    ? {question}", default=False, err=True)
 
     return ask

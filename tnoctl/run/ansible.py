@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tnoctl import paths
 from tnoctl.errors import OperationFailed
-from tnoctl.plan.calls import PlaybookCall
+
+if TYPE_CHECKING:  # the planners' data type; run never imports plan at run time (layers, pyproject)
+    from tnoctl.plan.calls import PlaybookCall
 
 EventSink = Callable[[dict[str, Any]], None]
 
