@@ -131,3 +131,15 @@ def test_cli_plan_prints_pending_count(inv, tmp_path):
     code, out, err = _cli(env, "plan", "--tenant", "givors")
     mail = env.inventory.tenant("givors").placement.mail
     assert code == 0 and f"{mail}: no changes" in out and "0 change(s) pending on 2 host(s)" in err
+
+
+def test_cli_interrupted_deploy_exits_130_and_is_recorded(inv, tmp_path):
+    def interrupt(call):
+        raise KeyboardInterrupt
+
+    env = make_env(inv, tmp_path / "state", playbooks=FakePlaybookRunner(interrupt))
+    code, _, err = _cli(env, "deploy", "--tenant", "givors", "--yes")
+    assert code == ExitCode.INTERRUPTED and "interrupted" in err
+    [record] = audit.read(env.state_dir)
+    assert (record["result"], record["exit_code"]) == ("interrupted", 130)
+    assert locks.list_locks(env.state_dir) == []
