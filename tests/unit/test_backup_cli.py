@@ -1,4 +1,4 @@
-"""`backup`, `restore`, `tenant remove`: bad input and a missing --yes are refused before any host is touched (exit 2)."""
+"""`backup`, `restore`, `tenant remove`: bad input and a missing --yes are refused before any host (exit 2)."""
 
 from __future__ import annotations
 
