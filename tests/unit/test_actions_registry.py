@@ -62,3 +62,16 @@ def test_unknown_verb_raises_invalid_input(tmp_path):
 def test_outcome_lines_align_the_table():
     lines = registry.outcome_lines(Outcome(columns=["a", "bb"], rows=[["xxx", None]], lines=["l"], message="m"))
     assert lines == ["a    bb", "xxx", "l", "m"]
+
+
+def test_runbook_run_without_terminal_needs_yes_or_dry_run(tmp_path, monkeypatch):
+    import io
+
+    from tnoctl.cli import main
+    from tnoctl.cli.context import AppContext
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    app = AppContext(stdout=io.StringIO(), stderr=io.StringIO(), state_dir_override=tmp_path)
+    code = main(["runbook", "run", "TnoConfigDrift", "--tenant", "givors"], app=app)
+    assert code == 2 and "runbook run needs --yes" in app.stderr.getvalue()
+    assert audit.read(tmp_path) == []
