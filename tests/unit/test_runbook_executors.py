@@ -43,7 +43,7 @@ def test_changing_ssh_step_runs_on_the_component_host_under_the_tenant_lock(setu
 
 
 def test_playbook_step_is_one_check_call_on_the_tenant_hosts(setup):
-    env, runner, executor, params = setup
+    _env, runner, executor, params = setup
     step = PlaybookStep(kind="playbook", id="check", title=TITLE, check=True, tags=["postfix"])
     result = executor.run(step, params)
     hosts = tuple(sorted({params.values["mail_host"], params.values["office_host"]}))
