@@ -2,6 +2,7 @@
 
 Usage (root, against a deployed inventory whose backup machinery is set up):
     python bench/backup.py --inventory inventories/lab --tenant givors --mb 200
+    python bench/backup.py --smoke     (lab inventory, its first mail tenant, 2 MiB: tests/e2e/test_bench_smoke.py)
 
 Steps: fill the tenant's first mailbox to --mb MiB of mail (random attachments, incompressible),
 start from an empty repository (removed on the backup host, re-initialised by the agent's borgmatic),
@@ -62,16 +63,27 @@ def timed(ssh, host: str, argv: list[str], data: bytes | None = None) -> float:
 def main_bench() -> int:
     """Run the benchmark and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inventory", type=Path, required=True)
-    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--inventory", type=Path)
+    parser.add_argument("--tenant")
     parser.add_argument("--mb", type=int, default=200)
+    parser.add_argument("--smoke", action="store_true", help="lab inventory, first tenant with mail, 2 MiB")
     args = parser.parse_args()
+    if args.smoke:
+        from tnoctl import paths
+        from tnoctl.config.load import load_inventory
+
+        args.inventory = args.inventory or paths.LAB_INVENTORY
+        args.tenant = args.tenant or next(t.slug for t in load_inventory(args.inventory).tenants
+                                          if "mail" in t.services)
+        args.mb = 2
+    if args.inventory is None or args.tenant is None:
+        parser.error("--inventory and --tenant are required (or --smoke)")
     from tnoctl.actions.backup import passphrase
-    from tnoctl.cli.backup import backup_env
+    from tnoctl.actions.env import Env
+    from tnoctl.backup.borg import borg_command
     from tnoctl.plan.backup import plan_targets
 
-    app = AppContext(inventory=args.inventory, vault_password_file=args.inventory / "vault-password")
-    env = backup_env(app)
+    env = Env.build(args.inventory, AppContext(inventory=args.inventory).state_dir, args.inventory / "vault-password")
     (target,) = plan_targets(env.inventory, [args.tenant])
     tenant = env.inventory.tenant(args.tenant)
     user = f"{tenant.mailboxes[0].local}@{tenant.mailboxes[0].domain or tenant.primary_domain}"
@@ -96,10 +108,11 @@ def main_bench() -> int:
     secret = passphrase(env, slug)
     timed(env.ssh, backup, ["rm", "-rf", "/var/tmp/tno-bench"])
     timed(env.ssh, backup, ["install", "-d", "-o", naming.BACKUP_USER, "/var/tmp/tno-bench"])
-    archives = env.ssh.borg_on_backup_host(backup, secret, ["list", "--short", "--glob-archives", f"{slug}-*",
-                                                             target.repo]).stdout.split()
+    argv, data = borg_command(secret, ["list", "--short", "--glob-archives", f"{slug}-*", target.repo])
+    archives = env.ssh.run(backup, argv, timeout=3600, input=data).stdout.split()
     start = time.perf_counter()
-    env.ssh.borg_on_backup_host(backup, secret, ["extract", f"{target.repo}::{archives[-1]}"], cwd="/var/tmp/tno-bench")
+    argv, data = borg_command(secret, ["extract", f"{target.repo}::{archives[-1]}"], cwd="/var/tmp/tno-bench")
+    env.ssh.run(backup, argv, timeout=6 * 3600, input=data)
     extract = time.perf_counter() - start
     timed(env.ssh, backup, ["rm", "-rf", "/var/tmp/tno-bench"])
     tnoctl(args.inventory, "backup", "run", "--tenant", slug, "--component", "office")  # drill lists it too

@@ -7,6 +7,7 @@ verifications, the exporter's backup series and the status probe's expectations.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from dataclasses import dataclass, field
@@ -18,7 +19,9 @@ import pytest
 from tests.unit.test_upgrade_executor import Result  # the fake SSH command result
 from tnoctl import paths
 from tnoctl.actions import backup as backup_action
-from tnoctl.actions import upgrade as up
+from tnoctl.actions import backup_checks
+from tnoctl.actions import upgrade_host as up
+from tnoctl.actions.env import Env, Output
 from tnoctl.actions.upgrade_gate import GateResult
 from tnoctl.backup import office
 from tnoctl.config.load import load_inventory
@@ -44,7 +47,9 @@ class FakeSsh:
     archives: dict[str, list[str]] = field(default_factory=dict)  # slug -> archive names
     ran: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
-    def run(self, host: str, argv: list[str], timeout: float = 60) -> Result:
+    def run(self, host: str, argv: list[str], timeout: float = 60, input: bytes | None = None) -> Result:
+        if "borg" in argv:  # actions.backup.run_borg: runuser ... env ... borg ARGS, passphrase on stdin
+            return self.borg_on_backup_host(host, None, list(argv[argv.index("borg") + 1:]))
         self.ran.append((host, tuple(argv)))
         if argv[0] == "dpkg-query":
             return Result(stdout="24.04.10.1")
@@ -74,6 +79,11 @@ class FakeSsh:
             return Result(stdout=self.xml) if self.xml is not None else Result(rc=2, stderr="not in archive")
         return Result()
 
+    def fetch_to_file(self, host: str, argv: list[str], dest: str, timeout: float = 0) -> int:
+        self.ran.append(("export", tuple(argv)))
+        Path(dest).write_bytes(b"tarball")
+        return 0
+
     def close(self) -> None:
         pass
 
@@ -84,11 +94,11 @@ class FakeSsh:
         self.close()
 
 
-def _env(tmp_path: Path, inventory, ssh: FakeSsh) -> backup_action.BackupEnv:
+def _env(tmp_path: Path, inventory, ssh: FakeSsh, inventory_path: Path = paths.LAB_INVENTORY) -> Env:
     pw = tmp_path / "pw"
     pw.write_text("x")
-    env = backup_action.BackupEnv(inventory, paths.LAB_INVENTORY, tmp_path / "state", pw, ssh)
-    return env
+    return Env(inventory_path, tmp_path / "state", pw, Output(io.StringIO(), io.StringIO()),
+               ssh_factory=lambda _inventory: ssh, inventory=inventory, redact=lambda text: text)
 
 
 @pytest.fixture(autouse=True)
@@ -105,9 +115,9 @@ def test_office_upgrade_takes_the_office_only_tenants_safety_archive(tmp_path: P
                         lambda env, component, host, tenants, version, **kw: GateResult(True, version, 1, []))
     plan = plan_upgrade(inventory, "office", "24.04.11.1", now=NOW, waves="100%", hosts=["office1"])
     assert "bron" in plan.hosts[0].tenants
-    env = up.UpgradeEnv(inventory, paths.LAB_INVENTORY, tmp_path / "state", None, ssh, lambda line: None,
-                        safety_backup=True, stop=threading.Event())
-    (outcome,) = up.execute(env, plan, Journal.create(tmp_path / "state", "op-1", {}))
+    rollout = up.Rollout(_env(tmp_path, inventory, ssh), plan, Journal.create(tmp_path / "state", "op-1", {}),
+                         safety_backup=True, stop=threading.Event())
+    (outcome,) = up.execute(rollout)
     assert outcome.state == "done", outcome.detail
     runs = [(h, a[2:]) for h, a in ssh.ran if a[:2] == ("/usr/local/sbin/tno-backup", "run")]
     assert runs == [("office1", (f"{slug}.office", "--tag", "pre-upgrade-op-1"))
@@ -141,7 +151,7 @@ def test_drill_of_an_office_only_tenant_restores_its_office_configuration(tmp_pa
     ssh = FakeSsh(archives={"bron": ["bron.office-2026-11-28T01:00:00.000000", "bron.office.tag-x-2026-11-29T10"]})
     env = _env(tmp_path, inventory, ssh)
     (bron,) = plan_targets(inventory, ["bron"])
-    outcome = backup_action.drill(env, bron)
+    outcome = backup_checks.drill_one(env, bron)
     assert outcome.ok, outcome.detail
     assert outcome.detail.startswith("office bron.office.tag-x-2026-11-29T10: coolwsd.xml restored")
     assert outcome.data["files"][0] == "etc/coolwsd/coolwsd.xml"
@@ -156,7 +166,7 @@ def test_drill_records_one_verification_per_component(tmp_path: Path, inventory)
                   archives={"givors": ["givors-2026-11-29T01:00:00.000000", "givors.office-2026-11-29T01:00:01.0"]})
     env = _env(tmp_path, inventory, ssh)
     (givors,) = plan_targets(inventory, ["givors"])
-    outcome = backup_action.drill(env, givors)
+    outcome = backup_checks.drill_one(env, givors)
     assert not outcome.ok and "12 messages checked, 0 missing" in outcome.detail
     assert "has root <html>, expected <config>" in outcome.detail
     status = state_store.Store(tmp_path / "state").latest_backups()
@@ -168,7 +178,7 @@ def test_drill_records_one_verification_per_component(tmp_path: Path, inventory)
 def test_drill_without_an_office_archive_fails_and_says_so(tmp_path: Path, inventory) -> None:
     env = _env(tmp_path, inventory, FakeSsh())
     (bron,) = plan_targets(inventory, ["bron"])
-    outcome = backup_action.drill(env, bron)
+    outcome = backup_checks.drill_one(env, bron)
     assert (outcome.ok, outcome.detail) == (False, "no office archive")
 
 
@@ -224,31 +234,17 @@ def test_status_backup_probe_expects_only_the_tenants_components(tmp_path: Path,
 
 
 def _remove(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, slug: str) -> tuple[int, str, FakeSsh, Path]:
-    """`tnoctl tenant remove SLUG --yes` in-process on a copy of the lab inventory, SSH faked."""
-    import io
+    """actions.tenant_remove on a copy of the lab inventory, SSH faked: (exit code, message, ssh, inventory)."""
     import shutil
 
-    from tnoctl.cli import backup as cli_backup
-    from tnoctl.cli import main
-    from tnoctl.cli.context import AppContext
+    from tnoctl.actions import tenant_remove
 
     inv = tmp_path / "inv"
     shutil.copytree(paths.LAB_INVENTORY, inv, ignore=shutil.ignore_patterns(".tno"))
     ssh = FakeSsh()
-    monkeypatch.setattr(cli_backup, "backup_env", lambda app: backup_action.BackupEnv(
-        load_inventory(inv), inv, app.state_dir, inv / "vault-password", ssh))
-    exported: list[tuple[str, list[str]]] = []
-
-    def fetch(runner, host, argv, dest, timeout=0):
-        exported.append((host, argv))
-        Path(dest).write_bytes(b"tarball")
-        return 0
-
-    monkeypatch.setattr("tnoctl.backup.remote.fetch_to_file", fetch)
-    app = AppContext(inventory=inv, state_dir_override=tmp_path / "state", stdout=io.StringIO(), stderr=io.StringIO())
-    rc = main(["--inventory", str(inv), "tenant", "remove", slug, "--yes"], app=app)
-    ssh.ran.extend(("export", tuple(argv)) for _h, argv in exported)
-    return rc, app.stderr.getvalue(), ssh, inv
+    env = _env(tmp_path, load_inventory(inv), ssh, inv)
+    outcome = tenant_remove.run(env, tenant_remove.TenantRemoveRequest(slug))
+    return outcome.exit_code, str(outcome.message), ssh, inv
 
 
 def test_removing_an_office_only_tenant_cleans_its_office_host_and_exports_no_mail(
