@@ -18,11 +18,9 @@ def backup_env(app: AppContext):
     from tnoctl.actions.backup import BackupEnv
     from tnoctl.backup.remote import BackupSsh
     from tnoctl.config.load import load_inventory
-    from tnoctl.run.ssh import ssh_config_for
 
     inventory = load_inventory(app.inventory)
-    addresses = {name: getattr(h, "address", None) or name for name, h in inventory.hosts.items()}
-    ssh = BackupSsh(ssh_config_for(app.inventory), addresses)
+    ssh = BackupSsh.for_inventory(inventory)
     return BackupEnv(inventory, app.inventory, app.state_dir, app.vault_password_file, ssh)
 
 

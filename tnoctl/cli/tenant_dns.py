@@ -58,14 +58,13 @@ def dns(app: AppContext, slug: str, as_json: bool) -> None:
       tnoctl tenant dns givors
     """
     from tnoctl.config import load_inventory
-    from tnoctl.run.ssh import SshRunner, ssh_config_for
+    from tnoctl.run.ssh import SshRunner
 
     inventory = load_inventory(app.inventory)
     tenant = inventory.tenant(slug)
     rows: list[dict] = []
     mail_host = tenant.placement.mail
-    addresses = {name: host.address for name, host in inventory.hosts.items()}
-    with SshRunner(ssh_config_for(app.inventory), addresses) as ssh:
+    with SshRunner.for_inventory(inventory) as ssh:
         for domain in tenant.domains:
             dkim = None
             if mail_host and "mail" in tenant.services:

@@ -47,10 +47,8 @@ def _env(app: AppContext, inventory, gate_timeout: float, safety_backup: bool):
     from tnoctl.actions.upgrade import UpgradeEnv
     from tnoctl.backup.remote import BackupSsh
     from tnoctl.config.vault import secret_scrubber
-    from tnoctl.run.ssh import ssh_config_for
 
-    addresses = {name: getattr(h, "address", None) or name for name, h in inventory.hosts.items()}
-    ssh = BackupSsh(ssh_config_for(app.inventory), addresses)
+    ssh = BackupSsh.for_inventory(inventory)
 
     def log(text: str) -> None:
         app.err_console.print(f"{time.strftime('%H:%M:%S')} {text}", markup=False, highlight=False)

@@ -52,9 +52,9 @@ def secret_lookup(inventory: Path, vault_password_file: Path | None) -> SecretLo
 
 def ssh_runner(inventory: Any) -> CommandRunner:
     """``(host, argv, timeout) → stdout`` over the SSH adapter; raises OperationFailed on rc != 0."""
-    from tnoctl.run.ssh import SshRunner, ssh_config_for
+    from tnoctl.run.ssh import SshRunner
 
-    runner = SshRunner(ssh_config_for(inventory.path), {n: h.address for n, h in inventory.hosts.items()})
+    runner = SshRunner.for_inventory(inventory)
 
     def run(host: str, argv: list[str], timeout: float) -> str:
         res = runner.run(host, argv, timeout=timeout)

@@ -121,12 +121,11 @@ class ProjectExecutor:
             yield
 
     def _ssh_step(self, step: SshStep, params: Params) -> StepResult:
-        from tnoctl.run.ssh import SshRunner, ssh_config_for
+        from tnoctl.run.ssh import SshRunner
 
         host = self._host(step, params)
         if self._ssh is None:
-            addresses = {name: h.address for name, h in self.inventory.hosts.items()}
-            self._ssh = SshRunner(ssh_config_for(self.inventory.path), addresses)
+            self._ssh = SshRunner.for_inventory(self.inventory)
         with self._locked(step, params):
             res = self._ssh.run(host, [params.expand(a) for a in step.argv], timeout=SSH_TIMEOUT)
         lines = [self.redact(line) for line in (res.stdout + res.stderr).rstrip().splitlines()]
