@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,8 +27,8 @@ PACKAGE = "hello"  # GNU hello: small, and not something the machine or the base
 
 
 def ssh(lab: Lab, host: str, command: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    """Run `command` on `host` through the lab ssh_config (plus extra ssh options)."""
-    argv = ["ssh", "-F", str(lab.ssh_config_path), *extra, host, command]
+    """Run shell `command` as root on `host`: lab ssh_config (operator account, plus extra options), sudo -n."""
+    argv = ["ssh", "-F", str(lab.ssh_config_path), *extra, host, f"sudo -n sh -c {shlex.quote(command)}"]
     return subprocess.run(argv, capture_output=True, text=True, check=False)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from tnoctl import paths
 from tnoctl.errors import OperationFailed
 from tnoctl.lab import net, procs
+from tnoctl.lab.base import OPERATOR
 from tnoctl.lab.topology import LabHost
 
 NSPAWN_STOP_TIMEOUT = 30.0
@@ -112,6 +113,7 @@ def start(
         "merged": str(hd.merged),
         "hosts_text": hosts_text,
         "authorized_keys": pubkey,
+        "operator": OPERATOR,
         "ca_cert": str(ca_cert) if ca_cert else "",
         "lock_note": str(hd.lock_note),
     }
