@@ -77,8 +77,9 @@ class Fleet:
         return str(self.inventory.platform.tno_office_version)
 
     def ssh(self, host: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` as root on a lab host: OpenSSH as the operator account (tnoops), then ``sudo -n``."""
         return subprocess.run(
-            ["ssh", "-F", str(self.ssh_config), host, "--", shlex.join(argv)],  # argv reaches the host intact
+            ["ssh", "-F", str(self.ssh_config), host, "--", shlex.join(["sudo", "-n", *argv])],  # argv intact
             capture_output=True,
             text=True,
             check=check,

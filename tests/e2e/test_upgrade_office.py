@@ -121,13 +121,12 @@ def test_broken_version_is_rolled_back_on_the_canary_and_office2_is_untouched(fl
         assert states.get((slug, "rolled_back")) == (1.0 if rolled_back else None), f"{slug}: {states}"
 
 
-def test_closed_maintenance_window_defers_the_host(fleet: Any, tmp_path: Path, monkeypatch) -> None:
+def test_closed_maintenance_window_defers_the_host(fleet: Any, tmp_path: Path) -> None:
     inventory = tmp_path / "inventory"
     shutil.copytree(paths.LAB_INVENTORY, inventory, ignore=shutil.ignore_patterns(".tno"))
     tomorrow = time.strftime("%a", time.localtime(time.time() + 86400 * 2))
     corbas = inventory / "tenants" / "corbas.yml"
     corbas.write_text(corbas.read_text().replace("Mon-Sun 00:00-24:00", f"{tomorrow} 02:00-03:00"))
-    monkeypatch.setenv("TNO_SSH_CONFIG", str(fleet.ssh_config))
     argv = ["--inventory", str(inventory), "--state-dir", str(tmp_path / "state"), "upgrade", "office",
             "--to", fleet.office_version, "--hosts", "office2", "--waves", "100%", "--yes"]
     proc = subprocess.run([sys.executable, "-m", "tnoctl", *argv], capture_output=True, text=True, timeout=600)

@@ -76,7 +76,7 @@ def test_export_is_a_static_inventory_ansible_reads(tmp_path):
     data = ansible_inventory(out, tmp_path)
     hostvars = data["_meta"]["hostvars"]
     assert {h: [t["slug"] for t in v["tno_tenants"]] for h, v in hostvars.items()} == EXPECTED
-    assert hostvars["office2"]["ansible_user"] == "root"
+    assert hostvars["office2"]["ansible_user"] == "tnoops"
     assert hostvars["office2"]["tno_backup_host"] == "backup1"
     assert "$ANSIBLE_VAULT" not in out.read_text()
 
