@@ -74,7 +74,7 @@ def load_hosts(path: Path) -> tuple[dict[str, Host], list[str]]:
     """Hosts by name (groups include ancestors and 'all'), and `hosts.yml: field: message` errors."""
     errors: list[str] = []
     try:
-        doc = yamlio.load_mapping(path, what="hosts.yml")
+        doc = yamlio.load_mapping(path, what="hosts.yml", root=path.parent)
     except yamlio.YamlProblem as exc:
         return {}, [f"hosts.yml: {exc.where}: {exc.message}"]
     hosts: dict[str, Host] = {}

@@ -50,9 +50,14 @@ class Inventory:
         return out
 
 
+MAX_ERRORS = 200
+"""Error lines printed for one inventory (the count in the headline stays exact)."""
+
+
 def _fail(path: Path, errors: list[str]) -> InvalidInput:
     count = f"{len(errors)} error" + ("s" if len(errors) != 1 else "")
-    return InvalidInput(f"inventory {path} is invalid: {count}", details=errors)
+    shown = validate.cap(errors, MAX_ERRORS, "", "(inventory)")
+    return InvalidInput(f"inventory {path} is invalid: {count}", details=shown)
 
 
 def _common(path: Path, vault_password_file: Path | None):
