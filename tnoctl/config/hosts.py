@@ -39,7 +39,7 @@ def _walk(group: str, body: Any, where: str, hosts: dict[str, Host], parents: di
         errors.append(f"hosts.yml: {where}.hosts: expected a mapping of host names, got {kind(members)}")
         members = {}
     for name, hvars in members.items():
-        if not isinstance(name, str) or not HOST_RE.match(name):
+        if not isinstance(name, str) or not HOST_RE.fullmatch(name):
             errors.append(f"hosts.yml: {where}.hosts: {short(name)} is not a host name")
             continue
         hvars = hvars or {}
@@ -52,7 +52,7 @@ def _walk(group: str, body: Any, where: str, hosts: dict[str, Host], parents: di
             try:
                 host.address = str(ipaddress.ip_address(str(address)))
             except ValueError:
-                if isinstance(address, str) and HOST_RE.match(address):
+                if isinstance(address, str) and HOST_RE.fullmatch(address):
                     host.address = address
                 else:
                     errors.append(f"hosts.yml: {where}.hosts.{name}.ansible_host: {short(address)} "
@@ -63,7 +63,7 @@ def _walk(group: str, body: Any, where: str, hosts: dict[str, Host], parents: di
         errors.append(f"hosts.yml: {where}.children: expected a mapping, got {kind(children)}")
         return
     for child, child_body in children.items():
-        if not isinstance(child, str) or not HOST_RE.match(child):
+        if not isinstance(child, str) or not HOST_RE.fullmatch(child):
             errors.append(f"hosts.yml: {where}.children: {short(child)} is not a group name")
             continue
         parents.setdefault(child, set()).add(group)
@@ -80,7 +80,7 @@ def load_hosts(path: Path) -> tuple[dict[str, Host], list[str]]:
     hosts: dict[str, Host] = {}
     parents: dict[str, set[str]] = {}
     for top, body in doc.items():
-        if not isinstance(top, str) or not HOST_RE.match(top):
+        if not isinstance(top, str) or not HOST_RE.fullmatch(top):
             errors.append(f"hosts.yml: {short(top)}: is not a group name")
             continue
         _walk(top, body, top, hosts, parents, errors)

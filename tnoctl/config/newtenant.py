@@ -24,7 +24,7 @@ def vault_name(slug: str, local: str) -> str:
 
 def check_slug(slug: str) -> None:
     """Refuse slugs that are not [a-z0-9-] before they become a path (`../../etc`, `a;rm -rf /`)."""
-    if not isinstance(slug, str) or len(slug) > 40 or not SLUG_RE.match(slug):
+    if not isinstance(slug, str) or len(slug) > 40 or not SLUG_RE.fullmatch(slug):
         shown = slug if len(slug) <= 50 else slug[:50] + "..."
         raise InvalidInput(f"{shown!r} is not a tenant slug ([a-z0-9-], at most 40 characters)")
 

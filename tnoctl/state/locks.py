@@ -29,7 +29,7 @@ from tnoctl.state import current_host, current_operator, rfc3339, utc_now
 
 log = logging.getLogger(__name__)
 Warn = Callable[[str], None]
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 _ATTEMPTS = 5
 
 
@@ -72,7 +72,7 @@ class LockStatus:
 
 def lock_path(state_dir: Path, tenant: str) -> Path:
     """``<state_dir>/locks/<tenant>.lock``; rejects anything that is not a tenant slug."""
-    if not _SLUG.match(tenant):
+    if not _SLUG.fullmatch(tenant):
         raise InvalidInput(f"'{tenant}' is not a tenant slug ([a-z0-9-], at most 40 characters)")
     return Path(state_dir) / "locks" / f"{tenant}.lock"
 
