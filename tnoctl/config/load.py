@@ -73,6 +73,10 @@ def _common(path: Path, vault_password_file: Path | None):
     return hosts, platform, names, errors
 
 
+def _extra_wopi(platform: Platform | None) -> dict[str, list[str]]:
+    return dict(platform.tno_office_extra_wopi_hosts) if platform is not None else {}
+
+
 def _groups(hosts: dict[str, Host]) -> dict[str, set[str]]:
     return {name: host.groups for name, host in hosts.items()}
 
@@ -91,7 +95,7 @@ def load_inventory(path: Path, vault_password_file: Path | None = None) -> Inven
             summaries.append((res.rel, res.summary))
         if res.tenant is not None:
             tenants.append(res.tenant)
-    errors += logical.cross_rules(summaries, _groups(hosts))
+    errors += logical.cross_rules(summaries, _groups(hosts), _extra_wopi(platform))
     if errors or platform is None:
         raise _fail(path, errors)
     return Inventory(path, hosts, platform, sorted(tenants, key=lambda t: t.slug))
@@ -119,7 +123,7 @@ def validate_inventory(path: Path, vault_password_file: Path | None = None, cach
         errors += errs
         if summary is not None:
             summaries.append((rel, summary))
-    errors += logical.cross_rules(summaries, _groups(hosts))
+    errors += logical.cross_rules(summaries, _groups(hosts), _extra_wopi(platform))
     if errors or platform is None:
         raise _fail(path, errors)
     return Report(errors, len(hosts), len(results), stats, names is not None)

@@ -112,10 +112,13 @@ class Mailbox(Strict):
     )
 
 
+WopiHost = Annotated[str, Field(max_length=200), AfterValidator(_https)]
+
+
 class Office(Strict):
     """Online office settings of the tenant."""
 
-    wopi_hosts: list[Annotated[str, Field(max_length=200), AfterValidator(_https)]] = Field(
+    wopi_hosts: list[WopiHost] = Field(
         default_factory=list, max_length=20, description="WOPI hosts (https URLs) allowed to open documents."
     )
 
@@ -198,6 +201,10 @@ class Platform(Strict):
     tno_mail_relayhost: Annotated[str, Field(max_length=200), _check(RELAYHOST_RE, "a relay host like "
                                                                    "[smtp.example.fr]:587 (or empty)")] = Field(
         "", description="Postfix relayhost: host, [host] or either with :port; empty means direct MX delivery."
+    )
+    tno_office_extra_wopi_hosts: dict[Slug, list[WopiHost]] = Field(
+        default_factory=dict, description="Per tenant slug, WOPI hosts (https URLs) the tenant may list outside "
+        "its own domains (a WOPI host must otherwise be one of its domains or a sub-domain)."
     )
     tno_tls_cert_dir: PathText = Field(description="Controller dir with <inventory_hostname>.crt/.key and ca.crt.")
     tno_backup_host: HostName = Field(description="Host (in group `backup`) receiving borg backups.")
