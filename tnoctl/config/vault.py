@@ -19,6 +19,7 @@ import yaml
 
 from tnoctl.config import yamlio
 from tnoctl.errors import InvalidInput
+from tnoctl.state.durable import fsync_dir
 
 VAULT_REL = "group_vars/all/vault.yml"
 _ALPHABET = string.ascii_letters + string.digits
@@ -158,15 +159,6 @@ def atomic_write(path: Path, content: bytes, mode: int = 0o644) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """fsync a directory so a rename or a new file in it survives a crash."""
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def read_vault(inventory: Path, password_file: Path) -> dict[str, str]:

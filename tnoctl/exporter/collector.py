@@ -320,12 +320,16 @@ class TnoCollector(Collector):
                      ["component"])
         info = _g("tnoctl_upgrade_rollout_info", "Latest rollout of the component: target version and state.",
                   ["component", "to_version", "state"])
+        invalid = _g("tnoctl_upgrade_rollout_journal_invalid_lines",
+                     "Unreadable lines (torn, bad UTF-8, wrong fields) skipped in the latest rollout's journal.",
+                     ["component"])
         for component, summary in sorted(journal.latest_rollouts(self.store.dir.parent).items()):
             for state, count in summary.hosts_by_state.items():
                 hosts.add([component, state], float(count))
             started.add([component], summary.started_at)
             info.add([component, summary.to_version, summary.state], 1.0)
-        return [hosts, started, info]
+            invalid.add([component], float(summary.skipped_lines))
+        return [hosts, started, info, invalid]
 
     def _drift(self, filt: _Filter) -> list[Fam]:
         drift = _g("tnoctl_config_drift", "1 if the last check-mode run found changes (configuration drift).", TC)

@@ -55,7 +55,7 @@ class LockInfo:
             start = data.get("pid_start_time")
             return cls(tenant, str(data["owner"]), int(data["pid"]), str(data["host"]), str(data["verb"]),
                        str(data["operation_id"]), str(data["started"]), None if start is None else int(start))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, OverflowError) as exc:
             raise ValueError(f"missing or bad field {exc}") from None
 
 
@@ -115,6 +115,8 @@ def _read(path: Path, tenant: str) -> LockInfo:
     raw = path.read_bytes()
     try:
         return LockInfo.from_json(tenant, json.loads(raw))
+    except RecursionError:
+        raise ValueError(f"unreadable lock file {path}: JSON nesting too deep") from None
     except ValueError as exc:
         raise ValueError(f"unreadable lock file {path}: {exc}") from None
 
