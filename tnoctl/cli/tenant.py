@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tnoctl.cli.context import AppContext
+from tnoctl.cli.context import AppContext, untrusted
 from tnoctl.config.load import load_inventory
 
 
@@ -67,8 +67,8 @@ def show(app: AppContext, slug: str, as_json: bool) -> None:
         value = view[key]
         shown = ", ".join(value) if isinstance(value, list) else (
             " ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value)
-        out.write(f"{key + ':':20}{shown}\n")
-    out.write(f"{'wopi_hosts:':20}{', '.join(view['office']['wopi_hosts'])}\n")
+        out.write(f"{key + ':':20}{untrusted(shown)}\n")
+    out.write(f"{'wopi_hosts:':20}{untrusted(', '.join(view['office']['wopi_hosts']))}\n")
     app.print_table(["address", "name", "quota", "password (vault variable)"],
                     [[b["address"], b["name"], b["quota"], b["password_vault"]] for b in view["mailboxes"]],
                     title="mailboxes")
