@@ -113,3 +113,11 @@ def test_serving_is_printed_only_once_sigterm_is_handled(tmp_path: Path, extra: 
             signal.signal(sig, handler)
     assert rc == 0, err.getvalue()
     assert callable(err.handler_at_serving)
+
+
+def test_web_config_duplicate_keys_are_refused(tmp_path: Path) -> None:
+    """`basic_auth_users` twice: the second (empty) one must not silently disable auth."""
+    cfg = tmp_path / "web.yml"
+    cfg.write_text("basic_auth_users: {prometheus: '$2b$04$abcdefghijklmnopqrstuu'}\nbasic_auth_users: {}\n")
+    with pytest.raises(InvalidInput, match="duplicate key 'basic_auth_users'"):
+        load_web_config(cfg)
