@@ -10,7 +10,7 @@ PYTEST_MARKERS := $(if $(filter 0,$(shell id -u)),,-m "not root")
 export LANG := C.UTF-8
 export LC_ALL := C.UTF-8
 
-.PHONY: help install lint test test-unit demo lab-down bench bench-lab clean
+.PHONY: help install lint test test-unit generate demo lab-down bench bench-lab clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ test: install lint  ## everything: lint, unit, integration, lab end-to-end (as r
 
 test-unit: install  ## pure unit tests only (seconds)
 	$(PY) -m pytest tests/unit
+
+generate: install  ## regenerate docs/inventory-reference.md and the roles' tno_tenants argument_specs from the schema
+	$(PY) -m tnoctl.config.docgen
+	$(PY) -m tnoctl.config.argspec
 
 demo: install  ## lab up, deploy the four lab communes, prove mail + office, print status
 	$(TNOCTL) inventory validate

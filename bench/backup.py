@@ -2,6 +2,7 @@
 
 Usage (root, against a deployed inventory whose backup machinery is set up):
     python bench/backup.py --inventory inventories/lab --tenant givors --mb 200
+    python bench/backup.py --smoke     (lab inventory, its first mail tenant, 2 MiB: tests/e2e/test_bench_smoke.py)
 
 Steps: fill the tenant's first mailbox to --mb MiB of mail (random attachments, incompressible),
 start from an empty repository (removed on the backup host, re-initialised by the agent's borgmatic),
@@ -62,10 +63,21 @@ def timed(ssh, host: str, argv: list[str], data: bytes | None = None) -> float:
 def main_bench() -> int:
     """Run the benchmark and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inventory", type=Path, required=True)
-    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--inventory", type=Path)
+    parser.add_argument("--tenant")
     parser.add_argument("--mb", type=int, default=200)
+    parser.add_argument("--smoke", action="store_true", help="lab inventory, first tenant with mail, 2 MiB")
     args = parser.parse_args()
+    if args.smoke:
+        from tnoctl import paths
+        from tnoctl.config.load import load_inventory
+
+        args.inventory = args.inventory or paths.LAB_INVENTORY
+        args.tenant = args.tenant or next(t.slug for t in load_inventory(args.inventory).tenants
+                                          if "mail" in t.services)
+        args.mb = 2
+    if args.inventory is None or args.tenant is None:
+        parser.error("--inventory and --tenant are required (or --smoke)")
     from tnoctl.actions.backup import passphrase
     from tnoctl.cli.backup import backup_env
     from tnoctl.plan.backup import plan_targets

@@ -7,7 +7,10 @@
 
 Prints each run, the medians and the ratios A/B (tnoctl's own overhead; goal <= 1.05) and
 C/B (tuning gain; goal >= 2). Needs root and the lab up with the fleet deployed
-(`make demo`). Usage: bench/deploy_overhead.py [--rounds 3]
+(`make demo`). Usage: bench/deploy_overhead.py [--rounds 3] [--limit HOST]
+
+`--smoke`: one round limited to the first mail host, without the warm-up run
+(tests/e2e/test_bench_smoke.py runs it on the session's fleet; its ratios are not the benchmark's).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,6 +47,12 @@ ignore_patterns = ^tenants$, ^vault-password$, ^README, ^\\.tno$
 """
 
 
+def first_mail_host() -> str:
+    """The first host of group `mail` in the lab's hosts.yml."""
+    hosts = yaml.safe_load((INVENTORY / "hosts.yml").read_text())
+    return next(iter(hosts["all"]["children"]["mail"]["hosts"]))
+
+
 def _env(cfg: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(ANSIBLE_CONFIG=str(cfg), PATH=f"{VENV_BIN}:{env.get('PATH', '')}", LANG="C.UTF-8", LC_ALL="C.UTF-8")
@@ -61,7 +72,11 @@ def _timed(argv: list[str], env: dict[str, str], cwd: Path) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--limit", default="", help="one inventory host only (tnoctl --host / ansible --limit)")
+    parser.add_argument("--smoke", action="store_true", help="one round on the first mail host")
     args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.limit = 1, args.limit or first_mail_host()
     work = Path(tempfile.mkdtemp(prefix="tno-bench-"))
     state = work / "state"
     (state / "facts").mkdir(parents=True)
@@ -75,13 +90,18 @@ def main() -> int:
         "-e", "tno_action=deploy", "--vault-password-file", str(VAULT),
     ]
     tnoctl = [str(VENV_BIN / "tnoctl"), "--state-dir", str(state), "deploy", "--yes"]
+    if args.limit:
+        playbook += ["--limit", args.limit]
+        tnoctl += ["--host", args.limit]
     variants = {
         "A tnoctl deploy": (tnoctl, _env(tuned_cfg)),
         "B ansible tuned": (playbook, _env(tuned_cfg)),
         "C ansible defaults": (playbook, _env(defaults_cfg)),
     }
-    # warm-up: fills the fact cache the tuned runs rely on (as in real use) and opens no stale masters
-    _timed(playbook, _env(tuned_cfg), ROOT)
+    # warm-up: fills the fact cache the tuned runs rely on (as in real use) and opens no stale masters;
+    # the smoke run skips it (it proves the three variants run, its figures are not the benchmark's)
+    if not args.smoke:
+        _timed(playbook, _env(tuned_cfg), ROOT)
     times: dict[str, list[float]] = {name: [] for name in variants}
     for round_no in range(1, args.rounds + 1):
         for name, (argv, env) in variants.items():

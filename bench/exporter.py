@@ -1,6 +1,7 @@
 """Benchmark of `tnoctl exporter`: scrape time and RSS for synthetic stores, and probe-latency independence.
 
 Run: .venv/bin/python bench/exporter.py [--tenants 1000 10000] [--scrapes 5]
+     .venv/bin/python bench/exporter.py --smoke     (20 tenants, one scrape each, a 0.5 s probe: seconds)
 
 For each size it starts the exporter in a child process (so RSS is the exporter's own), over a
 synthetic state store (2 components per tenant: backups, verifications, versions, upgrades,
@@ -150,7 +151,10 @@ def main() -> None:
     ap.add_argument("--tenants", type=int, nargs="+", default=[1000, 10000])
     ap.add_argument("--scrapes", type=int, default=5)
     ap.add_argument("--slow", type=float, default=5.0)
+    ap.add_argument("--smoke", action="store_true", help="20 tenants, 1 scrape, a 0.5 s probe (seconds)")
     args = ap.parse_args()
+    if args.smoke:
+        args.tenants, args.scrapes, args.slow = [20], 1, 0.5
     rows = [bench_size(n, args.scrapes) for n in args.tenants]
     print(f"{'tenants':>8} {'warm-up s':>10} {'cold s':>8} {'steady s':>9} {'changed s':>10} {'MiB out':>8} "
           f"{'RSS MiB':>8}")
@@ -158,7 +162,7 @@ def main() -> None:
         print(f"{r['tenants']:>8} {r['warmup_s']:>10.2f} {r['cold_s']:>8.3f} {r['steady_s']:>9.3f} "
               f"{r['changed_s']:>10.3f} {r['bytes'] / 2**20:>8.1f} {r['rss_mib']:>8.0f}")
     s = bench_slow_probe(args.slow)
-    print(f"\nprobe taking {s['probe_s']:.0f} s in the background: {s['scrapes_during_probe']} scrapes during it, "
+    print(f"\nprobe taking {s['probe_s']:.1f} s in the background: {s['scrapes_during_probe']} scrapes during it, "
           f"slowest {s['max_scrape_during_s'] * 1000:.1f} ms; after it {s['scrape_after_s'] * 1000:.1f} ms")
     print(f"(ratio slowest scrape / probe latency: {s['max_scrape_during_s'] / s['probe_s']:.4f})")
     sys.stdout.flush()

@@ -2,6 +2,7 @@
 
 Run (lab up and deployed, under the lab lock):
   flock /run/tnoctl-e2e.lock .venv/bin/python bench/probes.py [--rounds 3] [--parallelism 16] [--no-queue]
+  --smoke: one round per mode (tests/e2e/test_bench_smoke.py runs it on the session's fleet)
 
 The same probe set as `tnoctl status` (SMTP, submission, IMAP/IMAPS, canary login, HTTPS, office
 capabilities/discovery, mail queue over SSH, backup freshness) over the lab inventory is run
@@ -58,7 +59,10 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=10.0, help="per-probe timeout, seconds")
     ap.add_argument("--no-queue", action="store_true", help="skip the queue probes (SSH)")
     ap.add_argument("--inventory", type=Path, default=paths.LAB_INVENTORY)
+    ap.add_argument("--smoke", action="store_true", help="one round per mode")
     args = ap.parse_args()
+    if args.smoke:
+        args.rounds = 1
     with tempfile.TemporaryDirectory() as state:
         probes = probe_set(args.inventory, Path(state), args.timeout, not args.no_queue)
         modes = {"serial": 1, f"parallel ({args.parallelism})": args.parallelism}

@@ -10,6 +10,11 @@ ceil(N/b) * t_host / T(b), where t_host is the mean per-host time of the batch-1
 (goal >= 0.8). Needs root.
 
 Usage: bench/upgrade.py [--hosts 6]
+
+`--smoke`: no lab layout of its own: the same rollouts (batch 1, then all hosts) over the office
+hosts of the running lab fleet (`make demo`, or the e2e session's fleet with its backups set up),
+24.04.11.1 and back to the pinned 24.04.10.1 without touching the pin, in a temporary state dir.
+The lab stays up (tests/e2e/test_bench_smoke.py runs it).
 """
 
 from __future__ import annotations
@@ -89,13 +94,28 @@ def host_seconds(state: Path, operation: str) -> dict[str, float]:
     return spans
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hosts", type=int, default=6)
-    args = parser.parse_args()
+def rollouts(inv: Path, state: Path, n: int) -> tuple[list[tuple[int, str, float, float, float]], float]:
+    """Upgrade the inventory's office hosts with batch sizes 1, 2 and n; (rows, t_host)."""
+    rows = []
+    t_host = 0.0
+    for index, batch in enumerate(dict.fromkeys((1, min(2, n), n))):
+        version = VERSIONS[index % 2]
+        elapsed, _ = tnoctl(inv, state, "upgrade", "office", "--to", version, "--waves", "100%",
+                            "--batch", str(batch), "--no-pin", "--yes")
+        _, out = tnoctl(inv, state, "upgrade", "status", "--json")
+        spans = host_seconds(state, json.loads(out)["id"])
+        if batch == 1:
+            t_host = sum(spans.values()) / len(spans)
+        ideal = math.ceil(n / batch) * t_host
+        rows.append((batch, version, elapsed, max(spans.values()), ideal / elapsed))
+        print(f"batch {batch}: {elapsed:.1f} s to {version}", flush=True)
+    return rows, t_host
+
+
+def own_lab(n: int) -> tuple[list[tuple[int, str, float, float, float]], float]:
+    """The full benchmark: its own lab of n office hosts (the regular lab is taken down first)."""
     from tnoctl.lab.lab import Lab
 
-    n = args.hosts
     with tempfile.TemporaryDirectory(prefix="tno-bench-upgrade-") as tmp:
         inv = make_inventory(Path(tmp), n)
         state = Path(tmp) / "state"
@@ -108,21 +128,34 @@ def main() -> int:
             offices = [f"office{i}" for i in range(1, n + 1)]
             elapsed, _ = tnoctl(inv, state, "deploy", "--yes", *[a for h in offices for a in ("--host", h)])
             print(f"deploy of {n} office hosts: {elapsed:.1f} s", flush=True)
-            rows = []
-            t_host = 0.0
-            for index, batch in enumerate(dict.fromkeys((1, 2, n))):
-                version = VERSIONS[index % 2]
-                elapsed, _ = tnoctl(inv, state, "upgrade", "office", "--to", version, "--waves", "100%",
-                                    "--batch", str(batch), "--no-pin", "--yes")
-                _, out = tnoctl(inv, state, "upgrade", "status", "--json")
-                spans = host_seconds(state, json.loads(out)["id"])
-                if batch == 1:
-                    t_host = sum(spans.values()) / len(spans)
-                ideal = math.ceil(n / batch) * t_host
-                rows.append((batch, version, elapsed, max(spans.values()), ideal / elapsed))
-                print(f"batch {batch}: {elapsed:.1f} s to {version}", flush=True)
+            return rollouts(inv, state, n)
         finally:
             lab.down()
+
+
+def running_lab() -> tuple[int, list[tuple[int, str, float, float, float]], float]:
+    """Smoke: the office hosts of the running lab fleet; (n, rows, t_host)."""
+    hosts = yaml.safe_load((paths.LAB_INVENTORY / "hosts.yml").read_text())
+    n = len(hosts["all"]["children"]["office"]["hosts"])
+    with tempfile.TemporaryDirectory(prefix="tno-bench-upgrade-") as tmp:
+        state = Path(tmp) / "state"
+        rows, t_host = rollouts(paths.LAB_INVENTORY, state, n)
+        if rows[-1][1] != VERSIONS[1]:  # leave the fleet at the pinned version
+            tnoctl(paths.LAB_INVENTORY, state, "upgrade", "office", "--to", VERSIONS[1], "--waves", "100%",
+                   "--batch", str(n), "--no-pin", "--yes")
+    return n, rows, t_host
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=6)
+    parser.add_argument("--smoke", action="store_true", help="the running lab's office hosts, no own lab")
+    args = parser.parse_args()
+    if args.smoke:
+        n, rows, t_host = running_lab()
+    else:
+        n = args.hosts
+        rows, t_host = own_lab(n)
     print(f"\nupgrade of {n} office hosts (t_host = {t_host:.1f} s, mean per host at batch 1)")
     print(f"{'batch':>5} {'to':>11} {'wall s':>8} {'slowest host s':>15} {'efficiency':>10}")
     for batch, version, elapsed, slowest, eff in rows:
