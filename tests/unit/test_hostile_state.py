@@ -120,3 +120,29 @@ def test_crash_safe_writes_fsync_file_and_directory(tmp_path: Path, monkeypatch:
     synced.clear()
     durable.replace(tmp_path / "x.yml", tmp_path / "y.yml")
     assert synced == ["dir"]
+
+
+def test_special_files_in_the_state_dir_never_hang_a_reader(tmp_path: Path) -> None:
+    import signal
+
+    store = Store(tmp_path)
+    store.dir.mkdir(parents=True)
+    os.mkfifo(store.path("operations"))
+    path = locks.lock_path(tmp_path, "bron")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    (path.parent / "givors.lock").symlink_to("/dev/zero")
+
+    def boom(signum, frame):
+        raise TimeoutError("a reader blocked on a special file")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(5)
+    try:
+        assert store.latest_operations() == {}
+        assert store.read_stats()["operations"].last_error == "not a regular file"
+        assert [(s.tenant, s.state) for s in locks.list_locks(tmp_path)] == [("bron", "unreadable"),
+                                                                            ("givors", "unreadable")]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tnoctl.errors import InvalidInput, Locked
-from tnoctl.state import current_host, current_operator, rfc3339, utc_now
+from tnoctl.state import current_host, current_operator, durable, rfc3339, utc_now
 
 log = logging.getLogger(__name__)
 Warn = Callable[[str], None]
@@ -110,10 +110,14 @@ def is_stale(info: LockInfo) -> bool:
     return info.pid_start_time is not None and process_start_time(info.pid) != info.pid_start_time
 
 
+LOCK_MAX_BYTES = 64 * 1024
+"""A lock file is ~300 bytes of JSON."""
+
+
 def _read(path: Path, tenant: str) -> LockInfo:
     """The lock at ``path``; FileNotFoundError if absent, ValueError if unreadable."""
-    raw = path.read_bytes()
     try:
+        raw = durable.read_regular(path, LOCK_MAX_BYTES)  # a FIFO or link planted in locks/ cannot hang us
         return LockInfo.from_json(tenant, json.loads(raw))
     except RecursionError:
         raise ValueError(f"unreadable lock file {path}: JSON nesting too deep") from None

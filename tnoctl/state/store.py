@@ -20,6 +20,7 @@ import fcntl
 import json
 import math
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -249,12 +250,20 @@ class _KindIndex:
     def refresh(self) -> None:
         """Parse what was appended since the last call; re-read from scratch after a compaction."""
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             self.reset()
             return
+        except OSError as exc:  # a symlink planted in store/ (ELOOP)
+            self.reset()
+            self.stats.last_error = f"cannot open: {exc.strerror}"
+            return
         with os.fdopen(fd, "rb") as fh:
             st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):  # a FIFO must never hang a scrape
+                self.reset()
+                self.stats.last_error = "not a regular file"
+                return
             if st.st_ino != self.inode or st.st_size < self.offset:
                 self.reset()
                 self.inode = st.st_ino
