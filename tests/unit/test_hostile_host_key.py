@@ -33,3 +33,16 @@ def test_a_warning_probe_that_raised_a_mismatch_is_critical() -> None:
     assert [r.severity for r in probe.failed(short_error(MISMATCH), 0.1)] == ["critical"]
     assert ProbeResult("bron", "backup", "backup", False, 0.0, "Host key verification failed.",
                        severity="warning").severity == "critical"
+
+
+def test_exporter_exports_the_mismatch_for_the_critical_alert(tmp_path) -> None:
+    from tnoctl.exporter import app as exporter_app
+
+    exp = exporter_app.build(tmp_path, lambda: {"bron": ("mail",), "meyzieu": ("mail",)}, probes=lambda: [])
+    assert exp.cache is not None
+    for r in probe_queue("mail1", ["bron"], {}, _refused, 5.0, 0.0):
+        exp.cache.put(r, 1.0)
+    exp.cache.put(ProbeResult("meyzieu", "mail", "queue", False, 0.1, "TimeoutError: slow", severity="warning"), 1.0)
+    text = exp.collector.render()
+    assert 'tnoctl_probe_host_key_mismatch{tenant="bron",component="mail",check="queue"} 1.0' in text
+    assert 'tnoctl_probe_host_key_mismatch{tenant="meyzieu",component="mail",check="queue"} 0.0' in text
