@@ -178,3 +178,19 @@ def test_inventory_wide_error_output_is_capped(inv):
     assert "300 errors" in out or "errors" in out.splitlines()[0]
     assert len(out.splitlines()) <= 205
     assert "(inventory): ... and 100 more errors" in out
+
+
+def test_a_symlinked_tenants_directory_outside_the_inventory_is_refused(inv, tmp_path):
+    outside = tmp_path / "outside"
+    shutil.move(str(inv / "tenants"), outside)
+    (inv / "tenants").symlink_to(outside)
+    rc, out = validate(inv)
+    assert rc == 2
+    assert "tenants/bron.yml: (file): tenant file is a symlink pointing outside the inventory" in out
+
+
+def test_an_inventory_reached_through_a_symlink_is_fine(inv, tmp_path):
+    link = tmp_path / "link-to-inv"
+    link.symlink_to(inv)
+    rc, out = validate(link)
+    assert rc == 0, out

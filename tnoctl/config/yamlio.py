@@ -8,8 +8,9 @@ Every inventory file (hosts.yml, group_vars/all/*.yml, tenants/*.yml, the vault)
   ``/dev/watchdog`` or a tape device has side effects, a FIFO would block. The file is then opened
   with ``O_NONBLOCK | O_NOCTTY`` (a FIFO swapped in meanwhile cannot block) and ``fstat``-ed: it must
   still be the same regular file (same device and inode), else it is refused.
-- **Symlinks stay inside the inventory.** A symlink is followed only when its final target lies
-  inside the inventory directory (``root``): a shared tenant file linked from another tenant
+- **Symlinks stay inside the inventory.** A symlink (of the file or of a directory on its path, such
+  as ``tenants/``) is followed only when the final target lies inside the inventory directory
+  (``root``, itself resolved): a shared tenant file linked from another tenant
   directory of the same checkout works, ``tenants/x.yml -> /etc/shadow`` is refused before any byte
   is read, so no foreign content can reach an error message.
 - **Bounded read.** The size cap is checked on the ``fstat`` result before reading, and at most
@@ -99,7 +100,7 @@ def read_file(path: Path, *, root: Path | None = None, limit: int = MAX_BYTES, w
     ``root`` is the inventory directory; None only checks the file type and size.
     """
     try:
-        if os.path.islink(path) and root is not None and not _inside(os.path.realpath(path), root):
+        if root is not None and not _inside(os.path.realpath(path), root):  # the file or a parent dir is a link
             raise YamlProblem("(file)", f"{what} is a symlink pointing outside the inventory (refused)")
         before = os.stat(path)
         if not stat.S_ISREG(before.st_mode):
