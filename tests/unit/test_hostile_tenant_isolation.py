@@ -100,8 +100,8 @@ def test_a_nested_namespace_belongs_to_the_longer_slug(inv):
     text = text.replace("password_vault: tno_vault_saint_dgs", "password_vault: tno_vault_saint_priest_dgs")
     (inv / "tenants" / "saint.yml").write_text(text)
     details = errors_of(inv)
-    assert any("tenants/saint.yml: mailboxes: password_vault tno_vault_saint_priest_dgs belongs to tenant "
-               "'saint-priest'" in line for line in details), details
+    assert any("tenants/saint.yml: mailboxes: password_vault names starting with tno_vault_saint_priest_ belong "
+               "to tenant 'saint-priest'" in line for line in details), details
 
 
 @pytest.mark.parametrize("slug", ["borg", "office", "office-x"])

@@ -50,15 +50,12 @@ class SafeLoader(_BaseSafeLoader):  # type: ignore[misc, valid-type]
             for key_node, _ in node.value:
                 if not isinstance(key_node, yaml.ScalarNode):
                     continue  # non-scalar keys are rejected later by the schema
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.get(key)
-                except TypeError:
-                    continue
+                key = (key_node.tag, key_node.value)  # raw scalar: no second construction of each key
+                first = seen.get(key)
                 line = key_node.start_mark.line + 1
                 if first is not None:
                     raise ConstructorError(
-                        None, None, f"duplicate key {_clean(repr(key), 60)} (first at line {first})",
+                        None, None, f"duplicate key {_clean(repr(key_node.value), 60)} (first at line {first})",
                         key_node.start_mark)
                 seen[key] = line
         return super().construct_mapping(node, deep=deep)
