@@ -110,7 +110,8 @@ def test_tenant_add_writes_file_and_vault(inv):
     tenant = loaded.tenant("mions")
     assert tenant.placement.mail == "mail2" and tenant.placement.office == "office1"  # least loaded (tie: name)
     assert [(b.local, b.quota) for b in tenant.mailboxes] == [("mairie", "2G"), ("dgs", "1G")]
-    password = vault.decrypt_value(inv, inv / "vault-password", "tno_vault_mions_mairie")
+    assert tenant.mailboxes[0].password_vault.startswith("tno_vault_mions__mairie_")
+    password = vault.decrypt_value(inv, inv / "vault-password", tenant.mailboxes[0].password_vault)
     assert len(password) == 24 and password not in out + err
     after = (inv / "group_vars" / "all" / "vault.yml").read_text()
     assert before.splitlines()[0] in after and password not in after

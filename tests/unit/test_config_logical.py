@@ -45,6 +45,7 @@ def test_duplicate_slug_and_slug_not_file_name(inv):
     shutil.copy(inv / "tenants" / "givors.yml", inv / "tenants" / "givors2.yml")
     edit(inv, "givors2", "insee: '69091'", "insee: '69999'")
     edit(inv, "givors2", "- givors.test", "- givors2.test")
+    edit(inv, "givors2", "https://cloud.givors.test", "https://cloud.givors2.test")
     assert errors_of(inv) == [
         "tenants/givors2.yml: slug: 'givors' must equal the file name ('givors2')",
         "tenants/givors2.yml: slug: 'givors' is also used by tenants/givors.yml",

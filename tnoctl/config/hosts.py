@@ -57,7 +57,7 @@ def _walk(group: str, body: Any, where: str, hosts: dict[str, Host], found: _Fou
         errors.append(f"hosts.yml: {where}.hosts: expected a mapping of host names, got {kind(members)}")
         members = {}
     for name, hvars in members.items():
-        if not isinstance(name, str) or not HOST_RE.match(name):
+        if not isinstance(name, str) or not HOST_RE.fullmatch(name):
             errors.append(f"hosts.yml: {where}.hosts: {short(name)} is not a host name")
             continue
         hvars = hvars or {}
@@ -71,7 +71,7 @@ def _walk(group: str, body: Any, where: str, hosts: dict[str, Host], found: _Fou
             try:
                 host.address = str(ipaddress.ip_address(str(address)))
             except ValueError:
-                if isinstance(address, str) and HOST_RE.match(address):
+                if isinstance(address, str) and HOST_RE.fullmatch(address):
                     host.address = address
                 else:
                     errors.append(f"hosts.yml: {where}.hosts.{name}.ansible_host: {short(address)} "
@@ -82,7 +82,7 @@ def _walk(group: str, body: Any, where: str, hosts: dict[str, Host], found: _Fou
         errors.append(f"hosts.yml: {where}.children: expected a mapping, got {kind(children)}")
         return
     for child, child_body in children.items():
-        if not isinstance(child, str) or not HOST_RE.match(child):
+        if not isinstance(child, str) or not HOST_RE.fullmatch(child):
             errors.append(f"hosts.yml: {where}.children: {short(child)} is not a group name")
             continue
         found.parents.setdefault(child, set()).add(group)
@@ -108,13 +108,13 @@ def load_hosts(path: Path) -> tuple[dict[str, Host], list[str]]:
     """Hosts by name (groups include ancestors and 'all'), and `hosts.yml: field: message` errors."""
     errors: list[str] = []
     try:
-        doc = yamlio.load_mapping(path, what="hosts.yml")
+        doc = yamlio.load_mapping(path, what="hosts.yml", root=path.parent)
     except yamlio.YamlProblem as exc:
         return {}, [f"hosts.yml: {exc.where}: {exc.message}"]
     hosts: dict[str, Host] = {}
     found = _Found()
     for top, body in doc.items():
-        if not isinstance(top, str) or not HOST_RE.match(top):
+        if not isinstance(top, str) or not HOST_RE.fullmatch(top):
             errors.append(f"hosts.yml: {short(top)}: is not a group name")
             continue
         if top != "all":
