@@ -13,7 +13,6 @@ import io
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,29 +74,42 @@ def _tnoctl(fleet: Any, inventory: Path, *argv: str) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
-def _logins_since(fleet: Any, since: float) -> list[str]:
-    """Source addresses of the operator's accepted SSH logins on the target since ``since``."""
-    log = fleet.ssh(TARGET, "journalctl", "-u", "ssh", "--since", f"@{int(since) - 1}", "-o", "cat",
+def _journal_cursor(fleet: Any) -> str:
+    """The target's journal cursor now: later entries are what the next step caused.
+
+    A cursor, not a time: a `--since` second would also count the direct login that read the previous
+    test's journal (seen in CI: the same second, from the controller's address).
+    """
+    out = fleet.ssh(TARGET, "journalctl", "-u", "ssh", "-n", "1", "--show-cursor", "-o", "cat",
+                    "--no-pager").stdout
+    cursors = [line.split("cursor: ", 1)[1].strip() for line in out.splitlines() if line.startswith("-- cursor: ")]
+    assert cursors, out
+    return cursors[-1]
+
+
+def _logins_after(fleet: Any, cursor: str) -> list[str]:
+    """Source addresses of the operator's accepted SSH logins on the target after ``cursor``."""
+    log = fleet.ssh(TARGET, "journalctl", "-u", "ssh", f"--after-cursor={cursor}", "-o", "cat",
                     "--no-pager").stdout
     prefix = f"Accepted publickey for {OPERATOR} from "
     return [line[len(prefix):].split()[0] for line in log.splitlines() if line.startswith(prefix)]
 
 
 def test_playbook_run_goes_through_the_jump_host(fleet: Any, bastion: Path) -> None:
-    since = time.time()
+    cursor = _journal_cursor(fleet)
     rc, out, err = _tnoctl(fleet, bastion, "plan", "--host", TARGET, "--exit-zero")
     assert rc == 0, f"{out}\n{err[-3000:]}"
-    sources = _logins_since(fleet, since)
+    sources = _logins_after(fleet, cursor)
     assert sources and sources[0] == fleet.address(JUMP), sources  # the first login came through backup1
 
 
 def test_direct_ssh_verb_goes_through_the_jump_host(fleet: Any, backups: Any, bastion: Path) -> None:
     slug = next(t for t in fleet.tenants if fleet.mail_host(t) == TARGET)
-    since = time.time()
+    cursor = _journal_cursor(fleet)
     rc, out, err = _tnoctl(fleet, bastion, "backup", "run", "--tenant", slug)
     assert rc == 0, f"{out}\n{err[-3000:]}"
-    sources = _logins_since(fleet, since)
+    sources = _logins_after(fleet, cursor)
     assert sources and sources[0] == fleet.address(JUMP), sources
     rc, out, err = _tnoctl(fleet, bastion, "tenant", "dns", slug)
     assert rc == 0 and "DKIM1" in out, f"{out}\n{err[-2000:]}"
-    assert _logins_since(fleet, since).count(fleet.address(JUMP)) >= 2
+    assert _logins_after(fleet, cursor).count(fleet.address(JUMP)) >= 2
