@@ -8,6 +8,7 @@ Named to run after every test that uses the deployed fleet and just before test_
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 
 import pytest
@@ -20,7 +21,9 @@ HOST = "mail2"
 
 
 def ssh(lab: Lab, command: str) -> str:
-    proc = subprocess.run(["ssh", "-F", str(lab.ssh_config_path), HOST, command],
+    """Run a shell ``command`` as root on the host: OpenSSH as the operator account, then ``sudo -n``."""
+    remote = shlex.join(["sudo", "-n", "sh", "-c", command])
+    proc = subprocess.run(["ssh", "-F", str(lab.ssh_config_path), HOST, remote],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
