@@ -28,6 +28,9 @@ EXTERNAL = {
     "node_textfile_scrape_error", "node_systemd_unit_state",
     # Dovecot OpenMetrics (metric auth_failures { filter = event=auth_request_finished AND success=no })
     "dovecot_auth_failures_total",
+    # role tno_monitoring's quota textfile (roles/tno_monitoring/files/tno-mail-quota-metrics.py)
+    "tno_mail_quota_used_bytes", "tno_mail_quota_limit_bytes", "tno_mail_quota_mailbox_max_usage_ratio",
+    "tno_mail_quota_mailboxes", "tno_mail_quota_last_run_timestamp_seconds",
 }
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset",
             "inf", "nan"}

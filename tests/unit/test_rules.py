@@ -21,7 +21,7 @@ REQUIRED = {"TnoTenantEndpointDown", "TnoTenantEndpointSlow", "TnoctlMetricsStal
             "TnoMailQueueDeferredHigh", "TnoMailQueueStalled", "TnoMailAuthFailuresHigh", "TnoBackupTooOld",
             "TnoBackupFailed", "TnoBackupUnverified", "TnoBackupSizeDrop", "TnoUpgradeStuck", "TnoUpgradeFailed",
             "TnoConfigDrift", "TnoOfficeDegraded", "TnoHostDown", "TnoDiskFull", "TnoDiskFillingUp",
-            "TnoSystemdUnitFailed"}
+            "TnoSystemdUnitFailed", "TnoMailboxNearQuota", "TnoTenantMailQuotaHigh"}
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) absent")
 
 
