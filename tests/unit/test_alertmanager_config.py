@@ -81,3 +81,50 @@ def test_bad_receiver_is_one_line_exit_2(argv: list[str], message: str) -> None:
     err = io.StringIO()
     assert main(["monitoring", "alertmanager", *argv], AppContext(stdout=io.StringIO(), stderr=err)) == 2
     assert message in err.getvalue() and err.getvalue().count("\n") == 1
+
+
+@pytest.mark.skipif(not Path("/usr/bin/prometheus-alertmanager").exists(), reason="prometheus-alertmanager absent")
+def test_real_alertmanager_groups_by_host_and_inhibits(tmp_path: Path) -> None:
+    """The generated configuration in Debian's Alertmanager (loopback, clustering off): a host outage is one
+    notification; its certificate warning is inhibited; a backup alert goes out grouped by tenant."""
+    import json
+    import time
+    import urllib.request
+
+    from tests.e2e import promlab
+
+    hook = promlab.WebhookReceiver()
+    conf = promlab.fast_alertmanager(alertmanager.config(alertmanager.Receiver.build(hook.url)), group_wait="2s")
+    (tmp_path / "am.yml").write_text(yaml.safe_dump(conf))
+    port = promlab.free_port()
+    stack = promlab.Stack(tmp_path)
+    stack.start("alertmanager", promlab.alertmanager_argv(tmp_path / "am.yml", tmp_path / "data", port))
+    try:
+        promlab.wait_for("alertmanager ready", lambda: promlab.http_get(f"http://127.0.0.1:{port}/-/ready"), 30,
+                         interval=0.2)
+
+        def alert(**labels: str) -> dict:
+            return {"labels": labels, "annotations": {"summary": labels["alertname"]}}
+
+        down = [alert(alertname="TnoTenantEndpointDown", tenant=t, component="mail", service=s, host="mail1",
+                      severity="critical") for t in ("venissieux", "vaulx") for s in ("imap", "imaps")]
+        shadowed = [alert(alertname="TnoTLSCertificateExpiring", tenant="venissieux", component="mail", host="mail1",
+                          server_name="mail.venissieux.test", severity="warning"),
+                    alert(alertname="TnoTenantEndpointSlow", tenant="vaulx", component="mail", service="smtp",
+                          host="mail1", severity="warning")]
+        backup = [alert(alertname="TnoBackupFailed", tenant="givors", component="mail", severity="warning")]
+        body = json.dumps(down + shadowed + backup).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/alerts", body,
+                                     {"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert resp.status == 200
+        promlab.wait_for("two notifications", lambda: len(hook.since(0)) >= 2, 30, interval=0.2)
+        time.sleep(3)  # a third one (per tenant or per service) would have come by now
+        groups = {json.dumps(n.body["groupLabels"], sort_keys=True): n for n in hook.since(0)}
+        assert set(groups) == {'{"host": "mail1"}', '{"tenant": "givors"}'} and len(hook.since(0)) == 2
+        host_note = groups['{"host": "mail1"}']
+        assert sorted((a["tenant"], a["service"]) for a in host_note.firing()) == sorted(
+            (t, s) for t in ("venissieux", "vaulx") for s in ("imap", "imaps"))
+    finally:
+        stack.stop()
+        hook.stop()

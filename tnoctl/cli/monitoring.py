@@ -14,13 +14,14 @@ from tnoctl.errors import InvalidInput
 
 @click.group()
 def monitoring() -> None:
-    """Generate Prometheus and Alertmanager configuration: file_sd targets, alert rules, routing.
+    """Generate Prometheus, Alertmanager and Grafana configuration: targets, rules, routing, dashboards.
 
     \b
     Example:
       tnoctl monitoring targets --out /etc/prometheus/file_sd
       tnoctl monitoring rules --lang fr --runbook-base https://git.example.org/tnoctl/-/blob/main/docs/runbooks
       tnoctl monitoring alertmanager --webhook-url https://chat.example.org/hooks/oncall
+      tnoctl monitoring dashboards --lang fr --out /var/lib/grafana/dashboards/tno
     """
 
 
@@ -116,6 +117,33 @@ def alertmanager(app: AppContext, webhook_url: str | None, email_to: str | None,
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     _write(app, text, out)
+
+
+@monitoring.command()
+@click.option("--lang", type=click.Choice(["en", "fr"]), default="en", show_default=True,
+              help="Language of the titles, descriptions and legends.")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False),
+              help="Write one <name>.json per dashboard here (atomically). Default: print JSON.")
+@click.pass_obj
+def dashboards(app: AppContext, lang: str, out: Path | None) -> None:
+    """The Grafana dashboards (exporters/dashboards) with titles in your language, ready to import.
+
+    \b
+    Example:
+      tnoctl monitoring dashboards --lang fr --out /var/lib/grafana/dashboards/tno
+    """
+    from tnoctl.exporter.dashboards import render
+
+    try:
+        files = render(lang)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    if out is None:
+        app.print_json({name: json.loads(text) for name, text in files.items()})
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        _write(app, text, out / name)
 
 
 def _write(app: AppContext, text: str, out: Path | None) -> None:
