@@ -23,8 +23,9 @@ $(STAMP): pyproject.toml apt-packages.txt
 
 install: $(STAMP)  ## install Debian packages and the Python venv (idempotent, fast when done)
 
-lint: install  ## ruff + ansible-lint (production profile)
+lint: install  ## ruff + import-linter (the house layering) + ansible-lint (production profile)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/ansible-lint --offline -q roles playbooks
 
 test: install lint  ## everything: lint, unit, integration, lab end-to-end (as root)

@@ -79,11 +79,11 @@ def main_bench() -> int:
     if args.inventory is None or args.tenant is None:
         parser.error("--inventory and --tenant are required (or --smoke)")
     from tnoctl.actions.backup import passphrase
-    from tnoctl.cli.backup import backup_env
+    from tnoctl.actions.env import Env
+    from tnoctl.backup.borg import borg_command
     from tnoctl.plan.backup import plan_targets
 
-    app = AppContext(inventory=args.inventory, vault_password_file=args.inventory / "vault-password")
-    env = backup_env(app)
+    env = Env.build(args.inventory, AppContext(inventory=args.inventory).state_dir, args.inventory / "vault-password")
     (target,) = plan_targets(env.inventory, [args.tenant])
     tenant = env.inventory.tenant(args.tenant)
     user = f"{tenant.mailboxes[0].local}@{tenant.mailboxes[0].domain or tenant.primary_domain}"
@@ -108,10 +108,11 @@ def main_bench() -> int:
     secret = passphrase(env, slug)
     timed(env.ssh, backup, ["rm", "-rf", "/var/tmp/tno-bench"])
     timed(env.ssh, backup, ["install", "-d", "-o", naming.BACKUP_USER, "/var/tmp/tno-bench"])
-    archives = env.ssh.borg_on_backup_host(backup, secret, ["list", "--short", "--glob-archives", f"{slug}-*",
-                                                             target.repo]).stdout.split()
+    argv, data = borg_command(secret, ["list", "--short", "--glob-archives", f"{slug}-*", target.repo])
+    archives = env.ssh.run(backup, argv, timeout=3600, input=data).stdout.split()
     start = time.perf_counter()
-    env.ssh.borg_on_backup_host(backup, secret, ["extract", f"{target.repo}::{archives[-1]}"], cwd="/var/tmp/tno-bench")
+    argv, data = borg_command(secret, ["extract", f"{target.repo}::{archives[-1]}"], cwd="/var/tmp/tno-bench")
+    env.ssh.run(backup, argv, timeout=6 * 3600, input=data)
     extract = time.perf_counter() - start
     timed(env.ssh, backup, ["rm", "-rf", "/var/tmp/tno-bench"])
     tnoctl(args.inventory, "backup", "run", "--tenant", slug, "--component", "office")  # drill lists it too

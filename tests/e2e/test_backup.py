@@ -20,7 +20,8 @@ from email.message import EmailMessage
 import pytest
 
 from tnoctl import paths
-from tnoctl.backup import manifest, naming
+from tnoctl.backup import naming
+from tnoctl.hostagent import manifest
 from tnoctl.state import locks
 from tnoctl.state.store import Store
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tnoctl.run.ansible import PlaybookCall, run_playbook
+from tnoctl.plan.calls import PlaybookCall
+from tnoctl.run.ansible import run_playbook
 from tnoctl.run.progress import RunProgress
 
 pytestmark = pytest.mark.integration

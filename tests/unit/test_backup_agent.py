@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tnoctl.backup import agent
+from tnoctl.hostagent import agent
 
 USERDB = """# managed
 alice@a.test:{SHA512-CRYPT}$6$x::::::

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tnoctl.backup import rollback
+from tnoctl.hostagent import rollback
 
 LOG = """transaction 3, UTC time 2026-11-29T10:00:00.000001
 transaction 7, UTC time 2026-11-29T11:00:00.000001

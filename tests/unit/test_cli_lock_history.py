@@ -98,7 +98,7 @@ def test_release_with_yes_removes_and_audits(tmp_path):
     assert locks.list_locks(tmp_path) == []
     [rec] = audit.read(tmp_path, tenant="givors")
     assert (rec["verb"], rec["result"]) == ("lock release", "ok")
-    assert rec["args"] == ["lock", "release", "givors", "--yes"]
+    assert rec["args"] == ["tenant=givors", "yes=true"]  # the operation's own parameters, not argv
     assert rec["details"]["released"] is True and rec["details"]["holder"]["pid"] == 4242
 
 

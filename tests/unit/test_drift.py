@@ -6,8 +6,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from tnoctl.actions import deploy, drift
+from tnoctl.plan.calls import PlaybookCall
 from tnoctl.plan.deploy import DeployPlan
-from tnoctl.run.ansible import ChangedTask, HostStats, PlaybookCall, RunResult
+from tnoctl.run.ansible import ChangedTask, HostStats, RunResult
 from tnoctl.state.store import Store
 
 

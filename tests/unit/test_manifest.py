@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tnoctl.backup import manifest
+from tnoctl.hostagent import manifest
 
 
 def _msg(home: Path, folder_dir: str, name: str, body: bytes, sub: str = "cur") -> None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from tnoctl.errors import InvalidInput
+from tnoctl.plan.calls import PlaybookCall
 from tnoctl.plan.deploy import plan_deploy
-from tnoctl.run.ansible import PlaybookCall
 
 
 @dataclass

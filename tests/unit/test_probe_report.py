@@ -34,7 +34,7 @@ def test_fold_worst_severity_and_reasons() -> None:
 
 
 def _run(monkeypatch, results, *args: str) -> tuple[int, str]:
-    monkeypatch.setattr("tnoctl.cli.status.gather", lambda app, tenants, opts, par, queues: results)
+    monkeypatch.setattr("tnoctl.actions.reports.gather", lambda env, request: results)
     out = io.StringIO()
     app = AppContext(stdout=out, stderr=io.StringIO())
     return main(["status", *args], app), out.getvalue()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tnoctl.cli.tenant_dns import dkim_txt_value, records_for
+from tnoctl.actions.tenant_dns import dkim_txt_value, records_for
 from tnoctl.errors import OperationFailed
 
 GENKEY_TXT = """tno2026._domainkey\tIN\tTXT\t( "v=DKIM1; h=sha256; k=rsa; "
@@ -31,3 +31,30 @@ def test_records_for_a_domain():
     assert by_name[("tno2026._domainkey.givors.test.", "TXT")] == "v=DKIM1; p=abc"
     assert by_name[("_dmarc.givors.test.", "TXT")].startswith("v=DMARC1; p=quarantine")
     assert ("office.givors.test.", "CNAME") in by_name
+
+
+def test_dkim_keys_are_read_over_env_ssh_one_cat_per_domain(tmp_path):
+    from tests.unit.fakes import FakeSsh, make_env
+    from tnoctl import paths
+    from tnoctl.actions.tenant_dns import TenantDnsRequest, dkim_path, run
+
+    ssh = FakeSsh(results={})
+    env = make_env(paths.LAB_INVENTORY, tmp_path, ssh=ssh)
+    tenant = env.inventory.tenant("givors")
+    ssh.results[tenant.placement.mail] = (0, GENKEY_TXT)
+    outcome = run(env, TenantDnsRequest("givors"))
+    assert ssh.commands == [(tenant.placement.mail, ("cat", dkim_path(d))) for d in tenant.domains]
+    assert dkim_path("givors.test") == "/etc/opendkim/keys/givors.test/tno2026.txt"
+    assert any(r["type"] == "TXT" and r["value"].startswith("v=DKIM1") for r in outcome.data["records"])
+    assert any(line.startswith("tno2026._domainkey.") for line in outcome.lines)
+
+
+def test_missing_dkim_key_is_one_error_line(tmp_path):
+    from tests.unit.fakes import FakeSsh, make_env
+    from tnoctl import paths
+    from tnoctl.actions.tenant_dns import TenantDnsRequest, run
+
+    env = make_env(paths.LAB_INVENTORY, tmp_path, ssh=FakeSsh(results={}))
+    env.ssh.results[env.inventory.tenant("givors").placement.mail] = (1, "No such file")
+    with pytest.raises(OperationFailed, match=r"no DKIM key for .* yet; run 'tnoctl deploy' first"):
+        run(env, TenantDnsRequest("givors"))

@@ -6,6 +6,7 @@ deterministically: which host is upgraded, in which order, what the journal and 
 
 from __future__ import annotations
 
+import io
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_plan_upgrade import _fleet  # the same fake inventory as the planner tests
-from tnoctl.actions import upgrade as up
+from tnoctl.actions import upgrade_host as up
+from tnoctl.actions.env import Env, Output
+from tnoctl.actions.upgrade import exit_code as _exit_code
 from tnoctl.actions.upgrade_gate import GateResult
-from tnoctl.cli.upgrade import _exit_code
 from tnoctl.plan.upgrade import plan_upgrade
 from tnoctl.state.journal import Journal
 from tnoctl.state.store import Store
@@ -43,7 +45,6 @@ class FakeFleet:
     broken: set[str] = field(default_factory=set)  # versions whose gate fails
     calls: list[tuple[str, str, bool]] = field(default_factory=list)  # (host, version, rollback)
     interrupt_on: tuple[str, str] | None = None  # (host, version): set stop during that apply
-    env: up.UpgradeEnv | None = None
 
     def run(self, host: str, argv: list[str], timeout: float = 60) -> Result:
         if argv[0] == "dpkg-query":
@@ -58,7 +59,7 @@ class FakeFleet:
         self.calls.append((host, version, rollback))
         if self.interrupt_on == (host, version):
             self.interrupt_on = None
-            run.env.stop.set()
+            run.rollout.stop.set()
             raise up.Interrupted(label)
         self.installed[host] = version
         return True, "1 change(s)"
@@ -76,19 +77,18 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeFleet:
     return fleet
 
 
-def _env(tmp_path: Path, fleet: FakeFleet, inventory, lines: list[str]) -> up.UpgradeEnv:
-    env = up.UpgradeEnv(inventory, tmp_path / "inv", tmp_path / "state", None, fleet, lines.append,
-                        safety_backup=False, stop=threading.Event())
-    fleet.env = env
-    return env
+def _rollout(tmp_path: Path, fleet: FakeFleet, inventory, plan, journal: Journal) -> up.Rollout:
+    env = Env(tmp_path / "inv", tmp_path / "state", None, Output(io.StringIO(), io.StringIO()),
+              ssh_factory=lambda _inventory: fleet, inventory=inventory, redact=lambda text: text,
+              clock=NOW.timestamp)
+    return up.Rollout(env, plan, journal, safety_backup=False, stop=threading.Event())
 
 
 def _run(tmp_path: Path, fleet: FakeFleet, version: str, waves: str = "canary,100%", **kw):
     inventory = _fleet(offices=4, pilot_on="office1")
     plan = plan_upgrade(inventory, "office", version, now=NOW, waves=waves, **kw)
     journal = Journal.create(tmp_path / "state", f"op-{version}", {})
-    lines: list[str] = []
-    outcomes = up.execute(_env(tmp_path, fleet, inventory, lines), plan, journal)
+    outcomes = up.execute(_rollout(tmp_path, fleet, inventory, plan, journal))
     return plan, journal, outcomes
 
 
@@ -130,7 +130,7 @@ def test_interrupt_then_resume_never_redoes_a_finished_host(tmp_path: Path, fake
     plan = plan_upgrade(inventory, "office", "24.04.11.1", now=NOW, waves="canary,100%")
     journal = Journal.create(tmp_path / "state", "op-int", {})
     with pytest.raises(KeyboardInterrupt):
-        up.execute(_env(tmp_path, fake, inventory, []), plan, journal)
+        up.execute(_rollout(tmp_path, fake, inventory, plan, journal))
     progress = journal.progress([s.host for s in plan.hosts])
     assert journal.state() == "interrupted"
     assert (progress["office1"].state, progress["office2"].state) == ("done", "interrupted")
@@ -138,7 +138,7 @@ def test_interrupt_then_resume_never_redoes_a_finished_host(tmp_path: Path, fake
     assert progress["office3"].state == "pending"
 
     before = list(fake.calls)
-    outcomes = up.execute(_env(tmp_path, fake, inventory, []), plan, Journal.open(tmp_path / "state", "op-int"))
+    outcomes = up.execute(_rollout(tmp_path, fake, inventory, plan, Journal.open(tmp_path / "state", "op-int")))
     resumed = fake.calls[len(before):]
     assert [c[0] for c in resumed] == ["office2", "office3", "office4"]  # office1 is not touched again
     assert {o.host: o.state for o in outcomes} == {f"office{i}": "done" for i in range(1, 5)}
@@ -152,7 +152,7 @@ def test_closed_window_defers_and_exits_4(tmp_path: Path, fake: FakeFleet) -> No
     inventory.tenants[1].maintenance_window = "Mon 02:00-03:00"
     plan = plan_upgrade(inventory, "office", "24.04.11.1", now=NOW, waves="100%")
     journal = Journal.create(tmp_path / "state", "op-win", {})
-    outcomes = up.execute(_env(tmp_path, fake, inventory, []), plan, journal)
+    outcomes = up.execute(_rollout(tmp_path, fake, inventory, plan, journal))
     assert {o.host: o.state for o in outcomes} == {"office1": "done", "office2": "deferred"}
     assert "t2 (Mon 02:00-03:00)" in outcomes[1].detail and "--ignore-windows" in outcomes[1].detail
     assert _exit_code(outcomes) == 4
@@ -166,6 +166,6 @@ def test_a_locked_tenant_fails_its_host_without_touching_it(tmp_path: Path, fake
     plan = plan_upgrade(inventory, "office", "24.04.11.1", now=NOW, waves="100%", max_failures=1)
     journal = Journal.create(tmp_path / "state", "op-lock", {})
     with locks.hold(tmp_path / "state", ["t2"], "restore", "other-op"):
-        outcomes = up.execute(_env(tmp_path, fake, inventory, []), plan, journal)
+        outcomes = up.execute(_rollout(tmp_path, fake, inventory, plan, journal))
     assert outcomes[1].state == "failed" and "locked by restore" in outcomes[1].detail
     assert all(c[0] != "office2" for c in fake.calls)

@@ -1,46 +1,34 @@
-"""`backup run|list|verify|drill|prune`: per-tenant orchestration over SSH, results in the state store.
+"""`backup run` and what every per-tenant backup verb shares: targets, operation, summary, borg over SSH.
 
-Why SSH and not a playbook per run: a backup is one command on one host (``tno-backup run SLUG``,
+Why SSH and not a playbook per run: a backup is one command on one host (``tno-backup run KEY``,
 the same as the systemd timer), and Ansible's start-up would cost more than an incremental backup
 (the benchmark goal is within 10% of raw borg). Deployment of the backup machinery itself is a
-playbook (``backup setup``, role tno_backup). The caller holds the audit operation and the locks.
+playbook (``backup setup``, tnoctl/actions/backup_setup.py). Verify and drill live in
+backup_checks.py, prune, recover-deleted and shred in backup_repo.py; each runs inside
+:func:`per_tenant`, the one operation of a per-tenant backup verb.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tnoctl.actions.env import Env
+from tnoctl.actions.operation import Outcome, operation, outcome_of
 from tnoctl.backup import borg, naming
-from tnoctl.backup.remote import BackupSsh
 from tnoctl.errors import InvalidInput, OperationFailed
-from tnoctl.plan.backup import BackupTarget, check_args, extract_args, info_args, list_paths_args, prune_args
+from tnoctl.plan.backup import BackupTarget, info_args, plan_targets
+from tnoctl.run.ssh import CommandResult
 from tnoctl.state import store as state_store
 
-OFFICE_REQUIRED = "etc/coolwsd/coolwsd.xml"  # what `backup drill` requires in the latest office archive
+SUMMARY_COLUMNS = ["tenant", "result", "duration", "detail"]
 
 
 @dataclass
-class BackupEnv:
-    """What every backup action needs: the loaded inventory, the state dir, vault access and SSH."""
-
-    inventory: Any
-    inventory_path: Path
-    state_dir: Path
-    vault_password_file: Path | None
-    ssh: BackupSsh
-
-    @property
-    def store(self) -> state_store.Store:
-        """The state store the exporter reads."""
-        return state_store.Store(self.state_dir)
-
-
-@dataclass
-class Outcome:
-    """Result of one action on one tenant (a row of the summary table)."""
+class TenantResult:
+    """Result of one backup action on one tenant (a row of the summary table)."""
 
     slug: str
     ok: bool
@@ -49,51 +37,89 @@ class Outcome:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def passphrase(env: BackupEnv, slug: str) -> str:
-    """The tenant's borg passphrase from the vault; registered for redaction before anything logs."""
-    from tnoctl.config.vault import decrypt_value
-    from tnoctl.state.redact import SECRETS
+@dataclass(frozen=True)
+class BackupRunRequest:
+    """``backup run``: the tenants (default: every tenant with mail), a safety tag, the components."""
 
-    if env.vault_password_file is None:
-        raise InvalidInput("this needs the vault password (--vault-password-file or $TNO_VAULT_PASSWORD_FILE)")
-    value = decrypt_value(env.inventory_path, env.vault_password_file, naming.passphrase_var(slug))
-    SECRETS.add_all([value])
-    return value
+    tenants: tuple[str, ...] = ()
+    tag: str | None = None
+    components: tuple[str, ...] = ()  # default: mail, and office for tenants with office
 
 
-def last_json(text: str) -> dict[str, Any]:
-    """The last JSON object line of a command's output (the agent prints exactly one)."""
-    for line in reversed(text.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise ValueError("no JSON result in the output")
+def summary_rows(results: Sequence[TenantResult]) -> list[list[object]]:
+    """Final summary table rows."""
+    return [[r.slug, "ok" if r.ok else "FAILED", f"{r.duration_seconds:.1f}s", r.detail] for r in results]
 
 
-def run_one(env: BackupEnv, target: BackupTarget, tag: str | None = None,
-            components: tuple[str, ...] | None = None) -> Outcome:
-    """Back up the tenant now: ``tno-backup run KEY [--tag TAG]`` on each component's host, mail first.
+def targets_of(env: Env, tenants: Sequence[str]) -> list[BackupTarget]:
+    """The selected tenants' backup targets (InvalidInput when none has mail)."""
+    targets = plan_targets(env.inventory, tuple(tenants))
+    if not targets:
+        raise InvalidInput("no tenant with mail selected")
+    return targets
 
-    ``tag`` (e.g. ``pre-upgrade-<op-id>``) names a safety snapshot ``<slug>[.office].tag-<tag>-<time>``
-    that the scheduled retention never counts (plan.prune_args). Each component's result, failure
-    too, is recorded in the state store; the outcome is ok only when every component is.
-    """
+
+def per_tenant(env: Env, verb: str, params: Mapping[str, Any], tenants: Sequence[str],
+               action: Callable[[Env, BackupTarget], TenantResult], *, lock: bool = True) -> Outcome:
+    """One audited operation (tenant locks when ``lock``) running ``action`` per tenant; exit 1 if any failed."""
+    targets = targets_of(env, tenants)
+    slugs = [t.slug for t in targets]
+    hosts = sorted({t.mail_host for t in targets} | {targets[0].backup_host})
+    with operation(env, verb, params, tenants=slugs, hosts=hosts, lock=lock) as op:
+        results = []
+        for target in targets:
+            env.output.info(f"{verb}: {target.slug} ...")
+            results.append(action(env, target))
+        op.details["outcomes"] = {r.slug: {"ok": r.ok, "detail": r.detail} for r in results}
+        failed = [r.slug for r in results if not r.ok]
+        if failed:
+            op.details["failed_tenants"] = failed
+            op.fail(reason=f"{len(failed)} tenant(s) failed: {', '.join(failed)}")
+        return outcome_of(op, rows=summary_rows(results), columns=SUMMARY_COLUMNS,
+                          data={"tenants": [asdict(r) for r in results]})
+
+
+def check_tag(tag: str | None) -> None:
+    """A safety snapshot tag is valid (``[A-Za-z0-9_-]``, at most 64), else InvalidInput naming --tag."""
     try:
         naming.check_tag(tag) if tag is not None else None
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
+
+
+def run(env: Env, request: BackupRunRequest) -> Outcome:
+    """``backup run``: back up every selected tenant now, under its lock, and summarise."""
+    check_tag(request.tag)
+
+    def one(env: Env, target: BackupTarget) -> TenantResult:
+        wanted = tuple(c for c in target.components if c in request.components) if request.components else None
+        return run_one(env, target, tag=request.tag, components=wanted or None)
+
+    params = {"tenants": request.tenants, "tag": request.tag, "components": request.components}
+    return per_tenant(env, "backup", params, request.tenants, one)
+
+
+def run_one(env: Env, target: BackupTarget, tag: str | None = None,
+            components: tuple[str, ...] | None = None) -> TenantResult:
+    """Back up the tenant now: ``tno-backup run KEY [--tag TAG]`` on each component's host, mail first.
+
+    ``tag`` (e.g. ``pre-upgrade-<op-id>``) names a safety snapshot ``<slug>[.office].tag-<tag>-<time>``
+    that the scheduled retention never counts (plan.prune_args). Each component's result, failure
+    too, is recorded in the state store; the result is ok only when every component's is. The caller
+    holds the operation and the tenant's lock (``backup run``, ``tenant remove``, upgrade snapshots).
+    """
+    check_tag(tag)
     parts = [_run_component(env, target, c, tag) for c in components or target.components]
     ok = all(p.ok for p in parts)
-    finished = state_store.now()
     duration = sum(p.duration_seconds for p in parts)
-    env.store.record_operation(state_store.OperationRecord(target.slug, "backup", ok, finished, duration))
+    env.store.record_operation(state_store.OperationRecord(target.slug, "backup", ok, state_store.now(), duration))
     data = dict(parts[0].data)
     data.update({p.data["component"]: p.data for p in parts[1:]})
     detail = "; ".join(p.detail for p in parts if p.detail)
-    return Outcome(target.slug, ok, detail, duration, data)
+    return TenantResult(target.slug, ok, detail, duration, data)
 
 
-def _run_component(env: BackupEnv, target: BackupTarget, component: str, tag: str | None) -> Outcome:
+def _run_component(env: Env, target: BackupTarget, component: str, tag: str | None) -> TenantResult:
     now = state_store.now()
     host = target.host_of(component)
     argv = [naming.AGENT, "run", naming.unit_key(target.slug, component), *(["--tag", tag] if tag else [])]
@@ -120,165 +146,46 @@ def _run_component(env: BackupEnv, target: BackupTarget, component: str, tag: st
         detail=detail[:300],
     ))
     label = f"{component}: {detail}" if detail else str(data.get("archive", ""))
-    return Outcome(target.slug, ok, label, duration, data)
+    return TenantResult(target.slug, ok, label, duration, data)
 
 
-def _borg(env: BackupEnv, target: BackupTarget, args: list[str], cwd: str | None = None, timeout: float = 3600):
-    return env.ssh.borg_on_backup_host(target.backup_host, passphrase(env, target.slug), args, timeout, cwd)
+def passphrase(env: Env, slug: str) -> str:
+    """The tenant's borg passphrase from the vault; registered for redaction before anything logs."""
+    from tnoctl.config.vault import decrypt_value
+    from tnoctl.state.redact import SECRETS
+
+    if env.vault_password_file is None:
+        raise InvalidInput("this needs the vault password (--vault-password-file or $TNO_VAULT_PASSWORD_FILE)")
+    value = decrypt_value(env.inventory_path, env.vault_password_file, naming.passphrase_var(slug))
+    SECRETS.add_all([value])
+    return value
 
 
-def list_archives(env: BackupEnv, target: BackupTarget) -> list[borg.Archive]:
+def run_borg(env: Env, target: BackupTarget, args: list[str], cwd: str | None = None,
+             timeout: float = 3600) -> CommandResult:
+    """``borg ARGS`` on the tenant's backup host as the repository owner, passphrase on stdin."""
+    argv, data = borg.borg_command(passphrase(env, target.slug), args, cwd)
+    return env.ssh.run(target.backup_host, argv, timeout=timeout, input=data)
+
+
+def list_archives(env: Env, target: BackupTarget) -> list[borg.Archive]:
     """Archives of the tenant with their sizes (oldest first), read on the backup host."""
-    result = _borg(env, target, info_args(target))
+    result = run_borg(env, target, info_args(target))
     if not result.ok:
-        raise OperationFailed(f"{target.slug}: borg info failed: {_tail(result.stderr)}")
+        raise OperationFailed(f"{target.slug}: borg info failed: {tail(result.stderr)}")
     return borg.parse_info(result.stdout)
 
 
-def verify(env: BackupEnv, target: BackupTarget) -> Outcome:
-    """borg repository and archive checks on the backup host."""
-    start = state_store.now()
-    for args in check_args(target):
-        result = _borg(env, target, args, timeout=6 * 3600)
-        if not result.ok:
-            return Outcome(target.slug, False, f"borg {' '.join(args[:2])}: {_tail(result.stderr)}",
-                           state_store.now() - start)
-    return Outcome(target.slug, True, "repository and archives consistent", state_store.now() - start)
+def last_json(text: str) -> dict[str, Any]:
+    """The last JSON object line of a command's output (the agent prints exactly one)."""
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("no JSON result in the output")
 
 
-def drill(env: BackupEnv, target: BackupTarget, archive: str | None = None) -> Outcome:
-    """Extract the latest archive into a scratch dir on the backup host and check it against its manifest.
-
-    Never touches a live mailbox. Records a verification (ok or failed) in the state store.
-    """
-    start = state_store.now()
-    outcome = _drill(env, target, archive)
-    outcome.duration_seconds = state_store.now() - start
-    env.store.record_verification(
-        state_store.BackupVerification(target.slug, "mail", outcome.ok, state_store.now(), outcome.detail[:300])
-    )
-    return outcome
-
-
-def _drill(env: BackupEnv, target: BackupTarget, archive: str | None) -> Outcome:
-    host = target.backup_host
-    archives = list_archives(env, target) if archive is None or target.office_host else []
-    if archive is None:
-        latest = borg.latest(borg.of_component(archives, target.slug, "mail"))
-        if latest is None:
-            return Outcome(target.slug, False, "no archive to drill")
-        archive = latest.name
-    made = env.ssh.run(host, ["mktemp", "-d", "/var/tmp/tno-drill.XXXXXXXX"])
-    scratch = made.stdout.strip()
-    if not made.ok or not scratch.startswith("/var/tmp/tno-drill."):
-        return Outcome(target.slug, False, f"cannot create a scratch dir: {_tail(made.stderr)}")
-    try:
-        env.ssh.run(host, ["chown", naming.BACKUP_USER, scratch])
-        extracted = _borg(env, target, extract_args(target, archive), cwd=scratch, timeout=6 * 3600)
-        if not extracted.ok:
-            return Outcome(target.slug, False, f"{archive}: extract failed: {_tail(extracted.stderr)}",
-                           data={"archive": archive})
-        root = f"{scratch}/{naming.archive_path(target.slug)}"
-        compared = env.ssh.run(
-            host, ["python3", naming.MANIFEST_SCRIPT, "compare", f"{root}/manifest.json", f"{root}/mail"], timeout=3600
-        )
-        try:
-            verdict = last_json(compared.stdout)
-        except ValueError:
-            return Outcome(target.slug, False, f"{archive}: manifest check failed: {_tail(compared.stderr)}")
-        ok = compared.ok and bool(verdict.get("ok"))
-        detail = f"{archive}: {verdict.get('checked')} messages checked, {verdict.get('missing')} missing or altered"
-    finally:
-        env.ssh.run(host, ["rm", "-rf", "--one-file-system", scratch], timeout=3600)
-    data = {"archive": archive, **verdict}
-    if target.office_host:
-        office_ok, office_detail, data["office"] = _office_contents(env, target, archives)
-        ok, detail = ok and office_ok, f"{detail}; {office_detail}"
-    return Outcome(target.slug, ok, detail, data=data)
-
-
-def _office_contents(env: BackupEnv, target: BackupTarget,
-                     archives: list[borg.Archive]) -> tuple[bool, str, dict[str, Any]]:
-    """The latest office archive lists the office host's coolwsd.xml (and what else it holds)."""
-    latest = borg.latest(borg.of_component(archives, target.slug, "office"))
-    if latest is None:
-        return False, "no office archive", {}
-    listed = _borg(env, target, list_paths_args(target, latest.name))
-    files = sorted(borg.parse_paths(listed.stdout)) if listed.ok else []
-    ok = any(f.endswith(OFFICE_REQUIRED) for f in files)
-    names = ", ".join(f.rsplit("/", 1)[-1] for f in files) or _tail(listed.stderr)
-    return ok, f"office {latest.name}: {names}", {"archive": latest.name, "files": files}
-
-
-def prune(env: BackupEnv, target: BackupTarget) -> Outcome:
-    """Prune to the retention and compact, on the backup host (mail hosts cannot: append-only)."""
-    start = state_store.now()
-    for args in prune_args(target):
-        result = _borg(env, target, args, timeout=6 * 3600)
-        if not result.ok:
-            return Outcome(target.slug, False, f"borg {args[0]}: {_tail(result.stderr)}", state_store.now() - start)
-    kept = ", ".join(f"{k.removeprefix('keep_')}={v}" for k, v in sorted(target.retention.items()))
-    return Outcome(target.slug, True, f"pruned ({kept}) and compacted", state_store.now() - start)
-
-
-def transactions(env: BackupEnv, target: BackupTarget) -> list[tuple[int, str]]:
-    """The repository's append-only ``transactions`` log: (id, UTC time), oldest first."""
-    result = env.ssh.run(target.backup_host, _as_owner("python3", naming.ROLLBACK_SCRIPT, "transactions", target.repo))
-    try:
-        return [(int(t), str(u)) for t, u in last_json(result.stdout)["transactions"]]
-    except (ValueError, KeyError, TypeError):
-        raise OperationFailed(f"{target.slug}: cannot read the transactions log: {_tail(result.stderr)}") from None
-
-
-def recover_deleted(env: BackupEnv, target: BackupTarget, keep: int) -> Outcome:
-    """Undo what was appended after transaction ``keep`` (an attacker's delete/prune), on the backup host.
-
-    1. rollback.py moves later segments and index files to a quarantine dir, under borg's lock;
-    2. ``borg check --repository-only`` rebuilds the index from the remaining segments and checks them;
-    3. the clients' borg cache and security records of this repository (backup host owner, mail and
-       office hosts) are dropped: they remember the newer manifest and would refuse the rolled-back
-       repository as a replay attack. Their next run re-reads files once (the files cache is gone).
-    """
-    start = state_store.now()
-    quarantine = f"{naming.QUARANTINE_ROOT}/{target.slug}/{state_store.now():.0f}"
-    argv = _as_owner("python3", naming.ROLLBACK_SCRIPT, "rollback", target.repo, str(keep), quarantine)
-    result = env.ssh.run(target.backup_host, argv, timeout=3600)
-    try:
-        done = last_json(result.stdout)
-    except ValueError:
-        return Outcome(target.slug, False, f"rollback failed: {_tail(result.stderr)}", state_store.now() - start)
-    checked = _borg(env, target, ["check", "--repository-only", target.repo], timeout=6 * 3600)
-    repo_id = str(done["repo_id"])
-    homes = {target.backup_host: naming.BACKUP_USER_HOME, **{target.host_of(c): "/root" for c in target.components}}
-    stale = []
-    for host, home in homes.items():
-        dirs = [f"{home}/.config/borg/security/{repo_id}", f"{home}/.cache/borg/{repo_id}"]
-        try:
-            if not env.ssh.run(host, ["rm", "-rf", "--one-file-system", *dirs]).ok:
-                stale.append(host)
-        except OperationFailed:
-            stale.append(host)
-    dropped = done.get("dropped_transactions", [])
-    detail = (f"rolled back to transaction {keep}: {len(dropped)} later transaction(s) moved to {quarantine}; "
-              f"borg check {'ok' if checked.ok else 'FAILED: ' + _tail(checked.stderr)}")
-    if stale:
-        detail += f"; clear borg cache/security of repo {repo_id} by hand on {', '.join(stale)}"
-    data = {"kept": keep, "dropped_transactions": dropped, "quarantine": quarantine, "stale_hosts": stale}
-    return Outcome(target.slug, checked.ok, detail, state_store.now() - start, data)
-
-
-def _as_owner(*argv: str) -> list[str]:
-    return ["runuser", "-u", naming.BACKUP_USER, "--", *argv]
-
-
-def _tail(text: str, lines: int = 2) -> str:
+def tail(text: str, lines: int = 2) -> str:
+    """The last non-empty lines of a command's output, on one line (for details and errors)."""
     kept = [ln.strip() for ln in text.strip().splitlines() if ln.strip()][-lines:]
     return " | ".join(kept)[:300] or "(no output)"
-
-
-SUMMARY_COLUMNS = ["tenant", "result", "duration", "detail"]
-
-
-def summary_rows(outcomes: list[Outcome]) -> list[list[object]]:
-    """Final summary table rows."""
-    return [[o.slug, "ok" if o.ok else "FAILED", f"{o.duration_seconds:.1f}s", o.detail] for o in outcomes]

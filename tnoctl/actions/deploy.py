@@ -1,37 +1,82 @@
 """`plan` and `deploy`: plan -> guard (locks) -> preview (check+diff) -> confirm -> apply -> record.
 
-A deploy is audited as one operation; its ansible-runner artifacts are kept under the
-state dir and referenced from the audit record. Exit 1 when any host failed or was
-unreachable, even though the others were deployed (never exit 0 after a partial failure).
+A deploy is one audited operation (:func:`tnoctl.actions.operation.operation`); its ansible-runner
+artifacts are kept under the state dir and referenced from the audit record. Exit 1 when any host
+failed or was unreachable, even though the others were deployed (never exit 0 after a partial failure).
+The verb confirms, not the action: ``DeployRequest.confirm`` receives the preview (the CLI renders it
+and asks on stderr); None means --yes (apply without preview).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from tnoctl.errors import OperationFailed
-from tnoctl.plan.deploy import DeployPlan
-from tnoctl.run.ansible import ChangedTask, PlaybookCall, RunResult, run_playbook
-from tnoctl.run.progress import RunProgress
+from tnoctl.actions.env import Env
+from tnoctl.actions.operation import Outcome, operation, outcome_of
+from tnoctl.errors import ExitCode, OperationFailed
+from tnoctl.plan.calls import PlaybookCall
+from tnoctl.plan.deploy import DeployPlan, plan_deploy
+from tnoctl.run.ansible import ChangedTask, RunResult
+from tnoctl.state import audit
 
 
 @dataclass(frozen=True)
-class RunContext:
-    """Everything a playbook run needs besides the call itself."""
+class Preview:
+    """What a check+diff run found, ready to show: per host, changes grouped by owner (tenant or "(host)")."""
 
-    inventory: Path
-    state_dir: Path
-    run_id: str
-    vault_password_file: Path | None
-    progress_stream: object
-    redact: Callable[[str], str]
+    hosts: tuple[str, ...]
+    changes: tuple[dict[str, Any], ...]  # {host, owner, task, item, diff}, in host then owner order
+    success: bool
+
+    @property
+    def pending(self) -> int:
+        """How many tasks would change something."""
+        return len(self.changes)
+
+    def lines(self, diffs: bool = True) -> list[str]:
+        """The human listing (`plan`, and `deploy` before it asks)."""
+        out: list[str] = []
+        for host in self.hosts:
+            mine = [c for c in self.changes if c["host"] == host]
+            if not mine:
+                out.append(f"{host}: no changes")
+                continue
+            for owner in sorted({c["owner"] for c in mine}):
+                theirs = [c for c in mine if c["owner"] == owner]
+                out.append(f"{host} / {owner}: {len(theirs)} change(s)")
+                for change in theirs:
+                    label = f" [{change['item']}]" if change["item"] else ""
+                    out.append(f"  ~ {change['task']}{label}")
+                    if diffs and change["diff"]:
+                        out.extend(f"      {line}" for line in change["diff"].rstrip().splitlines())
+        return out
 
 
-def run_calls(ctx: RunContext, plan: DeployPlan, *, check: bool, title: str) -> RunResult:
-    """Run the plan's playbook call(s) (check+diff when ``check``) with live progress."""
+Confirm = Callable[[Preview], bool]
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """`tnoctl plan`: the selection; ``exit_zero`` makes pending changes exit 0."""
+
+    tenants: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    exit_zero: bool = False
+
+
+@dataclass(frozen=True)
+class DeployRequest:
+    """`tnoctl deploy`: the selection; ``confirm`` (None with --yes) sees the preview and says go or not."""
+
+    tenants: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()
+    confirm: Confirm | None = None
+
+
+def run_calls(env: Env, plan: DeployPlan, run_id: str, *, check: bool, title: str) -> RunResult:
+    """Run the plan's playbook call(s) (check+diff when ``check``) through ``env.playbooks``."""
     result: RunResult | None = None
     for index, call in enumerate(plan.calls):
         call = PlaybookCall(
@@ -44,21 +89,98 @@ def run_calls(ctx: RunContext, plan: DeployPlan, *, check: bool, title: str) -> 
             force_handlers=call.force_handlers,
         )
         suffix = "check" if check else "apply"
-        with RunProgress(ctx.progress_stream, list(plan.hosts), title) as progress:  # type: ignore[arg-type]
-            result = run_playbook(
-                call,
-                inventory=ctx.inventory,
-                state_dir=ctx.state_dir,
-                run_id=f"{ctx.run_id}-{suffix}{index}",
-                vault_password_file=ctx.vault_password_file,
-                on_event=progress,
-                redact=ctx.redact,
-            )
+        result = env.playbooks.run(call, run_id=f"{run_id}-{suffix}{index}", hosts=plan.hosts, title=title)
         if not result.success:
             break
     if result is None:
         raise OperationFailed("nothing to run: the plan selected no host")
     return result
+
+
+def preview_of(env: Env, plan: DeployPlan, result: RunResult) -> Preview:
+    """Attribute a check run's changes to hosts and tenants (pure apart from the loaded inventory)."""
+    grouped = attribute_changes(plan, result.changed_tasks, tenant_keys(env.inventory.tenants))
+    changes = [
+        {"host": host, "owner": owner, "task": c.task, "item": c.item, "diff": c.diff}
+        for host in plan.hosts
+        for owner, items in sorted(grouped.get(host, {}).items())
+        for c in items
+    ]
+    return Preview(plan.hosts, tuple(changes), result.success)
+
+
+def plan(env: Env, request: PlanRequest) -> Outcome:
+    """Check+diff the selection; exit 1 when changes are pending (unless exit_zero) or a host failed."""
+    deploy_plan = plan_deploy(env.inventory, tenants=request.tenants, hosts=request.hosts, action="deploy",
+                              check=True)
+    params = {"tenants": request.tenants, "hosts": request.hosts, "exit_zero": request.exit_zero}
+    with operation(env, "plan", params, tenants=deploy_plan.tenants, hosts=deploy_plan.hosts, lock=False) as op:
+        result = run_calls(env, deploy_plan, op.id, check=True, title="plan (check+diff)")
+        preview = preview_of(env, deploy_plan, result)
+        op.artifacts = str(result.artifacts_dir)
+        op.details["changes_pending"] = preview.pending
+        data = {"changes": list(preview.changes), "pending": preview.pending}
+        if not result.success:
+            op.fail(int(ExitCode.FAILED))
+            return _summary(op, deploy_plan, result, preview.lines(), data)
+        message = f"{preview.pending} change(s) pending on {len(deploy_plan.hosts)} host(s)"
+        if preview.pending and not request.exit_zero:
+            op.details["exit"] = "changes pending"
+            return Outcome(ExitCode.FAILED, "changes-pending", data=data, message=message, lines=preview.lines())
+        return Outcome(data=data, message=message, lines=preview.lines())
+
+
+def run(env: Env, request: DeployRequest) -> Outcome:
+    """Converge the selected hosts: locks, (preview + confirm), apply, summary; exit 1 on any failed host."""
+    deploy_plan = plan_deploy(env.inventory, tenants=request.tenants, hosts=request.hosts, action="deploy")
+    params = {"tenants": request.tenants, "hosts": request.hosts, "yes": request.confirm is None}
+    with operation(env, "deploy", params, tenants=deploy_plan.tenants, hosts=deploy_plan.hosts) as op:
+        _refresh_lab_certificates(env)
+        if request.confirm is not None:
+            checked = run_calls(env, deploy_plan, op.id, check=True, title="plan (check+diff)")
+            preview = preview_of(env, deploy_plan, checked)
+            if not checked.success:
+                op.artifacts = str(checked.artifacts_dir)
+                op.fail(int(ExitCode.FAILED))
+                return _summary(op, deploy_plan, checked, preview.lines())
+            if not request.confirm(preview):
+                op.fail(int(ExitCode.REFUSED), "not applied")
+                return outcome_of(op, message="not applied")
+        result = run_calls(env, deploy_plan, op.id, check=False, title="deploy")
+        op.artifacts = str(result.artifacts_dir)
+        op.details["hosts"] = {
+            name: {"changed": s.changed, "failed": s.failed, "unreachable": s.unreachable}
+            for name, s in result.hosts.items()
+        }
+        if not result.success:
+            op.details["failed_hosts"] = result.failed_hosts
+            op.fail(int(ExitCode.FAILED))
+        return _summary(op, deploy_plan, result)
+
+
+def _summary(op: audit.Operation, deploy_plan: DeployPlan, result: RunResult, lines: list[str] | None = None,
+             data: dict[str, Any] | None = None) -> Outcome:
+    """The outcome with the summary table, per-host failures and the artifacts path."""
+    errors = [f"{f.host}: {'unreachable' if f.unreachable else 'failed'}: {f.task}: {f.message}"
+              for f in result.failed_tasks]
+    return outcome_of(op, rows=summary_rows(deploy_plan, result), columns=SUMMARY_COLUMNS, lines=lines,
+                      errors=errors, data={**(data or {}), "artifacts": str(result.artifacts_dir)},
+                      message=f"artifacts: {result.artifacts_dir}")
+
+
+def _refresh_lab_certificates(env: Env) -> None:
+    """In the lab, make sure every host certificate covers the tenants placed on it."""
+    from tnoctl import paths
+
+    try:
+        is_lab = env.inventory_path.resolve() == paths.LAB_INVENTORY.resolve()
+    except OSError:
+        return
+    if not is_lab or not (paths.lab_dir() / "ca" / "ca.crt").exists():
+        return
+    from tnoctl.lab.lab import Lab
+
+    Lab(env.inventory_path).refresh_certificates()
 
 
 def tenant_keys(tenants: Iterable[Any]) -> dict[str, set[str]]:

@@ -15,8 +15,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tnoctl.actions.deploy import attribute_changes, tenant_keys
-from tnoctl.plan.deploy import DeployPlan
+from tnoctl.actions.deploy import attribute_changes, run_calls, tenant_keys
+from tnoctl.actions.env import Env
+from tnoctl.actions.operation import Outcome, operation, outcome_of
+from tnoctl.errors import ExitCode
+from tnoctl.plan.deploy import DeployPlan, plan_deploy
 from tnoctl.run.ansible import ChangedTask, RunResult
 from tnoctl.state.store import DriftRecord
 
@@ -116,14 +119,68 @@ def records(report: DriftReport, checked_at: float) -> list[DriftRecord]:
             for t in report.tenants if t.checked]
 
 
-def check(ctx: Any, plan: DeployPlan, inventory: Any, store: Any) -> tuple[DriftReport, RunResult, float]:
-    """Run the check, analyse it and record every checked (tenant, component) in ``store``."""
-    from tnoctl.actions.deploy import run_calls
+@dataclass(frozen=True)
+class DriftRequest:
+    """`tnoctl drift`: which tenants' hosts to check (none: the fleet); ``diffs`` adds the diff text."""
+
+    tenants: tuple[str, ...] = ()
+    diffs: bool = False
+
+
+DRIFT_COLUMNS = ["tenant", "component", "host", "state", "changed tasks"]
+
+
+def check(env: Env, plan: DeployPlan, run_id: str) -> tuple[DriftReport, RunResult, float]:
+    """Run the check, analyse it and record every checked (tenant, component) in the state store."""
     from tnoctl.state.store import now
 
-    result = run_calls(ctx, plan, check=True, title="drift (check+diff)")
+    result = run_calls(env, plan, run_id, check=True, title="drift (check+diff)")
     checked_at = now()
+    inventory = env.inventory
     report = analyse(plan, result, tenant_keys(inventory.tenants), placements(inventory.tenants))
+    store = env.store
     for record in records(report, checked_at):
         store.record_drift(record)
     return report, result, checked_at
+
+
+def run(env: Env, request: DriftRequest) -> Outcome:
+    """One audited drift check; exit 1 when anything drifted or a host could not be checked."""
+    plan = plan_deploy(env.inventory, tenants=request.tenants, action="deploy", check=True)
+    with operation(env, "drift", {"tenants": request.tenants}, tenants=plan.tenants, hosts=plan.hosts,
+                   lock=False) as op:
+        report, result, checked_at = check(env, plan, op.id)
+        op.artifacts = str(result.artifacts_dir)
+        op.details = {"drifted_tenants": sorted({t.tenant for t in report.tenants if t.drift}),
+                      "host_changes": report.host_changes, "failed_hosts": report.failed_hosts}
+        if report.drifted or report.failed_hosts:
+            op.fail(int(ExitCode.FAILED), "drift found" if report.drifted else "hosts not checked")
+        return outcome_of(op, columns=DRIFT_COLUMNS, rows=_rows(report), data=report.as_json(checked_at),
+                          lines=_lines(report, result, request.diffs), errors=_errors(result),
+                          message=_message(report, result))
+
+
+def _rows(report: DriftReport) -> list[list[object]]:
+    return [[t.tenant, t.component, t.host, "DRIFT" if t.drift else ("ok" if t.checked else "NOT CHECKED"),
+             t.changed_tasks] for t in report.tenants]
+
+
+def _lines(report: DriftReport, result: RunResult, diffs: bool) -> list[str]:
+    lines = []
+    for change in report.changes:
+        item = f" [{change['item']}]" if change["item"] else ""
+        lines.append(f"  ~ {change['host']} / {change['owner']}: {change['task']}{item}")
+    if diffs:
+        lines.extend(f"      {line}" for change in result.changed_tasks for line in change.diff.rstrip().splitlines())
+    return lines
+
+
+def _errors(result: RunResult) -> list[str]:
+    return [f"{f.host}: {'unreachable' if f.unreachable else 'failed'}: {f.task}: {f.message}"
+            for f in result.failed_tasks]
+
+
+def _message(report: DriftReport, result: RunResult) -> str:
+    drifted = sum(1 for t in report.tenants if t.drift)
+    return (f"{drifted} tenant component(s) drifted; {sum(report.host_changes.values())} change(s) pending; "
+            f"artifacts: {result.artifacts_dir}")

@@ -1,339 +1,201 @@
-"""Execute an upgrade plan: waves of hosts, each locked, snapshotted, upgraded, gated, rolled back on failure.
+"""`upgrade COMPONENT --to VERSION`, `upgrade --resume ID`, `upgrade status [ID]`: the operation around a rollout.
 
-Per host (every step journaled in tnoctl/state/journal.py and audited as ``upgrade step``):
-
-1. ``window``   the tenants' maintenance windows, re-checked now (deferred unless --ignore-windows);
-2. ``lock``     the tenants' locks (Locked, exit 3, names the holder);
-3. ``snapshot`` installed version + a copy of the component's configuration on the host
-                (``/var/backups/tno-upgrade/<id>/``) + a tagged borg archive of the component per tenant;
-4. ``apply``    playbooks/upgrade.yml limited to the host (role ``upgrade.yml``, pinned version);
-5. ``gate``     tnoctl's probes for every tenant of the host (tnoctl/actions/upgrade_gate.py);
-6. on failure: ``rollback`` (same playbook, previous version, snapshot config) and ``regate``.
-
-A wave starts only when the previous one is over and the failures (failed or rolled back hosts) do not
-exceed ``max_failures``; within a wave hosts run ``batch`` at a time, and a failure also stops the
-next batch. SIGINT stops the run between steps (a running playbook is cancelled); the journal then
-says where each host stopped, and ``--resume`` continues from the last completed step of each
-unfinished host, never touching a finished one.
+:func:`run` plans (tnoctl/plan/upgrade.py) or reloads a stored plan (``--resume``), reads the
+installed versions, hands the plan to the verb's ``confirm`` (which shows it and asks), then runs the
+executor (tnoctl/actions/upgrade_host.py) inside ONE audited operation (``upgrade`` or ``upgrade
+resume``) and, after a clean rollout, pins the version in platform.yml. Locks and maintenance
+windows are taken per host by the executor (a rollout outlasts windows), so the operation itself
+takes neither. Exit 0 when every host is upgraded, 1 when one failed, was rolled back or skipped,
+3/4 through the executor's per-host guards (4: hosts deferred by their windows), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
-from tnoctl.actions import upgrade_gate
-from tnoctl.errors import Locked, OperationFailed
-from tnoctl.plan.upgrade import HostStep, UpgradePlan, apply_call, window_check
-from tnoctl.state import store as state_store
-from tnoctl.state.journal import HostProgress, Journal
+from tnoctl.actions.env import Env
+from tnoctl.actions.operation import Outcome, operation, outcome_of
+from tnoctl.actions.upgrade_gate import installed_version
+from tnoctl.actions.upgrade_host import HostOutcome, Rollout, execute, resumable_plan
+from tnoctl.errors import ExitCode, InvalidInput
+from tnoctl.plan.upgrade import (
+    DEFAULT_WAVES,
+    VERSION_VAR,
+    UpgradePlan,
+    component_hosts,
+    plan_from_dict,
+    plan_to_dict,
+    plan_upgrade,
+)
+from tnoctl.state.journal import Journal, list_journals
 
-SNAPSHOT_ROOT = "/var/backups/tno-upgrade"
-CONFIG_PATHS = {"office": ["/etc/coolwsd"], "mail": ["/etc/postfix", "/etc/dovecot", "/etc/tno"]}
-"""What the snapshot saves per component. The office role restores it on rollback; the mail configuration
-is rendered entirely from the inventory and the release, so re-applying the previous release is its
-rollback and the tarball is kept for the operator (docs/upgrades.md)."""
-FAILED_STATES = ("failed", "rolled_back")
+PLAN_COLUMNS = ["wave", "host", "tenants", "installed", "target", "window"]
+SUMMARY_COLUMNS = ["host", "tenants", "state", "from", "detail"]
+STATUS_COLUMNS = ["wave", "host", "tenants", "state", "done steps", "detail"]
 
 
-class Interrupted(Exception):
-    """The operator asked to stop (SIGINT); the host's current step is left unfinished in the journal."""
+@dataclass(frozen=True)
+class UpgradeRequest:
+    """A rollout (``component`` + ``to_version``) or the resume of a stored one (``resume_id``).
 
+    ``confirm`` receives the plan preview (rows of :data:`PLAN_COLUMNS`, summary in ``message``),
+    shows it and returns whether to go on; None means "go on" (``--yes``). ``dry_run`` stops after it.
+    """
 
-@dataclass
-class UpgradeEnv:
-    """What the executor needs: inventory, state, vault access, SSH, and how to report progress."""
-
-    inventory: Any
-    inventory_path: Path
-    state_dir: Path
-    vault_password_file: Path | None
-    ssh: Any  # tnoctl.backup.remote.BackupSsh (SshRunner + borg helpers)
-    log: Callable[[str], None]
-    redact: Callable[[str], str] = lambda text: text
+    component: str | None = None
+    to_version: str | None = None
+    waves: str = DEFAULT_WAVES
+    batch: int = 1
+    max_failures: int = 0
+    hosts: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()
+    ignore_windows: bool = False
     gate_timeout: float = 180.0
     safety_backup: bool = True
-    stop: threading.Event = field(default_factory=threading.Event)
+    pin: bool = True
+    resume_id: str | None = None
+    dry_run: bool = False
+    confirm: Callable[[Outcome], bool] | None = None
 
-    @property
-    def store(self) -> state_store.Store:
-        """The state store the exporter reads."""
-        return state_store.Store(self.state_dir)
-
-
-@dataclass
-class HostOutcome:
-    """Final state of one host in this run (a row of the summary table)."""
-
-    host: str
-    tenants: tuple[str, ...]
-    state: str
-    from_version: str = ""
-    detail: str = ""
+    def params(self) -> dict[str, object]:
+        """The audit parameters of the operation (what the operator asked for)."""
+        return {"component": self.component, "to_version": self.to_version, "waves": self.waves,
+                "batch": self.batch, "max_failures": self.max_failures, "hosts": self.hosts,
+                "tenants": self.tenants, "ignore_windows": self.ignore_windows, "gate_timeout": self.gate_timeout,
+                "safety_backup": self.safety_backup, "pin": self.pin, "resume": self.resume_id}
 
 
-def _audit_step(env: UpgradeEnv, journal: Journal, step: HostStep, name: str, result: str, detail: str) -> None:
-    from tnoctl.state import audit
+@dataclass(frozen=True)
+class StatusRequest:
+    """``upgrade status [ID]``: one rollout's journal (default: the latest)."""
 
-    with audit.operation(env.state_dir, "upgrade step", [journal.id, step.host, name],
-                         tenants=list(step.tenants), hosts=[step.host]) as op:
-        op.result = result
-        op.exit_code = 0 if result == "ok" else 1
-        op.details.update({"operation": journal.id, "step": name, "detail": detail})
+    operation_id: str | None = None
 
 
-def _record_tenants(env: UpgradeEnv, plan: UpgradePlan, step: HostStep, state: str, started: float,
-                    from_version: str, finished: float | None = None) -> None:
-    for tenant in step.tenants:
-        env.store.record_upgrade(state_store.UpgradeRecord(
-            tenant=tenant, component=plan.component, state=state, started_at=started,
-            finished_at=finished, from_version=from_version, to_version=plan.to_version))
+def plan_of(env: Env, request: UpgradeRequest) -> tuple[UpgradePlan, Journal | None]:
+    """The plan to run: a new one, or the stored plan of ``--resume ID`` with its journal."""
+    if request.resume_id:
+        if request.component or request.to_version:
+            raise InvalidInput("--resume ID continues a stored rollout: give no COMPONENT or --to with it")
+        journal = Journal.open(env.state_dir, request.resume_id)
+        return plan_from_dict(resumable_plan(journal)), journal
+    if not request.component or not request.to_version:
+        raise InvalidInput("give COMPONENT and --to VERSION (or --resume ID); e.g. upgrade office --to 24.04.11.1")
+    plan = plan_upgrade(env.inventory, request.component, request.to_version,
+                        now=datetime.fromtimestamp(env.clock(), UTC), waves=request.waves, hosts=request.hosts,
+                        tenants=request.tenants, batch=request.batch, max_failures=request.max_failures,
+                        ignore_windows=request.ignore_windows)
+    return plan, None
 
 
-class HostRun:
-    """The steps of one host; each completed step is journaled before the next one starts."""
-
-    def __init__(self, env: UpgradeEnv, plan: UpgradePlan, journal: Journal, step: HostStep,
-                 progress: HostProgress) -> None:
-        self.env, self.plan, self.journal, self.step, self.prog = env, plan, journal, step, progress
-        self.started = state_store.now()
-
-    def _say(self, text: str) -> None:
-        self.env.log(f"{self.step.host}: {text}")
-
-    def _begin(self, name: str) -> None:
-        if self.env.stop.is_set():
-            raise Interrupted(name)
-        self.journal.record(self.step.host, name, "started")
-
-    def _end(self, name: str, ok: bool, detail: str = "", **data: Any) -> None:
-        self.journal.record(self.step.host, name, "done" if ok else "failed", detail, **data)
-        if ok:
-            self.prog.done_steps.append(name)
-            self.prog.data.update(data)
-        _audit_step(self.env, self.journal, self.step, name, "ok" if ok else "failed", detail)
-
-    def _flush_peer_queues(self) -> None:
-        """Mail deferred on the other mail hosts while this one restarted goes out now, not in 5 minutes."""
-        from tnoctl.plan.upgrade import component_hosts
-
-        for peer in component_hosts(self.env.inventory, "mail"):
-            if peer != self.step.host:
-                try:
-                    self.env.ssh.run(peer, ["postqueue", "-f"], timeout=30)
-                except OperationFailed as exc:  # best effort: Postfix retries on its own anyway
-                    self._say(f"could not flush {peer}'s queue: {exc.message}")
-
-    def _finish(self, state: str, detail: str = "") -> HostOutcome:
-        if self.plan.component == "mail" and state in ("done", "rolled_back"):
-            self._flush_peer_queues()
-        self.journal.record(self.step.host, "finish", state, detail)
-        from_version = str(self.prog.data.get("from_version", ""))
-        if state != "deferred":
-            record_state = {"done": "succeeded"}.get(state, state)
-            _record_tenants(self.env, self.plan, self.step, record_state, self.started, from_version,
-                            state_store.now())
-        self._say(f"{state}" + (f": {detail}" if detail else ""))
-        return HostOutcome(self.step.host, self.step.tenants, state, from_version, detail)
-
-    def run(self) -> HostOutcome:
-        """Run (or resume) the host's steps; return its final state."""
-        if not self.plan.ignore_windows:
-            now = datetime.now(UTC)
-            current = window_check(self.env.inventory, self.step, self.plan.component, now)
-            if not current.window_ok:
-                return self._finish("deferred", current.window_note + " (use --ignore-windows to override)")
-        from tnoctl.state import locks
-
-        try:
-            with locks.hold(self.env.state_dir, self.step.tenants, "upgrade", self.journal.id):
-                return self._locked()
-        except Locked as exc:
-            return self._finish("failed", f"not started: {exc.message}")
-
-    def _locked(self) -> HostOutcome:
-        if not self.prog.has("snapshot"):
-            error = self._snapshot()
-            if error:
-                return self._finish("failed", error)
-        needs_rollback = bool(self.prog.data.get("rollback_needed"))
-        if not needs_rollback and not self.prog.has("apply"):
-            needs_rollback = not self._apply()
-        if not needs_rollback and not self.prog.has("gate"):
-            gate = self._gate("gate", self.plan.to_version)
-            if gate.ok:
-                return self._finish("done", gate.summary)
-            needs_rollback = True
-        elif not needs_rollback:
-            return self._finish("done", "gate passed before the interruption")
-        return self._rollback()
-
-    def _snapshot(self) -> str:
-        """Save version, configuration and (mail) tagged archives; return an error, or '' when done."""
-        self._begin("snapshot")
-        host, component = self.step.host, self.plan.component
-        from_version = upgrade_gate.installed_version(self.env.ssh.run, host, component)
-        snap = f"{SNAPSHOT_ROOT}/{self.journal.id}"
-        paths = [p.lstrip("/") for p in CONFIG_PATHS[component]]
-        script = (f"set -e; mkdir -p -m 0700 {snap}; "
-                  f"tar -C / --ignore-failed-read -czf {snap}/config.tar.gz {' '.join(paths)}")
-        result = self.env.ssh.run(host, ["sh", "-c", script], timeout=120)
-        error = "" if result.ok else f"not started: snapshot failed: {result.stderr.strip()[-200:]}"
-        archives: list[str] | str = []
-        if not error and self.env.safety_backup:
-            archives = self._safety_backups()
-        if isinstance(archives, str):
-            error = f"not started: safety backup failed: {archives} (or --no-safety-backup)"
-        if error:
-            self._end("snapshot", False, error)
-            return error
-        _record_tenants(self.env, self.plan, self.step, "running", self.started, from_version)
-        self._end("snapshot", True, f"{component} {from_version}; config saved in {snap}",
-                  from_version=from_version, snapshot_dir=snap, archives=archives)
-        self._say(f"snapshot: {component} {from_version}, config in {snap}"
-                  + (f", {len(archives)} tagged archive(s)" if archives else ""))
-        return ""
-
-    def _safety_backups(self) -> list[str] | str:
-        """A tagged borg archive per tenant of the host (incremental); the reason when one failed."""
-        from tnoctl.actions.backup import BackupEnv, run_one
-        from tnoctl.plan.backup import plan_targets
-
-        benv = BackupEnv(self.env.inventory, self.env.inventory_path, self.env.state_dir,
-                         self.env.vault_password_file, self.env.ssh)
-        names = []
-        for target in plan_targets(self.env.inventory, list(self.step.tenants)):
-            outcome = run_one(benv, target, tag=f"pre-upgrade-{self.journal.id}", components=(self.plan.component,))
-            if not outcome.ok:
-                return f"{target.slug}: {outcome.detail}"[:300]
-            names.append(str(outcome.data.get("archive", "")))
-        return names
-
-    def _playbook(self, version: str, rollback: bool, label: str) -> tuple[bool, str]:
-        from tnoctl.run.ansible import run_playbook
-
-        call = apply_call(self.plan, self.step.host, version, self.journal.id, rollback=rollback,
-                          snapshot_dir=str(self.prog.data.get("snapshot_dir", "")))
-        result = run_playbook(call, inventory=self.env.inventory_path, state_dir=self.env.state_dir,
-                              run_id=f"{self.journal.id}-{self.step.host}-{label}",
-                              vault_password_file=self.env.vault_password_file, redact=self.env.redact,
-                              cancel=self.env.stop.is_set)
-        if result.status == "canceled":
-            raise Interrupted(label)
-        if result.success:
-            return True, f"{sum(s.changed for s in result.hosts.values())} change(s); {result.artifacts_dir}"
-        reasons = [f"{f.task}: {f.message}" for f in result.failed_tasks] or [f"status {result.status}"]
-        return False, "; ".join(reasons)[:400]
-
-    def _apply(self) -> bool:
-        self._begin("apply")
-        self._say(f"apply {self.plan.component} {self.plan.to_version}")
-        ok, detail = self._playbook(self.plan.to_version, False, "apply")
-        self._end("apply", ok, detail, **({} if ok else {"rollback_needed": True}))
-        return ok
-
-    def _gate(self, name: str, version: str) -> upgrade_gate.GateResult:
-        self._begin(name)
-        self._say(f"{name}: probing {len(self.step.tenants)} tenant(s) at {version}")
-        gate = upgrade_gate.check(self.env, self.plan.component, self.step.host, list(self.step.tenants), version,
-                                  timeout=self.env.gate_timeout, stop=self.env.stop.is_set)
-        if not gate.ok and self.env.stop.is_set():
-            raise Interrupted(name)
-        self._end(name, gate.ok, gate.summary, **({} if gate.ok else {"rollback_needed": True}))
-        return gate
-
-    def _rollback(self) -> HostOutcome:
-        previous = str(self.prog.data.get("from_version", ""))
-        if not previous or previous == upgrade_gate.UNKNOWN:
-            return self._finish("failed", "cannot roll back: the previous version is unknown")
-        if not self.prog.has("rollback"):
-            self._begin("rollback")
-            self._say(f"rollback to {previous}")
-            ok, detail = self._playbook(previous, True, "rollback")
-            self._end("rollback", ok, detail)
-            if not ok:
-                return self._finish("failed", f"rollback to {previous} failed: {detail}")
-        gate = self._gate("regate", previous)
-        if gate.ok:
-            return self._finish("rolled_back", f"upgrade failed, back on {previous} and healthy")
-        return self._finish("failed", f"rolled back to {previous} but still unhealthy: {gate.summary}")
+def installed(env: Env, plan: UpgradePlan) -> dict[str, str]:
+    """Installed version of the component on every host of the plan (parallel SSH)."""
+    hosts = [s.host for s in plan.hosts]
+    with ThreadPoolExecutor(max_workers=min(16, len(hosts) or 1)) as pool:
+        found = pool.map(lambda h: installed_version(env.ssh.run, h, plan.component), hosts)
+    return dict(zip(hosts, found, strict=True))
 
 
-def _halt_note(failures: int, plan: UpgradePlan) -> str:
-    return f"halted: {failures} failed host(s) > --max-failures {plan.max_failures}"
-
-
-def _run_batch(pool: ThreadPoolExecutor, env: UpgradeEnv, plan: UpgradePlan, journal: Journal,
-               batch: list[HostStep], progress: dict[str, HostProgress]) -> list[HostOutcome]:
-    """Run one batch of hosts in parallel; hosts stopped by SIGINT give no outcome."""
-    futures = [pool.submit(HostRun(env, plan, journal, step, progress[step.host]).run) for step in batch]
-    done = []
-    for future in futures:
-        try:
-            done.append(future.result())
-        except Interrupted:
-            continue
-    return done
-
-
-def _waves(pool: ThreadPoolExecutor, env: UpgradeEnv, plan: UpgradePlan, journal: Journal,
-           progress: dict[str, HostProgress], outcomes: dict[str, HostOutcome]) -> None:
-    failures = sum(1 for o in outcomes.values() if o.state in FAILED_STATES)
+def preview(plan: UpgradePlan, versions: dict[str, str]) -> Outcome:
+    """The plan table the operator confirms: wave, host, tenants, installed, target, window."""
+    rows: list[list[object]] = []
     for wave in plan.waves:
-        todo = [s for s in wave.hosts if not progress[s.host].finished]
-        if todo and failures <= plan.max_failures:
-            env.log(f"wave {wave.index + 1}/{len(plan.waves)} ({wave.name}): " + ", ".join(s.host for s in todo))
-        for start in range(0, len(todo), plan.batch):
-            batch = todo[start:start + plan.batch]
-            if failures > plan.max_failures:
-                for step in batch:
-                    journal.record(step.host, "finish", "skipped", _halt_note(failures, plan))
-                    outcomes[step.host] = HostOutcome(step.host, step.tenants, "skipped", "",
-                                                      _halt_note(failures, plan))
-                continue
-            for result in _run_batch(pool, env, plan, journal, batch, progress):
-                outcomes[result.host] = result
-                failures += result.state in FAILED_STATES
-            if env.stop.is_set():
-                raise KeyboardInterrupt
+        for step in wave.hosts:
+            window = "open" if step.window_ok else ("ignored: " if plan.ignore_windows else "DEFERRED: ")
+            if not step.window_ok:
+                window += ", ".join(step.closed_windows)
+            rows.append([f"{wave.index + 1} {wave.name}", step.host, ", ".join(step.tenants) or "-",
+                         versions.get(step.host, "?"), plan.to_version, window])
+    message = (f"{len(plan.hosts)} host(s), {len(plan.tenants)} tenant(s), batch {plan.batch}, "
+               f"max failures {plan.max_failures}")
+    return Outcome(rows=rows, columns=PLAN_COLUMNS, message=message,
+                   data={"component": plan.component, "to_version": plan.to_version})
 
 
-def execute(env: UpgradeEnv, plan: UpgradePlan, journal: Journal) -> list[HostOutcome]:
-    """Run (or resume) the plan wave by wave; return every host's outcome in plan order."""
-    from tnoctl.state.locks import process_start_time
+def exit_code(outcomes: Sequence[HostOutcome]) -> ExitCode:
+    """1 when a host failed, was rolled back or skipped; else 4 when one was deferred; else 0."""
+    states = {o.state for o in outcomes}
+    if states & {"failed", "rolled_back", "skipped"}:
+        return ExitCode.FAILED
+    if "deferred" in states:
+        return ExitCode.REFUSED
+    return ExitCode.OK
 
+
+def run(env: Env, request: UpgradeRequest) -> Outcome:
+    """Plan, confirm, execute in one operation, pin (see the module docstring)."""
+    plan, journal = plan_of(env, request)
+    shown = preview(plan, installed(env, plan))
+    if request.dry_run:
+        return shown
+    if request.confirm is not None and not request.confirm(shown):
+        return Outcome.failed("not started", ExitCode.REFUSED)
+    verb = "upgrade resume" if journal else "upgrade"
+    with operation(env, verb, request.params(), tenants=plan.tenants, hosts=[s.host for s in plan.hosts],
+                   lock=False) as op:
+        journal = journal or Journal.create(env.state_dir, op.id, plan_to_dict(plan))
+        op.details.update({"operation": journal.id, "component": plan.component, "to_version": plan.to_version})
+        env.output.info(f"operation {journal.id} (journal {journal.directory}); interrupt with Ctrl-C, "
+                        f"then 'tnoctl upgrade --resume {journal.id}'")
+        rollout = Rollout(env, plan, journal, request.gate_timeout, request.safety_backup, threading.Event())
+        try:
+            outcomes = execute(rollout)
+        except KeyboardInterrupt:
+            env.output.info(f"interrupted; see 'tnoctl upgrade status {journal.id}', continue with "
+                            f"'tnoctl upgrade --resume {journal.id}'")
+            raise
+        code = exit_code(outcomes)
+        op.details["hosts"] = {o.host: o.state for o in outcomes}
+        if code != ExitCode.OK:
+            op.fail(int(code), f"{sum(o.state != 'done' for o in outcomes)} host(s) not upgraded")
+        elif request.pin:
+            pin(env, plan, outcomes)
+        rows: list[list[object]] = [[o.host, ", ".join(o.tenants), o.state, o.from_version, o.detail]
+                                    for o in outcomes]
+        return outcome_of(op, rows=rows, columns=SUMMARY_COLUMNS,
+                          data={"operation": journal.id, "hosts": op.details["hosts"]})
+
+
+def pin(env: Env, plan: UpgradePlan, outcomes: Sequence[HostOutcome]) -> None:
+    """After a clean rollout, pin the version in platform.yml once every host of the group runs it."""
+    from tnoctl.config.pin import write_pin
+
+    var = VERSION_VAR[plan.component]
+    others = [h for h in component_hosts(env.inventory, plan.component) if h not in {o.host for o in outcomes}]
+    behind = [h for h in others if installed_version(env.ssh.run, h, plan.component) != plan.to_version]
+    if behind:
+        env.output.info(f"{var} left unchanged: {', '.join(behind)} not on {plan.to_version} yet")
+    elif write_pin(env.inventory_path, var, plan.to_version):
+        env.output.info(f"pinned {var}: {plan.to_version} in {env.inventory_path}/group_vars/all/platform.yml "
+                        "(commit it)")
+
+
+def status(env: Env, request: StatusRequest) -> Outcome:
+    """A rollout's progress per host from its journal; ``data`` is the ``--json`` document."""
+    if request.operation_id is None:
+        journals = list_journals(env.state_dir)
+        if not journals:
+            raise InvalidInput(f"no upgrade has run with state dir {env.state_dir}")
+        journal = journals[-1]
+    else:
+        journal = Journal.open(env.state_dir, request.operation_id)
+    plan = plan_from_dict(journal.plan())
     progress = journal.progress([s.host for s in plan.hosts])
-    outcomes: dict[str, HostOutcome] = {
-        s.host: HostOutcome(s.host, s.tenants, progress[s.host].state,
-                            str(progress[s.host].data.get("from_version", "")),
-                            f"{progress[s.host].detail} (earlier run)")
-        for s in plan.hosts if progress[s.host].finished
-    }
-    journal.record("", "run", "started", pid=os.getpid(), pid_start=process_start_time(os.getpid()))
-    status = "crashed"
-    try:
-        with ThreadPoolExecutor(max_workers=plan.batch, thread_name_prefix="upgrade") as pool:
-            try:
-                _waves(pool, env, plan, journal, progress, outcomes)
-            except KeyboardInterrupt:
-                env.stop.set()  # running hosts cancel their playbook; leaving the pool waits for them
-                status = "interrupted"
-                raise
-        status = "finished"
-    finally:
-        journal.record("", "run", status)
-    return [outcomes[s.host] for s in plan.hosts if s.host in outcomes]
-
-
-def resumable_plan(journal: Journal) -> dict[str, Any]:
-    """The stored plan of an operation, or OperationFailed when it cannot be resumed."""
     state = journal.state()
-    if state == "running":
-        raise OperationFailed(f"operation {journal.id} is still running (pid alive); wait for it or stop it first")
-    return journal.plan()
+    data = {
+        "id": journal.id, "state": state, "component": plan.component, "to_version": plan.to_version,
+        "hosts": [{"host": s.host, "wave": plan.wave_of(s.host), "tenants": list(s.tenants),
+                   "state": progress[s.host].state, "done_steps": progress[s.host].done_steps,
+                   "current_step": progress[s.host].current, "detail": progress[s.host].detail,
+                   "from_version": progress[s.host].data.get("from_version")}
+                  for s in plan.hosts],
+    }
+    rows: list[list[object]] = [[plan.wave_of(s.host) + 1, s.host, ", ".join(s.tenants), progress[s.host].state,
+                                 ",".join(progress[s.host].done_steps), progress[s.host].detail]
+                                for s in plan.hosts]
+    return Outcome(rows=rows, columns=STATUS_COLUMNS, data=data,
+                   message=f"operation {journal.id}: {plan.component} -> {plan.to_version}, {state}")

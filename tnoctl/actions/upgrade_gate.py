@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tnoctl.actions.env import Env
 from tnoctl.errors import OperationFailed
 
 VERSION_COMMAND = {
@@ -57,7 +58,7 @@ def installed_version(run: Callable[..., Any], host: str, component: str) -> str
     return text.splitlines()[0].strip() if text else UNKNOWN
 
 
-def _gate_probes(env: Any, component: str, tenants: list[str], version: str) -> list[Any]:
+def _gate_probes(env: Env, component: str, tenants: list[str], version: str) -> list[Any]:
     """The component's probes for the host's tenants, built once per gate (vault read once, not per attempt)."""
     from tnoctl.probes import wiring
     from tnoctl.probes.targets import ProbeOptions, network_probes
@@ -78,7 +79,7 @@ def _probe_failures(probes: list[Any]) -> list[str]:
     return [f"{r.tenant}/{r.check}: {r.detail}" for r in run_probes(probes) if not r.ok] if probes else []
 
 
-def check(env: Any, component: str, host: str, tenants: list[str], version: str, *,
+def check(env: Env, component: str, host: str, tenants: list[str], version: str, *,
           timeout: float, interval: float = 3.0, stop: Callable[[], bool] = lambda: False) -> GateResult:
     """Retry version + probes until they all pass or ``timeout`` seconds have gone."""
     deadline = time.monotonic() + timeout

@@ -1,6 +1,6 @@
-"""Backup building blocks: the mail manifest, borg output parsing, naming, the host agent.
+"""Controller-side backup helpers: archive/repository naming, borg output parsing, SSH with stdin.
 
-``manifest.py`` and ``agent.py`` use the standard library only: the ``tno_backup`` role copies
-them onto the managed hosts (``/usr/local/lib/tno-backup/``), so the manifest a drill compares
-is computed by the very code the unit tests exercise.
+``naming.py`` is standard library only: role ``tno_backup`` also installs it on the hosts, next to
+the host-side agent, manifest and rollback tools, which live apart in :mod:`tnoctl.hostagent`
+(controller code never imports those; an import-linter contract checks it).
 """

@@ -1,4 +1,4 @@
-"""Parse borg's JSON output (``borg list --json``, ``borg info --json``). Pure functions."""
+"""borg on the backup host: the command line to run it, and parsers of its JSON output. Pure functions."""
 
 from __future__ import annotations
 
@@ -6,7 +6,26 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from tnoctl.backup.naming import parse_archive
+from tnoctl.backup.naming import BACKUP_USER, parse_archive
+
+
+def owner_command(*argv: str) -> list[str]:
+    """``argv`` run as the repository owner on the backup host (local repository access)."""
+    return ["runuser", "-u", BACKUP_USER, "--", *argv]
+
+
+def borg_command(passphrase: str | None, borg_args: list[str], cwd: str | None = None) -> tuple[list[str], bytes]:
+    """``(argv, stdin)`` running ``borg ARGS`` as the repository owner in ``cwd``.
+
+    The passphrase never goes on the command line (visible in ``ps`` and in audit records): borg
+    reads it from stdin (``BORG_PASSPHRASE_FD=0``).
+    """
+    env = ["env", *(["-C", cwd] if cwd else []), "BORG_RELOCATED_REPO_ACCESS_IS_OK=yes",
+           "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no"]
+    if passphrase is not None:
+        env.append("BORG_PASSPHRASE_FD=0")
+    data = (passphrase + "\n").encode() if passphrase is not None else b""
+    return owner_command(*env, "borg", *borg_args), data
 
 
 @dataclass(frozen=True)

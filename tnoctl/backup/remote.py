@@ -35,6 +35,10 @@ class BackupSsh(SshRunner):
         data = (passphrase + "\n").encode() if passphrase is not None else b""
         return self.run_input(host, argv, data, timeout=timeout)
 
+    def fetch_to_file(self, host: str, argv: list[str], dest: str, timeout: float = 6 * 3600) -> int:
+        """Run ``argv`` on ``host``, its binary stdout into the local file ``dest``; the exit status."""
+        return fetch_to_file(self, host, argv, dest, timeout)
+
 
 def fetch_to_file(runner: BackupSsh, host: str, argv: list[str], dest: str, timeout: float = 6 * 3600) -> int:
     """Run ``argv`` on ``host`` and write its binary stdout to ``dest`` (Maildir export tarballs); rc."""

@@ -132,6 +132,14 @@ def main(argv: list[str] | None = None, app: AppContext | None = None) -> int:
     app = app or AppContext()
     app.debug = app.debug or "--debug" in args or os.environ.get("TNO_DEBUG") == "1"
     try:
+        return _run(args, app)
+    finally:
+        app.close()
+
+
+def _run(args: list[str], app: AppContext) -> int:
+    """Run the click group and map its outcome or exception to an exit status."""
+    try:
         result = cli.main(args=args, prog_name="tnoctl", standalone_mode=False, obj=app)
     except click.exceptions.Exit as exc:  # --help, --version
         return int(exc.exit_code)

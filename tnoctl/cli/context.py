@@ -11,12 +11,15 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from tnoctl import paths
+
+if TYPE_CHECKING:
+    from tnoctl.actions.env import Env
 
 
 def _width(stream: IO[str]) -> int | None:
@@ -37,6 +40,22 @@ class AppContext:
     assume_yes: bool = False
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    _env: Env | None = field(default=None, repr=False)
+
+    @property
+    def env(self) -> Env:
+        """The one environment of this process (inventory, state, vault, SSH, playbook runner), built once."""
+        if self._env is None:
+            from tnoctl.actions.env import Env, Output
+
+            self._env = Env.build(self.inventory, self.state_dir, self.vault_password_file,
+                                  Output(stdout=self.stdout, stderr=self.stderr))
+        return self._env
+
+    def close(self) -> None:
+        """Release what the environment opened (SSH connections); the CLI calls it once at exit."""
+        if self._env is not None:
+            self._env.close()
 
     @property
     def state_dir(self) -> Path:

@@ -118,5 +118,5 @@ class _InventoryHolder:
                             inv.platform.tno_office_version)
         secrets = wiring.secret_lookup(self.app.inventory, self.app.vault_password_file)
         if not no_queue and self._ssh is None:
-            self._ssh = wiring.ssh_runner(inv)
+            self._ssh = wiring.ssh_runner(self.app.env.ssh_factory(inv))  # the one SSH factory
         return wiring.all_probes(inv, opts, None, secrets, None if no_queue else self._ssh)

@@ -4,18 +4,8 @@ from __future__ import annotations
 
 import click
 
+from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext
-from tnoctl.state import audit
-
-
-def _duration(value: object) -> str:
-    """``12.3s`` / ``4m05s`` for the table; empty when unknown."""
-    if not isinstance(value, int | float):
-        return ""
-    if value < 60:
-        return f"{value:.1f}s"
-    minutes, seconds = divmod(round(value), 60)
-    return f"{minutes}m{seconds:02d}s"
 
 
 @click.command()
@@ -32,26 +22,10 @@ def history(app: AppContext, tenant: str | None, limit: int, as_json: bool) -> N
       tnoctl history --tenant givors --limit 10
       tnoctl history --json | jq '.[] | select(.result != "ok")'
     """
-    found = audit.read_log(app.state_dir, tenant=tenant, limit=limit or None)
-    if found.skipped:
-        app.warn(f"{audit.audit_path(app.state_dir)}: skipped {found.skipped} unreadable line(s)")
+    from tnoctl.actions.reports import history as history_report
+
+    outcome = history_report(app.env, tenant, limit)
     if as_json:
-        app.print_json(found.records)
+        app.print_json(outcome.data["records"])
         return
-    if not found.records:
-        app.info("no recorded operation" + (f" for tenant {tenant}" if tenant else ""))
-        return
-    columns = ["time", "id", "operator", "verb", "tenants", "result", "duration"]
-    rows = [
-        [
-            rec.get("time"),
-            rec.get("id"),
-            rec.get("operator"),
-            rec.get("verb"),
-            ",".join(str(t) for t in rec.get("tenants") or []),
-            rec.get("result"),
-            _duration(rec.get("duration_seconds")),
-        ]
-        for rec in found.records
-    ]
-    app.print_table(columns, rows)
+    render(app, outcome)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
+from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext
-from tnoctl.config.load import load_inventory, validate_inventory
+from tnoctl.config.load import load_inventory
 from tnoctl.errors import ExitCode, InvalidInput
 
 
@@ -34,21 +35,16 @@ def validate(app: AppContext, as_json: bool) -> int:
     Example:
       tnoctl inventory validate && tnoctl -i inventories/example inventory validate --json
     """
+    from tnoctl.actions.reports import inventory_validate
+
     try:
-        report = validate_inventory(app.inventory, app.vault_password_file, cache_dir=app.state_dir / "cache")
+        outcome = inventory_validate(app.env)
     except InvalidInput as exc:
         if not as_json:
             raise
         app.print_json({"inventory": str(app.inventory), "valid": False, "errors": exc.details or [exc.message]})
         return int(ExitCode.INVALID)
-    if as_json:
-        app.print_json({"inventory": str(app.inventory), "valid": True, "hosts": report.hosts,
-                        "tenants": report.tenants, "errors": [], "vault_checked": report.vault_checked})
-    else:
-        vault_note = "" if report.vault_checked else " (vault names not checked: no readable vault)"
-        app.stdout.write(f"inventory {app.inventory} is valid: {report.hosts} hosts, "
-                         f"{report.tenants} tenants{vault_note}\n")
-    return int(ExitCode.OK)
+    return render(app, outcome, as_json=as_json)
 
 
 @inventory.command()

@@ -6,9 +6,9 @@ import sys
 
 import click
 
+from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext
-from tnoctl.errors import InvalidInput, Refused
-from tnoctl.state import audit, current_host, locks
+from tnoctl.errors import InvalidInput
 
 
 @click.group()
@@ -20,23 +20,6 @@ def lock() -> None:
       tnoctl lock list
       tnoctl lock release givors --yes
     """
-
-
-def _row(status: locks.LockStatus) -> dict:
-    """One lock as JSON (and the source of the table row)."""
-    info = status.info
-    return {
-        "tenant": status.tenant,
-        "state": status.state,
-        "verb": info.verb if info else None,
-        "operator": info.owner if info else None,
-        "pid": info.pid if info else None,
-        "host": info.host if info else None,
-        "since": info.started if info else None,
-        "operation_id": info.operation_id if info else None,
-        "path": str(status.path),
-        "error": status.error,
-    }
 
 
 @lock.command("list")
@@ -51,15 +34,13 @@ def list_cmd(app: AppContext, as_json: bool) -> None:
     Example:
       tnoctl lock list --json
     """
-    rows = [_row(status) for status in locks.list_locks(app.state_dir)]
+    from tnoctl.actions.reports import lock_list
+
+    outcome = lock_list(app.env)
     if as_json:
-        app.print_json(rows)
+        app.print_json(outcome.data["locks"])
         return
-    if not rows:
-        app.info("no tenant is locked")
-        return
-    columns = ["tenant", "state", "verb", "operator", "pid", "host", "since", "operation_id"]
-    app.print_table(columns, [[row[c] for c in columns] for row in rows])
+    render(app, outcome)
 
 
 def _interactive() -> bool:
@@ -81,29 +62,12 @@ def release_cmd(app: AppContext, tenant: str, yes: bool) -> int:
     Example:
       tnoctl lock release givors --yes
     """
-    path = locks.lock_path(app.state_dir, tenant)  # validates the slug before anything is recorded
-    argv = ["lock", "release", tenant, *(["--yes"] if yes else [])]
-    with audit.operation(app.state_dir, "lock release", argv, tenants=[tenant]) as op:
-        status = next((s for s in locks.list_locks(app.state_dir) if s.tenant == tenant), None)
-        if status is None:
-            op.details["released"] = False
-            app.info(f"tenant {tenant} is not locked; nothing to release")
-            return 0
-        info = status.info
-        holder = f"{info.verb} (pid {info.pid} on {info.host}, operator {info.owner})" if info else str(path)
-        if info and status.state == "held" and info.host == current_host():
-            app.warn(f"the holder of {tenant}'s lock, pid {info.pid}, is still running on this host")
-        if not (yes or app.assume_yes):
-            if not _interactive():
-                raise InvalidInput(
-                    f"refusing to release {tenant}'s lock without --yes in a non-interactive run"
-                )
-            if not click.confirm(f"Release {tenant}'s lock held by {holder}?", default=False, err=True):
-                raise Refused(f"{tenant}'s lock was not released (not confirmed)")
-        released = locks.release(app.state_dir, tenant)
-        op.details["released"] = released is not None
-        if info is not None:
-            op.details["holder"] = {"verb": info.verb, "pid": info.pid, "host": info.host,
-                                    "operator": info.owner, "operation_id": info.operation_id}
-        app.info(f"released {tenant}'s lock held by {holder}" if released else f"{tenant} was not locked")
-    return 0
+    from tnoctl.actions.lock import LockReleaseRequest, release
+
+    def confirm(question: str) -> bool:
+        if not _interactive():
+            raise InvalidInput(f"refusing to release {tenant}'s lock without --yes in a non-interactive run")
+        return click.confirm(question, default=False, err=True)
+
+    request = LockReleaseRequest(tenant=tenant, confirm=None if (yes or app.assume_yes) else confirm)
+    return render(app, release(app.env, request))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import sys
-
 import click
 
+from tnoctl.cli.confirm import confirm, refused, render
 from tnoctl.cli.context import AppContext
-from tnoctl.errors import ExitCode, InvalidInput
 
 
 @click.command("restore")
@@ -33,68 +30,9 @@ def restore(app: AppContext, tenant: str, mailbox: str | None, to_host: str | No
       tnoctl restore --tenant givors --to-host mail1 --yes
     """
     from tnoctl.actions import restore as restore_action
-    from tnoctl.actions.backup import SUMMARY_COLUMNS, summary_rows
-    from tnoctl.cli.backup import backup_env
-    from tnoctl.plan.backup import plan_targets
-    from tnoctl.state import audit, locks
 
-    if bool(mailbox) == bool(to_host):
-        raise InvalidInput("give exactly one of --mailbox or --to-host")
-    env = backup_env(app)
-    (target,) = plan_targets(env.inventory, [tenant])
-    if mailbox and mailbox.lower() not in _addresses(env.inventory.tenant(tenant)):
-        raise InvalidInput(f"{mailbox} is not a mailbox of tenant {tenant}")
-    if to_host and "mail" not in env.inventory.hosts.get(to_host, _NoHost).groups:
-        raise InvalidInput(f"--to-host {to_host}: not a host of group mail")
-    what = f"mailbox {mailbox}" if mailbox else f"tenant {tenant} onto {to_host}"
-    if not yes and not click.confirm(f"Restore {what}?", default=False):
-        return int(ExitCode.REFUSED)
-    hosts = [to_host or target.mail_host, target.backup_host]
-    with audit.operation(app.state_dir, "restore", sys.argv[1:], tenants=[tenant], hosts=hosts) as op, \
-            locks.hold(app.state_dir, [tenant], "restore", op.id), env.ssh:
-        name = restore_action.resolve_archive(env, target, archive)
-        if mailbox:
-            outcome = restore_action.restore_mailbox(env, target, mailbox.lower(), name)
-        else:
-            outcome = _disaster(app, env, target, to_host or "", name, op)
-        app.print_table(SUMMARY_COLUMNS, summary_rows([outcome]))
-        op.details["restore"] = {"archive": name, "ok": outcome.ok, "detail": outcome.detail}
-        if not outcome.ok:
-            op.result, op.exit_code = "failed", int(ExitCode.FAILED)
-            return int(ExitCode.FAILED)
-        return int(ExitCode.OK)
-
-
-class _NoHost:
-    groups: tuple[str, ...] = ()
-
-
-def _addresses(tenant) -> set[str]:
-    return {f"{m.local}@{m.domain or tenant.primary_domain}".lower() for m in tenant.mailboxes}
-
-
-def _disaster(app: AppContext, env, target, to_host: str, archive: str, op):
-    """Placement -> deploy (site.yml, backup.yml) -> agent restore -> verify."""
-    from tnoctl.actions import restore as restore_action
-    from tnoctl.actions.backup import Outcome
-    from tnoctl.actions.deploy import RunContext
-    from tnoctl.cli.backup import scrubber
-    from tnoctl.plan.backup import disaster_calls
-    from tnoctl.run.ansible import run_playbook
-    from tnoctl.run.progress import RunProgress
-
-    old = restore_action.move_placement(app.inventory, target.slug, to_host)
-    op.details["placement"] = {"mail": {"from": old, "to": to_host}}
-    app.info(f"{target.slug}: placement.mail {old} -> {to_host} (tenants/{target.slug}.yml)")
-    ctx = RunContext(app.inventory, app.state_dir, op.id, app.vault_password_file, app.stderr,
-                     scrubber())
-    for index, call in enumerate(disaster_calls(to_host, target.backup_host)):
-        with RunProgress(app.stderr, list(call.limit), f"restore: {call.playbook}") as progress:  # type: ignore[arg-type]
-            result = run_playbook(call, inventory=ctx.inventory, state_dir=ctx.state_dir, run_id=f"{op.id}-{index}",
-                                  vault_password_file=ctx.vault_password_file, on_event=progress, redact=ctx.redact)
-        op.artifacts = str(result.artifacts_dir)
-        if not result.success:
-            msgs = "; ".join(f"{f.host}: {f.task}: {f.message}" for f in result.failed_tasks)[:400]
-            return Outcome(target.slug, False, f"{call.playbook} failed on {to_host}: {msgs}")
-    moved = dataclasses.replace(target, mail_host=to_host)
-    return restore_action.restore_tenant(env, moved, archive)
+    request = restore_action.RestoreRequest(tenant, mailbox, to_host, archive)
+    restore_action.check(app.env, request)
+    if not confirm("restore", f"Restore {request.what}?", yes):
+        return refused(app)
+    return render(app, restore_action.run(app.env, request))

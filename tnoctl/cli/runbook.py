@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
 
+from tnoctl.cli.confirm import render, require_yes
 from tnoctl.cli.context import AppContext
 from tnoctl.errors import ExitCode
 from tnoctl.runbook.schema import COMPONENTS, LANGS
@@ -148,27 +148,26 @@ def run(app: AppContext, name: str, tenant: str | None, component: str | None, p
 
     Stops at the first failed step; every step is recorded in the audit log. Exit 0 when the final
     checks pass, 1 when the problem remains (or, with --dry-run, when the diagnosis found it),
-    4 when a confirmation was refused, 2 on bad arguments.
+    4 when a confirmation was refused, 2 on bad arguments or, without a terminal, without --yes
+    or --dry-run (nobody could confirm a change).
 
     \b
     Example:
       tnoctl runbook run TnoTenantEndpointDown --tenant givors --yes
     """
-    from tnoctl.runbook.session import run_session
+    from tnoctl.runbook.session import RunbookRequest, run_session
 
-    return run_session(app, name, tenant, component, params, dry_run=dry_run, yes=yes, lang=_lang(lang),
-                       ask=_asker(app, yes))
+    require_yes("runbook run", yes or dry_run)
+    request = RunbookRequest(name, tenant, component, params, dry_run, yes, _lang(lang), _asker(app, yes))
+    return render(app, run_session(app.env, request))
 
 
 def _asker(app: AppContext, yes: bool):
-    """The question function: --yes, a terminal prompt, or a refusal when nobody can answer."""
+    """The question function: --yes, else a prompt on stderr (require_yes made sure a terminal is there)."""
     def ask(question: str) -> bool:
         if yes:
             app.stdout.write(f"    ? {question} -> yes (--yes)\n")
             return True
-        if not sys.stdin.isatty():
-            app.stdout.write(f"    ? {question} -> no (not a terminal; rerun with --yes)\n")
-            return False
-        return click.confirm(f"    ? {question}", default=False)
+        return click.confirm(f"    ? {question}", default=False, err=True)
 
     return ask

@@ -6,29 +6,8 @@ from pathlib import Path
 
 import click
 
+from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext
-from tnoctl.probes import report
-from tnoctl.probes.base import ProbeResult
-from tnoctl.probes.runner import run_probes
-from tnoctl.probes.targets import ProbeOptions
-
-
-def gather(app: AppContext, tenants: list[str], opts: ProbeOptions, parallelism: int,
-           queues: bool) -> list[ProbeResult]:
-    """Load the inventory, build every probe for the selection and run them (the one I/O step)."""
-    from tnoctl.config.load import load_inventory
-    from tnoctl.probes import wiring
-    from tnoctl.state.store import Store
-
-    inv = load_inventory(app.inventory, app.vault_password_file)
-    for slug in tenants:
-        inv.tenant(slug)  # InvalidInput (exit 2) on an unknown tenant
-    opts = ProbeOptions(opts.ca_file or wiring.default_ca_file(app.inventory), opts.timeout, opts.roundtrip,
-                        inv.platform.tno_office_version)
-    probes = wiring.all_probes(inv, opts, tenants or None,
-                               wiring.secret_lookup(app.inventory, app.vault_password_file),
-                               wiring.ssh_runner(inv) if queues else None, Store(app.state_dir))
-    return run_probes(probes, parallelism)
 
 
 @click.command()
@@ -56,11 +35,8 @@ def status(app: AppContext, tenants: tuple[str, ...], as_json: bool, timeout: fl
       tnoctl status --tenant vaulx-en-velin
       tnoctl status --json | jq '.components[] | select(.state != "ok")'
     """
-    results = gather(app, list(tenants), ProbeOptions(ca_file, timeout, roundtrip), parallelism, not no_queue)
-    rows = report.fold(results)
-    if as_json:
-        app.print_json(report.as_json(rows, results))
-    else:
-        columns, table = report.table(rows)
-        app.print_table(columns, table)
-    return report.exit_code(rows)
+    from tnoctl.actions.reports import StatusRequest
+    from tnoctl.actions.reports import status as status_report
+
+    request = StatusRequest(tenants, timeout, parallelism, ca_file, roundtrip, queues=not no_queue)
+    return render(app, status_report(app.env, request), as_json=as_json)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext
 from tnoctl.config.load import load_inventory
 
@@ -52,26 +53,15 @@ def show(app: AppContext, slug: str, as_json: bool) -> None:
     Example:
       tnoctl tenant show givors --json
     """
-    from tnoctl.config.ansible_view import tenant_view
+    from tnoctl.actions.reports import tenant_show
 
-    inv = load_inventory(app.inventory, app.vault_password_file)
-    t = inv.tenant(slug)
-    view = tenant_view(t, inv.platform.tno_backup_retention.model_dump())
-    view.update(maintenance_window=t.maintenance_window, contacts=[c.model_dump() for c in t.contacts])
+    outcome = tenant_show(app.env, slug)
     if as_json:
-        app.print_json(view)
+        app.print_json(outcome.data)
         return
-    out = app.stdout
-    for key in ("slug", "name", "insee", "domains", "services", "placement", "pilot", "maintenance_window",
-                "backup"):
-        value = view[key]
-        shown = ", ".join(value) if isinstance(value, list) else (
-            " ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else value)
-        out.write(f"{key + ':':20}{shown}\n")
-    out.write(f"{'wopi_hosts:':20}{', '.join(view['office']['wopi_hosts'])}\n")
-    app.print_table(["address", "name", "quota", "password (vault variable)"],
-                    [[b["address"], b["name"], b["quota"], b["password_vault"]] for b in view["mailboxes"]],
-                    title="mailboxes")
+    for line in outcome.lines:
+        app.stdout.write(line + "\n")
+    app.print_table(outcome.columns, outcome.rows, title="mailboxes")
 
 
 @tenant.command()
@@ -85,7 +75,7 @@ def show(app: AppContext, slug: str, as_json: bool) -> None:
 @click.option("--window", default=None, help="Maintenance window, e.g. 'Sun 02:00-05:00'.")
 @click.pass_obj
 def add(app: AppContext, slug: str, name: str, insee: str, domains: tuple[str, ...], mailboxes: tuple[str, ...],
-        mail_host: str | None, office_host: str | None, window: str | None) -> None:
+        mail_host: str | None, office_host: str | None, window: str | None) -> int:
     """Add a tenant: write tenants/SLUG.yml and random mailbox passwords into the vault.
 
     The whole inventory is validated with the new tenant before anything is written. Passwords
@@ -96,15 +86,10 @@ def add(app: AppContext, slug: str, name: str, insee: str, domains: tuple[str, .
       tnoctl tenant add saint-fons --name Saint-Fons --insee 69199 --domain saint-fons.test \\
         --mailbox mairie:2G --mailbox dgs --mail-host mail1 --office-host office1
     """
-    from tnoctl.config import newtenant
+    from tnoctl.actions import tenant_add
 
-    newtenant.check_slug(slug)
-    inv = load_inventory(app.inventory, app.vault_password_file)
-    doc = newtenant.build(inv, slug, name, insee, list(domains), list(mailboxes), mail_host, office_host, window)
-    path = newtenant.write(inv, doc, app.vault_password_file)
-    app.stdout.write(f"tenant {slug} added: {path} ({len(doc['mailboxes'])} mailboxes on "
-                     f"{doc['placement']['mail']}, office on {doc['placement']['office']}; "
-                     "passwords stored in the vault)\n")
+    request = tenant_add.TenantAddRequest(slug, name, insee, domains, mailboxes, mail_host, office_host, window)
+    return render(app, tenant_add.run(app.env, request))
 
 
 def _attach_subcommands() -> None:

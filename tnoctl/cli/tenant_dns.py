@@ -1,54 +1,17 @@
-"""`tnoctl tenant dns SLUG`: the DNS records a commune must publish (MX, SPF, DKIM, DMARC, autoconfig).
-
-The DKIM public key is read over SSH from the tenant's mail host, where the role generated
-it (`/etc/opendkim/keys/<domain>/<selector>.txt`): private keys never leave the host.
-"""
+"""`tnoctl tenant dns SLUG`: print the DNS records a commune must publish (action: actions/tenant_dns.py)."""
 
 from __future__ import annotations
-
-import re
 
 import click
 
 from tnoctl.cli.context import AppContext
-from tnoctl.errors import OperationFailed
-
-DKIM_SELECTOR = "tno2026"  # roles/tno_mail/defaults/main.yml: tno_mail_dkim_selector
-_TXT_CHUNK = re.compile(r'"([^"]*)"')
-
-
-def dkim_txt_value(opendkim_txt: str) -> str:
-    """Join the quoted chunks of an opendkim-genkey `.txt` record into one TXT value (pure)."""
-    inside = opendkim_txt.split("(", 1)[-1].rsplit(")", 1)[0] if "(" in opendkim_txt else opendkim_txt
-    value = "".join(_TXT_CHUNK.findall(inside))
-    if "p=" not in value:
-        raise OperationFailed("the DKIM key file on the mail host has no public key (p=)")
-    return value
-
-
-def records_for(domain: str, mail_fqdn: str, office_fqdn: str | None, dkim_value: str | None) -> list[dict]:
-    """The records of one mail domain (pure; tested)."""
-    dmarc = f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"
-    records = [
-        {"name": f"{domain}.", "type": "MX", "value": f"10 {mail_fqdn}."},
-        {"name": f"{domain}.", "type": "TXT", "value": "v=spf1 mx -all"},
-        {"name": f"_dmarc.{domain}.", "type": "TXT", "value": dmarc},
-        {"name": f"_submission._tcp.{domain}.", "type": "SRV", "value": f"0 1 587 {mail_fqdn}."},
-        {"name": f"_imaps._tcp.{domain}.", "type": "SRV", "value": f"0 1 993 {mail_fqdn}."},
-        {"name": f"autoconfig.{domain}.", "type": "CNAME", "value": f"{mail_fqdn}."},
-    ]
-    if dkim_value:
-        records.insert(2, {"name": f"{DKIM_SELECTOR}._domainkey.{domain}.", "type": "TXT", "value": dkim_value})
-    if office_fqdn:
-        records.append({"name": f"{office_fqdn}.", "type": "CNAME", "value": "<the office proxy's public name>."})
-    return records
 
 
 @click.command("dns")
 @click.argument("slug")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
-def dns(app: AppContext, slug: str, as_json: bool) -> None:
+def dns(app: AppContext, slug: str, as_json: bool) -> int:
     """Print the DNS records the commune must publish for its mail and office domains.
 
     Run it after a deploy: the DKIM key is generated on the mail host and read from there.
@@ -57,33 +20,12 @@ def dns(app: AppContext, slug: str, as_json: bool) -> None:
     Example:
       tnoctl tenant dns givors
     """
-    from tnoctl.config import load_inventory
-    from tnoctl.run.ssh import SshRunner, ssh_config_for
+    from tnoctl.actions.tenant_dns import TenantDnsRequest, run
 
-    inventory = load_inventory(app.inventory)
-    tenant = inventory.tenant(slug)
-    rows: list[dict] = []
-    mail_host = tenant.placement.mail
-    addresses = {name: host.address for name, host in inventory.hosts.items()}
-    with SshRunner(ssh_config_for(app.inventory), addresses) as ssh:
-        for domain in tenant.domains:
-            dkim = None
-            if mail_host and "mail" in tenant.services:
-                result = ssh.run(mail_host, ["cat", f"/etc/opendkim/keys/{domain}/{DKIM_SELECTOR}.txt"])
-                if not result.ok:
-                    raise OperationFailed(f"{mail_host}: no DKIM key for {domain} yet; run 'tnoctl deploy' first")
-                dkim = dkim_txt_value(result.stdout)
-            office = f"office.{domain}" if "office" in tenant.services else None
-            rows.extend(records_for(domain, f"mail.{domain}", office, dkim))
+    outcome = run(app.env, TenantDnsRequest(slug))
     if as_json:
-        app.print_json(rows)
-        return
-    for row in rows:
-        app.stdout.write(f"{row['name']:<40} IN {row['type']:<5} {_zone_value(row)}\n")
-
-
-def _zone_value(row: dict) -> str:
-    if row["type"] != "TXT":
-        return row["value"]
-    value = row["value"]
-    return " ".join(f'"{value[i:i + 250]}"' for i in range(0, len(value), 250))
+        app.print_json(outcome.data["records"])
+    else:
+        for line in outcome.lines:
+            app.stdout.write(line + "\n")
+    return int(outcome.exit_code)

@@ -1,21 +1,18 @@
 """`tnoctl tenant remove SLUG`: offboarding — final backup, Maildir export, removal from the hosts.
 
-Attached to the `tenant` group by the lead (tnoctl/cli/tenant.py). The borg repository is kept
-for the retention period, then destroyed by crypto-shredding (`tnoctl backup shred`, docs/backups.md).
+Attached to the `tenant` group by tnoctl/cli/tenant.py; the work is tnoctl/actions/tenant_remove.py.
+The borg repository is kept for the retention period, then destroyed by crypto-shredding
+(`tnoctl backup shred`, docs/backups.md).
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
-import sys
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 
+from tnoctl.cli.confirm import confirm, refused, render
 from tnoctl.cli.context import AppContext
-from tnoctl.errors import ExitCode, OperationFailed
 
 
 @click.command("remove")
@@ -34,49 +31,10 @@ def remove(app: AppContext, slug: str, export_dir: Path | None, yes: bool) -> in
     Example:
       tnoctl tenant remove corbas --yes
     """
-    from tnoctl.actions.backup import run_one
-    from tnoctl.backup import naming
-    from tnoctl.backup.remote import fetch_to_file
-    from tnoctl.cli.backup import backup_env
-    from tnoctl.plan.backup import plan_targets
-    from tnoctl.state import audit, locks
+    from tnoctl.actions import tenant_remove
 
-    env = backup_env(app)
-    tenant = env.inventory.tenant(slug)
-    (target,) = plan_targets(env.inventory, [slug])
-    if not yes and not click.confirm(f"Remove tenant {slug} from {target.mail_host}?", default=False):
-        return int(ExitCode.REFUSED)
-    out_dir = export_dir or app.state_dir / "exports"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    tarball = out_dir / f"{slug}-maildir-{stamp}.tar.gz"
-    hosts = [target.mail_host]
-    with audit.operation(app.state_dir, "tenant remove", sys.argv[1:], tenants=[slug], hosts=hosts) as op, \
-            locks.hold(app.state_dir, [slug], "tenant remove", op.id), env.ssh:
-        final = run_one(env, target)
-        if not final.ok:
-            raise OperationFailed(f"{slug}: final backup failed, nothing removed: {final.detail}")
-        rc = fetch_to_file(env.ssh, target.mail_host,
-                           ["tar", "-C", "/srv/vmail", "-czf", "-", *sorted(tenant.domains)], str(tarball))
-        if rc != 0:
-            raise OperationFailed(f"{slug}: Maildir export failed (tar rc {rc}), nothing removed")
-        digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
-        paths = [f"/srv/vmail/{d}" for d in tenant.domains] + [f"/etc/opendkim/keys/{d}" for d in tenant.domains]
-        paths += [naming.borgmatic_config(slug), f"/etc/tno-backup/tenants/{slug}.json",
-                  f"/etc/tno-backup/{slug}.passphrase", f"/etc/tno-backup/keys/{slug}",
-                  f"/etc/tno-backup/keys/{slug}.pub", f"{naming.STAGING_ROOT}/{slug}"]
-        env.ssh.run(target.mail_host, ["systemctl", "disable", "--now", f"tno-backup@{slug}.timer"])
-        removed = env.ssh.run(target.mail_host, ["rm", "-rf", "--one-file-system", *paths])
-        if not removed.ok:
-            raise OperationFailed(f"{slug}: removal failed on {target.mail_host}: {removed.stderr.strip()[:200]}")
-        offboarded = app.state_dir / "offboarded"
-        offboarded.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(app.inventory / "tenants" / f"{slug}.yml"), offboarded / f"{slug}.yml")
-        months = target.retention.get("keep_monthly", 6)
-        shred_after = (datetime.now(UTC) + timedelta(days=31 * months)).date().isoformat()
-        op.details.update({"export": str(tarball), "export_sha256": digest, "shred_after": shred_after,
-                           "final_archive": final.detail})
-        app.print_table(["tenant", "final archive", "export", "sha256", "shred after"],
-                        [[slug, final.detail, str(tarball), digest[:16], shred_after]])
-        app.info("run `tnoctl deploy` to drop the tenant from the remaining configuration (postfix maps, userdb)")
-    return int(ExitCode.OK)
+    request = tenant_remove.TenantRemoveRequest(slug, export_dir)
+    target = tenant_remove.check(app.env, request)
+    if not confirm("tenant remove", f"Remove tenant {slug} from {target.mail_host}?", yes):
+        return refused(app)
+    return render(app, tenant_remove.run(app.env, request))

@@ -13,7 +13,7 @@ from typing import Any
 
 from tnoctl.backup import naming
 from tnoctl.errors import InvalidInput
-from tnoctl.run.ansible import PlaybookCall
+from tnoctl.plan.calls import PlaybookCall
 
 BACKUP_PLAYBOOK = "backup.yml"
 SITE_PLAYBOOK = "site.yml"

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tnoctl.errors import InvalidInput
-from tnoctl.run.ansible import PlaybookCall
+from tnoctl.plan.calls import PlaybookCall
 
 SITE_PLAYBOOK = "site.yml"
 MANAGED_GROUPS = ("mail", "office", "proxy", "backup")

@@ -24,7 +24,7 @@ from typing import Any
 
 from tnoctl.config.window import Window
 from tnoctl.errors import InvalidInput
-from tnoctl.run.ansible import PlaybookCall
+from tnoctl.plan.calls import PlaybookCall
 
 UPGRADE_PLAYBOOK = "upgrade.yml"
 COMPONENTS = ("office", "mail")

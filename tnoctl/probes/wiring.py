@@ -50,11 +50,11 @@ def secret_lookup(inventory: Path, vault_password_file: Path | None) -> SecretLo
     return lookup
 
 
-def ssh_runner(inventory: Any) -> CommandRunner:
-    """``(host, argv, timeout) → stdout`` over the SSH adapter; raises OperationFailed on rc != 0."""
-    from tnoctl.run.ssh import SshRunner, ssh_config_for
+def ssh_runner(runner: Any) -> CommandRunner:
+    """``(host, argv, timeout) → stdout`` over the process's SSH runner (``Env.ssh``); OperationFailed on rc != 0.
 
-    runner = SshRunner(ssh_config_for(inventory.path), {n: h.address for n, h in inventory.hosts.items()})
+    ``runner`` is built in one place (tnoctl.actions.env.default_ssh_factory), never here.
+    """
 
     def run(host: str, argv: list[str], timeout: float) -> str:
         res = runner.run(host, argv, timeout=timeout)

@@ -13,27 +13,17 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tnoctl import paths
 from tnoctl.errors import OperationFailed
 
+if TYPE_CHECKING:  # the planners' data type; run never imports plan at run time (layers, pyproject)
+    from tnoctl.plan.calls import PlaybookCall
+
 EventSink = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class PlaybookCall:
-    """One ansible-playbook invocation, as produced by the pure planners in tnoctl/plan/."""
-
-    playbook: str  # file name under playbooks/ (or an absolute path, for tests)
-    extra_vars: dict[str, Any] = field(default_factory=dict)
-    limit: tuple[str, ...] = ()  # host names; empty = every host the playbook targets
-    tags: tuple[str, ...] = ()
-    check: bool = False
-    diff: bool = False
-    force_handlers: bool = True  # a failed run must not lose notified handlers (recipe failure 5)
 
 
 @dataclass

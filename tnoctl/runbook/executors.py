@@ -1,20 +1,22 @@
 """The real step runners: probes, SSH commands, playbook runs and tnoctl verbs.
 
-Each goes through the one adapter of its layer (tnoctl.probes runner, tnoctl.run.ssh,
-tnoctl.actions.deploy.run_calls, tnoctl.cli.main), so runbooks do nothing an operator's verb
-could not. Output is scrubbed of vault secrets before it is shown. Changing ssh and playbook
-steps hold the tenant's lock while they run (a tnoctl verb takes its own locks).
+Each goes through the process's one environment (:class:`tnoctl.actions.env.Env`): probes through
+tnoctl.probes, SSH through ``env.ssh``, playbooks through ``env.playbooks``
+(tnoctl.actions.deploy.run_calls), tnoctl verbs through the action registry
+(tnoctl.actions.registry, never tnoctl.cli), so runbooks do nothing an operator's verb could not.
+Output is scrubbed of vault secrets before it is shown. Changing ssh and playbook steps hold the
+tenant's lock while they run (a tnoctl verb's action takes its own locks).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import shlex
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tnoctl.actions.env import Env
 from tnoctl.errors import InvalidInput
 from tnoctl.runbook.engine import Params, StepResult
 from tnoctl.runbook.schema import PlaybookStep, ProbeStep, SshStep, Step, TnoctlStep, changes
@@ -23,22 +25,14 @@ PROBE_TIMEOUT = 10.0
 SSH_TIMEOUT = 300.0
 
 
-def redactor(app: Any) -> Callable[[str], str]:
-    """The vault-aware scrubber for this run (see tnoctl.config.vault.secret_scrubber)."""
-    from tnoctl.config.vault import secret_scrubber
-
-    return secret_scrubber(app.inventory, app.vault_password_file)
-
-
 class ProjectExecutor:
     """Runs steps against the real inventory, for one runbook run (audit operation ``run_id``)."""
 
-    def __init__(self, app: Any, inventory: Any, run_id: str, redact: Callable[[str], str]) -> None:
-        self.app = app
-        self.inventory = inventory
+    def __init__(self, env: Env, run_id: str) -> None:
+        self.env = env
+        self.inventory = env.inventory
         self.run_id = run_id
-        self.redact = redact
-        self._ssh: Any = None
+        self.redact = env.redact
 
     # ------------------------------------------------------------------ describe
     def describe(self, step: Step, params: Params) -> str:
@@ -67,11 +61,6 @@ class ProjectExecutor:
         }
         return runners[type(step)](step, params)
 
-    def close(self) -> None:
-        """Close the SSH connections opened by the steps."""
-        if self._ssh is not None:
-            self._ssh.close()
-
     def _components(self, step: Step, params: Params) -> str:
         return step.component or ",".join(sorted(params.components))
 
@@ -79,7 +68,6 @@ class ProjectExecutor:
         from tnoctl.probes import wiring
         from tnoctl.probes.runner import run_probes
         from tnoctl.probes.targets import ProbeOptions
-        from tnoctl.state.store import Store
 
         if not params.tenant:
             raise InvalidInput("a probe step needs --tenant")
@@ -87,9 +75,9 @@ class ProjectExecutor:
         opts = ProbeOptions(wiring.default_ca_file(inv.path), PROBE_TIMEOUT, "roundtrip" in step.checks,
                             inv.platform.tno_office_version)
         probes = wiring.all_probes(
-            inv, opts, [params.tenant], wiring.secret_lookup(inv.path, self.app.vault_password_file),
-            wiring.ssh_runner(inv) if "queue" in step.checks else None,
-            Store(self.app.state_dir) if "backup" in step.checks else None,
+            inv, opts, [params.tenant], wiring.secret_lookup(inv.path, self.env.vault_password_file),
+            wiring.ssh_runner(self.env.ssh) if "queue" in step.checks else None,
+            self.env.store if "backup" in step.checks else None,
         )
         wanted = {step.component} if step.component else set(params.components)
         results = [r for r in run_probes([p for p in probes if p.check in step.checks])
@@ -117,18 +105,13 @@ class ProjectExecutor:
             return
         from tnoctl.state import locks
 
-        with locks.hold(self.app.state_dir, [params.tenant], "runbook", self.run_id):
+        with locks.hold(self.env.state_dir, [params.tenant], "runbook", self.run_id, warn=self.env.output.warn):
             yield
 
     def _ssh_step(self, step: SshStep, params: Params) -> StepResult:
-        from tnoctl.run.ssh import SshRunner, ssh_config_for
-
         host = self._host(step, params)
-        if self._ssh is None:
-            addresses = {name: h.address for name, h in self.inventory.hosts.items()}
-            self._ssh = SshRunner(ssh_config_for(self.inventory.path), addresses)
         with self._locked(step, params):
-            res = self._ssh.run(host, [params.expand(a) for a in step.argv], timeout=SSH_TIMEOUT)
+            res = self.env.ssh.run(host, [params.expand(a) for a in step.argv], timeout=SSH_TIMEOUT)
         lines = [self.redact(line) for line in (res.stdout + res.stderr).rstrip().splitlines()]
         return StepResult(res.ok, [*lines, f"(exit status {res.rc})"], host=host, details={"rc": res.rc})
 
@@ -145,10 +128,9 @@ class ProjectExecutor:
         from tnoctl.actions import deploy as deploy_action
 
         plan = self._plan(step, params)
-        ctx = deploy_action.RunContext(self.app.inventory, self.app.state_dir, f"{self.run_id}-{step.id}",
-                                       self.app.vault_password_file, self.app.stderr, self.redact)
         with self._locked(step, params):
-            result = deploy_action.run_calls(ctx, plan, check=step.check, title=f"runbook step {step.id}")
+            result = deploy_action.run_calls(self.env, plan, f"{self.run_id}-{step.id}", check=step.check,
+                                             title=f"runbook step {step.id}")
         lines = [" ".join(str(v) for v in row) for row in deploy_action.summary_rows(plan, result)]
         lines += [f"~ {c.host}: {c.task}" + (f" [{c.item}]" if c.item else "") for c in result.changed_tasks]
         lines += [f"{f.host}: {f.task}: {f.message}" for f in result.failed_tasks]
@@ -158,14 +140,9 @@ class ProjectExecutor:
         return StepResult(ok, lines, host=",".join(plan.hosts), details=details)
 
     def _tnoctl(self, step: TnoctlStep, params: Params) -> StepResult:
-        from tnoctl.cli import main
+        from tnoctl.actions import registry
 
-        app = self.app
-        argv = ["--inventory", str(app.inventory), "--state-dir", str(app.state_dir)]
-        if app.vault_password_file is not None:
-            argv += ["--vault-password-file", str(app.vault_password_file)]
-        out = io.StringIO()
-        child = dataclasses.replace(app, stdout=out)
-        rc = main([*argv, *(params.expand(a) for a in step.argv)], app=child)
-        lines = [self.redact(line) for line in out.getvalue().rstrip().splitlines()]
+        outcome = registry.call(self.env, [params.expand(a) for a in step.argv])
+        rc = int(outcome.exit_code)
+        lines = [self.redact(line) for line in registry.outcome_lines(outcome)]
         return StepResult(rc == 0, [*lines, f"(exit status {rc})"], details={"rc": rc})

@@ -1,8 +1,8 @@
 """What runbook steps may reference, and how to check each reference.
 
 Why a catalog object: validation must reject an unknown probe, verb, role action or tag, and the
-catalog of the real project is discovered from the code (probe targets, the VERBS table and the
-click tree, the roles' task files, the tags in playbooks and roles). Tests pass a small fake.
+catalog of the real project is discovered from the code (probe targets, the action registry of
+tnoctl.actions.registry, the roles' task files, the tags in playbooks and roles). Tests pass a small fake.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import click
 
 from tnoctl import paths
 
@@ -75,32 +73,11 @@ def discover_actions(root: Path) -> set[str]:
     return set.intersection(*per_role) if per_role else set()
 
 
-def check_tnoctl_argv(argv: list[str], group: click.Group | None = None) -> str | None:
-    """Parse ``argv`` against the real click tree (placeholders as dummies); an error message or None."""
-    if group is None:
-        from tnoctl.cli import cli as group
-    words = [w.replace("{", "").replace("}", "") for w in argv]
-    ctx = click.Context(group, info_name="tnoctl")
-    command: click.Command = group
-    path = ["tnoctl"]
-    while isinstance(command, click.Group):
-        if not words or words[0].startswith("-"):
-            names = ", ".join(command.list_commands(ctx))
-            return f"'{' '.join(path)}' needs a sub-command (one of: {names})"
-        sub = command.get_command(ctx, words[0])
-        if sub is None:
-            names = ", ".join(command.list_commands(ctx))
-            return f"unknown verb '{' '.join([*path[1:], words[0]])}' (known: {names})"
-        path.append(words.pop(0))
-        ctx = click.Context(sub, info_name=path[-1], parent=ctx)
-        command = sub
-    try:
-        command.make_context(" ".join(path), list(words), parent=ctx.parent)
-    except click.exceptions.Exit:
-        return None
-    except click.ClickException as exc:
-        return f"'{' '.join(path[1:])}': {exc.format_message()}"
-    return None
+def check_tnoctl_argv(argv: list[str]) -> str | None:
+    """Check a ``tnoctl`` step's argv against the action registry (the verbs runbooks may call); error or None."""
+    from tnoctl.actions import registry
+
+    return registry.check(argv)
 
 
 @dataclass(frozen=True)

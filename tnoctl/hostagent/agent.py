@@ -29,11 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-try:  # on the host, manifest.py and naming.py sit next to this file; in the package they are siblings
+try:  # on the host, manifest.py and naming.py sit next to this file (role tno_backup copies them)
     import manifest  # type: ignore[import-not-found]
     import naming  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - package import path
-    from tnoctl.backup import manifest, naming
+except ImportError:  # pragma: no cover - package import path (unit tests)
+    from tnoctl.backup import naming
+    from tnoctl.hostagent import manifest
 
 CONFIG_DIR = Path("/etc/tno-backup/tenants")
 STATE_DIR = Path("/var/lib/tno-backup/state")

@@ -1,0 +1,289 @@
+"""Orchestration without hosts (kayobe style): the exact ordered playbook calls and SSH commands of
+`restore` (mailbox and --to-host), `backup setup`, `tenant remove` and `upgrade` (two-host office
+rollout: window, lock, snapshot, apply, gate, and the rollback sequence when the gate fails).
+
+Each test runs the real action against a copy of the lab inventory with tests/unit/fakes.py in
+place of ansible-runner and SSH, then asserts what would have run, in order, and what was recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.unit.fakes import FakePlaybookRunner, FakeSsh, Played, failed_result, make_env, ok_result
+from tnoctl import paths
+from tnoctl.actions import backup_setup, restore, tenant_remove, upgrade, upgrade_gate
+from tnoctl.actions.env import Env
+from tnoctl.backup import borg, naming
+from tnoctl.errors import ExitCode
+from tnoctl.plan.calls import PlaybookCall
+from tnoctl.state import audit, locks
+
+NOW = datetime(2026, 11, 29, 11, 0, tzinfo=UTC)  # Sunday noon in Paris: the lab windows are open
+ARCHIVE = "givors-2026-11-29T03:00:00"
+OLDER = "givors-2026-11-28T03:00:00"
+PASSPHRASE_VAR = naming.passphrase_var("givors")
+
+
+@pytest.fixture()
+def inventory(tmp_path: Path) -> Path:
+    """A private copy of the lab inventory (restore and tenant remove rewrite tenant files)."""
+    copy = tmp_path / "inventory"
+    shutil.copytree(paths.LAB_INVENTORY, copy, ignore=shutil.ignore_patterns(".tno"))
+    return copy
+
+
+def _env(inventory: Path, tmp_path: Path, ssh: FakeSsh, playbooks: FakePlaybookRunner | None = None) -> Env:
+    return make_env(inventory, tmp_path / "state", ssh=ssh, playbooks=playbooks or FakePlaybookRunner(),
+                    clock=NOW.timestamp, vault_password_file=inventory / "vault-password")
+
+
+def _borg(args: list[str]) -> tuple[str, ...]:
+    return tuple(borg.borg_command("x", args)[0])
+
+
+INFO = _borg(["info", "--json", "--glob-archives", "givors*", naming.repo_path("givors")])
+INFO_JSON = json.dumps({"archives": [{"name": OLDER, "start": "2026-11-28T03:00:00", "stats": {}},
+                                     {"name": ARCHIVE, "start": "2026-11-29T03:00:00", "stats": {}}]})
+
+
+def _records(env: Env, verb: str) -> list[dict]:
+    return [r for r in audit.read(env.state_dir) if r["verb"] == verb]
+
+
+def test_restore_mailbox_lists_archives_then_imports_into_a_dated_folder(inventory: Path, tmp_path: Path) -> None:
+    ssh = FakeSsh({("backup1", "runuser"): (0, INFO_JSON),
+                   ("mail2", naming.AGENT): (0, '{"ok": true, "checked": 12, "missing": 0}')})
+    env = _env(inventory, tmp_path, ssh)
+    outcome = restore.run(env, restore.RestoreRequest("givors", mailbox="DGS@givors.test"))
+
+    assert outcome.exit_code == ExitCode.OK, outcome
+    assert ssh.commands == [
+        ("backup1", INFO),
+        ("mail2", (naming.AGENT, "restore-mailbox", "givors", "dgs@givors.test", ARCHIVE,
+                   "Restored-20261129-110000")),
+    ]
+    assert env.playbooks.calls == []  # type: ignore[attr-defined]
+    secret = ssh.inputs[0]
+    assert secret and secret.endswith(b"\n")  # the passphrase goes on stdin, never in argv
+    (record,) = _records(env, "restore")
+    assert record["args"] == ["tenant=givors", "mailbox=DGS@givors.test"] and record["result"] == "ok"
+    assert secret.strip().decode() not in json.dumps(record)
+    assert locks.list_locks(env.state_dir) == []  # the tenant lock was held, then released
+
+
+def test_restore_to_host_moves_placement_deploys_then_restores_the_tenant(inventory: Path, tmp_path: Path) -> None:
+    ssh = FakeSsh({("backup1", "runuser"): (0, INFO_JSON),
+                   ("mail1", naming.AGENT): (0, '{"ok": true, "mailboxes": 5, "checked": 30, "missing": 0, '
+                                               '"userdb_missing": 0}')})
+    runner = FakePlaybookRunner()
+    env = _env(inventory, tmp_path, ssh, runner)
+    outcome = restore.run(env, restore.RestoreRequest("givors", to_host="mail1", archive=OLDER))
+
+    assert outcome.exit_code == ExitCode.OK, outcome
+    assert runner.played == [
+        Played("site.yml", ("mail1",), ("tno_action",), False),
+        Played("backup.yml", ("backup1", "mail1"), ("tno_action",), False),
+    ]
+    assert [c.extra_vars for c in runner.calls] == [{"tno_action": "deploy"}] * 2
+    assert ssh.commands == [
+        ("backup1", INFO),
+        ("mail1", (naming.AGENT, "restore-tenant", "givors", OLDER)),
+        ("mail1", ("systemctl", "restart", "opendkim")),
+    ]
+    assert yaml.safe_load((inventory / "tenants" / "givors.yml").read_text())["placement"]["mail"] == "mail1"
+    (record,) = _records(env, "restore")
+    assert record["details"]["placement"] == {"mail": {"from": "mail2", "to": "mail1"}}
+
+
+def test_restore_to_host_stops_when_the_deploy_fails(inventory: Path, tmp_path: Path) -> None:
+    ssh = FakeSsh({("backup1", "runuser"): (0, INFO_JSON)})
+    runner = FakePlaybookRunner(lambda call: failed_result(call, "mail1", "Install postfix", "no route"))
+    env = _env(inventory, tmp_path, ssh, runner)
+    outcome = restore.run(env, restore.RestoreRequest("givors", to_host="mail1"))
+
+    assert outcome.exit_code == ExitCode.FAILED
+    assert [p.playbook for p in runner.played] == ["site.yml"]  # backup.yml and the agent never run
+    assert ssh.commands == [("backup1", INFO)]
+    assert "site.yml failed on mail1: mail1: Install postfix: no route" in outcome.rows[0][3]
+
+
+def test_backup_setup_runs_backup_yml_once(inventory: Path, tmp_path: Path) -> None:
+    runner = FakePlaybookRunner()
+    env = _env(inventory, tmp_path, FakeSsh(), runner)
+    assert backup_setup.setup(env, backup_setup.SetupRequest()).exit_code == ExitCode.OK
+    assert backup_setup.setup(env, backup_setup.SetupRequest(("mail2", "backup1"))).exit_code == ExitCode.OK
+    assert runner.played == [Played("backup.yml", (), ("tno_action",), False),
+                             Played("backup.yml", ("backup1", "mail2"), ("tno_action",), False)]
+    records = _records(env, "backup setup")
+    assert [r["args"] for r in records] == [[], ["hosts=mail2,backup1"]]
+    assert env.ssh.commands == []  # type: ignore[attr-defined]
+
+
+def test_backup_setup_failure_exits_1_and_names_the_task(inventory: Path, tmp_path: Path) -> None:
+    runner = FakePlaybookRunner(lambda call: failed_result(call, "backup1", "Create the repository owner"))
+    env = _env(inventory, tmp_path, FakeSsh(), runner)
+    outcome = backup_setup.setup(env, backup_setup.SetupRequest())
+    assert outcome.exit_code == ExitCode.FAILED
+    assert outcome.errors == ["backup1: Create the repository owner: boom"]
+    assert _records(env, "backup setup")[0]["result"] == "failed"
+
+
+def test_tenant_remove_backs_up_exports_then_removes(inventory: Path, tmp_path: Path) -> None:
+    ssh = FakeSsh({("mail2", naming.AGENT): (0, '{"ok": true, "archive": "givors-x"}'),
+                   ("office2", naming.AGENT): (0, '{"ok": true, "archive": "givors.office-x"}')})
+    env = _env(inventory, tmp_path, ssh)
+    outcome = tenant_remove.run(env, tenant_remove.TenantRemoveRequest("givors", tmp_path / "exports"))
+
+    assert outcome.exit_code == ExitCode.OK, outcome
+    assert ssh.commands == [
+        ("mail2", (naming.AGENT, "run", "givors")),
+        ("office2", (naming.AGENT, "run", "givors.office")),
+        ("mail2", ("tar", "-C", "/srv/vmail", "-czf", "-", "givors.test")),
+        ("mail2", ("systemctl", "disable", "--now", "tno-backup@givors.timer")),
+        ("mail2", ("rm", "-rf", "--one-file-system", "/srv/vmail/givors.test", "/etc/opendkim/keys/givors.test",
+                   naming.borgmatic_config("givors"), "/etc/tno-backup/tenants/givors.json",
+                   "/etc/tno-backup/givors.passphrase", "/etc/tno-backup/keys/givors",
+                   "/etc/tno-backup/keys/givors.pub", f"{naming.STAGING_ROOT}/givors")),
+    ]
+    tarball = tmp_path / "exports" / "givors-maildir-20261129T110000Z.tar.gz"
+    assert tarball.read_bytes() == b"fake tarball"
+    assert not (inventory / "tenants" / "givors.yml").exists()
+    assert (env.state_dir / "offboarded" / "givors.yml").exists()
+    (record,) = _records(env, "tenant remove")
+    assert record["result"] == "ok" and record["details"]["shred_after"] == "2027-06-03"  # 6 x 31 days
+
+
+def test_tenant_remove_keeps_everything_when_the_final_backup_fails(inventory: Path, tmp_path: Path) -> None:
+    ssh = FakeSsh({("mail2", naming.AGENT): (1, '{"ok": false, "detail": "borg: repository locked"}')})
+    env = _env(inventory, tmp_path, ssh)
+    with pytest.raises(Exception, match="final backup failed, nothing removed"):
+        tenant_remove.run(env, tenant_remove.TenantRemoveRequest("givors", tmp_path / "exports"))
+    assert [argv[0] for _host, argv in ssh.commands] == [naming.AGENT, naming.AGENT]  # no tar, no rm
+    assert (inventory / "tenants" / "givors.yml").exists()
+    assert _records(env, "tenant remove")[0]["result"] == "failed"
+
+
+class Office:
+    """Two office hosts on the lab inventory: installed versions that the apply playbook moves."""
+
+    def __init__(self, env_holder: list[Env], broken: str = "") -> None:
+        self.installed = {"office1": "24.04.10.1", "office2": "24.04.10.1"}
+        self.broken = broken
+        self.locked_during_apply: list[list[str]] = []
+        self.env_holder = env_holder
+
+    def ssh(self, host: str, argv: tuple[str, ...]) -> tuple[int, str]:
+        if argv[0] == "dpkg-query":
+            return 0, self.installed[host]
+        if argv[0] == naming.AGENT:
+            return 0, json.dumps({"ok": True, "archive": f"{argv[2]}.tag-x"})
+        return 0, ""
+
+    def play(self, call: PlaybookCall):
+        (host,) = call.limit
+        self.installed[host] = call.extra_vars["tno_office_version"]
+        self.locked_during_apply.append(sorted(s.tenant for s in locks.list_locks(self.env_holder[0].state_dir)))
+        return ok_result(call)
+
+    def probes(self, env: Env, component: str, tenants: list[str], version: str) -> list[str]:
+        return [f"{t}/office_discovery: HTTP 500" for t in tenants] if version == self.broken else []
+
+
+def _upgrade(inventory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str, broken: str = ""):
+    holder: list[Env] = []
+    office = Office(holder, broken)
+    ssh = FakeSsh({"office1": office.ssh, "office2": office.ssh})
+    env = _env(inventory, tmp_path, ssh, FakePlaybookRunner(office.play))
+    holder.append(env)
+    # the gate's network probes are tnoctl/probes (tested on their own): here they pass unless the version is broken
+    monkeypatch.setattr(upgrade_gate, "_gate_probes", office.probes)
+    monkeypatch.setattr(upgrade_gate, "_probe_failures", lambda failures: failures)
+    request = upgrade.UpgradeRequest("office", version, waves="canary,100%", gate_timeout=0)
+    return env, ssh, office, upgrade.run(env, request)
+
+
+def _snapshot(op: str, host: str) -> list[tuple[str, tuple[str, ...]]]:
+    snap = f"/var/backups/tno-upgrade/{op}"
+    return [(host, tuple(upgrade_gate.VERSION_COMMAND["office"])),
+            (host, ("sh", "-c", f"set -e; mkdir -p -m 0700 {snap}; "
+                                f"tar -C / --ignore-failed-read -czf {snap}/config.tar.gz etc/coolwsd"))]
+
+
+def _safety(op: str, host: str, slugs: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    return [(host, (naming.AGENT, "run", f"{s}.office", "--tag", f"pre-upgrade-{op}")) for s in slugs]
+
+
+def _apply(host: str, version: str, op: str, rollback: bool = False) -> dict:
+    return {"tno_action": "upgrade", "tno_upgrade_component": "office", "tno_upgrade_id": op,
+            "tno_upgrade_rollback": rollback, "tno_office_version": version,
+            "tno_upgrade_snapshot_dir": f"/var/backups/tno-upgrade/{op}"}
+
+
+def test_upgrade_two_office_hosts_canary_first_then_pin(inventory: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    env, ssh, office, outcome = _upgrade(inventory, tmp_path, monkeypatch, "24.04.11.1")
+
+    assert outcome.exit_code == ExitCode.OK, outcome
+    op = outcome.data["operation"]
+    canary, rest = ["vaulx-en-velin", "venissieux"], ["corbas", "givors"]  # office1 carries the pilot
+    gate = tuple(upgrade_gate.VERSION_COMMAND["office"])
+    assert ssh.commands == [
+        ("office1", gate), ("office2", gate),  # installed versions, for the plan shown before confirming
+        *_snapshot(op, "office1"), *_safety(op, "office1", canary), ("office1", gate),  # gate
+        *_snapshot(op, "office2"), *_safety(op, "office2", rest), ("office2", gate),
+    ]
+    assert [c.extra_vars for c in env.playbooks.calls] == [  # type: ignore[attr-defined]
+        _apply("office1", "24.04.11.1", op), _apply("office2", "24.04.11.1", op)]
+    assert [c.limit for c in env.playbooks.calls] == [("office1",), ("office2",)]  # type: ignore[attr-defined]
+    assert office.locked_during_apply == [canary, rest]  # each host's tenants locked while it upgrades
+    assert locks.list_locks(env.state_dir) == []
+    steps = [(r["hosts"][0], r["details"]["step"], r["result"]) for r in _records(env, "upgrade step")]
+    assert steps == [(h, s, "ok") for h in ("office1", "office2") for s in ("snapshot", "apply", "gate")]
+    (record,) = _records(env, "upgrade")
+    assert record["result"] == "ok" and "component=office" in record["args"]
+    platform = yaml.safe_load((inventory / "group_vars" / "all" / "platform.yml").read_text())
+    assert platform["tno_office_version"] == "24.04.11.1"
+
+
+def test_upgrade_gate_failure_rolls_the_canary_back_and_halts(inventory: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    env, ssh, office, outcome = _upgrade(inventory, tmp_path, monkeypatch, "24.04.12.1", broken="24.04.12.1")
+
+    assert outcome.exit_code == ExitCode.FAILED
+    op = outcome.data["operation"]
+    assert outcome.data["hosts"] == {"office1": "rolled_back", "office2": "skipped"}
+    assert [c.extra_vars for c in env.playbooks.calls] == [  # type: ignore[attr-defined]
+        _apply("office1", "24.04.12.1", op), _apply("office1", "24.04.10.1", op, rollback=True)]
+    gate = tuple(upgrade_gate.VERSION_COMMAND["office"])
+    assert ssh.commands[2:] == [*_snapshot(op, "office1"), *_safety(op, "office1", ["vaulx-en-velin", "venissieux"]),
+                                ("office1", gate),  # gate: 24.04.12.1 installed, probes fail
+                                ("office1", gate)]  # regate after the rollback: healthy on 24.04.10.1
+    assert office.installed == {"office1": "24.04.10.1", "office2": "24.04.10.1"}
+    steps = [(r["details"]["step"], r["result"]) for r in _records(env, "upgrade step")]
+    assert steps == [("snapshot", "ok"), ("apply", "ok"), ("gate", "failed"), ("rollback", "ok"), ("regate", "ok")]
+    assert _records(env, "upgrade")[0]["result"] == "failed"
+    platform = yaml.safe_load((inventory / "group_vars" / "all" / "platform.yml").read_text())
+    assert platform["tno_office_version"] == "24.04.10.1"  # never pinned after a failed rollout
+
+
+def test_backup_shred_destroys_the_key_before_the_data(inventory: Path, tmp_path: Path) -> None:
+    from tnoctl.actions import backup_repo
+
+    ssh = FakeSsh()
+    env = _env(inventory, tmp_path, ssh)
+    assert backup_repo.shred(env, backup_repo.ShredRequest("oldcommune")).exit_code == ExitCode.OK
+    repo = naming.repo_path("oldcommune")
+    assert ssh.commands == [("backup1", ("shred", "-u", "-n", "3", "-z", f"{repo}/config")),
+                            ("backup1", ("rm", "-rf", "--one-file-system", repo,
+                                         f"{naming.QUARANTINE_ROOT}/oldcommune"))]
+    failing = FakeSsh({("backup1", "shred"): (1, "shred: Permission denied")})
+    outcome = backup_repo.shred(_env(inventory, tmp_path, failing), backup_repo.ShredRequest("oldcommune"))
+    assert outcome.exit_code == ExitCode.FAILED and failing.commands[-1][1][0] == "shred"  # no rm after a failure
+    assert [r["result"] for r in _records(env, "backup shred")] == ["ok", "failed"]

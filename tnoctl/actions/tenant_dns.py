@@ -1,0 +1,82 @@
+"""`tenant dns SLUG`: the DNS records a commune must publish (MX, SPF, DKIM, DMARC, autoconfig).
+
+The DKIM public key is read over SSH (``env.ssh``) from the tenant's mail host, where the role
+generated it (`/etc/opendkim/keys/<domain>/<selector>.txt`): private keys never leave the host.
+Read-only: no lock, no audit record.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from tnoctl.actions.env import Env
+from tnoctl.actions.operation import Outcome
+from tnoctl.errors import OperationFailed
+
+DKIM_SELECTOR = "tno2026"  # roles/tno_mail/defaults/main.yml: tno_mail_dkim_selector
+_TXT_CHUNK = re.compile(r'"([^"]*)"')
+
+
+def dkim_txt_value(opendkim_txt: str) -> str:
+    """Join the quoted chunks of an opendkim-genkey `.txt` record into one TXT value (pure)."""
+    inside = opendkim_txt.split("(", 1)[-1].rsplit(")", 1)[0] if "(" in opendkim_txt else opendkim_txt
+    value = "".join(_TXT_CHUNK.findall(inside))
+    if "p=" not in value:
+        raise OperationFailed("the DKIM key file on the mail host has no public key (p=)")
+    return value
+
+
+def records_for(domain: str, mail_fqdn: str, office_fqdn: str | None, dkim_value: str | None) -> list[dict]:
+    """The records of one mail domain (pure; tested)."""
+    dmarc = f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"
+    records = [
+        {"name": f"{domain}.", "type": "MX", "value": f"10 {mail_fqdn}."},
+        {"name": f"{domain}.", "type": "TXT", "value": "v=spf1 mx -all"},
+        {"name": f"_dmarc.{domain}.", "type": "TXT", "value": dmarc},
+        {"name": f"_submission._tcp.{domain}.", "type": "SRV", "value": f"0 1 587 {mail_fqdn}."},
+        {"name": f"_imaps._tcp.{domain}.", "type": "SRV", "value": f"0 1 993 {mail_fqdn}."},
+        {"name": f"autoconfig.{domain}.", "type": "CNAME", "value": f"{mail_fqdn}."},
+    ]
+    if dkim_value:
+        records.insert(2, {"name": f"{DKIM_SELECTOR}._domainkey.{domain}.", "type": "TXT", "value": dkim_value})
+    if office_fqdn:
+        records.append({"name": f"{office_fqdn}.", "type": "CNAME", "value": "<the office proxy's public name>."})
+    return records
+
+
+def dkim_path(domain: str) -> str:
+    """Where the mail role leaves a domain's DKIM public key record."""
+    return f"/etc/opendkim/keys/{domain}/{DKIM_SELECTOR}.txt"
+
+
+@dataclass(frozen=True)
+class TenantDnsRequest:
+    """Which tenant's records to list."""
+
+    slug: str
+
+
+def run(env: Env, request: TenantDnsRequest) -> Outcome:
+    """The records of every domain of the tenant; ``data["records"]`` for --json, zone lines for humans."""
+    tenant = env.inventory.tenant(request.slug)
+    mail_host = tenant.placement.mail
+    rows: list[dict] = []
+    for domain in tenant.domains:
+        dkim = None
+        if mail_host and "mail" in tenant.services:
+            result = env.ssh.run(mail_host, ["cat", dkim_path(domain)])
+            if not result.ok:
+                raise OperationFailed(f"{mail_host}: no DKIM key for {domain} yet; run 'tnoctl deploy' first")
+            dkim = dkim_txt_value(result.stdout)
+        office = f"office.{domain}" if "office" in tenant.services else None
+        rows.extend(records_for(domain, f"mail.{domain}", office, dkim))
+    lines = [f"{row['name']:<40} IN {row['type']:<5} {_zone_value(row)}" for row in rows]
+    return Outcome(data={"records": rows}, lines=lines)
+
+
+def _zone_value(row: dict) -> str:
+    if row["type"] != "TXT":
+        return row["value"]
+    value = row["value"]
+    return " ".join(f'"{value[i:i + 250]}"' for i in range(0, len(value), 250))
