@@ -38,7 +38,7 @@ generate: install  ## regenerate docs/inventory-reference.md and the roles' tno_
 	$(PY) -m tnoctl.config.docgen
 	$(PY) -m tnoctl.config.argspec
 
-demo: install  ## lab up, deploy the four lab communes, prove mail + office, print status
+demo: install  ## lab up, deploy the lab communes (every tenant shape), prove mail + office
 	$(TNOCTL) inventory validate
 	$(TNOCTL) lab up
 	$(TNOCTL) deploy --yes

@@ -2,7 +2,7 @@
 
 Usage (root, against a deployed inventory whose backup machinery is set up):
     python bench/backup.py --inventory inventories/lab --tenant givors --mb 200
-    python bench/backup.py --smoke     (lab inventory, its first mail tenant, 2 MiB: tests/e2e/test_bench_smoke.py)
+    python bench/backup.py --smoke     (lab inventory, its first mail tenant, 2 MiB: tests/e2e/test_bench_lab_smoke.py)
 
 Steps: fill the tenant's first mailbox to --mb MiB of mail (random attachments, incompressible),
 start from an empty repository (removed on the backup host, re-initialised by the agent's borgmatic),

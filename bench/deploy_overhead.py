@@ -10,7 +10,7 @@ C/B (tuning gain; goal >= 2). Needs root and the lab up with the fleet deployed
 (`make demo`). Usage: bench/deploy_overhead.py [--rounds 3] [--limit HOST]
 
 `--smoke`: one round limited to the first mail host, without the warm-up run
-(tests/e2e/test_bench_smoke.py runs it on the session's fleet; its ratios are not the benchmark's).
+(tests/e2e/test_bench_lab_smoke.py runs it on the session's fleet; its ratios are not the benchmark's).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Run (lab up and deployed, under the lab lock):
   flock /run/tnoctl-e2e.lock .venv/bin/python bench/probes.py [--rounds 3] [--parallelism 16] [--no-queue]
-  --smoke: one round per mode (tests/e2e/test_bench_smoke.py runs it on the session's fleet)
+  --smoke: one round per mode (tests/e2e/test_bench_lab_smoke.py runs it on the session's fleet)
 
 The same probe set as `tnoctl status` (SMTP, submission, IMAP/IMAPS, canary login, HTTPS, office
 capabilities/discovery, mail queue over SSH, backup freshness) over the lab inventory is run

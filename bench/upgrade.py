@@ -14,7 +14,7 @@ Usage: bench/upgrade.py [--hosts 6]
 `--smoke`: no lab layout of its own: the same rollouts (batch 1, then all hosts) over the office
 hosts of the running lab fleet (`make demo`, or the e2e session's fleet with its backups set up),
 24.04.11.1 and back to the pinned 24.04.10.1 without touching the pin, in a temporary state dir.
-The lab stays up (tests/e2e/test_bench_smoke.py runs it).
+The lab stays up (tests/e2e/test_bench_lab_smoke.py runs it).
 """
 
 from __future__ import annotations
@@ -67,8 +67,7 @@ def make_inventory(root: Path, count: int) -> Path:
 
 
 def tnoctl(inv: Path, state: Path, *argv: str) -> tuple[float, str]:
-    env = {**os.environ, "TNO_SSH_CONFIG": str(paths.lab_dir() / "ssh_config"),
-           "TNO_CA_FILE": str(paths.lab_dir() / "ca" / "ca.crt")}
+    env = {**os.environ, "TNO_CA_FILE": str(paths.lab_dir() / "ca" / "ca.crt")}  # ssh: the copy's connection.yml
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "tnoctl", "--inventory", str(inv), "--state-dir", str(state),
                            *argv], capture_output=True, text=True, env=env, cwd=ROOT)

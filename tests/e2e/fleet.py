@@ -1,4 +1,7 @@
-"""Session fixture `fleet`: the four lab communes deployed once, shared by every end-to-end test.
+"""Session fixture `fleet`: the lab communes deployed once, shared by every end-to-end test.
+
+The lab has every tenant shape (mail and office, mail only, office only, three mail domains):
+use `tenants_with("mail")` / `tenants_with("office")` where a test needs one service.
 
 It depends on the session `lab` fixture (tests/e2e/conftest.py) and runs one real
 `tnoctl deploy --yes` through the CLI, in-process, against the lab inventory.
@@ -35,6 +38,10 @@ class Fleet:
     def tenants(self) -> list[str]:
         return [t.slug for t in self.inventory.tenants]
 
+    def tenants_with(self, service: str) -> list[str]:
+        """Slugs of the tenants that have ``service`` (mail or office), in inventory order."""
+        return [t.slug for t in self.inventory.tenants if service in t.services]
+
     def _tenant(self, slug: str):
         return self.inventory.tenant(slug)
 
@@ -70,8 +77,9 @@ class Fleet:
         return str(self.inventory.platform.tno_office_version)
 
     def ssh(self, host: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` as root on a lab host: OpenSSH as the operator account (tnoops), then ``sudo -n``."""
         return subprocess.run(
-            ["ssh", "-F", str(self.ssh_config), host, "--", shlex.join(argv)],  # argv reaches the host intact
+            ["ssh", "-F", str(self.ssh_config), host, "--", shlex.join(["sudo", "-n", *argv])],  # argv intact
             capture_output=True,
             text=True,
             check=check,

@@ -77,8 +77,9 @@ def _live(fleet, slug: str) -> list[manifest.Entry]:
 @pytest.fixture(scope="module")
 def backed_up(fleet, backups):
     """Two tenants (one per mail host) with >= 50 messages each, backup machinery deployed, one backup."""
-    first = fleet.tenants[0]
-    other = next(t for t in fleet.tenants if fleet.mail_host(t) != fleet.mail_host(first))
+    with_mail = fleet.tenants_with("mail")
+    first = with_mail[0]
+    other = next(t for t in with_mail if fleet.mail_host(t) != fleet.mail_host(first))
     slugs = sorted([first, other])
     for slug in slugs:
         _send(fleet, slug, N_MESSAGES, "avant")
@@ -115,9 +116,9 @@ def _client_borg(slug: str) -> list[str]:
             "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes", "borg"]
 
 
-def _last_verification(fleet, slug: str) -> dict:
+def _last_verification(fleet, slug: str, component: str = "mail") -> dict:
     lines = (fleet.state_dir / "store" / "verifications.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if r.get("tenant") == slug and r.get("component") == "mail"][-1]
+    return [r for r in map(json.loads, lines) if r.get("tenant") == slug and r.get("component") == component][-1]
 
 
 def _archive_names(fleet, slug: str) -> list[str]:
@@ -232,9 +233,11 @@ def test_8_office_config_and_tagged_snapshot_survive_retention(fleet, backed_up)
     tagged = [n for n in names if naming.parse_archive(slug, n) == ("mail", tag)]
     assert len(tagged) == 1
     assert any(naming.parse_archive(slug, n) == ("office", None) for n in names)
-    _ok(fleet, "backup", "drill", "--tenant", slug)  # lists the latest office archive's files
-    detail = _last_verification(fleet, slug)["detail"]
-    assert "coolwsd.xml" in detail and "tno-office.conf" in detail, detail
+    _ok(fleet, "backup", "drill", "--tenant", slug)  # restores coolwsd.xml, lists the office archive's files
+    office = _last_verification(fleet, slug, "office")  # one verification per component
+    assert office["ok"] and "coolwsd.xml restored" in office["detail"], office
+    assert "tno-office.conf" in office["detail"], office
+    assert "messages checked" in _last_verification(fleet, slug)["detail"]
     scheduled = [n for n in names if naming.parse_archive(slug, n) == ("mail", None)]
     # borg 1.2 keeps the newest archive of the day (daily) and, while keep_weekly is not reached, the
     # oldest one too ("weekly[oldest]"): three scheduled archives of one day let prune remove one
@@ -246,6 +249,27 @@ def test_8_office_config_and_tagged_snapshot_survive_retention(fleet, backed_up)
     kept = [n for n in after if naming.parse_archive(slug, n) == ("mail", None)]
     assert len(kept) < len(scheduled) and scheduled[-1] in kept, (scheduled, kept)
     assert tagged[0] in after  # the snapshot does not take a daily slot and is kept keep_daily days
+
+
+def test_9_office_only_commune_backup_and_restore_drill(fleet, backed_up) -> None:
+    """Issue 20: an office-only commune is backed up (its office configuration) and its drill passes."""
+    slug = next(t.slug for t in fleet.inventory.tenants if t.services == ["office"])
+    _ok(fleet, "backup", "run", "--tenant", slug)
+    names = _archive_names(fleet, slug)
+    assert names and all(naming.parse_archive(slug, n)[0] == "office" for n in names), names
+    latest = [n for n in names if naming.parse_archive(slug, n) == ("office", None)][-1]
+    _ok(fleet, "backup", "drill", "--tenant", slug)
+    status = Store(fleet.state_dir).latest_backups()
+    assert status[(slug, "office")].last_success and status[(slug, "office")].last_verified_at
+    assert (slug, "mail") not in status  # nothing recorded, nothing expected for a service it does not have
+    record = [r for r in map(json.loads, (fleet.state_dir / "store" / "verifications.jsonl").read_text().splitlines())
+              if r.get("tenant") == slug][-1]
+    assert record["component"] == "office" and record["ok"], record
+    assert record["detail"].startswith(f"office {latest}: coolwsd.xml restored ("), record
+    assert "tno-office.conf" in record["detail"], record
+    # a mailbox restore is refused by name (exit 2), nothing locked or touched
+    rc, _out, err = fleet.tnoctl("restore", "--tenant", slug, "--mailbox", f"x@{fleet.domain(slug)}", "--yes")
+    assert rc == 2 and f"tenant {slug} has no mail service" in err, err
 
 
 def _imap_login(fleet, host: str, address: str, password: str) -> None:

@@ -144,8 +144,8 @@ def _wait_for(fleet: Any, slug: str, login: tuple[str, str], token: str) -> byte
 
 
 def _pair(fleet: Any) -> Iterator[tuple[str, str]]:
-    """(A, B) for every tenant A, B being the next tenant (cyclic): every tenant sends and receives."""
-    slugs = list(fleet.tenants)
+    """(A, B) for every mail tenant A, B being the next one (cyclic): every mail tenant sends and receives."""
+    slugs = fleet.tenants_with("mail")
     assert len(slugs) >= 2, "the lab must have at least two tenants"
     for index, slug in enumerate(slugs):
         yield slug, slugs[(index + 1) % len(slugs)]
@@ -341,3 +341,65 @@ def test_over_quota_mailbox_rejects_at_rcpt_others_unaffected(fleet: Any) -> Non
         finally:
             with _imap(fleet, slug_a, quota_box) as client:
                 _empty_inbox(client)
+
+
+# ---------------------------------------------------------------- issue 20: a commune with three domains
+
+
+def _three_domain_tenant(fleet: Any) -> Any:
+    tenant = next((t for t in fleet.inventory.tenants if "mail" in t.services and len(t.domains) >= 3), None)
+    assert tenant is not None, "the lab must have a commune with three mail domains"
+    return tenant
+
+
+def _box_per_domain(fleet: Any, tenant: Any) -> dict[str, tuple[str, str]]:
+    boxes = {d: next((b for b in fleet.mailboxes(tenant.slug) if _domain_of(b[0]) == d), None) for d in tenant.domains}
+    missing = sorted(d for d, box in boxes.items() if box is None)
+    assert not missing, f"{tenant.slug}: no mailbox in {missing}"
+    return boxes  # type: ignore[return-value]
+
+
+def test_three_domain_tenant_receives_and_serves_mail_on_every_domain(fleet: Any) -> None:
+    """SMTP delivery on 25 (as from outside) to a mailbox of each domain, then IMAPS read per domain.
+
+    Each session verifies TLS against that domain's own service name (mail.<domain>), so the mail
+    host's certificate, Postfix's virtual domains and Dovecot's userdb all cover every domain.
+    """
+    tenant = _three_domain_tenant(fleet)
+    address = fleet.address(fleet.mail_host(tenant.slug))
+    for domain, login in _box_per_domain(fleet, tenant).items():
+        token = uuid.uuid4().hex
+        with _PinnedSMTP(address, f"mail.{domain}", 25) as smtp:
+            smtp.starttls(context=_tls_context(fleet))
+            refused = smtp.send_message(_message("e2e@example.test", [login[0]], token))
+        assert refused == {}, f"{domain}: recipient refused"
+        deadline = time.monotonic() + DELIVERY_DEADLINE
+        client = _PinnedIMAP(address, f"mail.{domain}", _tls_context(fleet))
+        try:
+            client.login(*login)
+            while not _find(client, token):
+                assert time.monotonic() < deadline, f"message {token} never reached {login[0]}"
+                time.sleep(0.5)
+        finally:
+            with suppress(imaplib.IMAP4.error, OSError):
+                client.logout()
+
+
+def test_three_domain_tenant_signs_each_domain_with_its_own_dkim_key(fleet: Any) -> None:
+    """A mailbox of each domain submits (587, AUTH) to a mailbox of the next domain: delivered, DKIM d=<its domain>."""
+    tenant = _three_domain_tenant(fleet)
+    boxes = list(_box_per_domain(fleet, tenant).items())
+    dnsfunc = _dkim_dnsfunc(fleet, fleet.mail_host(tenant.slug))
+    for index, (domain, sender) in enumerate(boxes):
+        rcpt = boxes[(index + 1) % len(boxes)][1]
+        token = uuid.uuid4().hex
+        with _submission(fleet, tenant.slug, sender) as smtp:
+            refused = smtp.send_message(_message(sender[0], [rcpt[0]], token))
+        assert refused == {}, f"{domain}: recipient refused"
+        raw = _wait_for(fleet, tenant.slug, rcpt, token)
+        signature = email.message_from_bytes(raw, policy=email.policy.default).get_all("DKIM-Signature") or []
+        assert signature, f"{domain}: no DKIM-Signature"
+        header = str(signature[0]).replace("\n", "")
+        tags = dict(part.strip().split("=", 1) for part in header.split(";") if "=" in part)
+        assert tags["d"].strip() == domain, f"{sender[0]}: signed for {tags['d']}"
+        assert dkim.verify(raw, dnsfunc=dnsfunc), f"{domain}: DKIM signature does not verify"

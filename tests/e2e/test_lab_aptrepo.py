@@ -8,6 +8,7 @@ the keyring in /etc/apt/keyrings, add a signed-by source line) is done here by h
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ EOF"""
 
 def ssh(lab: Any, command: str, *, stdin: bytes | None = None, check: bool = True) -> str:
     proc = subprocess.run(
-        ["ssh", "-F", str(lab.ssh_config_path), HOST, command],
+        ["ssh", "-F", str(lab.ssh_config_path), HOST, f"sudo -n sh -c {shlex.quote(command)}"],  # as the operator
         input=stdin, capture_output=True, check=False,
     )
     out = proc.stdout.decode(errors="replace")
@@ -85,7 +86,7 @@ def install(lab: Any, version: str, *extra: str) -> None:
 def test_install_upgrade_broken_and_rollback(standin_host: Any) -> None:
     lab = standin_host
     update = subprocess.run(
-        ["ssh", "-F", str(lab.ssh_config_path), HOST, f"apt-get update {APT_OPTS}"],
+        ["ssh", "-F", str(lab.ssh_config_path), HOST, f"sudo -n apt-get update {APT_OPTS}"],
         capture_output=True, text=True, check=False,
     )
     assert update.returncode == 0, update.stderr

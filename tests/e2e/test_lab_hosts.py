@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,8 +27,8 @@ PACKAGE = "hello"  # GNU hello: small, and not something the machine or the base
 
 
 def ssh(lab: Lab, host: str, command: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    """Run `command` on `host` through the lab ssh_config (plus extra ssh options)."""
-    argv = ["ssh", "-F", str(lab.ssh_config_path), *extra, host, command]
+    """Run shell `command` as root on `host`: lab ssh_config (operator account, plus extra options), sudo -n."""
+    argv = ["ssh", "-F", str(lab.ssh_config_path), *extra, host, f"sudo -n sh -c {shlex.quote(command)}"]
     return subprocess.run(argv, capture_output=True, text=True, check=False)
 
 
@@ -99,8 +100,9 @@ def test_hosts_see_only_their_own_processes(lab: Lab) -> None:
     start = ssh(lab, "mail1", "systemd-run --unit tno-isolation-marker sleep 4242")
     assert start.returncode == 0, start.stderr
     try:
-        assert ssh(lab, "mail1", "pgrep -f 'sleep 4242'").returncode == 0
-        assert ssh(lab, "mail2", "pgrep -f 'sleep 4242'").returncode == 1
+        # [s]leep: the pattern must not match the sudo/sh command line that carries it
+        assert ssh(lab, "mail1", "pgrep -f '[s]leep 4242'").returncode == 0
+        assert ssh(lab, "mail2", "pgrep -f '[s]leep 4242'").returncode == 1
         ps = ssh(lab, "mail2", "ps -e -o pid=,comm=").stdout.split("\n")
         comms = {line.split()[1] for line in ps if line.strip()}
         assert ps[0].split() == ["1", "systemd"]

@@ -37,16 +37,18 @@ DEADLINE = 120.0  # seconds a wait loop may take before the test fails (scrape/e
 
 
 def _backed_up(fleet) -> set[str]:
-    """Tenants whose mail has a good backup in the fleet's store."""
+    """Tenants whose first component (mail; office for an office-only tenant) has a good backup in the store."""
+    first = {t.slug: t.services[0] for t in fleet.inventory.tenants}
     latest = Store(fleet.state_dir).latest_backups()
-    return {t for (t, c), st in latest.items() if c == "mail" and st.last_success}
+    return {t for (t, c), st in latest.items() if c == first.get(t) and st.last_success}
 
 
 def _ensure_backups(fleet) -> None:
-    """Every tenant's mail has a good backup in the fleet's store (test_backup may already have made some).
+    """Every tenant has a good backup in the fleet's store (test_backup may already have made some).
 
-    Only mail is required: the rc of `backup run` also covers office configuration backups, which
-    are not what this test is about.
+    Only the first component is required (mail, or the office configuration of an office-only
+    tenant): the rc of `backup run` also covers other office configuration backups, which are not
+    what this test is about.
     """
     missing = sorted(set(fleet.tenants) - _backed_up(fleet))
     if not missing:
@@ -172,7 +174,8 @@ def test_1_every_endpoint_up_node_exporters_and_backup_metrics(fleet, stack) -> 
     } == set(fleet.inventory.hosts), DEADLINE)
     # ... and writes each mail tenant's quota usage for the textfile collector (TnoMailboxNearQuota)
     promlab.wait_for("quota usage of every tenant", lambda: {
-        m["tenant"] for m, v in api.query('tno_mail_quota_mailboxes{job="node"}') if v > 0} == set(fleet.tenants),
+        m["tenant"] for m, v in api.query('tno_mail_quota_mailboxes{job="node"}') if v > 0}
+        == set(fleet.tenants_with("mail")),
         DEADLINE)
     # tnoctl's backup metrics for every tenant, from the state store
     ok = {m["tenant"] for m, v in api.query('tnoctl_backup_last_success_timestamp_seconds{job="tnoctl"}') if v > 0}
@@ -184,7 +187,7 @@ def test_1_every_endpoint_up_node_exporters_and_backup_metrics(fleet, stack) -> 
                      DEADLINE)
     promlab.wait_for("cached imap probes of every tenant", lambda: {
         m["tenant"] for m, v in api.query('tnoctl_probe_success{job="tnoctl",check="imaps_login"}') if v == 1
-    } >= set(fleet.tenants), DEADLINE)
+    } >= set(fleet.tenants_with("mail")), DEADLINE)
 
 
 def test_2_promtool_check_metrics_on_a_scrape(stack) -> None:
@@ -213,13 +216,13 @@ def test_4_mail_round_trip_probe_on_the_lab(fleet) -> None:
     rc, out, err = fleet.tnoctl("status", "--json", "--roundtrip", "--no-queue")
     doc = json.loads(out)
     trips = {c["tenant"]: c for c in doc["checks"] if c["check"] == "roundtrip"}
-    assert set(trips) == set(fleet.tenants), err
+    assert set(trips) == set(fleet.tenants_with("mail")), err
     failed = {t: c["detail"] for t, c in trips.items() if not c["ok"]}
     assert not failed
     assert all(0 < c["value"] < 60 for c in trips.values())
     assert rc == 0, [c for c in doc["components"] if c["state"] == "critical"]
     # the probe cleans up after itself: no probe message is left in a canary INBOX
-    for slug in fleet.tenants:
+    for slug in fleet.tenants_with("mail"):
         address, _pw = fleet.canary_mailbox(slug)
         local, domain = address.split("@")
         found = fleet.ssh(fleet.mail_host(slug), "grep", "-rl", "X-Tnoctl-Probe",
@@ -239,9 +242,9 @@ def _down_tenants(doc: dict, checks: set[str]) -> set[str]:
 
 def test_5_dovecot_down_on_one_host_status_and_alert(fleet, stack) -> None:
     api: promlab.PromAPI = stack["api"]
-    host = fleet.mail_host(fleet.tenants[0])
+    host = fleet.mail_host(fleet.tenants_with("mail")[0])
     affected = {t for t in fleet.tenants if fleet.mail_host(t) == host}
-    assert affected != set(fleet.tenants)  # the lab has two mail hosts: the others must stay quiet
+    assert affected != set(fleet.tenants_with("mail"))  # the lab has two mail hosts: the others must stay quiet
     assert not api.alerts("TnoTenantEndpointDown")
     units = _dovecot_units(fleet, host)
     webhook: promlab.WebhookReceiver = stack["webhook"]
@@ -301,7 +304,7 @@ def _one_grouped_notification(webhook: promlab.WebhookReceiver, t0: float, host:
 def test_6_dovecot_counts_authentication_failures(fleet, stack) -> None:
     """TnoMailAuthFailuresHigh has data: a refused IMAP login shows in dovecot_auth_failures_total of its host."""
     api: promlab.PromAPI = stack["api"]
-    slug = fleet.tenants[0]
+    slug = fleet.tenants_with("mail")[0]
     host = fleet.mail_host(slug)
     address, _password = fleet.canary_mailbox(slug)
     query = f'dovecot_auth_failures_total{{job="dovecot",host="{host}"}}'

@@ -41,7 +41,7 @@ PLATFORM_FILE = paths.LAB_INVENTORY / "group_vars" / "all" / "platform.yml"
 
 
 def _mail_hosts(fleet: Any) -> list[str]:
-    return sorted({fleet.mail_host(slug) for slug in fleet.tenants})
+    return sorted({fleet.mail_host(slug) for slug in fleet.tenants_with("mail")})
 
 
 def _endpoint(fleet: Any, slug: str) -> Endpoint:
@@ -61,7 +61,7 @@ def _rollout(fleet: Any, release: str) -> tuple[int, str, str]:
 def _routes(fleet: Any) -> list[Route]:
     """Per tenant: its first mailbox submits to its second (same host) and to a mailbox on the other host."""
     by_host: dict[str, list[str]] = {}
-    for slug in fleet.tenants:
+    for slug in fleet.tenants_with("mail"):
         by_host.setdefault(fleet.mail_host(slug), []).append(slug)
     hosts = sorted(by_host)
     routes = []
@@ -77,7 +77,7 @@ def _routes(fleet: Any) -> list[Route]:
 
 def _login_of(fleet: Any, address: str) -> tuple[str, tuple[str, str]]:
     """(tenant slug, (address, password)) of a lab mailbox."""
-    for slug in fleet.tenants:
+    for slug in fleet.tenants_with("mail"):
         for box in fleet.mailboxes(slug):
             if box[0] == address:
                 return slug, box

@@ -23,13 +23,67 @@ def inventory():
 
 def test_targets_per_tenant_with_backup_host(inventory) -> None:
     targets = plan.plan_targets(inventory)
-    assert [t.slug for t in targets] == sorted(t.slug for t in inventory.tenants if "mail" in t.services)
+    assert [t.slug for t in targets] == sorted(t.slug for t in inventory.tenants)  # every shape has a backup
     givors = plan.plan_targets(inventory, ["givors"])[0]
     assert (givors.mail_host, givors.backup_host, givors.repo) == ("mail2", "backup1", "/srv/tno-backup/givors")
     assert givors.office_host == inventory.tenant("givors").placement.office
     assert givors.retention == {"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 6}
     with pytest.raises(InvalidInput):
         plan.plan_targets(inventory, ["nope"])
+
+
+def test_office_only_and_mail_only_tenants_are_first_class(inventory) -> None:
+    """Issue 20: an office-only commune is backed up (its office configuration), never refused."""
+    bron, feyzin, both = plan.plan_targets(inventory, ["bron", "feyzin", "givors"])
+    assert (bron.slug, bron.mail_host, bron.office_host, bron.components) == ("bron", None, "office1", ("office",))
+    assert bron.hosts == ("office1",) and bron.repo == "/srv/tno-backup/bron"
+    assert (feyzin.mail_host, feyzin.office_host, feyzin.components, feyzin.hosts) == ("mail2", None, ("mail",),
+                                                                                       ("mail2",))
+    assert both.components == ("mail", "office") and both.hosts == ("mail2", "office2")
+    with pytest.raises(InvalidInput, match="tenant bron has no mail service"):
+        bron.host_of("mail")
+    with pytest.raises(InvalidInput, match="tenant bron has no mail service: no mailbox to restore"):
+        plan.require_mail(bron)
+    assert plan.require_mail(feyzin) == "mail2"
+    # an office-only tenant's retention applies to its office archives only
+    assert [a[:3] for a in plan.prune_args(bron)[:-1]] == [["prune", "--glob-archives", "bron.office-*"],
+                                                           ["prune", "--glob-archives", "bron.office.tag-*"]]
+    assert [a[2] for a in plan.prune_args(feyzin)[:-1]] == ["feyzin-*", "feyzin.tag-*"]
+    assert plan.extract_stdout_args(bron, "bron.office-1", "etc/coolwsd/coolwsd.xml") == [
+        "extract", "--stdout", "/srv/tno-backup/bron::bron.office-1", "etc/coolwsd/coolwsd.xml"]
+
+
+def test_a_tenant_without_any_placed_service_is_refused_by_name(inventory) -> None:
+    empty = inventory.tenant("bron").model_copy(update={"services": []})
+
+    class Inv:
+        platform, hosts, tenants = inventory.platform, inventory.hosts, [empty]
+
+        def tenant(self, slug):
+            return empty
+
+    assert plan.plan_targets(Inv()) == []
+    with pytest.raises(InvalidInput, match="tenant bron has no placed service: nothing to back up"):
+        plan.plan_targets(Inv(), ["bron"])
+
+
+def test_removal_steps_per_component(inventory) -> None:
+    bron, feyzin, givors = plan.plan_targets(inventory, ["bron", "feyzin", "givors"])
+    (office,) = plan.removal_steps(bron, ["bron.test"])
+    assert (office.host, office.component, office.timer) == ("office1", "office", "tno-backup@bron.office.timer")
+    assert office.paths == ("/etc/borgmatic.d/bron.office.yaml", "/etc/tno-backup/tenants/bron.office.json",
+                            "/etc/tno-backup/bron.office.passphrase", "/etc/tno-backup/keys/bron.office",
+                            "/etc/tno-backup/keys/bron.office.pub", "/var/lib/tno-backup/state/bron.office.json",
+                            "/var/lib/tno-backup/state/bron.office.initialised",
+                            "/var/lib/prometheus/node-exporter/tno_backup_bron.office.prom")
+    assert not any("vmail" in p or "opendkim" in p for p in office.paths)  # no mail to remove
+    (mail,) = plan.removal_steps(feyzin, ["feyzin.test"])
+    assert (mail.host, mail.timer) == ("mail2", "tno-backup@feyzin.timer")
+    assert mail.paths[:2] == ("/srv/vmail/feyzin.test", "/etc/opendkim/keys/feyzin.test")
+    assert mail.paths[-1] == "/var/lib/tno-backup/staging/feyzin"
+    assert "/var/lib/prometheus/node-exporter/tno_backup_feyzin.prom" in mail.paths
+    assert [(s.host, s.component) for s in plan.removal_steps(givors, ["givors.test"])] == [("mail2", "mail"),
+                                                                                             ("office2", "office")]
 
 
 def test_prune_and_disaster_calls(inventory) -> None:

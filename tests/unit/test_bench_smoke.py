@@ -1,7 +1,7 @@
 """Benchmarks cannot rot (issue 20): every script under bench/ runs in its `--smoke` mode.
 
 The offline ones run here, each in a subprocess (as `make bench` runs them), and must exit 0 and
-print their figure lines. The lab ones run in tests/e2e/test_bench_smoke.py against the session's
+print their figure lines. The lab ones run in tests/e2e/test_bench_lab_smoke.py against the session's
 fleet; here they must at least import and offer `--smoke`. A new script under bench/ must be listed
 in one of the two tables, so none can be forgotten.
 """
@@ -38,7 +38,7 @@ OFFLINE: dict[str, list[str]] = {
         rf"ratio slowest scrape / probe latency: {NUM}",
     ],
 }
-# Run against the lab by tests/e2e/test_bench_smoke.py (root, the session's fleet).
+# Run against the lab by tests/e2e/test_bench_lab_smoke.py (root, the session's fleet).
 LAB = ("deploy_overhead.py", "probes.py", "backup.py", "upgrade.py")
 
 

@@ -13,6 +13,8 @@ from tnoctl.config import vault
 from tnoctl.config.load import load_inventory
 
 LAB = Path(__file__).resolve().parents[2] / "inventories" / "lab"
+# The lab fleet (issue 20): both services, mail only (feyzin), office only (bron), three domains (saint-fons).
+LAB_TENANTS = ["bron", "corbas", "feyzin", "givors", "saint-fons", "vaulx-en-velin", "venissieux"]
 
 
 @pytest.fixture
@@ -31,9 +33,9 @@ def run(inv: Path, *argv: str) -> tuple[int, str, str]:
 
 def test_validate_ok_and_json(inv):
     rc, out, err = run(inv, "inventory", "validate")
-    assert (rc, err) == (0, "") and out == f"inventory {inv} is valid: 5 hosts, 4 tenants\n"
+    assert (rc, err) == (0, "") and out == f"inventory {inv} is valid: 5 hosts, 7 tenants\n"
     rc, out, _ = run(inv, "inventory", "validate", "--json")
-    assert rc == 0 and json.loads(out) == {"inventory": str(inv), "valid": True, "hosts": 5, "tenants": 4,
+    assert rc == 0 and json.loads(out) == {"inventory": str(inv), "valid": True, "hosts": 5, "tenants": 7,
                                            "errors": [], "vault_checked": True}
 
 
@@ -69,7 +71,7 @@ def test_missing_inventory_is_exit_2(tmp_path):
 def test_inventory_show(inv):
     rc, out, _ = run(inv, "inventory", "show", "--json")
     hosts = {h["host"]: h for h in json.loads(out)["hosts"]}
-    assert rc == 0 and hosts["mail1"]["tenants"] == ["vaulx-en-velin", "venissieux"]
+    assert rc == 0 and hosts["mail1"]["tenants"] == ["saint-fons", "vaulx-en-velin", "venissieux"]
     assert hosts["office2"]["groups"] == ["office", "proxy"] and hosts["backup1"]["address"] == "198.18.0.15"
     rc, out, _ = run(inv, "inventory", "show")
     assert rc == 0 and "office1" in out
@@ -78,8 +80,8 @@ def test_inventory_show(inv):
 def test_tenant_list_and_show(inv):
     rc, out, _ = run(inv, "tenant", "list", "--json")
     rows = json.loads(out)
-    assert rc == 0 and [r["slug"] for r in rows] == ["corbas", "givors", "vaulx-en-velin", "venissieux"]
-    assert rows[2]["pilot"] is True and rows[2]["mail_host"] == "mail1"
+    assert rc == 0 and [r["slug"] for r in rows] == LAB_TENANTS
+    assert rows[5]["pilot"] is True and rows[5]["mail_host"] == "mail1"
     rc, out, _ = run(inv, "tenant", "show", "givors", "--json")
     view = json.loads(out)
     assert rc == 0 and view["primary_domain"] == "givors.test"
@@ -87,7 +89,7 @@ def test_tenant_list_and_show(inv):
     rc, out, _ = run(inv, "tenant", "show", "givors")
     assert rc == 0 and "tno_vault_givors_dgs" in out
     rc, _, err = run(inv, "tenant", "show", "nope")
-    assert rc == 2 and "unknown tenant 'nope' (known: corbas, givors" in err
+    assert rc == 2 and "unknown tenant 'nope' (known: bron, corbas, feyzin, givors" in err
 
 
 def test_tenant_show_never_prints_a_password(inv):
@@ -99,16 +101,17 @@ def test_tenant_show_never_prints_a_password(inv):
 
 def test_tenant_add_writes_file_and_vault(inv):
     before = (inv / "group_vars" / "all" / "vault.yml").read_text()
-    rc, out, err = run(inv, "tenant", "add", "saint-fons", "--name", "Saint-Fons", "--insee", "69199",
-                       "--domain", "saint-fons.test", "--mailbox", "mairie:2G", "--mailbox", "dgs",
+    rc, out, err = run(inv, "tenant", "add", "mions", "--name", "Mions", "--insee", "69283",
+                       "--domain", "mions.test", "--mailbox", "mairie:2G", "--mailbox", "dgs",
                        "--mail-host", "mail2")
     assert rc == 0, err
-    assert "tenant saint-fons added" in out
+    assert "tenant mions added" in out
     loaded = load_inventory(inv, inv / "vault-password")
-    tenant = loaded.tenant("saint-fons")
+    tenant = loaded.tenant("mions")
     assert tenant.placement.mail == "mail2" and tenant.placement.office == "office1"  # least loaded (tie: name)
     assert [(b.local, b.quota) for b in tenant.mailboxes] == [("mairie", "2G"), ("dgs", "1G")]
-    password = vault.decrypt_value(inv, inv / "vault-password", "tno_vault_saint_fons_mairie")
+    assert tenant.mailboxes[0].password_vault.startswith("tno_vault_mions__mairie_")
+    password = vault.decrypt_value(inv, inv / "vault-password", tenant.mailboxes[0].password_vault)
     assert len(password) == 24 and password not in out + err
     after = (inv / "group_vars" / "all" / "vault.yml").read_text()
     assert before.splitlines()[0] in after and password not in after

@@ -45,6 +45,7 @@ def test_duplicate_slug_and_slug_not_file_name(inv):
     shutil.copy(inv / "tenants" / "givors.yml", inv / "tenants" / "givors2.yml")
     edit(inv, "givors2", "insee: '69091'", "insee: '69999'")
     edit(inv, "givors2", "- givors.test", "- givors2.test")
+    edit(inv, "givors2", "https://cloud.givors.test", "https://cloud.givors2.test")
     assert errors_of(inv) == [
         "tenants/givors2.yml: slug: 'givors' must equal the file name ('givors2')",
         "tenants/givors2.yml: slug: 'givors' is also used by tenants/givors.yml",
@@ -103,11 +104,11 @@ def test_hosts_yml_problems(inv):
 
 def test_tenant_lookup_and_placement_helpers():
     inv = load_inventory(LAB)
-    assert [t.slug for t in inv.tenants_on_host("mail1")] == ["vaulx-en-velin", "venissieux"]
-    assert [t.slug for t in inv.tenants_on_host("office2")] == ["corbas", "givors"]
+    assert [t.slug for t in inv.tenants_on_host("mail1")] == ["saint-fons", "vaulx-en-velin", "venissieux"]
+    assert [t.slug for t in inv.tenants_on_host("office2")] == ["corbas", "givors", "saint-fons"]
     assert inv.tenants_on_host("backup1") == [] and inv.tenants_on_host("nope") == []
     assert inv.tenant("givors").primary_domain == "givors.test"
-    with pytest.raises(InvalidInput, match=r"unknown tenant 'x' \(known: corbas, givors, vaulx-en-velin"):
+    with pytest.raises(InvalidInput, match=r"unknown tenant 'x' \(known: bron, corbas, feyzin, givors"):
         inv.tenant("x")
     assert inv.hosts["office1"].groups == {"all", "office", "proxy"}
     assert inv.hosts["mail2"].address == "198.18.0.12"

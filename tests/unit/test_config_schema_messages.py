@@ -40,7 +40,8 @@ placement: {{mail: mail1, office: office1}}
 
 def test_lab_inventory_is_valid_with_its_vault():
     inv = load_inventory(LAB, LAB / "vault-password")
-    assert [t.slug for t in inv.tenants] == ["corbas", "givors", "vaulx-en-velin", "venissieux"]
+    assert [t.slug for t in inv.tenants] == ["bron", "corbas", "feyzin", "givors", "saint-fons", "vaulx-en-velin",
+                                             "venissieux"]
 
 
 def test_golden_schema_messages(inv):
@@ -113,8 +114,8 @@ def test_platform_errors_are_prefixed(inv):
     assert errs == [
         "group_vars/all/platform.yml: extra: unknown key (allowed: tno_backup_host, tno_backup_retention, "
         "tno_mail_relayhost, tno_mail_release, tno_office_apt_components, tno_office_apt_keyring_src, "
-        "tno_office_apt_repo_url, "
-        "tno_office_apt_suite, tno_office_version, tno_platform_name, tno_timezone, tno_tls_cert_dir)",
+        "tno_office_apt_repo_url, tno_office_apt_suite, tno_office_extra_wopi_hosts, tno_office_version, "
+        "tno_platform_name, tno_timezone, tno_tls_cert_dir)",
     ]
     path.write_text(path.read_text().replace("extra: 1\n", ""))
     assert errors_of(inv) == ["group_vars/all/platform.yml: tno_backup_host: 'mail1' is not in group 'backup'"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tnoctl import paths
+from tnoctl.config.hosts import Host
 from tnoctl.errors import InvalidInput
 from tnoctl.lab import aptproxy, base, boot, etchosts, net, sshfiles, topology
 from tnoctl.lab.lab import host_state
@@ -47,15 +48,37 @@ def test_embedded_lab_inventory_has_the_five_hosts() -> None:
         ("office2", "198.18.0.14"), ("backup1", "198.18.0.15"),
     ]
     assert "proxy" in topo.host("office1").groups
-    assert topo.tenants and all(t.mail_host in {"mail1", "mail2"} for t in topo.tenants)
+    assert topo.tenants and all(t.mail_host in {"mail1", "mail2", None} for t in topo.tenants)
+    assert all(t.office_host in {"office1", "office2", None} for t in topo.tenants)
 
 
-@pytest.mark.parametrize("address", ["10.0.0.5", "192.168.1.2", "198.18.1.5", "not-an-ip", None])
-def test_hosts_outside_the_lab_network_are_rejected(address: object) -> None:
-    data = {"all": {"children": {"mail": {"hosts": {"mail1": {"ansible_host": address}}}}}}
+OPERATOR_VARS = {"ansible_user": "tnoops", "ansible_become": True}
+
+
+@pytest.mark.parametrize("address", ["10.0.0.5", "192.168.1.2", "198.18.1.5", "not-an-ip"])
+def test_hosts_outside_the_lab_network_are_rejected(address: str) -> None:
+    hosts = {"mail1": Host("mail1", address, {"mail", "all"}, dict(OPERATOR_VARS))}
     with pytest.raises(InvalidInput) as exc:
-        topology.parse_hosts(data, "hosts.yml")
+        topology.lab_hosts(hosts)
     assert "hosts.yml: mail1: ansible_host must be in 198.18.0.0/24" in exc.value.details[0]
+
+
+@pytest.mark.parametrize("variables", [{}, {"ansible_user": "root"}, {"ansible_user": "tnoops"},
+                                       {"ansible_user": "admin", "ansible_become": True}])
+def test_lab_hosts_must_log_in_as_the_operator_with_become(variables: dict) -> None:
+    sources = dict.fromkeys(variables, "group_vars/all/connection.yml")
+    hosts = {"mail1": Host("mail1", "198.18.0.11", {"mail", "all"}, variables, sources)}
+    with pytest.raises(InvalidInput) as exc:
+        topology.lab_hosts(hosts)
+    assert exc.value.details[0].startswith("group_vars/all/connection.yml: mail1: ansible_user must be 'tnoops'")
+
+
+def test_embedded_lab_inventory_logs_in_as_the_operator_with_sudo() -> None:
+    topo = topology.load(paths.LAB_INVENTORY)
+    for host in topo.inventory.hosts.values():
+        assert host.vars["ansible_user"] == base.OPERATOR == "tnoops"
+        assert host.vars["ansible_become"] is True
+        assert "-F /var/lib/tnoctl/lab/ssh_config" in host.vars["ansible_ssh_common_args"]
 
 
 def test_unknown_host_names_the_valid_ones() -> None:
@@ -78,7 +101,7 @@ def test_ssh_config_is_strict_and_names_every_host() -> None:
     for line in (
         "StrictHostKeyChecking yes", "UserKnownHostsFile /var/lib/tnoctl/lab/known_hosts",
         "GlobalKnownHostsFile /dev/null", "IdentityFile /var/lib/tnoctl/lab/id_ed25519",
-        "IdentitiesOnly yes", "User root", "KexAlgorithms curve25519-sha256",
+        "IdentitiesOnly yes", "User tnoops", "KexAlgorithms curve25519-sha256",
     ):
         assert f"  {line}\n" in text
     assert "StrictHostKeyChecking no" not in text
@@ -102,7 +125,31 @@ def test_base_recipe_keeps_the_lab_contracts() -> None:
     assert 'Acquire::http::Proxy "http://198.18.0.1:3142";' in proxy
     assert 'Acquire::http::Proxy::198.18.0.1 "DIRECT";' in proxy
     assert "nameserver" not in base.FILES["etc/resolv.conf"]
-    assert {"openssh-server", "systemd", "systemd-sysv", "dbus", "python3"} <= set(base.INCLUDE)
+    assert {"openssh-server", "systemd", "systemd-sysv", "dbus", "python3", "sudo"} <= set(base.INCLUDE)
+
+
+def test_base_has_the_operator_with_sudo_and_refuses_root_logins(monkeypatch: pytest.MonkeyPatch) -> None:
+    sshd = base.FILES["etc/ssh/sshd_config.d/tno-lab.conf"].splitlines()
+    assert "PermitRootLogin no" in sshd and "PasswordAuthentication no" in sshd
+    assert base.FILES["etc/sudoers.d/tnoops"] == "tnoops ALL=(ALL:ALL) NOPASSWD: ALL\n"
+    assert "requiretty" not in "".join(base.FILES.values())  # Ansible pipelining with become needs no tty
+    first = base.recipe_hash()
+    monkeypatch.setattr(base, "OPERATOR", "someoneelse")
+    assert base.recipe_hash() != first  # another account means another base image
+
+
+def test_boot_writes_the_operator_authorized_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
+                                         "tnoops:x:1000:1000:tnoctl operator:/home/tnoops:/bin/bash\n")
+    owners = []
+    monkeypatch.setattr(boot.os, "chown", lambda path, uid, gid: owners.append((Path(path).name, uid, gid)))
+    boot.write_authorized_keys(tmp_path, "tnoops", "ssh-ed25519 AAAA lab\n")
+    keys = tmp_path / "home/tnoops/.ssh/authorized_keys"
+    assert keys.read_text() == "ssh-ed25519 AAAA lab\n"
+    assert keys.stat().st_mode & 0o777 == 0o600 and keys.parent.stat().st_mode & 0o777 == 0o700
+    assert owners == [(".ssh", 1000, 1000), ("authorized_keys", 1000, 1000)]
+    assert not (tmp_path / "root/.ssh").exists()
 
 
 def test_acng_remaps_are_commented_out() -> None:

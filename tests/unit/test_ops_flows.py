@@ -150,7 +150,16 @@ def test_tenant_remove_backs_up_exports_then_removes(inventory: Path, tmp_path: 
         ("mail2", ("rm", "-rf", "--one-file-system", "/srv/vmail/givors.test", "/etc/opendkim/keys/givors.test",
                    naming.borgmatic_config("givors"), "/etc/tno-backup/tenants/givors.json",
                    "/etc/tno-backup/givors.passphrase", "/etc/tno-backup/keys/givors",
-                   "/etc/tno-backup/keys/givors.pub", f"{naming.STAGING_ROOT}/givors")),
+                   "/etc/tno-backup/keys/givors.pub", "/var/lib/tno-backup/state/givors.json",
+                   "/var/lib/tno-backup/state/givors.initialised",
+                   "/var/lib/prometheus/node-exporter/tno_backup_givors.prom", f"{naming.STAGING_ROOT}/givors")),
+        ("office2", ("systemctl", "disable", "--now", "tno-backup@givors.office.timer")),  # its office backup unit
+        ("office2", ("rm", "-rf", "--one-file-system", naming.borgmatic_config("givors", "office"),
+                     "/etc/tno-backup/tenants/givors.office.json", "/etc/tno-backup/givors.office.passphrase",
+                     "/etc/tno-backup/keys/givors.office", "/etc/tno-backup/keys/givors.office.pub",
+                     "/var/lib/tno-backup/state/givors.office.json",
+                     "/var/lib/tno-backup/state/givors.office.initialised",
+                     "/var/lib/prometheus/node-exporter/tno_backup_givors.office.prom")),
     ]
     tarball = tmp_path / "exports" / "givors-maildir-20261129T110000Z.tar.gz"
     assert tarball.read_bytes() == b"fake tarball"
@@ -232,7 +241,8 @@ def test_upgrade_two_office_hosts_canary_first_then_pin(inventory: Path, tmp_pat
 
     assert outcome.exit_code == ExitCode.OK, outcome
     op = outcome.data["operation"]
-    canary, rest = ["vaulx-en-velin", "venissieux"], ["corbas", "givors"]  # office1 carries the pilot
+    # office1 carries the pilot and the office-only bron (whose office configuration is archived too)
+    canary, rest = ["bron", "vaulx-en-velin", "venissieux"], ["corbas", "givors", "saint-fons"]
     gate = tuple(upgrade_gate.VERSION_COMMAND["office"])
     assert ssh.commands == [
         ("office1", gate), ("office2", gate),  # installed versions, for the plan shown before confirming
@@ -262,7 +272,8 @@ def test_upgrade_gate_failure_rolls_the_canary_back_and_halts(inventory: Path, t
     assert [c.extra_vars for c in env.playbooks.calls] == [  # type: ignore[attr-defined]
         _apply("office1", "24.04.12.1", op), _apply("office1", "24.04.10.1", op, rollback=True)]
     gate = tuple(upgrade_gate.VERSION_COMMAND["office"])
-    assert ssh.commands[2:] == [*_snapshot(op, "office1"), *_safety(op, "office1", ["vaulx-en-velin", "venissieux"]),
+    on_office1 = ["bron", "vaulx-en-velin", "venissieux"]
+    assert ssh.commands[2:] == [*_snapshot(op, "office1"), *_safety(op, "office1", on_office1),
                                 ("office1", gate),  # gate: 24.04.12.1 installed, probes fail
                                 ("office1", gate)]  # regate after the rollback: healthy on 24.04.10.1
     assert office.installed == {"office1": "24.04.10.1", "office2": "24.04.10.1"}

@@ -52,10 +52,10 @@ def summary_rows(results: Sequence[TenantResult]) -> list[list[object]]:
 
 
 def targets_of(env: Env, tenants: Sequence[str]) -> list[BackupTarget]:
-    """The selected tenants' backup targets (InvalidInput when none has mail)."""
+    """The selected tenants' backup targets (InvalidInput when none has a service to back up)."""
     targets = plan_targets(env.inventory, tuple(tenants))
     if not targets:
-        raise InvalidInput("no tenant with mail selected")
+        raise InvalidInput("no tenant with a service to back up selected")
     return targets
 
 
@@ -64,7 +64,7 @@ def per_tenant(env: Env, verb: str, params: Mapping[str, Any], tenants: Sequence
     """One audited operation (tenant locks when ``lock``) running ``action`` per tenant; exit 1 if any failed."""
     targets = targets_of(env, tenants)
     slugs = [t.slug for t in targets]
-    hosts = sorted({t.mail_host for t in targets} | {targets[0].backup_host})
+    hosts = sorted({h for t in targets for h in t.hosts} | {targets[0].backup_host})
     with operation(env, verb, params, tenants=slugs, hosts=hosts, lock=lock) as op:
         results = []
         for target in targets:

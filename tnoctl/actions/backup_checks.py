@@ -2,8 +2,9 @@
 
 Both read on the backup host with the passphrase from the vault, so they also prove the vault copy
 of the passphrase opens the repository (what a disaster recovery depends on). A drill extracts the
-latest mail archive into a scratch dir and checks it against its manifest; it never touches a live
-mailbox, and records the verification time (alert TnoBackupUnverified).
+latest mail archive into a scratch dir and checks it against its manifest, and restores the office
+archive's coolwsd.xml and checks it; it never touches live data, and records one verification per
+component (alert TnoBackupUnverified).
 """
 
 from __future__ import annotations
@@ -14,17 +15,15 @@ from typing import Any
 from tnoctl.actions.backup import TenantResult, last_json, list_archives, per_tenant, run_borg, tail
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome
-from tnoctl.backup import borg, naming
+from tnoctl.backup import borg, naming, office
 from tnoctl.errors import InvalidInput
-from tnoctl.plan.backup import BackupTarget, check_args, extract_args, list_paths_args
+from tnoctl.plan.backup import BackupTarget, check_args, extract_args, extract_stdout_args, list_paths_args
 from tnoctl.state import store as state_store
-
-OFFICE_REQUIRED = "etc/coolwsd/coolwsd.xml"  # what `backup drill` requires in the latest office archive
 
 
 @dataclass(frozen=True)
 class VerifyRequest:
-    """``backup verify``: the tenants (default: every tenant with mail)."""
+    """``backup verify``: the tenants (default: every tenant)."""
 
     tenants: tuple[str, ...] = ()
 
@@ -63,23 +62,34 @@ def drill(env: Env, request: DrillRequest) -> Outcome:
 
 
 def drill_one(env: Env, target: BackupTarget, archive: str | None = None) -> TenantResult:
-    """Drill one tenant; the verification (ok or failed) is recorded in the state store."""
+    """Restore test of each component the tenant has, on the backup host; never touches live data.
+
+    Mail: the latest (or ``archive``) mail archive is extracted into a scratch dir and compared
+    with its manifest. Office: ``coolwsd.xml`` of the latest (or ``archive``, for an office-only
+    tenant) office archive is restored and checked (backup/office.py). One verification per
+    component (ok or failed) goes to the state store: an office-only tenant is verified as office.
+    """
     start = state_store.now()
-    result = _drill(env, target, archive)
-    result.duration_seconds = state_store.now() - start
-    env.store.record_verification(
-        state_store.BackupVerification(target.slug, "mail", result.ok, state_store.now(), result.detail[:300])
-    )
-    return result
+    archives = list_archives(env, target) if archive is None or len(target.components) > 1 else []
+    parts: list[tuple[str, TenantResult]] = []
+    for component in target.components:
+        chosen = archive if archive and component == target.components[0] else None
+        part = (_drill_mail if component == "mail" else _drill_office)(env, target, chosen, archives)
+        env.store.record_verification(
+            state_store.BackupVerification(target.slug, component, part.ok, state_store.now(), part.detail[:300]))
+        parts.append((component, part))
+    data = dict(parts[0][1].data)
+    data.update({c: p.data for c, p in parts[1:]})
+    return TenantResult(target.slug, all(p.ok for _c, p in parts), "; ".join(p.detail for _c, p in parts),
+                        state_store.now() - start, data)
 
 
-def _drill(env: Env, target: BackupTarget, archive: str | None) -> TenantResult:
+def _drill_mail(env: Env, target: BackupTarget, archive: str | None, archives: list[borg.Archive]) -> TenantResult:
     host = target.backup_host
-    archives = list_archives(env, target) if archive is None or target.office_host else []
     if archive is None:
         latest = borg.latest(borg.of_component(archives, target.slug, "mail"))
         if latest is None:
-            return TenantResult(target.slug, False, "no archive to drill")
+            return TenantResult(target.slug, False, "no mail archive to drill")
         archive = latest.name
     made = env.ssh.run(host, ["mktemp", "-d", "/var/tmp/tno-drill.XXXXXXXX"])
     scratch = made.stdout.strip()
@@ -104,20 +114,26 @@ def _drill(env: Env, target: BackupTarget, archive: str | None) -> TenantResult:
     finally:
         env.ssh.run(host, ["rm", "-rf", "--one-file-system", scratch], timeout=3600)
     data: dict[str, Any] = {"archive": archive, **verdict}
-    if target.office_host:
-        office_ok, office_detail, data["office"] = _office_contents(env, target, archives)
-        ok, detail = ok and office_ok, f"{detail}; {office_detail}"
     return TenantResult(target.slug, ok, detail, data=data)
 
 
-def _office_contents(env: Env, target: BackupTarget,
-                     archives: list[borg.Archive]) -> tuple[bool, str, dict[str, Any]]:
-    """The latest office archive lists the office host's coolwsd.xml (and what else it holds)."""
-    latest = borg.latest(borg.of_component(archives, target.slug, "office"))
-    if latest is None:
-        return False, "no office archive", {}
-    listed = run_borg(env, target, list_paths_args(target, latest.name))
+def _drill_office(env: Env, target: BackupTarget, archive: str | None,
+                  archives: list[borg.Archive]) -> TenantResult:
+    """Restore the office archive's coolwsd.xml (borg extract --stdout) and check it; list the archive's files."""
+    if archive is None:
+        latest = borg.latest(borg.of_component(archives, target.slug, "office"))
+        if latest is None:
+            return TenantResult(target.slug, False, "no office archive", data={"component": "office"})
+        archive = latest.name
+    listed = run_borg(env, target, list_paths_args(target, archive))
     files = sorted(borg.parse_paths(listed.stdout)) if listed.ok else []
-    ok = any(f.endswith(OFFICE_REQUIRED) for f in files)
-    names = ", ".join(f.rsplit("/", 1)[-1] for f in files) or tail(listed.stderr)
-    return ok, f"office {latest.name}: {names}", {"archive": latest.name, "files": files}
+    data: dict[str, Any] = {"component": "office", "archive": archive, "files": files}
+    if not listed.ok:
+        return TenantResult(target.slug, False, f"office {archive}: list failed: {tail(listed.stderr)}", data=data)
+    restored = run_borg(env, target, extract_stdout_args(target, archive, office.REQUIRED), timeout=600)
+    if not restored.ok:
+        return TenantResult(target.slug, False,
+                            f"office {archive}: {office.REQUIRED} not restored: {tail(restored.stderr)}", data=data)
+    ok, detail = office.check_config(restored.stdout)
+    names = ", ".join(f.rsplit("/", 1)[-1] for f in files)
+    return TenantResult(target.slug, ok, f"office {archive}: {detail}; files: {names}", data=data)

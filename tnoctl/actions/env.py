@@ -117,10 +117,8 @@ def default_ssh_factory(inventory: Inventory) -> SshRunner:
     helpers) so backup, restore and upgrade snapshots use the same connections as every other verb.
     """
     from tnoctl.backup.remote import BackupSsh
-    from tnoctl.run.ssh import ssh_config_for
 
-    addresses = {name: host.address for name, host in inventory.hosts.items()}
-    return BackupSsh(ssh_config_for(inventory.path), addresses)
+    return BackupSsh.for_inventory(inventory)
 
 
 class Env:

@@ -25,7 +25,7 @@ from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
 from tnoctl.backup import borg, naming
 from tnoctl.errors import InvalidInput, OperationFailed
-from tnoctl.plan.backup import BackupTarget, disaster_calls, plan_targets
+from tnoctl.plan.backup import BackupTarget, disaster_calls, plan_targets, require_mail
 from tnoctl.state import store as state_store
 from tnoctl.state.audit import Operation
 
@@ -53,6 +53,7 @@ def check(env: Env, request: RestoreRequest) -> BackupTarget:
     if bool(request.mailbox) == bool(request.to_host):
         raise InvalidInput("give exactly one of --mailbox or --to-host")
     (target,) = plan_targets(env.inventory, [request.tenant])
+    require_mail(target)  # an office-only tenant has no mailbox to restore
     tenant = env.inventory.tenant(request.tenant)
     addresses = {f"{m.local}@{m.domain or tenant.primary_domain}".lower() for m in tenant.mailboxes}
     if request.mailbox and request.mailbox.lower() not in addresses:

@@ -1,9 +1,10 @@
-"""`tenant remove SLUG`: offboarding — final backup, Maildir export, removal from the mail host.
+"""`tenant remove SLUG`: offboarding — final backup, Maildir export, removal from the tenant's hosts.
 
-Order matters, and each step must succeed before the next one destroys anything: a final backup
-(nothing removed if it fails), the Maildir export tarball fetched to the controller (nothing
-removed if it fails), then the tenant's timer, Maildirs, DKIM keys and backup client files are
-removed from its mail host and its tenant file moves to ``<state dir>/offboarded/``. The borg
+Order matters, and each step must succeed before the next one destroys anything: a final backup of
+every component (nothing removed if it fails), the Maildir export tarball fetched to the controller
+when the tenant has mail (nothing removed if it fails), then on each of its hosts
+(plan.backup.removal_steps) its backup timer and backup unit files, and on the mail host its
+Maildirs, DKIM keys and staging tree, are removed; its tenant file moves to ``<state dir>/offboarded/``. The borg
 repository is kept for the retention period, then destroyed by ``tnoctl backup shred`` (docs/backups.md).
 """
 
@@ -18,9 +19,8 @@ from pathlib import Path
 from tnoctl.actions.backup import run_one
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
-from tnoctl.backup import naming
 from tnoctl.errors import OperationFailed
-from tnoctl.plan.backup import BackupTarget, plan_targets
+from tnoctl.plan.backup import BackupTarget, plan_targets, removal_steps
 
 COLUMNS = ["tenant", "final archive", "export", "sha256", "shred after"]
 
@@ -34,7 +34,7 @@ class TenantRemoveRequest:
 
 
 def check(env: Env, request: TenantRemoveRequest) -> BackupTarget:
-    """The tenant exists and has mail (InvalidInput otherwise); its backup target. Called before asking."""
+    """The tenant exists and has a placed service (InvalidInput otherwise); its backup target. Before asking."""
     env.inventory.tenant(request.slug)
     (target,) = plan_targets(env.inventory, [request.slug])
     return target
@@ -43,14 +43,6 @@ def check(env: Env, request: TenantRemoveRequest) -> BackupTarget:
 def export_command(domains: list[str]) -> list[str]:
     """The tarball of the tenant's Maildirs, streamed to stdout on the mail host."""
     return ["tar", "-C", "/srv/vmail", "-czf", "-", *sorted(domains)]
-
-
-def removed_paths(slug: str, domains: list[str]) -> list[str]:
-    """What offboarding removes from the mail host: Maildirs, DKIM keys, backup client files, staging."""
-    return [*(f"/srv/vmail/{d}" for d in domains), *(f"/etc/opendkim/keys/{d}" for d in domains),
-            naming.borgmatic_config(slug), f"/etc/tno-backup/tenants/{slug}.json",
-            f"/etc/tno-backup/{slug}.passphrase", f"/etc/tno-backup/keys/{slug}",
-            f"/etc/tno-backup/keys/{slug}.pub", f"{naming.STAGING_ROOT}/{slug}"]
 
 
 def run(env: Env, request: TenantRemoveRequest) -> Outcome:
@@ -63,28 +55,32 @@ def run(env: Env, request: TenantRemoveRequest) -> Outcome:
     stamp = datetime.fromtimestamp(env.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
     tarball = out_dir / f"{slug}-maildir-{stamp}.tar.gz"
     params = {"slug": slug, "export_dir": str(request.export_dir) if request.export_dir else None}
-    with operation(env, "tenant remove", params, tenants=[slug], hosts=[target.mail_host]) as op:
+    with operation(env, "tenant remove", params, tenants=[slug], hosts=list(target.hosts)) as op:
         final = run_one(env, target)
         if not final.ok:
             raise OperationFailed(f"{slug}: final backup failed, nothing removed: {final.detail}")
-        rc = env.ssh.fetch_to_file(target.mail_host, export_command(list(tenant.domains)), str(tarball))
-        if rc != 0:
-            raise OperationFailed(f"{slug}: Maildir export failed (tar rc {rc}), nothing removed")
-        digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
-        env.ssh.run(target.mail_host, ["systemctl", "disable", "--now", f"tno-backup@{slug}.timer"])
-        removed = env.ssh.run(target.mail_host, ["rm", "-rf", "--one-file-system",
-                                                 *removed_paths(slug, list(tenant.domains))])
-        if not removed.ok:
-            raise OperationFailed(f"{slug}: removal failed on {target.mail_host}: {removed.stderr.strip()[:200]}")
+        digest = ""
+        if target.mail_host:  # an office-only tenant has no Maildir to export
+            rc = env.ssh.fetch_to_file(target.mail_host, export_command(list(tenant.domains)), str(tarball))
+            if rc != 0:
+                raise OperationFailed(f"{slug}: Maildir export failed (tar rc {rc}), nothing removed")
+            digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+        for step in removal_steps(target, list(tenant.domains)):
+            env.ssh.run(step.host, ["systemctl", "disable", "--now", step.timer])
+            removed = env.ssh.run(step.host, ["rm", "-rf", "--one-file-system", *step.paths])
+            if not removed.ok:
+                raise OperationFailed(f"{slug}: removal failed on {step.host}: {removed.stderr.strip()[:200]}")
         offboarded = env.state_dir / "offboarded"
         offboarded.mkdir(parents=True, exist_ok=True)
         shutil.move(str(env.inventory_path / "tenants" / f"{slug}.yml"), offboarded / f"{slug}.yml")
         months = target.retention.get("keep_monthly", 6)
         shred_after = (datetime.fromtimestamp(env.clock(), UTC) + timedelta(days=31 * months)).date().isoformat()
-        details = {"export": str(tarball), "export_sha256": digest, "shred_after": shred_after,
+        export = str(tarball) if digest else ""
+        details = {"export": export, "export_sha256": digest, "shred_after": shred_after,
                    "final_archive": final.detail}
         op.details.update(details)
-        return outcome_of(op, rows=[[slug, final.detail, str(tarball), digest[:16], shred_after]], columns=COLUMNS,
+        return outcome_of(op, rows=[[slug, final.detail, export or "(no mail)", digest[:16], shred_after]],
+                          columns=COLUMNS,
                           data={"tenant": slug, **details},
                           message="run `tnoctl deploy` to drop the tenant from the remaining configuration "
                                   "(postfix maps, userdb)")

@@ -2,17 +2,15 @@
 
 Secrets never go on a command line (visible in ``ps`` and in audit records): borg reads the
 passphrase from file descriptor 0 (``BORG_PASSPHRASE_FD=0``). This extends the project's one SSH
-adapter (:class:`tnoctl.run.ssh.SshRunner`: same config, same host-key checking) with stdin.
+adapter (:class:`tnoctl.run.ssh.SshRunner`: the inventory's connection settings, strict host keys,
+``sudo -n`` when the host says ``ansible_become``) with borg helpers. Borg runs as the repository
+owner through ``runuser`` (so, on a become host: ``sudo -n -u root -- runuser -u borg -- ...``).
+Build one with ``BackupSsh.for_inventory(inventory)``.
 """
 
 from __future__ import annotations
 
-import shlex
-
-import paramiko
-
 from tnoctl.backup import naming
-from tnoctl.errors import OperationFailed
 from tnoctl.run.ssh import CommandResult, SshRunner
 
 
@@ -42,12 +40,5 @@ class BackupSsh(SshRunner):
 
 def fetch_to_file(runner: BackupSsh, host: str, argv: list[str], dest: str, timeout: float = 6 * 3600) -> int:
     """Run ``argv`` on ``host`` and write its binary stdout to ``dest`` (Maildir export tarballs); rc."""
-    client = runner._connect(host)  # same connection cache as every other command
-    try:
-        _stdin, stdout, _stderr = client.exec_command(shlex.join(argv), timeout=timeout)
-        with open(dest, "wb") as fh:
-            while chunk := stdout.read(1 << 20):
-                fh.write(chunk)
-        return stdout.channel.recv_exit_status()
-    except (paramiko.SSHException, OSError) as exc:
-        raise OperationFailed(f"{host}: export failed: {exc}") from None
+    with open(dest, "wb") as fh:
+        return runner.stream(host, argv, fh.write, timeout)

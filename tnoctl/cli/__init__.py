@@ -41,7 +41,7 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0    success
   1    the operation failed on some tenant or host (or something is critical)
-  2    invalid input or usage (inventory, tenant file, arguments)
+  2    invalid input or usage (inventory, tenant file, arguments; no terminal and no --yes)
   3    a tenant is locked by another operation
   4    refused by a guard (maintenance window, root required, wrong inventory)
   130  interrupted (Ctrl-C); rerun to converge

@@ -15,11 +15,38 @@ from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from tnoctl import paths
 
 if TYPE_CHECKING:
     from tnoctl.actions.env import Env
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def untrusted(value: object) -> str:
+    """``value`` as one line of inert text: control and format characters escaped (``\\x1b``, ``\\n``).
+
+    Tenant names, slugs, audit fields and file names come from files anyone with write access to
+    the inventory or the state dir may have edited; printed raw, an escape sequence rewrites the
+    operator's terminal (clear screen, fake lines, OSC 52 clipboard writes). Use it for every such
+    string printed outside a table too (tables escape their cells themselves).
+    """
+    text = str(value)
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif ord(ch) <= 0xFF:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+    return "".join(out)
 
 
 def _width(stream: IO[str]) -> int | None:
@@ -86,12 +113,12 @@ class AppContext:
         self.stdout.write("\n")
 
     def print_table(self, columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
-        """Human output: one rich table."""
+        """Human output: one rich table; every cell is untrusted text (escaped, never rich markup)."""
         table = Table(title=title, show_edge=False, header_style="bold")
         for col in columns:
             table.add_column(col)
         for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
+            table.add_row(*(Text("" if v is None else untrusted(v)) for v in row))
         self.console.print(table)
 
     def warn(self, message: str) -> None:

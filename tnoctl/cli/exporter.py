@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import signal
 import threading
 from pathlib import Path
@@ -24,10 +25,16 @@ from tnoctl.errors import InvalidInput
               help="CA bundle for the probes (default: lab CA for the lab inventory, else system trust).")
 @click.option("--parallelism", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Probes in flight at once.")
+@click.option("--allow-unauthenticated-remote", is_flag=True,
+              help="Serve a non-loopback address without basic auth or client certificates.")
 @click.pass_obj
 def exporter(app: AppContext, listen: str, web_config: Path | None, probe_interval: float, no_probes: bool,
-             no_queue: bool, ca_file: Path | None, parallelism: int) -> int:
+             no_queue: bool, ca_file: Path | None, parallelism: int, allow_unauthenticated_remote: bool) -> int:
     """Run the Prometheus exporter until SIGTERM or Ctrl-C.
+
+    A non-loopback --listen (`:9520`, `0.0.0.0:9520`, a LAN address) needs authentication in the web
+    config (basic_auth_users or client_auth_type: RequireAndVerifyClientCert), or the explicit
+    --allow-unauthenticated-remote; otherwise it exits 2.
 
     Every scrape reads the state store afresh (backups, versions, upgrades, drift, operations);
     app-level probes run in a background thread and their cached results carry
@@ -47,11 +54,20 @@ def exporter(app: AppContext, listen: str, web_config: Path | None, probe_interv
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     web = load_web_config(web_config) if web_config else None
+    if not is_loopback(host) and not (web and web.authenticates) and not allow_unauthenticated_remote:
+        raise InvalidInput(f"--listen {listen} serves every network without authentication: configure "
+                           "basic_auth_users or client certificates in --web-config, listen on 127.0.0.1, "
+                           "or pass --allow-unauthenticated-remote")
     holder = _InventoryHolder(app)
     holder.reload()
     probes = None if no_probes else (lambda: holder.probes(ca_file, no_queue))
     exp = exporter_app.build(app.state_dir, holder.known, probes, probe_interval, parallelism)
     exp.collector.render()  # parse the store once before serving: the first scrape is then incremental
+    # The handlers come before "serving": a supervisor (or a test) that stops the exporter as soon
+    # as it announces itself must get a clean exit 0, not a death by the default SIGTERM action.
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGHUP, lambda *_: holder.reload())
     try:
         server = ExporterServer(exp.registry, host, port, web, exp.collector.render).start()
     except OSError as exc:
@@ -60,9 +76,6 @@ def exporter(app: AppContext, listen: str, web_config: Path | None, probe_interv
         exp.worker.start()
     scheme = "https" if web and web.tls else "http"
     app.info(f"tnoctl exporter: serving {scheme}://{host}:{server.port}/metrics (state {app.state_dir})")
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGHUP, lambda *_: holder.reload())
     try:
         done.wait()
     except KeyboardInterrupt:
@@ -72,6 +85,16 @@ def exporter(app: AppContext, listen: str, web_config: Path | None, probe_interv
             exp.worker.stop()
         server.stop()
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and localhost (an empty host or 0.0.0.0 / :: is every interface)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 class _InventoryHolder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tnoctl.cli.confirm import render
-from tnoctl.cli.context import AppContext
+from tnoctl.cli.context import AppContext, untrusted
 from tnoctl.config.load import load_inventory
 
 
@@ -60,7 +60,7 @@ def show(app: AppContext, slug: str, as_json: bool) -> None:
         app.print_json(outcome.data)
         return
     for line in outcome.lines:
-        app.stdout.write(line + "\n")
+        app.stdout.write(untrusted(line) + "\n")
     app.print_table(outcome.columns, outcome.rows, title="mailboxes")
 
 

@@ -35,6 +35,6 @@ def remove(app: AppContext, slug: str, export_dir: Path | None, yes: bool) -> in
 
     request = tenant_remove.TenantRemoveRequest(slug, export_dir)
     target = tenant_remove.check(app.env, request)
-    if not confirm("tenant remove", f"Remove tenant {slug} from {target.mail_host}?", yes):
+    if not confirm("tenant remove", f"Remove tenant {slug} from {', '.join(target.hosts)}?", yes):
         return refused(app)
     return render(app, tenant_remove.run(app.env, request))

@@ -18,7 +18,7 @@ from tnoctl.config.vault import VAULT_REL
 
 def static_inventory(inv: Inventory) -> dict[str, Any]:
     """The exported inventory as a dict (`yamlio.dump` it)."""
-    doc = copy.deepcopy(yamlio.load_mapping(inv.path / "hosts.yml"))
+    doc = copy.deepcopy(yamlio.load_mapping(inv.path / "hosts.yml", root=inv.path))
     top = doc.setdefault("all", {}) or {}
     doc["all"] = top
     group_vars: dict[str, Any] = {}
@@ -26,7 +26,7 @@ def static_inventory(inv: Inventory) -> dict[str, Any]:
     for path in sorted(gdir.glob("*.yml")) if gdir.is_dir() else []:
         if path.relative_to(inv.path).as_posix() == VAULT_REL:
             continue
-        group_vars.update(yamlio.load_mapping(path))
+        group_vars.update(yamlio.load_mapping(path, root=inv.path))
     group_vars.update(top.get("vars") or {})
     group_vars["tno_all_tenants"] = all_tenants(inv)
     top["vars"] = group_vars

@@ -50,9 +50,14 @@ class Inventory:
         return out
 
 
+MAX_ERRORS = 200
+"""Error lines printed for one inventory (the count in the headline stays exact)."""
+
+
 def _fail(path: Path, errors: list[str]) -> InvalidInput:
     count = f"{len(errors)} error" + ("s" if len(errors) != 1 else "")
-    return InvalidInput(f"inventory {path} is invalid: {count}", details=errors)
+    shown = validate.cap(errors, MAX_ERRORS, "", "(inventory)")
+    return InvalidInput(f"inventory {path} is invalid: {count}", details=shown)
 
 
 def _common(path: Path, vault_password_file: Path | None):
@@ -66,6 +71,10 @@ def _common(path: Path, vault_password_file: Path | None):
         errors.append(f"{PLATFORM_REL}: tno_backup_host: {platform.tno_backup_host!r} is not in group 'backup'")
     names = vault.vault_names(path, vault_password_file)
     return hosts, platform, names, errors
+
+
+def _extra_wopi(platform: Platform | None) -> dict[str, list[str]]:
+    return dict(platform.tno_office_extra_wopi_hosts) if platform is not None else {}
 
 
 def _groups(hosts: dict[str, Host]) -> dict[str, set[str]]:
@@ -86,7 +95,7 @@ def load_inventory(path: Path, vault_password_file: Path | None = None) -> Inven
             summaries.append((res.rel, res.summary))
         if res.tenant is not None:
             tenants.append(res.tenant)
-    errors += logical.cross_rules(summaries, _groups(hosts))
+    errors += logical.cross_rules(summaries, _groups(hosts), _extra_wopi(platform))
     if errors or platform is None:
         raise _fail(path, errors)
     return Inventory(path, hosts, platform, sorted(tenants, key=lambda t: t.slug))
@@ -114,7 +123,7 @@ def validate_inventory(path: Path, vault_password_file: Path | None = None, cach
         errors += errs
         if summary is not None:
             summaries.append((rel, summary))
-    errors += logical.cross_rules(summaries, _groups(hosts))
+    errors += logical.cross_rules(summaries, _groups(hosts), _extra_wopi(platform))
     if errors or platform is None:
         raise _fail(path, errors)
     return Report(errors, len(hosts), len(results), stats, names is not None)

@@ -2,9 +2,19 @@
 
 Per tenant (cacheable, depends only on the file and the vault names): slug equals file name,
 enabled service has a placement, mailbox domains belong to the tenant, no duplicate addresses or
-domains, vault variables exist. Across tenants (cheap, runs on small summaries): duplicate slugs,
-domains and INSEE codes (naming both files), placement on a host of the right group, platform
-backup host in group backup.
+domains, vault variables exist and lie in the tenant's own namespace. Across tenants (cheap, runs
+on small summaries): duplicate slugs, domains, INSEE codes and WOPI hosts (naming both files), vault
+names claimed by a tenant with a longer namespace, WOPI hosts outside the tenant's domains (unless
+the platform lists them), placement on a host of the right group.
+
+Vault namespaces: tenant ``saint-priest`` owns the variables named ``tno_vault_saint_priest_*``;
+``tno_vault_borg_*`` and ``tno_vault_office_*`` belong to the platform (borg passphrases, office
+admin password) and no mailbox may name them. Namespaces nest (``tno_vault_saint_`` contains
+``tno_vault_saint_priest_``), so a name belongs to the tenant with the *longest* matching namespace:
+``saint`` may not reference ``tno_vault_saint_priest_mairie`` while ``saint-priest`` exists. Names that
+``tenant add`` generates are ``tno_vault_<slug, - as _>__<local>_<hash>`` (see newtenant.vault_name):
+the double underscore can never continue another slug (slugs have no ``--``), so they nest in no
+other tenant's namespace.
 """
 
 from __future__ import annotations
@@ -15,6 +25,24 @@ from typing import Any
 from tnoctl.config.schema import Tenant
 
 GROUP_OF_SERVICE = {"mail": "mail", "office": "office"}
+PLATFORM_VAULT_PREFIXES = ("tno_vault_borg_", "tno_vault_office_")
+"""Vault namespaces of the platform: never referenced by a tenant file."""
+
+
+def vault_namespace(slug: str) -> str:
+    """Prefix of the vault variables tenant ``slug`` owns: ``tno_vault_<slug, - as _>_``."""
+    return "tno_vault_" + slug.replace("-", "_") + "_"
+
+
+def wopi_host(url: str) -> str:
+    """Host name of a WOPI URL (``https://cloud.bron.example:443/x`` -> ``cloud.bron.example``)."""
+    rest = url.split("://", 1)[-1]
+    return rest.split("/", 1)[0].split(":", 1)[0].lower()
+
+
+def in_domains(host: str, domains: Iterable[str]) -> bool:
+    """True when ``host`` is one of ``domains`` or a sub-domain of one."""
+    return any(host == d or host.endswith("." + d) for d in domains)
 
 
 def summary(tenant: Tenant) -> dict[str, Any]:
@@ -25,7 +53,31 @@ def summary(tenant: Tenant) -> dict[str, Any]:
         "domains": list(tenant.domains),
         "services": list(tenant.services),
         "placement": {"mail": tenant.placement.mail, "office": tenant.placement.office},
+        "vault_prefixes": _vault_prefixes(tenant),
+        "wopi": [wopi_host(url) for url in tenant.office.wopi_hosts],
     }
+
+
+def _vault_prefixes(tenant: Tenant) -> list[str]:
+    """Where the tenant's vault names could enter a nested namespace (kept small for the cache).
+
+    For ``tno_vault_saint_priest_mairie`` of tenant ``saint``: the remainder ``priest_mairie`` gives
+    ``priest_``, i.e. the namespace of a tenant ``saint-priest``. Remainders starting with ``_`` (the
+    names ``tenant add`` writes) can nest in no slug's namespace. 35,000 tenants x 50 mailboxes would
+    otherwise put 1.8 M names in the validation cache.
+    """
+    own = vault_namespace(tenant.slug)
+    found: set[str] = set()
+    for box in tenant.mailboxes:
+        name = box.password_vault
+        if not name.startswith(own) or name.startswith(own + "_"):
+            continue
+        rest = name[len(own):]
+        cut = rest.find("_")
+        while cut != -1:
+            found.add(rest[: cut + 1])
+            cut = rest.find("_", cut + 1)
+    return sorted(found)
 
 
 def tenant_rules(tenant: Tenant, stem: str, vault_names: frozenset[str] | None) -> list[str]:
@@ -33,6 +85,11 @@ def tenant_rules(tenant: Tenant, stem: str, vault_names: frozenset[str] | None) 
     errors: list[str] = []
     if tenant.slug != stem:
         errors.append(f"slug: {tenant.slug!r} must equal the file name ({stem!r})")
+    space = vault_namespace(tenant.slug)
+    reserved = next((p for p in PLATFORM_VAULT_PREFIXES if space.startswith(p) or p.startswith(space)), None)
+    if reserved is not None:
+        errors.append(f"slug: {tenant.slug!r} is reserved (its vault namespace {space}* overlaps the "
+                      f"platform's {reserved}*)")
     for service in tenant.services:
         if getattr(tenant.placement, service) is None:
             errors.append(f"placement.{service}: service {service!r} is enabled but has no placement")
@@ -51,7 +108,10 @@ def tenant_rules(tenant: Tenant, stem: str, vault_names: frozenset[str] | None) 
             errors.append(f"mailboxes[{i}]: duplicate address {address} (also mailboxes[{addresses[address]}])")
         else:
             addresses[address] = i
-        if vault_names is not None and box.password_vault not in vault_names:
+        if reserved is None and not box.password_vault.startswith(space):
+            errors.append(f"mailboxes[{i}].password_vault: {box.password_vault} is outside the tenant's "
+                          f"vault namespace ({space}*)")
+        elif vault_names is not None and box.password_vault not in vault_names:
             errors.append(f"mailboxes[{i}].password_vault: {box.password_vault} is not defined in the vault")
     return errors
 
@@ -67,14 +127,45 @@ def _duplicates(what: str, items: Iterable[tuple[str, str]]) -> list[str]:
     return errors
 
 
+def _foreign_vault_names(summaries: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Vault names that lie in a longer (nested) namespace of another tenant: that tenant owns them."""
+    owner = {vault_namespace(s["slug"]): (rel, s["slug"]) for rel, s in summaries}
+    errors: list[str] = []
+    for rel, s in summaries:
+        own = vault_namespace(s["slug"])
+        for prefix in s.get("vault_prefixes", ()):
+            other = owner.get(own + prefix)
+            if other is not None and other[1] != s["slug"]:
+                errors.append(f"{rel}: mailboxes: password_vault names starting with {own + prefix} belong to "
+                              f"tenant {other[1]!r} ({other[0]}), not to this one")
+    return errors
+
+
+def _wopi_rules(summaries: list[tuple[str, dict[str, Any]]], extra_wopi: dict[str, list[str]]) -> list[str]:
+    """WOPI hosts lie in the tenant's own domains unless the platform lists them for that tenant."""
+    errors: list[str] = []
+    for rel, s in summaries:
+        allowed = {wopi_host(url) for url in extra_wopi.get(s["slug"], ())}
+        for i, host in enumerate(s.get("wopi", ())):
+            if not in_domains(host, s["domains"]) and host not in allowed:
+                errors.append(f"{rel}: office.wopi_hosts[{i}]: {host!r} is outside the tenant's domains "
+                              "(allow it in platform.yml tno_office_extra_wopi_hosts)")
+    return errors
+
+
 def cross_rules(
-    summaries: list[tuple[str, dict[str, Any]]], host_groups: dict[str, set[str]]
+    summaries: list[tuple[str, dict[str, Any]]], host_groups: dict[str, set[str]],
+    extra_wopi: dict[str, list[str]] | None = None,
 ) -> list[str]:
-    """`file: field: message` for rules spanning tenants and hosts.yml."""
+    """`file: field: message` for rules spanning tenants, hosts.yml and the platform's WOPI exceptions."""
     errors: list[str] = []
     errors += _duplicates("slug", ((rel, s["slug"]) for rel, s in summaries))
     errors += _duplicates("insee", ((rel, s["insee"]) for rel, s in summaries))
     errors += _duplicates("domains", ((rel, d) for rel, s in summaries for d in dict.fromkeys(s["domains"])))
+    errors += _duplicates("office.wopi_hosts",
+                          ((rel, h) for rel, s in summaries for h in dict.fromkeys(s.get("wopi", ()))))
+    errors += _wopi_rules(summaries, extra_wopi or {})
+    errors += _foreign_vault_names(summaries)
     for rel, s in summaries:
         for service, host in s["placement"].items():
             if host is None:

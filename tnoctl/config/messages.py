@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,40}$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,40}\Z")
 _KINDS = {
     "string_type": "a string",
     "int_type": "a whole number",
@@ -53,7 +53,7 @@ def field_path(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif isinstance(part, str) and _IDENT.match(part):
+        elif isinstance(part, str) and _IDENT.fullmatch(part):
             out += f".{part}" if out else part
         else:
             out += f"[{short(part, 40)}]"

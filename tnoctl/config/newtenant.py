@@ -6,6 +6,7 @@ rules) *before* anything is written; the tenant file is written atomically (temp
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -14,17 +15,28 @@ from tnoctl.config import logical, vault, yamlio
 from tnoctl.config.load import Inventory
 from tnoctl.config.schema import SLUG_RE, Tenant
 from tnoctl.config.validate import check_doc
+from tnoctl.config.vault import VAULT_REL
 from tnoctl.errors import InvalidInput
 
 
-def vault_name(slug: str, local: str) -> str:
-    """tno_vault_<slug>_<local> with every non-alphanumeric character as '_'."""
-    return "tno_vault_" + re.sub(r"[^a-z0-9]", "_", f"{slug}_{local}".lower())
+def vault_name(slug: str, local: str, domain: str) -> str:
+    """``tno_vault_<slug, - as _>__<local, readable>_<hash of local@domain>``: one name per address.
+
+    The old ``tno_vault_<slug>_<local>`` mapped ``saint`` + ``priest.mairie`` and ``saint-priest`` +
+    ``mairie`` to one variable (one shared password). Here the slug part ends at the first ``__``
+    (slugs have no ``--``), so it is the tenant's own namespace and no other; the readable local part
+    is lossy (``.``, ``+``, ``-`` become ``_``, cut at 48), the 8 hex digits of sha256(local@domain)
+    tell apart addresses it would merge. Existing names stay valid: validation only asks that a name
+    lie in its tenant's namespace (tnoctl.config.logical).
+    """
+    readable = re.sub(r"[^a-z0-9]", "_", local.lower())[:48].strip("_") or "x"
+    digest = hashlib.sha256(f"{local}@{domain}".encode()).hexdigest()[:8]
+    return f"{logical.vault_namespace(slug)}_{readable}_{digest}"
 
 
 def check_slug(slug: str) -> None:
     """Refuse slugs that are not [a-z0-9-] before they become a path (`../../etc`, `a;rm -rf /`)."""
-    if not isinstance(slug, str) or len(slug) > 40 or not SLUG_RE.match(slug):
+    if not isinstance(slug, str) or len(slug) > 40 or not SLUG_RE.fullmatch(slug):
         shown = slug if len(slug) <= 50 else slug[:50] + "..."
         raise InvalidInput(f"{shown!r} is not a tenant slug ([a-z0-9-], at most 40 characters)")
 
@@ -49,7 +61,7 @@ def build(inv: Inventory, slug: str, name: str, insee: str, domains: list[str], 
     for spec in mailboxes:
         local, _, quota = spec.partition(":")
         boxes.append({"local": local, "name": local, "quota": quota or "1G",
-                      "password_vault": vault_name(slug, local)})
+                      "password_vault": vault_name(slug, local, domains[0] if domains else "")})
     doc: dict[str, Any] = {
         "slug": slug, "name": name, "insee": insee, "domains": domains, "services": ["mail", "office"],
         "placement": {"mail": mail_host or least_loaded(inv, "mail", "mail"),
@@ -71,7 +83,7 @@ def check(inv: Inventory, doc: dict[str, Any], vault_names: frozenset[str] | Non
         summaries = [(f"tenants/{t.slug}.yml", logical.summary(t)) for t in inv.tenants]
         summaries.append((rel, logical.summary(tenant)))
         groups = {name: h.groups for name, h in inv.hosts.items()}
-        errors += logical.cross_rules(summaries, groups)
+        errors += logical.cross_rules(summaries, groups, dict(inv.platform.tno_office_extra_wopi_hosts))
     if errors or tenant is None:
         raise InvalidInput(f"tenant {doc['slug']} would make the inventory invalid", details=errors)
     return tenant
@@ -87,9 +99,14 @@ def write(inv: Inventory, doc: dict[str, Any], password_file: Path | None) -> Pa
     if names - existing and password_file is None:
         raise InvalidInput("tenant add needs the vault password to store mailbox passwords "
                            "(--vault-password-file or $TNO_VAULT_PASSWORD_FILE)")
+    reused = sorted(names & existing)
+    if reused:
+        raise InvalidInput(f"tenant {doc['slug']}: vault variable {reused[0]} already exists: refusing to share "
+                           "or reuse a password (remove the stale variable from the vault first)",
+                           details=[f"{VAULT_REL}: {name}: already defined" for name in reused])
     check(inv, doc, existing | names)
-    if names - existing:
-        vault.add_secrets(inv.path, password_file, {n: vault.new_password() for n in sorted(names - existing)})
+    if names:
+        vault.add_secrets(inv.path, password_file, {n: vault.new_password() for n in sorted(names)})
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Tenant {doc['name']} (added by tnoctl tenant add; schema: docs/inventory-reference.md).\n"
     vault.atomic_write(path, (header + yamlio.dump(doc)).encode())

@@ -7,12 +7,13 @@ version, the pin must say so or the next deploy would downgrade the fleet. Only 
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import yaml
 
+from tnoctl.config import yamlio
+from tnoctl.config.vault import atomic_write
 from tnoctl.errors import InvalidInput
 
 PLATFORM_FILE = Path("group_vars") / "all" / "platform.yml"
@@ -27,8 +28,11 @@ def _render(value: str, old: str) -> str:
 
 def read_pin(inventory: Path, var: str) -> str | None:
     """The pinned value of ``var`` (None when the platform file does not set it)."""
-    data = yaml.safe_load((inventory / PLATFORM_FILE).read_text(encoding="utf-8")) or {}
-    value = data.get(var) if isinstance(data, dict) else None
+    try:
+        data = yamlio.load_mapping(inventory / PLATFORM_FILE, what="platform file", root=inventory)
+    except yamlio.YamlProblem as exc:
+        raise InvalidInput(f"{PLATFORM_FILE}: {exc.where}: {exc.message}") from None
+    value = data.get(var)
     return None if value is None else str(value)
 
 
@@ -44,8 +48,5 @@ def write_pin(inventory: Path, var: str, value: str) -> bool:
         return False
     line = f"{var}: {_render(value, match['old'])}" + (f"  {match['comment']}" if match["comment"] else "")
     new = text[: match.start()] + line + text[match.end():]
-    tmp = path.with_name(path.name + ".tno-tmp")
-    tmp.write_text(new, encoding="utf-8")
-    os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
+    atomic_write(path, new.encode("utf-8"), path.stat().st_mode & 0o777)
     return True

@@ -14,14 +14,23 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from tnoctl.config.window import Window
 
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
-INSEE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})$")
-DOMAIN_RE = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}$")
-LOCAL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?$")
-SIZE_RE = re.compile(r"^(\d{1,9})([KMGT])$")
-VAULT_RE = re.compile(r"^tno_vault_[a-z0-9_]+$")
-HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,253}$")
+SLUG_RE = re.compile(r"^(?=.{1,40}\Z)[a-z0-9]+(?:-[a-z0-9]+)*\Z")
+INSEE_RE = re.compile(r"^(?:\d{5}|2[AB]\d{3})\Z")
+DOMAIN_RE = re.compile(r"^(?=.{1,253}\Z)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}\Z")
+LOCAL_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?\Z")
+SIZE_RE = re.compile(r"^(\d{1,9})([KMGT])\Z")
+VAULT_RE = re.compile(r"^tno_vault_[a-z0-9_]+\Z")
+HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}\Z")
+EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,253}\Z")
+WOPI_RE = re.compile(r"^https://(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(?::\d{1,5})?"
+                     r"(?:/[A-Za-z0-9._~%/-]*)?\Z")
+VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+~-]*\Z")
+URL_RE = re.compile(r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?(?:/[A-Za-z0-9._~%/+-]*)?\Z")
+APT_WORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,63}\Z")
+PATH_RE = re.compile(r"^[A-Za-z0-9._/+~@:-]{1,200}\Z")
+RELAYHOST_RE = re.compile(r"^(?:|\[[A-Za-z0-9.:-]{1,253}\](?::\d{1,5})?|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
+                          r"(?::\d{1,5})?)\Z")
+"""Platform values land verbatim in main.cf, apt sources and paths: no whitespace, quotes or control chars."""
 SIZE_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -31,7 +40,7 @@ def _short(value: str) -> str:
 
 def _check(regex: re.Pattern[str], what: str):
     def check(value: str) -> str:
-        if not regex.match(value):
+        if not regex.fullmatch(value):
             raise ValueError(f"{_short(value)} is not {what}")
         return value
 
@@ -40,7 +49,7 @@ def _check(regex: re.Pattern[str], what: str):
 
 def size_bytes(text: str) -> int:
     """'5G' -> 5 * 1024**3 (binary units, as Dovecot reads them)."""
-    match = SIZE_RE.match(text)
+    match = SIZE_RE.fullmatch(text)
     if match is None:
         raise ValueError(f"{_short(text)} is not a size like 5G")
     return int(match[1]) * SIZE_UNITS[match[2]]
@@ -52,7 +61,7 @@ def _window(value: str) -> str:
 
 
 def _https(value: str) -> str:
-    if not re.match(r"^https://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/\S*)?$", value):
+    if not WOPI_RE.fullmatch(value):
         raise ValueError(f"{_short(value)} is not an https:// URL (WOPI hosts must use https)")
     return value
 
@@ -61,7 +70,17 @@ Slug = Annotated[str, Field(max_length=40), _check(SLUG_RE, "a slug ([a-z0-9-], 
 Domain = Annotated[str, Field(max_length=253), _check(DOMAIN_RE, "a lower-case domain name like example.fr")]
 HostName = Annotated[str, Field(max_length=63), _check(HOST_RE, "a host name from hosts.yml")]
 Size = Annotated[str, Field(max_length=12), AfterValidator(lambda v: size_bytes(v) and v)]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError(f"{_short(value)} contains control characters (newline, tab, escape...)")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+
+
+AptWord = Annotated[str, Field(max_length=64), _check(APT_WORD_RE, "an APT suite or component name")]
+PathText = Annotated[str, Field(max_length=200), _check(PATH_RE, "a path without spaces or special characters")]
 
 
 class Strict(BaseModel):
@@ -93,10 +112,13 @@ class Mailbox(Strict):
     )
 
 
+WopiHost = Annotated[str, Field(max_length=200), AfterValidator(_https)]
+
+
 class Office(Strict):
     """Online office settings of the tenant."""
 
-    wopi_hosts: list[Annotated[str, Field(max_length=200), AfterValidator(_https)]] = Field(
+    wopi_hosts: list[WopiHost] = Field(
         default_factory=list, max_length=20, description="WOPI hosts (https URLs) allowed to open documents."
     )
 
@@ -161,27 +183,30 @@ class Platform(Strict):
     """Platform variables (`group_vars/all/platform.yml`)."""
 
     tno_platform_name: Text = Field(description="Name of this platform (shown in reports).")
-    tno_office_version: Annotated[str, Field(max_length=40), _check(re.compile(r"^[0-9][0-9A-Za-z.+~-]*$"),
-                                                                    "a package version")] = Field(
+    tno_office_version: Annotated[str, Field(max_length=40), _check(VERSION_RE, "a package version")] = Field(
         description="Pinned coolwsd (online office) package version."
     )
-    tno_office_apt_repo_url: Annotated[str, Field(max_length=200), _check(re.compile(r"^https?://\S+$"),
-                                                                          "an http(s) URL")] = Field(
+    tno_office_apt_repo_url: Annotated[str, Field(max_length=200), _check(URL_RE, "an http(s) URL")] = Field(
         description="APT repository serving the office packages."
     )
-    tno_office_apt_suite: Text = Field(description="Suite of the office APT repository.")
-    tno_office_apt_components: list[Text] = Field(
+    tno_office_apt_suite: AptWord = Field(description="Suite of the office APT repository.")
+    tno_office_apt_components: list[AptWord] = Field(
         min_length=1, description="Components of the office APT repository (a list, e.g. [main])."
     )
-    tno_office_apt_keyring_src: Text = Field(description="Controller path of the office repository keyring.")
-    tno_mail_release: Annotated[str, Field(max_length=40), _check(re.compile(r"^[0-9][0-9A-Za-z.+~-]*$"),
+    tno_office_apt_keyring_src: PathText = Field(description="Controller path of the office repository keyring.")
+    tno_mail_release: Annotated[str, Field(max_length=40), _check(VERSION_RE,
                                                                   "a release number like 1 or 2025.1")] = Field(
         "1", description="Pinned configuration release of the mail role (what `tnoctl upgrade mail --to` moves)."
     )
-    tno_mail_relayhost: Annotated[str, Field(max_length=200)] = Field(
-        "", description="Postfix relayhost; empty means direct MX delivery."
+    tno_mail_relayhost: Annotated[str, Field(max_length=200), _check(RELAYHOST_RE, "a relay host like "
+                                                                   "[smtp.example.fr]:587 (or empty)")] = Field(
+        "", description="Postfix relayhost: host, [host] or either with :port; empty means direct MX delivery."
     )
-    tno_tls_cert_dir: Text = Field(description="Controller dir with <inventory_hostname>.crt/.key and ca.crt.")
+    tno_office_extra_wopi_hosts: dict[Slug, list[WopiHost]] = Field(
+        default_factory=dict, description="Per tenant slug, WOPI hosts (https URLs) the tenant may list outside "
+        "its own domains (a WOPI host must otherwise be one of its domains or a sub-domain)."
+    )
+    tno_tls_cert_dir: PathText = Field(description="Controller dir with <inventory_hostname>.crt/.key and ca.crt.")
     tno_backup_host: HostName = Field(description="Host (in group `backup`) receiving borg backups.")
     tno_backup_retention: Retention = Field(default_factory=Retention, description="Default retention.")
     tno_timezone: Literal["Europe/Paris"] = Field("Europe/Paris", description="Time zone of the hosts.")

@@ -27,6 +27,18 @@ class FileCheck:
     tenant: Tenant | None = None
 
 
+MAX_FILE_ERRORS = 20
+"""Errors reported per file; a hostile 1 MB file would otherwise print tens of thousands of lines."""
+
+
+def cap(errors: list[str], limit: int, prefix: str, where: str) -> list[str]:
+    """The first ``limit`` errors, then one `... and K more errors` line (count kept, output bounded)."""
+    if len(errors) <= limit:
+        return errors
+    more = len(errors) - limit
+    return [*errors[:limit], f"{prefix}{where}: ... and {more} more error{'s' if more != 1 else ''}"]
+
+
 def printable(text: str) -> str:
     """File names come from the file system: never let one forge an output line."""
     return "".join(ch if ch.isprintable() else "?" for ch in text)
@@ -37,7 +49,8 @@ def check_doc(model: type, doc: dict[str, Any], rel: str) -> tuple[Any, list[str
     try:
         return model.model_validate(doc), []
     except ValidationError as exc:
-        return None, [f"{rel}: {line}" for line in humanize(model, exc)]
+        lines = [f"{rel}: {line}" for line in humanize(model, exc)]
+        return None, cap(lines, MAX_FILE_ERRORS, f"{rel}: ", "(file)")
     except RecursionError:
         return None, [f"{rel}: (document): nesting too deep"]
 
@@ -48,14 +61,15 @@ def check_tenant_file(
     """Every problem of one tenant file; ``keep`` also returns the Tenant model (not for the bench)."""
     rel = printable(rel)
     try:
-        doc = yamlio.load_mapping(path, what="tenant file")
+        doc = yamlio.load_mapping(path, what="tenant file", root=path.parent.parent)
     except yamlio.YamlProblem as exc:
         return FileCheck(rel, [f"{rel}: {exc.where}: {exc.message}"])
     tenant, errors = check_doc(Tenant, doc, rel)
     if tenant is None:
         return FileCheck(rel, errors)
     stem = printable(path.name.removesuffix(".yml"))
-    errors = [f"{rel}: {line}" for line in logical.tenant_rules(tenant, stem, vault_names)]
+    errors = cap([f"{rel}: {line}" for line in logical.tenant_rules(tenant, stem, vault_names)],
+                 MAX_FILE_ERRORS, f"{rel}: ", "(file)")
     return FileCheck(rel, errors, logical.summary(tenant), tenant if keep else None)
 
 
@@ -73,7 +87,7 @@ def check_tenant_files(
 def check_platform(path: Path, rel: str) -> tuple[Platform | None, list[str]]:
     """Validate group_vars/all/platform.yml."""
     try:
-        doc = yamlio.load_mapping(path, what="platform file")
+        doc = yamlio.load_mapping(path, what="platform file", root=path.parents[2])
     except yamlio.YamlProblem as exc:
         return None, [f"{rel}: {exc.where}: {exc.message}"]
     return check_doc(Platform, doc, rel)

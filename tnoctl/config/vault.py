@@ -19,10 +19,13 @@ import yaml
 
 from tnoctl.config import yamlio
 from tnoctl.errors import InvalidInput
+from tnoctl.state.durable import fsync_dir
 
 VAULT_REL = "group_vars/all/vault.yml"
 _ALPHABET = string.ascii_letters + string.digits
 _HEADER = b"$ANSIBLE_VAULT;"
+MAX_BYTES = 256 * 1024 * 1024
+"""Vault files larger than this are refused: ~350,000 inline values (35,000 communes x 10 mailboxes)."""
 
 
 class Vaulted(str):
@@ -62,10 +65,11 @@ def _decrypt(lib, data: bytes, password_file: Path) -> bytes:
 
 
 def _parse(data: bytes) -> dict[str, Any]:
+    """The same safe reading as every inventory file (no aliases, no duplicate keys), !vault kept."""
     try:
-        doc = yaml.load(data, Loader=_Loader)  # safe loader + !vault constructor only
-    except Exception as exc:  # hostile vault file: one message, no traceback
-        raise InvalidInput(f"{VAULT_REL}: invalid YAML: {type(exc).__name__}") from None
+        doc = yamlio.loads(data, what="vault file", loader=_Loader, limit=MAX_BYTES)
+    except yamlio.YamlProblem as exc:  # hostile vault file: one message, no traceback, no content
+        raise InvalidInput(f"{VAULT_REL}: {exc.where}: {exc.message}") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -77,11 +81,11 @@ def read_raw(inventory: Path, password_file: Path | None) -> tuple[dict[str, Any
     """(mapping, whole_file_encrypted); inline values stay ciphertext. None if absent or unreadable."""
     path = inventory / VAULT_REL
     try:
-        data = path.read_bytes()
+        data = yamlio.read_file(path, root=inventory, limit=MAX_BYTES, what="vault file")
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        raise InvalidInput(f"{VAULT_REL}: cannot read: {exc.strerror}") from None
+    except yamlio.YamlProblem as exc:
+        raise InvalidInput(f"{VAULT_REL}: {exc.where}: {exc.message}") from None
     if data.startswith(_HEADER):
         if password_file is None:
             return None
@@ -139,7 +143,10 @@ def decrypt_value(inventory: Path, password_file: Path, name: str) -> str:
 
 
 def atomic_write(path: Path, content: bytes, mode: int = 0o644) -> None:
-    """Write via a temp file in the same directory, fsync, then rename over ``path``."""
+    """Write via a temp file in the same directory, fsync it, rename over ``path``, fsync the directory.
+
+    Without the directory fsync a crash after the rename can bring the old file (or none) back.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -151,6 +158,7 @@ def atomic_write(path: Path, content: bytes, mode: int = 0o644) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
 
 
 def read_vault(inventory: Path, password_file: Path) -> dict[str, str]:

@@ -17,7 +17,7 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 TIMEZONE = ZoneInfo("Europe/Paris")
 _DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
 _SPEC = rf"{_DAY}(?:-{_DAY})?"
-_RE = re.compile(rf"^(?P<days>{_SPEC}(?:,{_SPEC})*) (?P<start>\d\d:\d\d)-(?P<end>\d\d:\d\d)$")
+_RE = re.compile(rf"^(?P<days>{_SPEC}(?:,{_SPEC})*) (?P<start>\d\d:\d\d)-(?P<end>\d\d:\d\d)\Z")
 SYNTAX_HINT = "not a window like 'Sun 02:00-05:00', 'Mon-Fri 22:00-06:00' or 'Sat,Sun 01:00-04:00'"
 
 
@@ -49,7 +49,7 @@ class Window:
     @classmethod
     def parse(cls, text: str) -> Window:
         """Parse the window syntax; raise ValueError with a human message when it is wrong."""
-        match = _RE.match(text) if isinstance(text, str) and len(text) <= 200 else None
+        match = _RE.fullmatch(text) if isinstance(text, str) and len(text) <= 200 else None
         if match is None:
             shown = text if isinstance(text, str) and len(text) <= 60 else f"{str(text)[:60]}..."
             raise ValueError(f"{shown!r} is {SYNTAX_HINT}")

@@ -24,6 +24,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tnoctl.exporter.cache import ProbeCache
+from tnoctl.probes.base import is_host_key_mismatch
 from tnoctl.state import journal
 from tnoctl.state.store import Store
 
@@ -116,6 +117,10 @@ class _Filter:
             return True
         self.unknown[kind] = self.unknown.get(kind, 0) + 1
         return False
+
+    def has_component(self, tenant: str, component: str) -> bool:
+        """False for a component the (known) tenant does not have: a mail-only tenant has no office backup."""
+        return self.known is None or component in self.known.get(tenant, ())
 
 
 @dataclass
@@ -262,8 +267,8 @@ class TnoCollector(Collector):
         statuses = self.store.latest_backups()
         seen = set()
         for (tenant, component), st in sorted(statuses.items()):
-            if not filt.keep("backups", tenant):
-                continue
+            if not filt.keep("backups", tenant) or not filt.has_component(tenant, component):
+                continue  # a stale record of a service the tenant no longer has must not alert
             seen.add((tenant, component))
             lbl = [tenant, component]
             last_ok.add(lbl, st.last_success.finished_at if st.last_success else 0.0)
@@ -320,12 +325,16 @@ class TnoCollector(Collector):
                      ["component"])
         info = _g("tnoctl_upgrade_rollout_info", "Latest rollout of the component: target version and state.",
                   ["component", "to_version", "state"])
+        invalid = _g("tnoctl_upgrade_rollout_journal_invalid_lines",
+                     "Unreadable lines (torn, bad UTF-8, wrong fields) skipped in the latest rollout's journal.",
+                     ["component"])
         for component, summary in sorted(journal.latest_rollouts(self.store.dir.parent).items()):
             for state, count in summary.hosts_by_state.items():
                 hosts.add([component, state], float(count))
             started.add([component], summary.started_at)
             info.add([component, summary.to_version, summary.state], 1.0)
-        return [hosts, started, info]
+            invalid.add([component], float(summary.skipped_lines))
+        return [hosts, started, info, invalid]
 
     def _drift(self, filt: _Filter) -> list[Fam]:
         drift = _g("tnoctl_config_drift", "1 if the last check-mode run found changes (configuration drift).", TC)
@@ -368,13 +377,17 @@ class TnoCollector(Collector):
                        ["tenant", "queue"])
         roundtrip = _g("tnoctl_mail_roundtrip_seconds",
                        "Submission to visible-in-INBOX latency of the canary message." + CACHED, ["tenant"])
-        families: list[Fam] = [success, duration, last_run, cert, queue_msgs, queue_age, roundtrip]
+        mismatch = _g("tnoctl_probe_host_key_mismatch",
+                      "1 if the check's host presented another SSH host key (possible man-in-the-middle)." + CACHED,
+                      TCC)
+        families: list[Fam] = [success, duration, last_run, cert, queue_msgs, queue_age, roundtrip, mismatch]
         for cached in self.cache.snapshot():
             r = cached.result
             if not filt.keep("probes", r.tenant):
                 continue
             lbl = [r.tenant, r.component, r.check]
             success.add(lbl, 1.0 if r.ok else 0.0)
+            mismatch.add(lbl, 1.0 if not r.ok and is_host_key_mismatch(r.detail) else 0.0)
             duration.add(lbl, r.latency_seconds)
             last_run.add(lbl, cached.ran_at)
             if "not_after_timestamp_seconds" in r.values:

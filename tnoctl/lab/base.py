@@ -42,8 +42,15 @@ MASKED_UNITS: tuple[str, ...] = (
     # early start also races nspawn's cgroup setup and leaves the host "degraded".
     "systemd-remount-fs.service",
 )
-CONFIG_VERSION = 3
+CONFIG_VERSION = 4
 """Bump when :func:`configure` changes in a way the file table below does not show."""
+
+OPERATOR = "tnoops"
+"""The unprivileged operator account every lab host has (passwordless sudo), as in production.
+
+The lab inventory logs in as this user (``ansible_user``) with ``ansible_become``; root cannot
+log in over SSH (``PermitRootLogin no``). Its name is part of the recipe hash."""
+SUDOERS_REL = f"etc/sudoers.d/{OPERATOR}"
 
 COMPLETE_MARKER = ".tno-base-complete"
 
@@ -68,11 +75,14 @@ FILES: dict[str, str] = {
     "etc/resolv.conf": "# tnoctl lab host: no DNS server; lab names are in /etc/hosts\n",
     "etc/default/locale": "LANG=C.UTF-8\n",
     "etc/ssh/sshd_config.d/tno-lab.conf": (
-        "PermitRootLogin prohibit-password\n"
+        "PermitRootLogin no\n"
         "PasswordAuthentication no\n"
         "KbdInteractiveAuthentication no\n"
         "UseDNS no\n"
     ),
+    # Passwordless sudo for the operator; no requiretty (Debian's default), so Ansible's pipelining
+    # with become works. Mode 0440 (set in configure), like visudo writes it.
+    SUDOERS_REL: f"{OPERATOR} ALL=(ALL:ALL) NOPASSWD: ALL\n",
 }
 
 
@@ -114,6 +124,7 @@ def recipe_hash() -> str:
         "files": FILES,
         "config_version": CONFIG_VERSION,
         "masked": sorted(MASKED_UNITS),
+        "operator": OPERATOR,
     }
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
@@ -124,13 +135,16 @@ def current(cache_dir: Path) -> BaseImage:
 
 
 def configure(rootfs: Path) -> None:
-    """Turn a fresh debootstrap tree into the lab base (files, no host keys, empty machine-id)."""
+    """Turn a fresh debootstrap tree into the lab base (files, operator account, no host keys, empty machine-id)."""
     for rel, content in FILES.items():
         path = rootfs / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink():
             path.unlink()
         path.write_text(content)
+    (rootfs / SUDOERS_REL).chmod(0o440)
+    run(["chroot", str(rootfs), "useradd", "--create-home", "--shell", "/bin/bash", "--comment",
+         "tnoctl operator", OPERATOR])  # no password ("!"): key login only
     for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
         key.unlink()  # every host makes its own host keys on first boot
     (rootfs / "etc/machine-id").write_text("")  # every host gets its own id

@@ -8,8 +8,9 @@ nothing leaks into the machine's mount table. Steps:
 1. lazily unmount the *other* hosts' /run/netns/* copies in this namespace (otherwise this host
    would keep a deleted neighbour's netns — and its address — alive after a restart);
 2. mount the overlay (lower = cached base, upper/work = the host's own disk);
-3. write the host's identity: hostname, mailname, /etc/hosts, machine-id, root's authorized_keys,
-   ssh host keys on first boot, the lab CA in the trust store (when changed);
+3. write the host's identity: hostname, mailname, /etc/hosts, machine-id, the operator account's
+   authorized_keys (root has none and cannot log in), ssh host keys on first boot, the lab CA in
+   the trust store (when changed);
 4. exec systemd-nspawn -b (real systemd as PID 1) in the host's network namespace.
 """
 
@@ -69,6 +70,26 @@ def _detach_other_netns(name: str) -> None:
             subprocess.run(["umount", "-l", mountpoint], check=False)
 
 
+def account(merged: Path, user: str) -> tuple[int, int, Path]:
+    """(uid, gid, home) of ``user`` from the host's own /etc/passwd (the base image made the account)."""
+    for line in (merged / "etc/passwd").read_text().splitlines():
+        fields = line.split(":")
+        if len(fields) >= 7 and fields[0] == user:
+            return int(fields[2]), int(fields[3]), Path(fields[5])
+    raise SystemExit(f"lab host has no account {user!r}: the base image is older than this tnoctl")
+
+
+def write_authorized_keys(merged: Path, user: str, keys: str) -> None:
+    """The lab key in ``~user/.ssh/authorized_keys`` (owned by the user, as sshd's StrictModes wants)."""
+    uid, gid, home = account(merged, user)
+    ssh_dir = merged / home.relative_to("/") / ".ssh"
+    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ssh_dir.chmod(0o700)
+    _write(ssh_dir / "authorized_keys", keys, 0o600)
+    for path in (ssh_dir, ssh_dir / "authorized_keys"):
+        os.chown(path, uid, gid)
+
+
 def prepare(spec: dict[str, str]) -> None:
     """Mount the overlay and write the host's identity into it (steps 1-3)."""
     name = spec["name"]
@@ -86,10 +107,7 @@ def prepare(spec: dict[str, str]) -> None:
     machine_id = merged / "etc/machine-id"
     if not machine_id.exists() or not machine_id.read_text().strip():
         _write(machine_id, uuid.uuid4().hex + "\n", 0o444)
-    ssh_dir = merged / "root/.ssh"
-    ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    ssh_dir.chmod(0o700)
-    _write(ssh_dir / "authorized_keys", spec["authorized_keys"], 0o600)
+    write_authorized_keys(merged, spec["operator"], spec["authorized_keys"])
     _write(merged / "etc/ssh/sshd_config.d/tno-lab-hostkeys.conf", HOST_KEYS_CONF)
     need_keys = not (merged / "etc/ssh/ssh_host_ed25519_key").exists()
     ca_text = Path(spec["ca_cert"]).read_text() if spec.get("ca_cert") else None

@@ -22,6 +22,7 @@ from pathlib import Path
 from tnoctl import paths
 from tnoctl.errors import OperationFailed
 from tnoctl.lab import net, procs
+from tnoctl.lab.base import OPERATOR
 from tnoctl.lab.topology import LabHost
 
 NSPAWN_STOP_TIMEOUT = 30.0
@@ -112,6 +113,7 @@ def start(
         "merged": str(hd.merged),
         "hosts_text": hosts_text,
         "authorized_keys": pubkey,
+        "operator": OPERATOR,
         "ca_cert": str(ca_cert) if ca_cert else "",
         "lock_note": str(hd.lock_note),
     }
@@ -140,7 +142,12 @@ def _find_leader(nspawn_pid: int) -> int | None:
 
 
 def wait_booted(lab_dir: Path, host: LabHost, record: procs.ProcRecord, timeout: float = BOOT_TIMEOUT) -> None:
-    """Wait until the host's sshd accepts TCP and its host keys exist; record its PID 1."""
+    """Wait until the host's sshd accepts TCP, its host keys exist and it lets the operator log in.
+
+    Records its PID 1. The operator is an unprivileged account: pam_nologin refuses it while the
+    host's ``/run/nologin`` exists (created at sysinit, before sshd starts; removed by
+    systemd-user-sessions), so that file, read through ``/proc/<PID 1>/root``, is waited for too.
+    """
     hd = host_dir(lab_dir, host.name)
     deadline = time.monotonic() + timeout
     while True:
@@ -153,11 +160,18 @@ def wait_booted(lab_dir: Path, host: LabHost, record: procs.ProcRecord, timeout:
             raise OperationFailed(f"{host.name}: sshd not reachable after {timeout:.0f}s (see {hd.console})")
         time.sleep(0.1)
     leader = _find_leader(record.pid)
-    if leader is not None:
-        stat = procs.read_stat(leader)
-        argv = procs.read_cmdline(leader)
-        if stat is not None and argv:
-            procs.ProcRecord(leader, stat[2], "", Path(argv[0]).name).save(hd.leader_record)
+    if leader is None:
+        raise OperationFailed(f"{host.name}: cannot find the host's PID 1 under nspawn {record.pid}")
+    stat = procs.read_stat(leader)
+    argv = procs.read_cmdline(leader)
+    if stat is not None and argv:
+        procs.ProcRecord(leader, stat[2], "", Path(argv[0]).name).save(hd.leader_record)
+    nologin = Path(f"/proc/{leader}/root/run/nologin")
+    while nologin.exists():
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"{host.name}: unprivileged logins still refused after {timeout:.0f}s "
+                                  f"(/run/nologin; see {hd.console})")
+        time.sleep(0.1)
 
 
 def _port_open(address: str, port: int) -> bool:

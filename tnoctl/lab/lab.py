@@ -12,7 +12,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +23,7 @@ from tnoctl import paths
 from tnoctl.errors import OperationFailed, Refused
 from tnoctl.lab import aptproxy, base, etchosts, hosts, net, procs, sshfiles, topology
 from tnoctl.lab.cmd import log, step
+from tnoctl.run.ssh import SshRunner
 
 ROOT_MESSAGE = "tnoctl lab needs root (it creates network namespaces and mounts); run it as root"
 KEYRING_NAME = "tno-lab-archive-keyring.gpg"
@@ -233,23 +233,27 @@ class Lab:
         sshfiles.write_atomic(self.ssh_config_path, sshfiles.render_ssh_config(self.topology.hosts, self.lab_dir))
 
     def ssh_argv(self, host: str, command: list[str] | None = None) -> list[str]:
-        """argv of `ssh -F ssh_config HOST [CMD...]` for a lab host."""
+        """argv of `ssh -F ssh_config HOST [CMD...]` for a lab host (logs in as the operator account)."""
         self.topology.host(host)
         return ["ssh", "-F", str(self.ssh_config_path), host, *(command or [])]
+
+    def ssh_runner(self) -> SshRunner:
+        """The product's SSH factory for the lab inventory (operator account + sudo, strict host keys)."""
+        return SshRunner.for_inventory(self.topology.inventory)
 
     def _wait_systemd(self, names: list[str] | None = None) -> None:
         """Wait (over real SSH) until each host's systemd finished booting; warn on `degraded`."""
         names = names or [h.name for h in self.topology.hosts]
+        runner = self.ssh_runner()
 
         def one(name: str) -> tuple[str, str]:
-            argv = self.ssh_argv(name, ["systemctl", "is-system-running", "--wait"])
             try:
-                proc = subprocess.run(argv, capture_output=True, text=True, timeout=SYSTEM_WAIT_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                return name, "timeout"
-            return name, (proc.stdout.strip() or proc.stderr.strip() or f"rc={proc.returncode}")
+                res = runner.run(name, ["systemctl", "is-system-running", "--wait"], timeout=SYSTEM_WAIT_TIMEOUT)
+            except OperationFailed as exc:
+                return name, str(exc)
+            return name, (res.stdout.strip() or res.stderr.strip() or f"rc={res.rc}")
 
-        with step("waiting for systemd in the hosts"), ThreadPoolExecutor(max_workers=len(names)) as pool:
+        with step("waiting for systemd in the hosts"), runner, ThreadPoolExecutor(max_workers=len(names)) as pool:
             results = list(pool.map(one, names))
         bad = [f"{n}: {state}" for n, state in results if state not in ("running", "degraded")]
         for name, state in results:
@@ -267,16 +271,15 @@ class Lab:
         connection. With fresh lists, the roles' `cache_valid_time` skips the update during deploys.
         """
         names = names or [h.name for h in self.topology.hosts]
-        with step(f"apt-get update in {len(names)} hosts (one at a time)"):
+        with step(f"apt-get update in {len(names)} hosts (one at a time)"), self.ssh_runner() as runner:
             for name in names:
-                argv = self.ssh_argv(name, ["apt-get", "-q", "update"])
                 try:
-                    proc = subprocess.run(argv, capture_output=True, text=True, timeout=APT_UPDATE_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    log(f"warning: {name}: apt-get update timed out after {APT_UPDATE_TIMEOUT}s")
+                    res = runner.run(name, ["apt-get", "-q", "update"], timeout=APT_UPDATE_TIMEOUT)
+                except OperationFailed as exc:
+                    log(f"warning: {name}: apt-get update failed: {exc}")
                     continue
-                if proc.returncode != 0:
-                    log(f"warning: {name}: apt-get update failed: {proc.stderr.strip().splitlines()[-1:]}")
+                if res.rc != 0:
+                    log(f"warning: {name}: apt-get update failed: {res.stderr.strip().splitlines()[-1:]}")
 
     # ------------------------------------------------------------------ down
     def down(self) -> None:

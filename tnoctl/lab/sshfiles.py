@@ -2,7 +2,8 @@
 
 known_hosts is written straight from each host's `etc/ssh/ssh_host_*_key.pub` in its overlay
 upper dir — never ssh-keyscan — so there is no trust on first use and StrictHostKeyChecking
-stays on for Ansible and tnoctl.
+stays on for Ansible and tnoctl. The config logs in as the operator account (``tnoops``, with
+passwordless sudo), never root: lab hosts refuse root logins, as production hosts do.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from tnoctl.lab.base import OPERATOR
 from tnoctl.lab.cmd import run
 from tnoctl.lab.topology import LabHost
 
@@ -18,7 +20,7 @@ KEY_NAME = "id_ed25519"
 
 
 def ensure_key(lab_dir: Path) -> Path:
-    """Create the lab's throw-away root login key once; return the private key path."""
+    """Create the lab's throw-away operator login key once; return the private key path."""
     key = lab_dir / KEY_NAME
     if not key.is_file() or not key.with_suffix(".pub").is_file():
         key.unlink(missing_ok=True)
@@ -52,7 +54,7 @@ def render_ssh_config(hosts: Iterable[LabHost], lab_dir: Path) -> str:
     patterns = " ".join(h.name for h in hosts) + " *.lab.test 198.18.0.*"
     out += [
         f"Host {patterns}",
-        "  User root",
+        f"  User {OPERATOR}",
         f"  IdentityFile {lab_dir / KEY_NAME}",
         "  IdentitiesOnly yes",
         f"  UserKnownHostsFile {lab_dir / 'known_hosts'}",

@@ -1,20 +1,25 @@
-"""Which hosts and tenants the lab has, read from the lab inventory.
+"""Which hosts and tenants the lab has, read from the lab inventory with the product's loader.
 
-The lab's hosts and addresses are those of `inventories/lab/hosts.yml`; the tenants (for
-/etc/hosts service names and certificate SANs) come from its tenant files. This is the one
-small place that reads them, so it can switch to `tnoctl.config.load_inventory` wholesale.
+`tnoctl.config.load_inventory` reads and validates the lab inventory like any other; this module
+only checks what the lab itself needs (addresses inside 198.18.0.0/24, the operator account as
+``ansible_user`` with ``ansible_become``) and keeps the few facts the lab uses: hosts (ordered by
+address) and, per tenant, domains, placement and mailboxes (for /etc/hosts names, certificate
+SANs and `lab credentials`). The loaded Inventory is kept for the SSH factory.
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from tnoctl.config.hosts import Host
+from tnoctl.config.load import load_inventory
+from tnoctl.config.schema import Tenant
 from tnoctl.errors import InvalidInput
+from tnoctl.lab.base import OPERATOR
 
 LAB_NETWORK = ipaddress.ip_network("198.18.0.0/24")
 
@@ -46,6 +51,8 @@ class Topology:
 
     hosts: tuple[LabHost, ...]
     tenants: tuple[LabTenant, ...] = field(default=())
+    inventory: Any = field(default=None, compare=False, repr=False)
+    """The loaded ``tnoctl.config.load.Inventory`` (None in tests that build a Topology by hand)."""
 
     def host(self, name: str) -> LabHost:
         """The host called `name`, or InvalidInput listing the valid names."""
@@ -53,17 +60,6 @@ class Topology:
             if host.name == name:
                 return host
         raise InvalidInput(f"no lab host {name!r}; lab hosts: {', '.join(h.name for h in self.hosts)}")
-
-
-def _walk_groups(node: dict[str, Any], group: str, out: dict[str, tuple[str | None, set[str]]]) -> None:
-    """Collect host -> (ansible_host, groups) from an Ansible YAML inventory group tree."""
-    for name, hostvars in (node.get("hosts") or {}).items():
-        address, groups = out.get(name, (None, set()))
-        address = (hostvars or {}).get("ansible_host", address)
-        groups.add(group)
-        out[name] = (address, groups)
-    for child, sub in (node.get("children") or {}).items():
-        _walk_groups(sub or {}, child, out)
 
 
 def _in_lab(address: object) -> bool:
@@ -74,51 +70,43 @@ def _in_lab(address: object) -> bool:
         return False
 
 
-def parse_hosts(data: dict[str, Any], source: str) -> tuple[LabHost, ...]:
-    """LabHosts from the parsed hosts.yml; every host needs an ansible_host inside 198.18.0.0/24."""
-    found: dict[str, tuple[str | None, set[str]]] = {}
-    for group, node in (data or {}).items():
-        _walk_groups(node or {}, group, found)
-    hosts: list[LabHost] = []
+def lab_hosts(hosts: Mapping[str, Host]) -> tuple[LabHost, ...]:
+    """LabHosts (by address) of loaded inventory hosts: each in 198.18.0.0/24, each logging in as the operator."""
+    out: list[LabHost] = []
     errors: list[str] = []
-    for name, (address, groups) in found.items():
-        if not _in_lab(address):
-            errors.append(f"{source}: {name}: ansible_host must be in {LAB_NETWORK} (got {address})")
+    for name, host in hosts.items():
+        if not _in_lab(host.address):
+            errors.append(f"hosts.yml: {name}: ansible_host must be in {LAB_NETWORK} (got {host.address})")
             continue
-        hosts.append(LabHost(name=name, address=str(address), groups=tuple(sorted(groups - {"all"}))))
+        user = host.vars.get("ansible_user")
+        if user != OPERATOR or not host.vars.get("ansible_become"):
+            source = host.var_sources.get("ansible_user", "group_vars/all/connection.yml")
+            errors.append(f"{source}: {name}: ansible_user must be {OPERATOR!r} with ansible_become: true "
+                          f"(lab hosts have that operator account; root cannot log in), got {user!r}")
+            continue
+        out.append(LabHost(name=name, address=host.address, groups=tuple(sorted(host.groups - {"all"}))))
     if errors:
         raise InvalidInput("the lab inventory's hosts are not usable for the lab", details=errors)
-    if not hosts:
-        raise InvalidInput(f"{source}: no hosts")
-    return tuple(hosts)
+    if not out:
+        raise InvalidInput("hosts.yml: no hosts")
+    return tuple(sorted(out, key=lambda h: ipaddress.ip_address(h.address)))
 
 
-def parse_tenant(data: dict[str, Any]) -> LabTenant:
-    """LabTenant from one parsed tenant file (schema validation is tnoctl.config's job)."""
-    domains = tuple(data.get("domains") or ())
-    placement = data.get("placement") or {}
-    mailboxes = tuple(
-        (f"{mb['local']}@{mb.get('domain') or domains[0]}", str(mb.get("password_vault", "")))
-        for mb in data.get("mailboxes") or ()
-    )
+def lab_tenant(tenant: Tenant) -> LabTenant:
+    """LabTenant from a validated tenant (tnoctl.config.schema.Tenant)."""
+    mailboxes = tuple((f"{mb.local}@{mb.domain or tenant.primary_domain}", mb.password_vault)
+                      for mb in tenant.mailboxes)
     return LabTenant(
-        slug=str(data["slug"]),
-        domains=domains,
-        mail_host=placement.get("mail"),
-        office_host=placement.get("office"),
+        slug=tenant.slug,
+        domains=tuple(tenant.domains),
+        mail_host=tenant.placement.mail if "mail" in tenant.services else None,
+        office_host=tenant.placement.office if "office" in tenant.services else None,
         mailboxes=mailboxes,
     )
 
 
 def load(inventory: Path) -> Topology:
-    """Read hosts.yml and tenants/*.yml of the lab inventory."""
-    hosts_file = inventory / "hosts.yml"
-    try:
-        hosts = parse_hosts(yaml.safe_load(hosts_file.read_text()), str(hosts_file))
-    except OSError as exc:
-        raise InvalidInput(f"cannot read the lab inventory: {hosts_file}: {exc.strerror}") from exc
-    tenants = tuple(
-        parse_tenant(yaml.safe_load(path.read_text()) or {})
-        for path in sorted((inventory / "tenants").glob("*.yml"))
-    )
-    return Topology(hosts=hosts, tenants=tenants)
+    """Hosts and tenants of the lab inventory, through the product's loader (all errors at once)."""
+    loaded = load_inventory(inventory)
+    return Topology(hosts=lab_hosts(loaded.hosts), tenants=tuple(lab_tenant(t) for t in loaded.tenants),
+                    inventory=loaded)

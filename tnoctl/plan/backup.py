@@ -1,9 +1,12 @@
 """Pure planner for `backup` and `restore`: which tenants, on which hosts, with which commands. No I/O.
 
-Backups run per tenant on the tenant's mail host (``tno-backup run SLUG``, the same command the
-systemd timer runs). Reads (list, verify, drill) and pruning run on the backup host with the
-passphrase from the vault, so they work when the mail host is gone, and prove the vault copy of
-the passphrase opens the repository (what a disaster recovery depends on).
+Backups run per tenant and per component on the host serving it (``tno-backup run SLUG`` on the
+mail host, ``tno-backup run SLUG.office`` on the office host: the commands the systemd timers
+run), into one repository per tenant. A tenant has the components of its services: mail and
+office, mail only, or office only (its repository then holds its office configuration alone).
+Reads (list, verify, drill) and pruning run on the backup host with the passphrase from the
+vault, so they work when the mail host is gone, and prove the vault copy of the passphrase opens
+the repository (what a disaster recovery depends on).
 """
 
 from __future__ import annotations
@@ -21,24 +24,29 @@ SITE_PLAYBOOK = "site.yml"
 
 @dataclass(frozen=True)
 class BackupTarget:
-    """One tenant's backup: where its mail (and office) live, where its repository lives, its retention."""
+    """One tenant's backup: where its mail and/or office live, where its repository lives, its retention."""
 
     slug: str
-    mail_host: str
+    mail_host: str | None  # None: office-only tenant (no mail component)
     backup_host: str
     retention: dict[str, int]
     office_host: str | None = None  # ships coolwsd.xml, the proof key and the proxy config (docs/backups.md)
 
     @property
     def components(self) -> tuple[str, ...]:
-        """What this tenant's backup covers, in run order: mail, then office when the tenant has one."""
-        return ("mail", "office") if self.office_host else ("mail",)
+        """What this tenant's backup covers, in run order: mail (if any), then office (if any)."""
+        return tuple(c for c, host in (("mail", self.mail_host), ("office", self.office_host)) if host)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """The hosts that ship this tenant's components, in component order."""
+        return tuple(self.host_of(c) for c in self.components)
 
     def host_of(self, component: str) -> str:
-        """The host that ships ``component`` to the backup host."""
+        """The host that ships ``component`` to the backup host; InvalidInput if the tenant has none."""
         host = self.mail_host if component == "mail" else self.office_host
         if not host:
-            raise InvalidInput(f"tenant {self.slug} has no {component} host")
+            raise InvalidInput(f"tenant {self.slug} has no {component} service")
         return host
 
     @property
@@ -55,21 +63,32 @@ def retention_of(tenant: Any, platform: Any) -> dict[str, int]:
 
 
 def plan_targets(inventory: Any, tenants: list[str] | tuple[str, ...] = ()) -> list[BackupTarget]:
-    """Targets for the selected tenants (default: every tenant with mail), sorted by slug."""
+    """Targets for the selected tenants (default: every tenant with a service), sorted by slug.
+
+    A component is backed up where its service is enabled and placed: a mail-only tenant has no
+    office component, an office-only one no mail component (never "nothing to back up").
+    """
     backup_host = inventory.platform.tno_backup_host
     if backup_host not in inventory.hosts:
         raise InvalidInput(f"tno_backup_host '{backup_host}' is not a host of the inventory")
     chosen = [inventory.tenant(s) for s in sorted(set(tenants))] if tenants else list(inventory.tenants)
     out = []
     for tenant in chosen:
-        if "mail" not in tenant.services or not tenant.placement.mail:
+        mail, office = (getattr(tenant.placement, c) if c in tenant.services else None for c in ("mail", "office"))
+        if not mail and not office:
             if tenants:
-                raise InvalidInput(f"tenant {tenant.slug} has no mail service: nothing to back up")
+                raise InvalidInput(f"tenant {tenant.slug} has no placed service: nothing to back up")
             continue
         retention = retention_of(tenant, inventory.platform)
-        office = tenant.placement.office if "office" in tenant.services else None
-        out.append(BackupTarget(tenant.slug, tenant.placement.mail, backup_host, retention, office or None))
+        out.append(BackupTarget(tenant.slug, mail or None, backup_host, retention, office or None))
     return sorted(out, key=lambda t: t.slug)
+
+
+def require_mail(target: BackupTarget) -> str:
+    """The tenant's mail host, for mail-only operations (mailbox restore, Maildir export); InvalidInput if none."""
+    if not target.mail_host:
+        raise InvalidInput(f"tenant {target.slug} has no mail service: no mailbox to restore or export")
+    return target.mail_host
 
 
 def setup_call(hosts: list[str] | tuple[str, ...] = ()) -> PlaybookCall:
@@ -119,6 +138,47 @@ def list_paths_args(target: BackupTarget, archive: str) -> list[str]:
     return ["list", "--json-lines", f"{target.repo}::{archive}"]
 
 
+def extract_stdout_args(target: BackupTarget, archive: str, path: str) -> list[str]:
+    """``borg extract --stdout`` of one archive-relative path (office drill: restore coolwsd.xml)."""
+    return ["extract", "--stdout", f"{target.repo}::{archive}", path]
+
+
 def extract_args(target: BackupTarget, archive: str) -> list[str]:
     """``borg extract`` of a whole archive into the current directory (``backup drill``)."""
     return ["extract", f"{target.repo}::{archive}"]
+
+
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # role tno_backup's tno_backup_textfile_dir default
+AGENT_STATE_DIR = "/var/lib/tno-backup/state"
+
+
+@dataclass(frozen=True)
+class RemovalStep:
+    """One host's share of offboarding a tenant: stop its backup timer, then delete its files there."""
+
+    host: str
+    component: str
+    timer: str
+    paths: tuple[str, ...]
+
+
+def removal_steps(target: BackupTarget, domains: list[str] | tuple[str, ...]) -> list[RemovalStep]:
+    """What ``tenant remove`` deletes on each host of the tenant, per component it has.
+
+    Mail host: the Maildirs and DKIM keys of every domain, the mail backup unit (agent config,
+    borgmatic config, passphrase, SSH key, staging tree). Office host: the office backup unit.
+    Both: the unit's agent state and its node_exporter textfile (a stale textfile would keep
+    alerting on a tenant that no longer exists). The repository stays (``backup shred`` later).
+    """
+    out = []
+    for component in target.components:
+        key = naming.unit_key(target.slug, component)
+        paths = [naming.borgmatic_config(target.slug, component), f"/etc/tno-backup/tenants/{key}.json",
+                 f"/etc/tno-backup/{key}.passphrase", f"/etc/tno-backup/keys/{key}",
+                 f"/etc/tno-backup/keys/{key}.pub", f"{AGENT_STATE_DIR}/{key}.json",
+                 f"{AGENT_STATE_DIR}/{key}.initialised", f"{TEXTFILE_DIR}/tno_backup_{key}.prom"]
+        if component == "mail":
+            paths = ([f"/srv/vmail/{d}" for d in domains] + [f"/etc/opendkim/keys/{d}" for d in domains]
+                     + paths + [f"{naming.STAGING_ROOT}/{target.slug}"])
+        out.append(RemovalStep(target.host_of(component), component, f"tno-backup@{key}.timer", tuple(paths)))
+    return out

@@ -14,6 +14,16 @@ from typing import Literal
 
 Severity = Literal["warning", "critical"]
 
+HOST_KEY_MARKERS = ("host key mismatch", "BadHostKeyException", "Host key verification failed",
+                    "REMOTE HOST IDENTIFICATION HAS CHANGED")
+"""How a host-key mismatch shows in a failure detail: tnoctl's SSH adapter ("<host>: host key mismatch
+(...); refusing to connect"), paramiko's exception name, OpenSSH's messages."""
+
+
+def is_host_key_mismatch(detail: str) -> bool:
+    """True when a failure reason says the host presented another key (a possible man-in-the-middle)."""
+    return any(marker in detail for marker in HOST_KEY_MARKERS)
+
 
 @dataclass(frozen=True)
 class ProbeResult:
@@ -33,6 +43,12 @@ class ProbeResult:
     value: float | None = None
     values: Mapping[str, float] = field(default_factory=dict)
     severity: Severity = "critical"
+
+    def __post_init__(self) -> None:
+        # A host-key mismatch is critical wherever it is seen (status, runbooks, exporter), whatever
+        # severity the check's ordinary failures have: a "warning" queue probe must not hide it.
+        if not self.ok and self.severity != "critical" and is_host_key_mismatch(self.detail):
+            object.__setattr__(self, "severity", "critical")
 
 
 ProbeFn = Callable[[float], "ProbeResult | list[ProbeResult]"]

@@ -8,8 +8,10 @@ Success is judged from runner ``status``, ``rc`` and the per-host ``stats``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -120,11 +122,26 @@ control_path_dir = {cp}
 """
 
 
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory only we can use (0700, owned by us, not a symlink); created if absent.
+
+    The SSH ControlPath sockets live in a shared /tmp: a directory pre-created by another user
+    (0777, or theirs) would let them hijack or redirect our multiplexed SSH connections.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise OperationFailed(f"{path} must be a directory owned by uid {os.getuid()} with mode 0700 "
+                              f"(found uid {st.st_uid}, mode {stat.filemode(st.st_mode)}): refusing to put "
+                              "SSH control sockets there; remove it")
+    return path
+
+
 def write_ansible_cfg(run_dir: Path, state_dir: Path, forks: int = 20) -> Path:
     """Render the tuned ansible.cfg of a run (pipelining, ControlPersist, fact cache, host keys on)."""
     cfg = run_dir / "ansible.cfg"
-    cp_dir = Path("/tmp") / f"tno-cp-{os.getuid()}"  # short path: ssh control sockets are length-limited
-    cp_dir.mkdir(mode=0o700, exist_ok=True)
+    cp_dir = private_dir(Path("/tmp") / f"tno-cp-{os.getuid()}")  # short: control sockets are length-limited
     cfg.write_text(
         ANSIBLE_CFG.format(
             roles=paths.ROLES_DIR,

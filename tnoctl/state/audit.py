@@ -210,6 +210,32 @@ class AuditLog:
     skipped: int
 
 
+_STR_FIELDS = ("id", "time", "operator", "verb", "result")
+
+
+def _record_of(line: bytes) -> dict[str, Any] | None:
+    """One audit line as a record, or None when it is not one (bad JSON, nesting, or field types).
+
+    ``tenants`` must be a list of strings (``"tenants": 5`` made ``history --tenant`` crash); the
+    fields ``history`` prints must be strings when present.
+    """
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    tenants = record.get("tenants", [])
+    if tenants is None:
+        tenants = []
+    if not isinstance(tenants, list) or not all(isinstance(t, str) for t in tenants):
+        return None
+    if any(not isinstance(record.get(k, ""), str) for k in _STR_FIELDS):
+        return None
+    record["tenants"] = tenants
+    return record
+
+
 def read_log(state_dir: Path, tenant: str | None = None, limit: int | None = None) -> AuditLog:
     """Read the audit log oldest first; keep the last ``limit`` records (all when None or 0) of ``tenant``."""
     path = audit_path(state_dir)
@@ -222,15 +248,11 @@ def read_log(state_dir: Path, tenant: str | None = None, limit: int | None = Non
     for line in raw.split(b"\n"):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except ValueError:  # truncated last line of a crashed writer, or a damaged line
+        record = _record_of(line)
+        if record is None:  # truncated last line of a crashed writer, or a damaged line
             skipped += 1
             continue
-        if not isinstance(record, dict):
-            skipped += 1
-            continue
-        if tenant is None or tenant in (record.get("tenants") or []):
+        if tenant is None or tenant in record["tenants"]:
             records.append(record)
     if limit and limit > 0:
         records = records[-limit:]

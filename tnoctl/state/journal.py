@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tnoctl.errors import InvalidInput
+from tnoctl.state import durable
 
 OPERATIONS_DIR = "operations"
 STEPS = ("window", "lock", "snapshot", "apply", "gate", "rollback", "regate", "finish")
@@ -74,12 +75,28 @@ def _append_line(path: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
+def _event(line: bytes) -> dict[str, Any] | None:
+    """One journal line as an event, or None when it is not one (bad UTF-8, JSON, nesting or types)."""
+    try:
+        event = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    if not isinstance(event, dict) or not all(isinstance(event.get(k), str) for k in ("host", "step", "status")):
+        return None
+    if not isinstance(event.get("data", {}), dict) or not isinstance(event.get("detail", ""), str):
+        return None
+    if not isinstance(event.get("time"), int | float) or isinstance(event.get("time"), bool):
+        return None
+    return event
+
+
 class Journal:
     """One operation's journal (create it with :meth:`create`, reopen it with :meth:`open`)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.id = directory.name
+        self.skipped_lines = 0  # unreadable lines of journal.jsonl at the last events()
 
     @classmethod
     def create(cls, state_dir: Path, operation_id: str, plan: dict[str, Any]) -> Journal:
@@ -87,8 +104,13 @@ class Journal:
         directory = operations_dir(state_dir) / operation_id
         directory.mkdir(parents=True, exist_ok=False)
         tmp = directory / "plan.json.tmp"
-        tmp.write_text(json.dumps(plan, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, directory / "plan.json")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write((json.dumps(plan, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        durable.replace(tmp, directory / "plan.json")  # fsyncs the operation directory too
+        durable.fsync_dir(directory.parent)  # ... and the new directory's own entry
         return cls(directory)
 
     @classmethod
@@ -121,19 +143,24 @@ class Journal:
         _append_line(self.path, event)
 
     def events(self) -> list[dict[str, Any]]:
-        """Every readable event, in order (a torn line is skipped)."""
+        """Every readable event, in order; a torn, undecodable or ill-typed line is skipped and counted
+        in :attr:`skipped_lines` (the lines after it are kept)."""
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            raw = self.path.read_bytes()
         except FileNotFoundError:
+            self.skipped_lines = 0
             return []
         events = []
-        for line in lines:
-            try:
-                event = json.loads(line)
-            except ValueError:
+        skipped = 0
+        for line in raw.split(b"\n"):
+            if not line.strip():
                 continue
-            if isinstance(event, dict) and {"host", "step", "status"} <= event.keys():
+            event = _event(line)
+            if event is None:
+                skipped += 1
+            else:
                 events.append(event)
+        self.skipped_lines = skipped
         return events
 
     def runner_alive(self) -> bool:
@@ -212,6 +239,7 @@ class RolloutSummary:
     state: str
     started_at: float
     hosts_by_state: dict[str, int]
+    skipped_lines: int = 0
 
 
 def latest_rollouts(state_dir: Path) -> dict[str, RolloutSummary]:
@@ -222,7 +250,7 @@ def latest_rollouts(state_dir: Path) -> dict[str, RolloutSummary]:
             plan = journal.plan()
             component = str(plan["component"])
             hosts = [h["host"] for wave in plan["waves"] for h in wave["hosts"]]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
         if component in found:
             continue
@@ -232,7 +260,7 @@ def latest_rollouts(state_dir: Path) -> dict[str, RolloutSummary]:
             counts[progress.state] = counts.get(progress.state, 0) + 1
         started = events[0]["time"] if events else journal.path.parent.stat().st_mtime
         found[component] = RolloutSummary(journal.id, component, str(plan.get("to_version", "")),
-                                          journal.state(), float(started), counts)
+                                          journal.state(), float(started), counts, journal.skipped_lines)
         if len(found) == 2:
             break
     return found

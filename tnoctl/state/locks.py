@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tnoctl.errors import InvalidInput, Locked
-from tnoctl.state import current_host, current_operator, rfc3339, utc_now
+from tnoctl.state import current_host, current_operator, durable, rfc3339, utc_now
 
 log = logging.getLogger(__name__)
 Warn = Callable[[str], None]
-_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 _ATTEMPTS = 5
 
 
@@ -55,7 +55,7 @@ class LockInfo:
             start = data.get("pid_start_time")
             return cls(tenant, str(data["owner"]), int(data["pid"]), str(data["host"]), str(data["verb"]),
                        str(data["operation_id"]), str(data["started"]), None if start is None else int(start))
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, OverflowError) as exc:
             raise ValueError(f"missing or bad field {exc}") from None
 
 
@@ -72,7 +72,7 @@ class LockStatus:
 
 def lock_path(state_dir: Path, tenant: str) -> Path:
     """``<state_dir>/locks/<tenant>.lock``; rejects anything that is not a tenant slug."""
-    if not _SLUG.match(tenant):
+    if not _SLUG.fullmatch(tenant):
         raise InvalidInput(f"'{tenant}' is not a tenant slug ([a-z0-9-], at most 40 characters)")
     return Path(state_dir) / "locks" / f"{tenant}.lock"
 
@@ -110,11 +110,17 @@ def is_stale(info: LockInfo) -> bool:
     return info.pid_start_time is not None and process_start_time(info.pid) != info.pid_start_time
 
 
+LOCK_MAX_BYTES = 64 * 1024
+"""A lock file is ~300 bytes of JSON."""
+
+
 def _read(path: Path, tenant: str) -> LockInfo:
     """The lock at ``path``; FileNotFoundError if absent, ValueError if unreadable."""
-    raw = path.read_bytes()
     try:
+        raw = durable.read_regular(path, LOCK_MAX_BYTES)  # a FIFO or link planted in locks/ cannot hang us
         return LockInfo.from_json(tenant, json.loads(raw))
+    except RecursionError:
+        raise ValueError(f"unreadable lock file {path}: JSON nesting too deep") from None
     except ValueError as exc:
         raise ValueError(f"unreadable lock file {path}: {exc}") from None
 

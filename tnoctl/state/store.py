@@ -18,13 +18,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
+import stat
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+
+from tnoctl.state import durable
 
 UpgradeState = Literal["idle", "running", "succeeded", "failed", "rolled_back"]
 UPGRADE_STATES: tuple[str, ...] = ("idle", "running", "succeeded", "failed", "rolled_back")
@@ -179,16 +183,49 @@ def _merge_upgrade(prev: UpgradeRecord | None, new: UpgradeRecord) -> UpgradeRec
     return UpgradeRecord(**{**asdict(new), "last_success_at": last})
 
 
+_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "bool": (bool,), "float": (int, float), "int": (int,)}
+
+
+def _check_field(name: str, annotation: str, value: Any) -> None:
+    """Raise TypeError unless ``value`` fits ``annotation`` ('str', 'float | None', ...) exactly."""
+    allowed: tuple[type, ...] = ()
+    optional = False
+    for part in str(annotation).split("|"):
+        part = part.strip()
+        if part == "None":
+            optional = True
+        else:
+            allowed += _TYPES[part]
+    if value is None and optional:
+        return
+    if isinstance(value, bool) and bool not in allowed:
+        raise TypeError(f"{name}: a boolean where {annotation} is expected")
+    if not isinstance(value, allowed):
+        raise TypeError(f"{name}: {type(value).__name__} where {annotation} is expected")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{name}: not a finite number")
+
+
 def _decode(kind: str, line: bytes) -> Record:
-    """Parse one line into its record type; raise ValueError/TypeError/KeyError on anything odd."""
+    """Parse one line into its record type; raise ValueError/TypeError/KeyError on anything odd.
+
+    Every field is type-checked: a dict where a string belongs would make the record unhashable
+    (key) and a string time would break every comparison of the exporter later, far from the line.
+    """
     data = json.loads(line)
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     cls = RECORD_TYPES[kind]
-    names = {f.name for f in fields(cls)}
-    record = cls(**{k: v for k, v in data.items() if k in names})  # newer writers may add fields
-    if not isinstance(record.tenant, str) or not record.tenant:
+    kept = {}
+    for f in fields(cls):
+        if f.name in data:  # newer writers may add fields; missing ones get defaults or TypeError
+            _check_field(f.name, str(f.type), data[f.name])
+            kept[f.name] = data[f.name]
+    record = cls(**kept)
+    if not record.tenant:
         raise ValueError("tenant missing")
+    if isinstance(record, UpgradeRecord) and record.state not in UPGRADE_STATES:
+        raise ValueError(f"state: not one of {', '.join(UPGRADE_STATES)}")
     return record
 
 
@@ -213,12 +250,20 @@ class _KindIndex:
     def refresh(self) -> None:
         """Parse what was appended since the last call; re-read from scratch after a compaction."""
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             self.reset()
             return
+        except OSError as exc:  # a symlink planted in store/ (ELOOP)
+            self.reset()
+            self.stats.last_error = f"cannot open: {exc.strerror}"
+            return
         with os.fdopen(fd, "rb") as fh:
             st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode):  # a FIFO must never hang a scrape
+                self.reset()
+                self.stats.last_error = "not a regular file"
+                return
             if st.st_ino != self.inode or st.st_size < self.offset:
                 self.reset()
                 self.inode = st.st_ino
@@ -234,18 +279,19 @@ class _KindIndex:
             self._apply(line)
 
     def _apply(self, line: bytes) -> None:
+        """Fold one line in; a bad line is counted and skipped, never fatal for the lines after it."""
         if not line.strip():
             return
         try:
             record = _decode(self.kind, line)
-        except (ValueError, TypeError, KeyError) as exc:
+            key = record.key()
+            if isinstance(record, UpgradeRecord):
+                record = _merge_upgrade(self.latest.get(key), record)
+            self.latest[key] = record
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
             self.stats.invalid_lines += 1
             self.stats.last_error = f"{type(exc).__name__}: {str(exc)[:120]}"
             return
-        key = record.key()
-        if isinstance(record, UpgradeRecord):
-            record = _merge_upgrade(self.latest.get(key), record)
-        self.latest[key] = record
         self.stats.records = len(self.latest)
 
 
@@ -282,8 +328,11 @@ class Store:
                 if size and os.pread(fd, 1, size - 1) != b"\n":
                     line = b"\n" + line  # a crashed writer left half a line: do not glue ours to it
                 os.write(fd, line)
+                os.fsync(fd)  # a recorded backup or upgrade must survive a crash
             finally:
                 os.close(fd)
+            if size == 0:
+                durable.fsync_dir(self.dir)  # the file is new: make its directory entry durable
 
     def record_backup(self, result: BackupResult) -> None:
         """Record one backup run."""
@@ -325,7 +374,7 @@ class Store:
                         fh.write(b"\n")
                     fh.flush()
                     os.fsync(fh.fileno())
-                os.replace(tmp, self.path(k))
+                durable.replace(tmp, self.path(k))
                 kept[k] = len(index.latest)
         return kept
 
