@@ -1,9 +1,10 @@
 """A real Prometheus stack on loopback for end-to-end monitoring tests (helper of test_monitoring_prometheus).
 
-Why a helper: the test starts three long-running programs (Debian's prometheus and
-prometheus-blackbox-exporter, ``tnoctl exporter``) with temporary configuration, polls
-Prometheus' HTTP API with a deadline, and must stop exactly the processes it started (by PID).
-Everything here is plain subprocess + urllib; nothing is shared with other tests.
+Why a helper: the test starts long-running programs (Debian's prometheus, prometheus-alertmanager
+and prometheus-blackbox-exporter, ``tnoctl exporter``) with temporary configuration, polls their
+HTTP APIs with a deadline, runs a webhook receiver for Alertmanager's notifications, and must stop
+exactly the processes it started (by PID). Everything here is plain subprocess + urllib +
+http.server; nothing is shared with other tests. Everything listens on 127.0.0.1 only.
 
 Name resolution: blackbox probes tenants by service name (``mail.<domain>``, ``office.<domain>``,
 the production mode of ``tnoctl monitoring targets``) so that TLS verifies the names the lab
@@ -18,11 +19,13 @@ import json
 import re
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,8 @@ import yaml
 PROMETHEUS = "/usr/bin/prometheus"
 BLACKBOX = "/usr/bin/prometheus-blackbox-exporter"
 PROMTOOL = "/usr/bin/promtool"
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+AMTOOL = "/usr/bin/amtool"
 
 
 def free_port() -> int:
@@ -150,8 +155,12 @@ def fast_rules(shipped_text: str, for_: str = "2s") -> str:
 
 
 def prometheus_config(*, rules: Path, tnoctl: dict[str, str], blackbox: str, file_sd_dir: Path,
-                      nodes: list[str], dovecot: list[str] = (), interval: str = "2s") -> dict:
-    """Scrape config: tnoctl exporters (job name -> address), blackbox (multi-target), node and Dovecot exporters."""
+                      alertmanager: str | None = None, interval: str = "2s") -> dict:
+    """Scrape config: tnoctl exporters (job name -> address), blackbox (multi-target), node and Dovecot exporters.
+
+    The node and Dovecot targets come from ``tnoctl monitoring targets`` (``node.json``, ``dovecot.json``
+    in ``file_sd_dir``, each target labelled with its ``host``), as in exporters/prometheus/prometheus.yml.
+    """
     jobs: list[dict] = [{"job_name": job, "static_configs": [{"targets": [addr]}]} for job, addr in tnoctl.items()]
     jobs.append({
         "job_name": "blackbox",
@@ -163,20 +172,85 @@ def prometheus_config(*, rules: Path, tnoctl: dict[str, str], blackbox: str, fil
             {"target_label": "__address__", "replacement": blackbox},
         ],
     })
-    jobs.append({"job_name": "node", "static_configs": [{"targets": nodes}]})
-    if dovecot:
-        jobs.append({"job_name": "dovecot", "static_configs": [{"targets": list(dovecot)}]})
-    return {
+    for job in ("node", "dovecot"):
+        jobs.append({"job_name": job, "file_sd_configs": [{"files": [str(file_sd_dir / f"{job}.json")]}]})
+    config: dict = {
         "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": "1s"},
         "rule_files": [str(rules)],
         "scrape_configs": jobs,
     }
+    if alertmanager:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
+    return config
 
 
 def prometheus_argv(config: Path, data: Path, port: int) -> list[str]:
     """Debian's prometheus on loopback with a temporary data directory."""
     return [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={data}",
             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+
+
+def fast_alertmanager(shipped: dict, *, group_wait: str = "10s", group_interval: str = "1m") -> dict:
+    """Test-only timings on the generated Alertmanager configuration (routing and inhibition untouched)."""
+    doc = json.loads(json.dumps(shipped))
+    doc["route"].update(group_wait=group_wait, group_interval=group_interval, repeat_interval="1h")
+    return doc
+
+
+def alertmanager_argv(config: Path, data: Path, port: int) -> list[str]:
+    """Debian's Alertmanager on loopback, clustering off (it would otherwise listen on every address)."""
+    return [ALERTMANAGER, f"--config.file={config}", f"--storage.path={data}",
+            f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"]
+
+
+@dataclass
+class Notification:
+    """One webhook delivery from Alertmanager, with the time it arrived."""
+
+    received_at: float
+    body: dict
+
+    def firing(self, name: str | None = None) -> list[dict[str, str]]:
+        """Labels of the firing alerts in it (optionally only ``name``)."""
+        return [a["labels"] for a in self.body.get("alerts", []) if a.get("status") == "firing"
+                and (name is None or a["labels"].get("alertname") == name)]
+
+
+class WebhookReceiver:
+    """An Alertmanager webhook receiver on 127.0.0.1 that keeps every notification it is sent."""
+
+    def __init__(self) -> None:
+        self.notifications: list[Notification] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # http.server's naming
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with receiver._lock:
+                    receiver.notifications.append(Notification(time.monotonic(), body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:  # keep the test output clean
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self.server.serve_forever, name="webhook", daemon=True)
+        self._thread.start()
+
+    def since(self, t0: float) -> list[Notification]:
+        """Notifications received after ``t0`` (time.monotonic)."""
+        with self._lock:
+            return [n for n in self.notifications if n.received_at >= t0]
+
+    def stop(self) -> None:
+        """Shut the server down and wait for its thread."""
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=10)
 
 
 @dataclass

@@ -1,8 +1,14 @@
 """Prometheus ``file_sd`` target groups for blackbox_exporter, one file per blackbox module.
 
 Each tenant endpoint becomes one group with labels ``tenant``, ``component``, ``service``,
-``module`` and ``__param_module`` (the multi-target pattern: Prometheus scrapes blackbox with
-``?module=...&target=...``; see exporters/prometheus/prometheus.yml).
+``module``, ``host`` (the inventory host serving it), ``server_name`` (the name its certificate is
+checked for) and ``__param_module`` (the multi-target pattern: Prometheus scrapes blackbox with
+``?module=...&target=...``; see exporters/prometheus/prometheus.yml). ``host`` lets Alertmanager
+group a host's alerts and silence them while the host is down; ``server_name`` gives one
+certificate alert per name instead of one per probed service.
+
+:func:`host_groups` adds ``node.json`` and ``dovecot.json``: node_exporter on every host and
+Dovecot's OpenMetrics listener on mail hosts, each target labelled with its ``host``.
 
 Two addressing modes: by name (default, production: ``mail.<domain>:25`` resolved by DNS, so
 the probe also checks DNS) and ``by_address`` (lab, no DNS: ``198.18.0.11:25``; HTTPS passes
@@ -13,6 +19,7 @@ verify the certificate against the IP, which the lab certificates carry as IP SA
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from tnoctl.probes.targets import Endpoint
 
@@ -44,8 +51,24 @@ def groups(endpoints: Iterable[Endpoint], by_address: bool = False) -> dict[str,
         module = MODULES[ep.service]
         target, extra = _target(ep, by_address)
         labels = {"tenant": ep.tenant, "component": ep.component, "service": ep.service,
-                  "module": module, "__param_module": module, **extra}
+                  "module": module, "host": ep.host, "server_name": ep.server_name,
+                  "__param_module": module, **extra}
         out.setdefault(f"blackbox-{module}.json", []).append({"targets": [target], "labels": labels})
     for module in sorted(set(MODULES.values())):  # an empty file keeps Prometheus from erroring on a missing one
         out.setdefault(f"blackbox-{module}.json", [])
     return dict(sorted(out.items()))
+
+
+NODE_PORT = 9100  # role tno_monitoring: tno_monitoring_node_exporter_port
+DOVECOT_PORT = 9900  # role tno_monitoring: tno_monitoring_dovecot_metrics_port
+
+
+def host_groups(inventory: Any, node_port: int = NODE_PORT, dovecot_port: int = DOVECOT_PORT) -> dict[str, list[dict]]:
+    """``node.json`` (every host) and ``dovecot.json`` (mail hosts): one group per host, labelled ``host``."""
+    node: list[dict] = []
+    dovecot: list[dict] = []
+    for name, host in sorted(inventory.hosts.items()):
+        node.append({"targets": [f"{host.address}:{node_port}"], "labels": {"host": name}})
+        if "mail" in getattr(host, "groups", ()):
+            dovecot.append({"targets": [f"{host.address}:{dovecot_port}"], "labels": {"host": name}})
+    return {"dovecot.json": dovecot, "node.json": node}
