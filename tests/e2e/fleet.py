@@ -130,6 +130,6 @@ def backups(fleet: Fleet) -> Fleet:
 
     Shared by the backup, monitoring and upgrade tests (upgrades take tagged safety archives).
     """
-    rc, out, err = fleet.tnoctl("backup", "setup")
+    rc, out, err = fleet.tnoctl("backup", "setup", "--yes")
     assert rc == 0, f"backup setup failed (rc={rc}):\n{out}\n{err[-4000:]}"
     return fleet

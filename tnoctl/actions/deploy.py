@@ -119,7 +119,8 @@ def plan(env: Env, request: PlanRequest) -> Outcome:
         preview = preview_of(env, deploy_plan, result)
         op.artifacts = str(result.artifacts_dir)
         op.details["changes_pending"] = preview.pending
-        data = {"changes": list(preview.changes), "pending": preview.pending}
+        data = {"hosts": list(deploy_plan.hosts), "pending": preview.pending, "changes": list(preview.changes),
+                "artifacts": str(result.artifacts_dir)}
         if not result.success:
             op.fail(int(ExitCode.FAILED))
             return _summary(op, deploy_plan, result, preview.lines(), data)

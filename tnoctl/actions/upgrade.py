@@ -112,8 +112,12 @@ def preview(plan: UpgradePlan, versions: dict[str, str]) -> Outcome:
                          versions.get(step.host, "?"), plan.to_version, window])
     message = (f"{len(plan.hosts)} host(s), {len(plan.tenants)} tenant(s), batch {plan.batch}, "
                f"max failures {plan.max_failures}")
+    hosts = [{"wave": wave.index + 1, "wave_name": wave.name, "host": step.host, "tenants": list(step.tenants),
+              "installed": versions.get(step.host), "window_open": step.window_ok,
+              "closed_windows": list(step.closed_windows)} for wave in plan.waves for step in wave.hosts]
     return Outcome(rows=rows, columns=PLAN_COLUMNS, message=message,
-                   data={"component": plan.component, "to_version": plan.to_version})
+                   data={"component": plan.component, "to_version": plan.to_version, "batch": plan.batch,
+                         "max_failures": plan.max_failures, "ignore_windows": plan.ignore_windows, "hosts": hosts})
 
 
 def exit_code(outcomes: Sequence[HostOutcome]) -> ExitCode:

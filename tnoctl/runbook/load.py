@@ -7,6 +7,7 @@ conditions, placeholders). Same message style as inventories (tnoctl.config.mess
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,8 +194,10 @@ def load_one(name: str, directory: Path = RUNBOOKS_DIR, catalog: Catalog | None 
     """The runbook called ``name``; InvalidInput for an unknown name or an invalid file."""
     path = directory / f"{name}.yml"
     if "/" in name or not path.is_file():
-        known = ", ".join(sorted(p.stem for p in directory.glob("*.yml"))) or "none"
-        raise InvalidInput(f"unknown runbook {name!r} (known: {known})")
+        names = sorted(p.stem for p in directory.glob("*.yml"))
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(names) or 'none'})"
+        raise InvalidInput(f"unknown runbook {name!r}{hint}")
     runbook, errors = check_file(path, catalog or project_catalog(), f"{directory.name}/{path.name}")
     if runbook is None:
         raise InvalidInput(f"runbook {path} is invalid: {len(errors)} error(s)", details=errors)
