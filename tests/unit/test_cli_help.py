@@ -43,3 +43,4 @@ def test_verbs_table_covers_every_cli_module():
     # `tenant` sub-verbs and shared verb helpers
     helpers = {"context", "confirm", "options", "tenant_remove", "tenant_dns"}
     assert modules - helpers <= registered, f"cli modules not in VERBS: {sorted(modules - helpers - registered)}"
+

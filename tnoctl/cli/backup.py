@@ -17,7 +17,7 @@ JSON_HELP = ("Machine-readable output: {tenants: [{slug, ok, detail, duration_se
 
 @click.group("backup")
 def backup() -> None:
-    """Per-tenant encrypted borg backups: run, list, verify, drill, prune, recover-deleted.
+    """Per-tenant encrypted borg backups: setup, run, list, verify, drill, prune, recover-deleted, shred.
 
     \b
     Example:
