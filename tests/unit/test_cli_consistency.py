@@ -184,3 +184,10 @@ def test_completion_of_verbs_tenants_hosts_and_runbooks() -> None:
     assert "plain,TnoBackupTooOld" in _complete("bash", "tnoctl runbook run TnoBackupT", 3).splitlines()
     example = _complete("bash", "tnoctl tenant show b", 3, inventory=EXAMPLE).splitlines()
     assert "plain,bron" in example
+
+
+def test_unknown_tenant_and_host_suggest_the_closest() -> None:
+    code, _, err = run("tenant", "show", "givor")
+    assert code == 2 and "unknown tenant 'givor'; did you mean 'givors'?" in err
+    code, _, err = run("plan", "--host", "mail3", "-i", str(EXAMPLE))
+    assert code == 2 and "unknown host 'mail3'" in err and "did you mean" in err
