@@ -13,13 +13,13 @@ from urllib.parse import unquote
 import jinja2
 import pytest
 
+from tests.unit.fakes import FakeSsh
 from tnoctl.actions import upgrade_gate, upgrade_preflight
 from tnoctl.config.load import load_inventory
 from tnoctl.errors import InvalidInput, OperationFailed
 from tnoctl.lab.office_standin.coolwsd import odt_paragraphs
 from tnoctl.probes import office_document
 from tnoctl.probes.office_document import Served, load_message, session_path, verdict
-from tests.unit.fakes import FakeSsh
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "inventories" / "lab"
