@@ -5,15 +5,15 @@ Builds a throw-away inventory next to the lab one (office1..officeN, one office-
 host, plus mail1 and backup1 which a valid inventory needs: started, not deployed), brings the lab
 up with it (the regular lab is taken down first and left down at the end), deploys the office
 hosts at the pinned version and sets up their backups (each upgrade takes a safety archive
-first), then rolls the office stand-in between 24.04.10.1 and 24.04.11.1, once per batch size.
-For each run it prints the wall time and the parallel efficiency ceil(N/b) * t_host / T(b),
+first), then rolls the office stand-in between 24.04.10.1-1 and 24.04.11.1-1, once per batch
+size. For each run it prints the wall time and the parallel efficiency ceil(N/b) * t_host / T(b),
 where t_host is the mean per-host time of the batch-1 run (goal >= 0.8). Needs root.
 
 Usage: bench/upgrade.py [--hosts 6]
 
 `--smoke`: no lab layout of its own: the same rollouts (batch 1, then all hosts) over the office
 hosts of the running lab fleet (`make demo`, or the e2e session's fleet with its backups set up),
-24.04.11.1 and back to the pinned 24.04.10.1 without touching the pin, in a temporary state dir.
+24.04.11.1-1 and back to the pinned 24.04.10.1-1 without touching the pin, in a temporary state dir.
 The lab stays up (tests/e2e/test_bench_lab_smoke.py runs it).
 """
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from tnoctl import paths  # noqa: E402
 from tnoctl.config.vault import add_secrets, new_password  # noqa: E402
 
-VERSIONS = ("24.04.11.1", "24.04.10.1")
+VERSIONS = ("24.04.11.1-1", "24.04.10.1-1")
 FIRST_ADDRESS = 21  # office hosts at 198.18.0.21.. (backup1 keeps .15)
 
 
