@@ -132,7 +132,8 @@ def own_lab(n: int) -> tuple[list[tuple[int, str, float, float, float]], float]:
             elapsed, _ = tnoctl(inv, state, "deploy", "--yes", *[a for h in offices for a in ("--host", h)])
             print(f"deploy of {n} office hosts: {elapsed:.1f} s", flush=True)
             backup_hosts = [*offices, "backup1"]
-            elapsed, _ = tnoctl(inv, state, "backup", "setup", *[a for h in backup_hosts for a in ("--host", h)])
+            elapsed, _ = tnoctl(inv, state, "backup", "setup", "--yes",
+                                *[a for h in backup_hosts for a in ("--host", h)])
             print(f"backup setup of {n} office hosts + backup1: {elapsed:.1f} s", flush=True)
             return rollouts(inv, state, n)
         finally:
