@@ -14,7 +14,7 @@ from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
 from tnoctl.backup import borg, ledger, naming
 from tnoctl.errors import InvalidInput, OperationFailed
-from tnoctl.plan.backup import BackupTarget, plan_targets, prune_args
+from tnoctl.plan.backup import BackupTarget, plan_targets, prune_args, shred_commands
 from tnoctl.state import store as state_store
 
 ARCHIVE_COLUMNS = ["archive", "time", "original", "compressed", "deduplicated", "files"]
@@ -214,13 +214,6 @@ def check_shred(env: Env, request: ShredRequest) -> None:
     """Refuse to shred a current tenant (InvalidInput): the CLI calls this before asking."""
     if any(t.slug == request.slug for t in env.inventory.tenants):
         raise InvalidInput(f"{request.slug} is still a tenant: offboard it first (tnoctl tenant remove {request.slug})")
-
-
-def shred_commands(slug: str) -> list[list[str]]:
-    """The key first (``shred`` of the repokey in ``config``), then the repository and its quarantine."""
-    repo = naming.repo_path(slug)
-    return [["shred", "-u", "-n", "3", "-z", f"{repo}/config"],
-            ["rm", "-rf", "--one-file-system", repo, f"{naming.QUARANTINE_ROOT}/{slug}"]]
 
 
 def shred(env: Env, request: ShredRequest) -> Outcome:
