@@ -83,3 +83,21 @@ def test_the_office_unit_archives_its_staging_tree_not_host_files() -> None:
     assert "/usr/local/sbin/tno-backup stage givors.office" in text
     assert "/etc/coolwsd" not in text and "proof_key" not in text and "/etc/nginx" not in text
     assert office.required_path("givors") == "var/lib/tno-backup/staging/givors.office/coolwsd.xml"
+
+
+def test_the_agent_stages_an_office_unit_from_its_rendered_config(tmp_path: Path) -> None:
+    """`tno-backup stage <slug>.office` (borgmatic's hook) reads tenant.json as the role renders it."""
+    import json
+
+    from tnoctl.hostagent import agent
+
+    (tmp_path / "coolwsd.xml").write_text(_coolwsd())
+    staging = tmp_path / "staging" / "givors.office"
+    (tmp_path / "givors.office.json").write_text(json.dumps({
+        "slug": "givors", "component": "office", "staging": str(staging), "coolwsd_xml": str(tmp_path / "coolwsd.xml"),
+        "proxy_conf": str(tmp_path / "absent.conf"), "borgmatic_config": "/etc/borgmatic.d/givors.office.yaml",
+        "textfile_dir": str(tmp_path), "retention": {"keep_daily": 7}}))
+    cfg = agent.TenantConfig.load("givors.office", config_dir=tmp_path)
+    assert agent.stage(cfg) == 0
+    assert sorted(p.name for p in staging.iterdir()) == ["coolwsd.xml"]
+    assert "cloud.givors.test" in (staging / "coolwsd.xml").read_text()
