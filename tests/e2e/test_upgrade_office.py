@@ -128,6 +128,10 @@ def test_good_version_rolls_out_canary_first_and_pins(fleet: Any) -> None:
     assert all(n.startswith(f"{office_only}.office") for n in names), names  # office configuration only
     assert steps.index(("office1", "gate", "ok")) < steps.index(("office2", "snapshot", "ok"))  # waves in order
     assert f"tno_office_version: {GOOD}" in PLATFORM.read_text()
+    # issue 13: after a clean upgrade drift is clean (it reported DRIFT for every office tenant before)
+    one_per_host = sorted({fleet.office_host(s): s for s in fleet.tenants_with("office")}.values())
+    rc, out, err = fleet.tnoctl("drift", *[a for s in one_per_host for a in ("--tenant", s)])
+    assert rc == 0, f"drift after a clean upgrade -> {rc}\n{out[-3000:]}\n{err[-3000:]}"
 
 
 def test_broken_version_is_rolled_back_on_the_canary_and_office2_is_untouched(fleet: Any) -> None:

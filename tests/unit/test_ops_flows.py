@@ -135,38 +135,74 @@ def test_backup_setup_failure_exits_1_and_names_the_task(inventory: Path, tmp_pa
     assert _records(env, "backup setup")[0]["result"] == "failed"
 
 
-def test_tenant_remove_backs_up_exports_then_removes(inventory: Path, tmp_path: Path) -> None:
+def test_tenant_remove_backs_up_exports_removes_redeploys_and_shreds(inventory: Path, tmp_path: Path) -> None:
+    """Issue 13: before, the office host kept its caches, shared configuration kept the tenant, the key stayed."""
+    repo_id = "ab" * 32
     ssh = FakeSsh({("mail2", naming.AGENT): (0, '{"ok": true, "archive": "givors-x"}'),
-                   ("office2", naming.AGENT): (0, '{"ok": true, "archive": "givors.office-x"}')})
-    env = _env(inventory, tmp_path, ssh)
+                   ("office2", naming.AGENT): (0, '{"ok": true, "archive": "givors.office-x"}'),
+                   ("backup1", "runuser"): (0, repo_id + "\n")})
+    runner = FakePlaybookRunner()
+    env = _env(inventory, tmp_path, ssh, runner)
     outcome = tenant_remove.run(env, tenant_remove.TenantRemoveRequest("givors", tmp_path / "exports"))
 
     assert outcome.exit_code == ExitCode.OK, outcome
+    state = "/var/lib/tno-backup/state"
     assert ssh.commands == [
         ("mail2", (naming.AGENT, "run", "givors")),
         ("office2", (naming.AGENT, "run", "givors.office")),
         ("mail2", ("tar", "-C", "/srv/vmail", "-czf", "-", "givors.test")),
         ("mail2", ("systemctl", "disable", "--now", "tno-backup@givors.timer")),
+        ("mail2", ("systemctl", "reset-failed", "tno-backup@givors.service")),
         ("mail2", ("rm", "-rf", "--one-file-system", "/srv/vmail/givors.test", "/etc/opendkim/keys/givors.test",
                    naming.borgmatic_config("givors"), "/etc/tno-backup/tenants/givors.json",
                    "/etc/tno-backup/givors.passphrase", "/etc/tno-backup/keys/givors",
-                   "/etc/tno-backup/keys/givors.pub", "/var/lib/tno-backup/state/givors.json",
-                   "/var/lib/tno-backup/state/givors.initialised",
-                   "/var/lib/prometheus/node-exporter/tno_backup_givors.prom", f"{naming.STAGING_ROOT}/givors")),
+                   "/etc/tno-backup/keys/givors.pub", f"{state}/givors.json", f"{state}/givors.initialised",
+                   f"{state}/givors.stage.json", f"{state}/givors.manifest-cache.json",
+                   "/run/lock/tno-backup-givors.lock",
+                   "/var/lib/prometheus/node-exporter/tno_backup_givors.prom",
+                   "/var/lib/systemd/timers/stamp-tno-backup@givors.timer", f"{naming.STAGING_ROOT}/givors")),
         ("office2", ("systemctl", "disable", "--now", "tno-backup@givors.office.timer")),  # its office backup unit
+        ("office2", ("systemctl", "reset-failed", "tno-backup@givors.office.service")),
         ("office2", ("rm", "-rf", "--one-file-system", naming.borgmatic_config("givors", "office"),
                      "/etc/tno-backup/tenants/givors.office.json", "/etc/tno-backup/givors.office.passphrase",
                      "/etc/tno-backup/keys/givors.office", "/etc/tno-backup/keys/givors.office.pub",
-                     "/var/lib/tno-backup/state/givors.office.json",
-                     "/var/lib/tno-backup/state/givors.office.initialised",
-                     "/var/lib/prometheus/node-exporter/tno_backup_givors.office.prom")),
+                     f"{state}/givors.office.json", f"{state}/givors.office.initialised",
+                     f"{state}/givors.office.stage.json", f"{state}/givors.office.manifest-cache.json",
+                     "/run/lock/tno-backup-givors.office.lock",
+                     "/var/lib/prometheus/node-exporter/tno_backup_givors.office.prom",
+                     "/var/lib/systemd/timers/stamp-tno-backup@givors.office.timer",
+                     f"{naming.STAGING_ROOT}/givors.office")),
+        ("backup1", ("runuser", "-u", "tnobackup", "--", "sed", "-n", "s/^id = //p", "/srv/tno-backup/givors/config")),
+        ("backup1", ("shred", "-u", "-n", "3", "-z", "/srv/tno-backup/givors/config")),  # the key first
+        ("backup1", ("rm", "-rf", "--one-file-system", "/srv/tno-backup/givors",
+                     "/srv/tno-backup/.rolled-back/givors")),
+        ("backup1", ("rm", "-rf", "--one-file-system", f"/var/lib/tnobackup/.config/borg/security/{repo_id}",
+                     f"/var/lib/tnobackup/.cache/borg/{repo_id}")),
+        ("mail2", ("rm", "-rf", "--one-file-system", f"/root/.config/borg/security/{repo_id}",
+                   f"/root/.cache/borg/{repo_id}")),
+        ("office2", ("rm", "-rf", "--one-file-system", f"/root/.config/borg/security/{repo_id}",
+                     f"/root/.cache/borg/{repo_id}")),
     ]
+    # shared configuration regenerated without the tenant: its hosts, then the backup side (authorized_keys)
+    assert runner.played == [Played("site.yml", ("mail1", "mail2", "office2"), ("tno_action",), False),
+                             Played("backup.yml", ("backup1", "mail2", "office2"), ("tno_action",), False)]
     tarball = tmp_path / "exports" / "givors-maildir-20261129T110000Z.tar.gz"
     assert tarball.read_bytes() == b"fake tarball"
     assert not (inventory / "tenants" / "givors.yml").exists()
     assert (env.state_dir / "offboarded" / "givors.yml").exists()
     (record,) = _records(env, "tenant remove")
-    assert record["result"] == "ok" and record["details"]["shred_after"] == "2027-06-03"  # 6 x 31 days
+    assert record["result"] == "ok" and record["details"]["repository"] == "shredded"
+    assert "givors" in record["tenants"] and "saint-fons" in record["tenants"]  # office2 neighbours locked
+
+
+def test_tenant_remove_redeploy_failure_is_reported_and_keeps_the_repository(inventory: Path, tmp_path: Path) -> None:
+    ssh = FakeSsh({("mail2", naming.AGENT): (0, '{"ok": true, "archive": "givors-x"}'),
+                   ("office2", naming.AGENT): (0, '{"ok": true, "archive": "givors.office-x"}')})
+    runner = FakePlaybookRunner(lambda call: failed_result(call, "mail2"))
+    env = _env(inventory, tmp_path, ssh, runner)
+    with pytest.raises(Exception, match=r"site\.yml on mail1, mail2, office2 failed after the tenant was removed"):
+        tenant_remove.run(env, tenant_remove.TenantRemoveRequest("givors", tmp_path / "exports"))
+    assert not any(argv[0] == "shred" for _h, argv in ssh.commands)
 
 
 def test_tenant_remove_keeps_everything_when_the_final_backup_fails(inventory: Path, tmp_path: Path) -> None:

@@ -174,10 +174,16 @@ def recover_deleted(app: AppContext, tenant: str, transaction: int | None, yes: 
 
 @backup.command("prune")
 @click.option("--tenant", "-t", "tenants", multiple=True, help=TENANT_HELP)
+@click.option("--accept-deleted", is_flag=True,
+              help="Compact even though a client deleted archives (after examining them: their loss is final).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def prune(app: AppContext, tenants: tuple[str, ...], yes: bool) -> int:
+def prune(app: AppContext, tenants: tuple[str, ...], accept_deleted: bool, yes: bool) -> int:
     """Apply the retention (platform defaults + tenant overrides) and compact, on the backup host.
+
+    A repository where archives disappeared that tnoctl did not prune (deleted by a mail or office
+    host's append-only key) is not touched: each archive is named on one line, exit 4; bring them
+    back with `backup recover-deleted`, or compact anyway with --accept-deleted.
 
     \b
     Example:
@@ -187,9 +193,11 @@ def prune(app: AppContext, tenants: tuple[str, ...], yes: bool) -> int:
     from tnoctl.actions.backup import targets_of
 
     targets_of(app.env, tenants)  # unknown tenants are refused before asking
-    if not confirm("backup prune", "Delete archives beyond the retention?", yes):
+    question = ("Delete archives beyond the retention AND make client deletions permanent?" if accept_deleted
+                else "Delete archives beyond the retention?")
+    if not confirm("backup prune", question, yes):
         return refused(app)
-    return render(app, backup_repo.prune(app.env, backup_repo.PruneRequest(tenants)))
+    return render(app, backup_repo.prune(app.env, backup_repo.PruneRequest(tenants, accept_deleted)))
 
 
 @backup.command("shred")

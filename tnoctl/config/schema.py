@@ -27,6 +27,8 @@ WOPI_RE = re.compile(r"^https://(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za
 VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+~-]*\Z")
 URL_RE = re.compile(r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?(?:/[A-Za-z0-9._~%/+-]*)?\Z")
 APT_WORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,63}\Z")
+# borg serve --storage-quota: decimal units as borg parses them (10M is borg's minimum); empty: none
+STORAGE_QUOTA_RE = re.compile(r"^(?:|(?:[1-9]\d{1,5}|[1-9]\d{0,5}(?=[GT]))[MGT])\Z")
 APT_SUITE_RE = re.compile(r"^(?:\./|[A-Za-z0-9][A-Za-z0-9._/+-]{0,63})\Z")
 """A suite name (component layout) or a directory ending in "/" such as "./" (flat layout)."""
 PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{1,62}\Z")
@@ -230,6 +232,11 @@ class Platform(Strict):
     tno_tls_cert_dir: PathText = Field(description="Controller dir with <inventory_hostname>.crt/.key and ca.crt.")
     tno_backup_host: HostName = Field(description="Host (in group `backup`) receiving borg backups.")
     tno_backup_retention: Retention = Field(default_factory=Retention, description="Default retention.")
+    tno_backup_storage_quota: Annotated[str, Field(max_length=8), _check(
+        STORAGE_QUOTA_RE, "a borg storage quota like 500G or 2T (at least 10M; empty: none)")] = Field(
+        "", description="Quota of each tenant's repository on the backup host (`borg serve --storage-quota`, "
+        "decimal units M/G/T, at least 10M): a client host cannot fill the shared backup disk. Empty: no quota."
+    )
     tno_timezone: Literal["Europe/Paris"] = Field("Europe/Paris", description="Time zone of the hosts.")
 
     @model_validator(mode="after")
