@@ -153,7 +153,7 @@ def test_backup_json(lab, verb: str) -> None:
     code, out, _ = run("backup", verb, "--tenant", "givors", "--json", app=app)
     doc = json.loads(out)
     assert code in (0, 1) and [t["slug"] for t in doc["tenants"]] == ["givors"]
-    assert set(doc["tenants"][0]) == {"slug", "ok", "detail", "duration_seconds", "data"}
+    assert set(doc["tenants"][0]) == {"slug", "ok", "refused", "detail", "errors", "duration_seconds", "data"}
 
 
 # --------------------------------------------------------------------------- completion
