@@ -16,6 +16,7 @@ Standard library only (installed next to agent.py by role tno_backup).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -103,7 +104,18 @@ def _scratch(cfg: agent.TenantConfig) -> Path:
 
 
 def drill(cfg: agent.TenantConfig) -> int:
-    """Verify then restore-test the unit's latest archive; record and print the verdict (rc 1 when it failed)."""
+    """Verify then restore-test the unit's latest archive; record and print the verdict (rc 1 when it failed).
+
+    Under the unit's run lock (the same flock as ``run``): a nightly backup that starts meanwhile waits
+    for the drill instead of failing on borg's repository lock.
+    """
+    agent.LOCK_DIR.mkdir(parents=True, exist_ok=True)
+    with open(agent.LOCK_DIR / f"tno-backup-{cfg.key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _drill_locked(cfg)
+
+
+def _drill_locked(cfg: agent.TenantConfig) -> int:
     started = time.time()
     record: dict[str, object] = {"tenant": cfg.slug, "component": cfg.component, "kind": "drill"}
     try:
