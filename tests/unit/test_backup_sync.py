@@ -141,3 +141,14 @@ def test_periodic_worker_survives_a_failing_round():
     worker.run_once()
     worker.run_once()
     assert worker.rounds == 2 and errors == ["RuntimeError: host down"] and worker.last_error == ""
+
+
+def test_backup_list_line_per_component():
+    from tnoctl.actions.backup_repo import _last_line
+
+    last = {"last_run_at": 1764604800.0, "last_run_ok": True, "last_success_at": 1764604800.0,
+            "last_verified_at": 1764000000.0, "last_verification_failed_at": 1764500000.0}
+    assert _last_line("mail", last) == ("mail: last run 2025-12-01 16:00:00 UTC ok, last verified "
+                                        "2025-11-24 16:00:00 UTC, latest drill FAILED")
+    never = dict.fromkeys(last)
+    assert _last_line("office", never) == "office: last run never, last verified never"

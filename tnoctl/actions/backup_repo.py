@@ -8,6 +8,7 @@ of an offboarded slug. The reads (``list``, the transactions log) take no lock a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tnoctl.actions.backup import TenantResult, last_json, list_archives, per_tenant, run_borg, tail
@@ -64,8 +65,22 @@ def archives(env: Env, request: TenantRequest) -> Outcome:
     found = list_archives(env, target)
     rows: list[list[object]] = [[a.name, a.time, a.original_bytes, a.compressed_bytes, a.deduplicated_bytes, a.files]
                                 for a in found]
-    return Outcome(rows=rows, columns=ARCHIVE_COLUMNS, data={"archives": [a.as_dict() for a in found],
-                                                            "last": last_results(env, target)})
+    last = last_results(env, target)
+    return Outcome(rows=rows, columns=ARCHIVE_COLUMNS, data={"archives": [a.as_dict() for a in found], "last": last},
+                   lines=[_last_line(c, r) for c, r in last.items()])
+
+
+def _when(epoch: float | None) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if epoch else "never"
+
+
+def _last_line(component: str, last: dict[str, Any]) -> str:
+    """``mail: last run 2026-12-01 16:00:00 UTC ok, last verified ...`` (timer runs included: pulled first)."""
+    result = "" if last["last_run_ok"] is None else (" ok" if last["last_run_ok"] else " FAILED")
+    failed = last["last_verification_failed_at"] or 0
+    verified = ", latest drill FAILED" if failed > (last["last_verified_at"] or 0) else ""
+    return (f"{component}: last run {_when(last['last_run_at'])}{result}, "
+            f"last verified {_when(last['last_verified_at'])}{verified}")
 
 
 def last_results(env: Env, target: BackupTarget) -> dict[str, dict[str, Any]]:
