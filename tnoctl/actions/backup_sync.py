@@ -20,7 +20,7 @@ from tnoctl.actions.backup import last_json, tail
 from tnoctl.actions.env import Env
 from tnoctl.backup import naming
 from tnoctl.backup.results import new_records
-from tnoctl.errors import OperationFailed
+from tnoctl.errors import OperationFailed, TnoError
 from tnoctl.plan.backup import plan_targets
 from tnoctl.state.store import BackupResult
 
@@ -75,7 +75,11 @@ def _read(env: Env, host: str, timeout: float) -> tuple[dict[str, Any] | None, s
 
 def sync_quietly(env: Env, tenants: Sequence[str] = ()) -> SyncReport:
     """:func:`sync` for a reader (`status`, `backup list`): a host it cannot read is a warning, not a failure."""
-    report = sync(env, tenants)
+    try:
+        report = sync(env, tenants)
+    except TnoError as exc:  # e.g. no backup host in this inventory: nothing to pull, the reader goes on
+        env.output.warn(f"backup results not pulled: {exc.message}")
+        return SyncReport((), 0, (exc.message,))
     for line in report.errors:
         env.output.warn(f"backup results not pulled from {line}")
     return report

@@ -141,6 +141,7 @@ class _InventoryHolder:
 
         try:
             self.inventory = load_inventory(self.app.inventory, self.app.vault_password_file)
+            self.app.env.reload_inventory()  # the backup sync thread reads the Env's inventory
             self.failed = False
             self._known = None
             self._ssh = None
