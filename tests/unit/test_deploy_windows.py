@@ -111,5 +111,5 @@ def test_deploy_sets_up_backups_and_says_how_to_retry_when_that_fails(inv, tmp_p
     assert outcome.exit_code == ExitCode.FAILED and _played(runner) == APPLY
     assert "backup1: failed: Read the host key: boom" in outcome.errors
     limit = " ".join(f"--host {h}" for h in runner.calls[1].limit)
-    assert f"the backup machinery was not set up; retry with: tnoctl backup setup {limit}" in \
+    assert f"the backup machinery was not set up; retry with: tnoctl backup setup --yes {limit}" in \
         env.output.stderr.getvalue()

@@ -53,7 +53,7 @@ def host(tmp_path, monkeypatch):
     box.mkdir(parents=True)
     (box / "1.msg:2,S").write_bytes(b"Subject: hello\n\nbody\n")
     (root / "manifest.json").write_text(manifest.dumps(manifest.compute(root / "mail"), tenant="givors"))
-    office = tmp_path / "archive" / "etc" / "coolwsd"
+    office = tmp_path / "archive" / "var/lib/tno-backup/staging/givors.office"
     office.mkdir(parents=True)
     (office / "coolwsd.xml").write_text("<config><ssl><enable>false</enable></ssl></config>")
     monkeypatch.setenv("FAKE_ARCHIVE_ROOT", str(tmp_path / "archive"))
@@ -63,7 +63,7 @@ def host(tmp_path, monkeypatch):
         {"name": "givors.office-2026-12-01T01:30:00.000000", "start": "2026-12-01T01:30:00.000000"}]))
     mail = agent.TenantConfig("givors", "/etc/borgmatic.d/givors.yaml", str(tmp_path), staging=staging)
     office_cfg = agent.TenantConfig("givors", "/etc/borgmatic.d/givors.office.yaml", str(tmp_path),
-                                    component="office")
+                                    component="office", staging="/var/lib/tno-backup/staging/givors.office")
     return tmp_path, root, mail, office_cfg
 
 

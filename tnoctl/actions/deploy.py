@@ -110,7 +110,7 @@ def run_setup(env: Env, plan: DeployPlan, run_id: str, site: RunResult) -> RunRe
         hosts = call.limit or plan.hosts
         result = env.playbooks.run(call, run_id=f"{run_id}-backup{index}", hosts=hosts, title="deploy (backups)")
         if not result.success:
-            env.output.warn("the backup machinery was not set up; retry with: tnoctl backup setup"
+            env.output.warn("the backup machinery was not set up; retry with: tnoctl backup setup --yes"
                             + "".join(f" --host {h}" for h in call.limit))
             return result
     return site
@@ -138,7 +138,8 @@ def plan(env: Env, request: PlanRequest) -> Outcome:
         preview = preview_of(env, deploy_plan, result)
         op.artifacts = str(result.artifacts_dir)
         op.details["changes_pending"] = preview.pending
-        data = {"changes": list(preview.changes), "pending": preview.pending}
+        data = {"hosts": list(deploy_plan.hosts), "pending": preview.pending, "changes": list(preview.changes),
+                "artifacts": str(result.artifacts_dir)}
         if not result.success:
             op.fail(int(ExitCode.FAILED))
             return _summary(op, deploy_plan, result, preview.lines(), data)

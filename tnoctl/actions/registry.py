@@ -39,8 +39,14 @@ class Verb:
     args: tuple[str, ...]
     options: tuple[Option, ...]
     adapter: Callable[[Env, Parsed], Outcome]
-    changes: bool = False
+    changes: bool = False  # asks for confirmation in the CLI: a step must give --yes
     optional: tuple[str, ...] = ()  # optional positional arguments, after ``args``
+    acts: bool = False  # changes something without asking (backup run, backup drill's verification record)
+
+    @property
+    def read_only(self) -> bool:
+        """True when the verb only reads: a runbook step calling it is not a fix (``changes: false``)."""
+        return not (self.changes or self.acts)
 
 
 def parse(path: str, verb: Verb, argv: Sequence[str]) -> Parsed:
@@ -152,6 +158,32 @@ def _inventory_validate(env: Env, p: Parsed) -> Outcome:
     return inventory_validate(env)
 
 
+def _backup_run(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import backup
+
+    return backup.run(env, backup.BackupRunRequest(p["tenants"], p["tag"], p["components"]))
+
+
+def _backup_verify(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import backup_checks
+
+    return backup_checks.verify(env, backup_checks.VerifyRequest(p["tenants"]))
+
+
+def _backup_drill(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import backup_checks
+
+    return backup_checks.drill(env, backup_checks.DrillRequest(p["tenants"], p["archive"]))
+
+
+def _restore(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import restore
+
+    if not p["tenant"]:
+        raise InvalidInput("'restore': Missing option '--tenant'")
+    return restore.run(env, restore.RestoreRequest(p["tenant"], p["mailbox"], None, p["archive"]))
+
+
 def _upgrade_status(env: Env, p: Parsed) -> Outcome:
     from tnoctl.actions import upgrade
 
@@ -173,6 +205,12 @@ ACTIONS: dict[str, Verb] = {
                                         Option("no_drill", ("--no-drill",))), _tenant_onboard, changes=True),
     "inventory validate": Verb((), (JSON,), _inventory_validate),
     "upgrade status": Verb((), (JSON,), _upgrade_status, optional=("operation_id",)),
+    "backup run": Verb((), (TENANTS, Option("tag", ("--tag",), "value"),
+                            Option("components", ("--component",), "multi"), JSON), _backup_run, acts=True),
+    "backup verify": Verb((), (TENANTS, JSON), _backup_verify),
+    "backup drill": Verb((), (TENANTS, Option("archive", ("--archive",), "value"), JSON), _backup_drill, acts=True),
+    "restore": Verb((), (Option("tenant", ("--tenant", "-t"), "value"), Option("mailbox", ("--mailbox", "-m"), "value"),
+                         Option("archive", ("--archive",), "value"), YES), _restore, changes=True),
 }
 """Every verb a runbook ``tnoctl`` step may call (a test checks each runbook's steps against it)."""
 

@@ -23,19 +23,21 @@ SELECT_HELP_HOST = "Only this host (repeatable)."
     "--exit-zero", is_flag=True, help="Exit 0 even when changes are pending (default: 1, like terraform's "
     "-detailed-exitcode)."
 )
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output: {hosts, pending, changes, artifacts}.")
 @click.pass_obj
-def plan(app: AppContext, tenants: tuple[str, ...], hosts: tuple[str, ...], exit_zero: bool) -> int:
+def plan(app: AppContext, tenants: tuple[str, ...], hosts: tuple[str, ...], exit_zero: bool, as_json: bool) -> int:
     """Show what a deploy would change (Ansible check + diff), per host and tenant.
 
-    Exit 0 when nothing would change, 1 when changes are pending (unless --exit-zero).
-    Secrets are masked in diffs.
+    Exit 0 when nothing would change, 1 when changes are pending (unless --exit-zero) or a host
+    failed. Secrets are masked in diffs. --json prints `{hosts: [..], pending: N, changes: [{host,
+    owner, task, item, diff}], artifacts: DIR}` (owner: a tenant slug or `platform`).
 
     \b
     Example:
       tnoctl plan --tenant givors
     """
     request = deploy_action.PlanRequest(tenants=tenants, hosts=hosts, exit_zero=exit_zero)
-    return render(app, deploy_action.plan(app.env, request))
+    return render(app, deploy_action.plan(app.env, request), as_json=as_json)
 
 
 @click.command("deploy")

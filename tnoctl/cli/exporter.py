@@ -35,7 +35,7 @@ from tnoctl.errors import InvalidInput
 def exporter(app: AppContext, listen: str, web_config: Path | None, probe_interval: float, no_probes: bool,
              no_queue: bool, backup_sync_interval: float, no_backup_sync: bool, ca_file: Path | None,
              parallelism: int, allow_unauthenticated_remote: bool) -> int:
-    """Run the Prometheus exporter until SIGTERM or Ctrl-C.
+    """Run the Prometheus exporter until SIGTERM (exit 0) or Ctrl-C (exit 130).
 
     A non-loopback --listen (`:9520`, `0.0.0.0:9520`, a LAN address) needs authentication in the web
     config (basic_auth_users or client_auth_type: RequireAndVerifyClientCert), or the explicit
@@ -88,9 +88,7 @@ def exporter(app: AppContext, listen: str, web_config: Path | None, probe_interv
     app.info(f"tnoctl exporter: serving {scheme}://{host}:{server.port}/metrics (state {app.state_dir})")
     try:
         done.wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
+    finally:  # SIGTERM: exit 0; Ctrl-C: KeyboardInterrupt, exit 130 like every verb (after a clean stop)
         if exp.worker is not None:
             exp.worker.stop()
         if syncer is not None:

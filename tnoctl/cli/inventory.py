@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -28,12 +29,14 @@ def inventory() -> None:
 def validate(app: AppContext, as_json: bool) -> int:
     """Check every file of the inventory; report all errors at once as `file:field: message`.
 
-    Exit status 2 when anything is wrong. Results of unchanged tenant files are cached in the
-    state directory, so repeated runs on large inventories are fast.
+    Exit status 2 when anything is wrong. With --json: `{inventory, valid, hosts, tenants, errors,
+    vault_checked}` when valid, `{inventory, valid: false, errors: [{file, field, message}]}` when
+    not. Results of unchanged tenant files are cached in the state directory, so repeated runs on
+    large inventories are fast.
 
     \b
     Example:
-      tnoctl inventory validate && tnoctl -i inventories/example inventory validate --json
+      tnoctl inventory validate && tnoctl inventory validate --inventory inventories/example --json
     """
     from tnoctl.actions.reports import inventory_validate
 
@@ -42,9 +45,29 @@ def validate(app: AppContext, as_json: bool) -> int:
     except InvalidInput as exc:
         if not as_json:
             raise
-        app.print_json({"inventory": str(app.inventory), "valid": False, "errors": exc.details or [exc.message]})
+        errors = [structured(line) for line in exc.details or [exc.message]]
+        app.print_json({"inventory": str(app.inventory), "valid": False, "errors": errors})
         return int(ExitCode.INVALID)
     return render(app, outcome, as_json=as_json)
+
+
+_FIELD = re.compile(r"[A-Za-z0-9_.\-\[\]]+|line \d+(, column \d+)?")
+
+
+def structured(line: str) -> dict[str, str]:
+    """``file: field: message`` -> ``{file, field, message}`` (``""`` for a part the line does not have).
+
+    The file is a path relative to the inventory (``tenants/givors.yml``); the field a dotted key
+    path (``mailboxes[0].quota``) or a YAML position (``line 2``); a line such as
+    ``... and 3 more errors`` is all message.
+    """
+    file, sep, rest = line.partition(": ")
+    if not sep or " " in file or not (file.endswith((".yml", ".yaml")) or "/" in file):
+        return {"file": "", "field": "", "message": line}
+    field, sep, message = rest.partition(": ")
+    if sep and _FIELD.fullmatch(field):
+        return {"file": file, "field": field, "message": message}
+    return {"file": file, "field": "", "message": rest}
 
 
 @inventory.command()

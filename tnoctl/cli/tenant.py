@@ -1,4 +1,4 @@
-"""`tnoctl tenant list|show|add` (onboard, remove, dns in their own modules): the communes of the inventory."""
+"""`tnoctl tenant list|show|add` (+ `onboard`, `remove`, `dns` from their own modules): the communes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tnoctl.config.load import load_inventory
 
 @click.group()
 def tenant() -> None:
-    """List, show and add tenants (communes).
+    """Tenants (communes): list, show, add, remove (offboard), and the DNS records they publish.
 
     \b
     Example:

@@ -13,7 +13,7 @@ from pathlib import Path
 from tnoctl.config import logical, scan, validate, vault
 from tnoctl.config.hosts import Host, load_hosts
 from tnoctl.config.schema import Platform, Tenant
-from tnoctl.errors import InvalidInput
+from tnoctl.errors import InvalidInput, unknown
 
 PLATFORM_REL = "group_vars/all/platform.yml"
 
@@ -32,8 +32,7 @@ class Inventory:
         for tenant in self.tenants:
             if tenant.slug == slug:
                 return tenant
-        known = ", ".join(t.slug for t in self.tenants) or "none"
-        raise InvalidInput(f"unknown tenant {slug!r} (known: {known})")
+        raise unknown("tenant", slug, (t.slug for t in self.tenants))
 
     def tenants_on_host(self, name: str) -> list[Tenant]:
         """Tenants a host serves: mail hosts by placement.mail, office/proxy hosts by placement.office."""

@@ -5,7 +5,7 @@ Standard library only (installed next to agent.py by role tno_backup).
 * ``drill KEY`` (timer ``tno-backup-drill@KEY.timer``, weekly inside the tenant's maintenance window
   at a per-tenant offset): ``borgmatic check`` (repository and archives, i.e. ``backup verify``), then
   the restore test of the unit's latest archive: mail is extracted into a scratch dir and compared
-  with its manifest; office restores ``coolwsd.xml`` and checks it is a coolwsd configuration. The
+  with its manifest; office restores the staged ``coolwsd.xml`` and checks it is a coolwsd configuration. The
   verdict goes to ``/var/lib/tno-backup/state/KEY.drill.json`` and is printed as one JSON line.
   It runs with this host's append-only key and passphrase file: reading a repository is allowed.
 * ``results``: one JSON line with every configured unit's last run (``KEY.json``, written by
@@ -33,7 +33,9 @@ except ImportError:  # pragma: no cover - package import path (unit tests)
     from tnoctl.backup import naming
     from tnoctl.hostagent import agent, manifest
 
-OFFICE_CONFIG = "etc/coolwsd/coolwsd.xml"
+def office_config_path(cfg: agent.TenantConfig) -> str:
+    """Archive-relative path of the unit's staged coolwsd.xml (its own WOPI group; office_stage.py)."""
+    return (cfg.staging or f"{naming.STAGING_ROOT}/{cfg.key}").strip("/") + "/coolwsd.xml"
 
 
 def latest_archive(cfg: agent.TenantConfig, names_and_times: list[tuple[str, str]]) -> str | None:
@@ -77,11 +79,11 @@ def _restore_test(cfg: agent.TenantConfig, archive: str) -> tuple[bool, str, dic
     if cfg.component == "office":
         scratch = _scratch(cfg)
         try:
-            proc = _borgmatic(cfg, "extract", "--archive", archive, "--path", OFFICE_CONFIG, "--destination",
-                              str(scratch), timeout=600)
+            proc = _borgmatic(cfg, "extract", "--archive", archive, "--path", office_config_path(cfg),
+                              "--destination", str(scratch), timeout=600)
             if proc.returncode != 0:
                 return False, f"office {archive}: extract failed: {_tail(proc.stderr)}", {}
-            ok, detail = office_verdict((scratch / OFFICE_CONFIG).read_text())
+            ok, detail = office_verdict((scratch / office_config_path(cfg)).read_text())
             return ok, f"office {archive}: {detail}", {}
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tnoctl.errors import InvalidInput
+from tnoctl.errors import unknown
 from tnoctl.plan.backup import setup_call
 from tnoctl.plan.calls import PlaybookCall
 
@@ -83,8 +83,7 @@ def plan_deploy(
         selected.update(hosts_of_tenant(inventory.tenant(slug)))
     for name in hosts:
         if name not in inventory.hosts:
-            known = ", ".join(sorted(inventory.hosts))
-            raise InvalidInput(f"unknown host '{name}' (known: {known})")
+            raise unknown("host", name, inventory.hosts)
         selected.add(name)
     limited = bool(tenants or hosts)
     target_hosts = sorted(selected) if limited else all_hosts

@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import stat
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,22 +214,23 @@ def run_playbook(
     cfg = write_ansible_cfg(run_dir, state_dir)
     collector = _EventCollector(redact=redact, forward=on_event)
     started = time.monotonic()
-    runner = ansible_runner.run(
-        private_data_dir=str(run_dir),
-        ident="artifacts",
-        playbook=str(playbook),
-        project_dir=str(paths.PROJECT_ROOT),
-        inventory=str(inventory.resolve()),
-        extravars=dict(call.extra_vars),
-        limit=",".join(call.limit) if call.limit else None,
-        cmdline=_cmdline(call, vault_password_file) or None,
-        envvars=_runner_env(cfg),
-        quiet=True,
-        suppress_env_files=True,
-        event_handler=collector.handle,
-        cancel_callback=cancel,
-        settings={"suppress_ansible_output": True, "job_timeout": 3600},
-    )
+    with _sigint_cancels(cancel) as should_cancel:
+        runner = ansible_runner.run(
+            private_data_dir=str(run_dir),
+            ident="artifacts",
+            playbook=str(playbook),
+            project_dir=str(paths.PROJECT_ROOT),
+            inventory=str(inventory.resolve()),
+            extravars=dict(call.extra_vars),
+            limit=",".join(call.limit) if call.limit else None,
+            cmdline=_cmdline(call, vault_password_file) or None,
+            envvars=_runner_env(cfg),
+            quiet=True,
+            suppress_env_files=True,
+            event_handler=collector.handle,
+            cancel_callback=should_cancel,
+            settings={"suppress_ansible_output": True, "job_timeout": 3600},
+        )
     duration = time.monotonic() - started
     hosts = collector.host_stats(runner.stats or {})
     return RunResult(
@@ -240,6 +243,32 @@ def run_playbook(
         artifacts_dir=run_dir / "artifacts" / "artifacts",
         duration_seconds=duration,
     )
+
+
+@contextlib.contextmanager
+def _sigint_cancels(cancel: Callable[[], bool] | None):
+    """Ctrl-C during a playbook: cancel it cleanly, then raise KeyboardInterrupt (exit 130, audited).
+
+    Why: given no cancel callback, ansible-runner installs its own SIGINT/SIGTERM handlers (and never
+    restores them), so an interrupted deploy ended as a "canceled" run, exit 1, and later Ctrl-C did
+    nothing. In the main thread the handler is ours for the run's duration and restored after;
+    worker threads (upgrade batches) keep their ``cancel`` and the main thread's KeyboardInterrupt.
+    """
+    interrupted = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+
+    def should_cancel() -> bool:
+        return interrupted.is_set() or bool(cancel is not None and cancel())
+
+    try:
+        yield should_cancel
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
+        raise KeyboardInterrupt
 
 
 class _EventCollector:

@@ -136,10 +136,37 @@ class OperationRecord:
         return (self.tenant, self.verb)
 
 
-Record = BackupResult | BackupVerification | VersionRecord | UpgradeRecord | DriftRecord | OperationRecord
+ARCHIVE_STATES: tuple[str, ...] = ("created", "seen", "pruned", "rolled_back", "accepted")
+ARCHIVE_PRESENT: tuple[str, ...] = ("created", "seen")  # tnoctl expects these in the repository
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    """What tnoctl knows of one archive of a tenant's repository (the ledger ``backup prune`` checks).
+
+    ``created`` (by ``tnoctl backup run``) and ``seen`` (listed in the repository by ``backup prune``)
+    mean the archive must still be there; ``pruned`` (by tnoctl's own retention), ``rolled_back`` (by
+    ``backup recover-deleted``) and ``accepted`` (``backup prune --accept-deleted``) mean tnoctl
+    knows why it is gone. Anything else that disappeared was deleted by a client (docs/backups.md).
+    """
+
+    KIND: ClassVar[str] = "archives"
+    tenant: str
+    archive: str
+    state: str
+    at: float
+
+    def key(self) -> tuple[str, ...]:
+        """One record per archive of a tenant: its latest state."""
+        return (self.tenant, self.archive)
+
+
+Record = (BackupResult | BackupVerification | VersionRecord | UpgradeRecord | DriftRecord | OperationRecord
+          | ArchiveRecord)
 RECORD_TYPES: dict[str, type] = {
     t.KIND: t
-    for t in (BackupResult, BackupVerification, VersionRecord, UpgradeRecord, DriftRecord, OperationRecord)
+    for t in (BackupResult, BackupVerification, VersionRecord, UpgradeRecord, DriftRecord, OperationRecord,
+              ArchiveRecord)
 }
 
 
@@ -233,6 +260,8 @@ def _decode(kind: str, line: bytes) -> Record:
         raise ValueError("tenant missing")
     if isinstance(record, UpgradeRecord) and record.state not in UPGRADE_STATES:
         raise ValueError(f"state: not one of {', '.join(UPGRADE_STATES)}")
+    if isinstance(record, ArchiveRecord) and record.state not in ARCHIVE_STATES:
+        raise ValueError(f"state: not one of {', '.join(ARCHIVE_STATES)}")
     return record
 
 
@@ -439,6 +468,14 @@ class Store:
     def latest_drift(self) -> dict[tuple[str, str], DriftRecord]:
         """Latest drift check per (tenant, component)."""
         return {(r.tenant, r.component): r for r in self._latest(DriftRecord.KIND).values()}
+
+    def record_archive(self, record: ArchiveRecord) -> None:
+        """Record what happened to one archive (created, seen, pruned, rolled back, accepted lost)."""
+        self.append(record)
+
+    def archive_ledger(self, tenant: str) -> dict[str, ArchiveRecord]:
+        """The latest record of every archive tnoctl knows of in ``tenant``'s repository, by name."""
+        return {r.archive: r for (t, _), r in self._latest(ArchiveRecord.KIND).items() if t == tenant}
 
     def latest_operations(self) -> dict[tuple[str, str], OperationRecord]:
         """Latest outcome per (tenant, verb)."""
