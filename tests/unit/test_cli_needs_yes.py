@@ -28,6 +28,7 @@ ARGS: dict[str, list[str]] = {
     "restore": ["--tenant", "givors", "--mailbox", "dgs@givors.test"],
     "runbook run": ["TnoTenantEndpointDown", "--tenant", "givors"],
     "tenant remove": ["givors"],
+    "tenant onboard": ["givors"],
     "upgrade run": ["office", "--to", "99.0"],
 }
 

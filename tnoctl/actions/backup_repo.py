@@ -8,8 +8,11 @@ of an offboarded slug. The reads (``list``, the transactions log) take no lock a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from tnoctl.actions.backup import TenantResult, last_json, list_archives, per_tenant, run_borg, tail
+from tnoctl.actions.backup_sync import sync_quietly
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
 from tnoctl.backup import borg, ledger, naming
@@ -62,10 +65,45 @@ def _one(env: Env, slug: str) -> BackupTarget:
 
 def archives(env: Env, request: TenantRequest) -> Outcome:
     """``backup list``: the tenant's archives with time and sizes (``data["archives"]`` for --json)."""
-    found = list_archives(env, _one(env, request.tenant))
+    target = _one(env, request.tenant)
+    sync_quietly(env, (target.slug,))
+    found = list_archives(env, target)
     rows: list[list[object]] = [[a.name, a.time, a.original_bytes, a.compressed_bytes, a.deduplicated_bytes, a.files]
                                 for a in found]
-    return Outcome(rows=rows, columns=ARCHIVE_COLUMNS, data={"archives": [a.as_dict() for a in found]})
+    last = last_results(env, target)
+    return Outcome(rows=rows, columns=ARCHIVE_COLUMNS, data={"archives": [a.as_dict() for a in found], "last": last},
+                   lines=[_last_line(c, r) for c, r in last.items()])
+
+
+def _when(epoch: float | None) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if epoch else "never"
+
+
+def _last_line(component: str, last: dict[str, Any]) -> str:
+    """``mail: last run 2026-12-01 16:00:00 UTC ok, last verified ...`` (timer runs included: pulled first)."""
+    result = "" if last["last_run_ok"] is None else (" ok" if last["last_run_ok"] else " FAILED")
+    failed = last["last_verification_failed_at"] or 0
+    verified = ", latest drill FAILED" if failed > (last["last_verified_at"] or 0) else ""
+    return (f"{component}: last run {_when(last['last_run_at'])}{result}, "
+            f"last verified {_when(last['last_verified_at'])}{verified}")
+
+
+def last_results(env: Env, target: BackupTarget) -> dict[str, dict[str, Any]]:
+    """Per component, the last backup run and the last verification as the store holds them (after the pull)."""
+    statuses = env.store.latest_backups()
+    out: dict[str, dict[str, Any]] = {}
+    for component in target.components:
+        status = statuses.get((target.slug, component))
+        runs = [r for r in (status.last_success, status.last_failure) if r is not None] if status else []
+        last = max(runs, key=lambda r: r.finished_at, default=None)
+        out[component] = {
+            "last_run_at": last.finished_at if last else None,
+            "last_run_ok": last.ok if last else None,
+            "last_success_at": status.last_success.finished_at if status and status.last_success else None,
+            "last_verified_at": status.last_verified_at if status else None,
+            "last_verification_failed_at": status.last_verification_failed_at if status else None,
+        }
+    return out
 
 
 def transactions(env: Env, request: TenantRequest) -> Outcome:

@@ -145,6 +145,13 @@ def _tenant_show(env: Env, p: Parsed) -> Outcome:
     return tenant_show(env, p["slug"])
 
 
+def _tenant_onboard(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import tenant_onboard
+
+    return tenant_onboard.run(env, tenant_onboard.OnboardRequest(p["slug"], ignore_windows=p["ignore_windows"],
+                                                                 drill=not p["no_drill"]))
+
+
 def _inventory_validate(env: Env, p: Parsed) -> Outcome:
     from tnoctl.actions.reports import inventory_validate
 
@@ -194,6 +201,8 @@ ACTIONS: dict[str, Verb] = {
     "status": Verb((), (TENANTS, JSON, Option("no_queue", ("--no-queue",)), Option("roundtrip", ("--roundtrip",))),
                    _status),
     "tenant show": Verb(("slug",), (JSON,), _tenant_show),
+    "tenant onboard": Verb(("slug",), (YES, Option("ignore_windows", ("--ignore-windows",)),
+                                        Option("no_drill", ("--no-drill",))), _tenant_onboard, changes=True),
     "inventory validate": Verb((), (JSON,), _inventory_validate),
     "upgrade status": Verb((), (JSON,), _upgrade_status, optional=("operation_id",)),
     "backup run": Verb((), (TENANTS, Option("tag", ("--tag",), "value"),

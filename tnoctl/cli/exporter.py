@@ -21,6 +21,10 @@ from tnoctl.errors import InvalidInput
               help="Seconds between rounds of background probes.")
 @click.option("--no-probes", is_flag=True, help="Serve the state store only (no background probes).")
 @click.option("--no-queue", is_flag=True, help="Skip the mail queue probe (it needs SSH to the mail hosts).")
+@click.option("--backup-sync-interval", type=click.FloatRange(5, 3600), default=30.0, show_default=True,
+              help="Seconds between pulls of the hosts' backup and drill results (timer runs) into the state "
+                   "store (docs/backups.md); keep it at most the Prometheus scrape interval.")
+@click.option("--no-backup-sync", is_flag=True, help="Do not pull backup results from the hosts (SSH).")
 @click.option("--ca-file", type=click.Path(path_type=Path, dir_okay=False),
               help="CA bundle for the probes (default: lab CA for the lab inventory, else system trust).")
 @click.option("--parallelism", type=click.IntRange(1, 256), default=16, show_default=True,
@@ -29,7 +33,8 @@ from tnoctl.errors import InvalidInput
               help="Serve a non-loopback address without basic auth or client certificates.")
 @click.pass_obj
 def exporter(app: AppContext, listen: str, web_config: Path | None, probe_interval: float, no_probes: bool,
-             no_queue: bool, ca_file: Path | None, parallelism: int, allow_unauthenticated_remote: bool) -> int:
+             no_queue: bool, backup_sync_interval: float, no_backup_sync: bool, ca_file: Path | None,
+             parallelism: int, allow_unauthenticated_remote: bool) -> int:
     """Run the Prometheus exporter until SIGTERM (exit 0) or Ctrl-C (exit 130).
 
     A non-loopback --listen (`:9520`, `0.0.0.0:9520`, a LAN address) needs authentication in the web
@@ -38,7 +43,9 @@ def exporter(app: AppContext, listen: str, web_config: Path | None, probe_interv
 
     Every scrape reads the state store afresh (backups, versions, upgrades, drift, operations);
     app-level probes run in a background thread and their cached results carry
-    tnoctl_probe_last_run_timestamp_seconds. SIGHUP reloads the inventory.
+    tnoctl_probe_last_run_timestamp_seconds. A second thread pulls the hosts' backup and drill
+    results (timer runs included) into the state store every --backup-sync-interval seconds, over
+    the same SSH factory as every other verb. SIGHUP reloads the inventory.
 
     \b
     Example:
@@ -74,6 +81,9 @@ def exporter(app: AppContext, listen: str, web_config: Path | None, probe_interv
         raise InvalidInput(f"cannot listen on {listen}: {exc.strerror or exc}") from None
     if exp.worker is not None:
         exp.worker.start()
+    syncer = None if no_backup_sync else _backup_syncer(app, backup_sync_interval)
+    if syncer is not None:
+        syncer.start()
     scheme = "https" if web and web.tls else "http"
     app.info(f"tnoctl exporter: serving {scheme}://{host}:{server.port}/metrics (state {app.state_dir})")
     try:
@@ -81,8 +91,27 @@ def exporter(app: AppContext, listen: str, web_config: Path | None, probe_interv
     finally:  # SIGTERM: exit 0; Ctrl-C: KeyboardInterrupt, exit 130 like every verb (after a clean stop)
         if exp.worker is not None:
             exp.worker.stop()
+        if syncer is not None:
+            syncer.stop()
         server.stop()
     return 0
+
+
+def _backup_syncer(app: AppContext, interval: float):  # -> PeriodicWorker
+    """The thread pulling backup results (actions.backup_sync) into the store the collector reads."""
+    from tnoctl.actions.backup_sync import sync
+    from tnoctl.exporter.worker import PeriodicWorker
+
+    said: set[str] = set()
+
+    def once() -> None:  # a host that stays unreadable is reported once, not every round
+        errors = set(sync(app.env).errors)
+        for line in sorted(errors - said):
+            app.warn(f"backup results not pulled from {line}")
+        said.clear()
+        said.update(errors)
+
+    return PeriodicWorker("tnoctl-backup-sync", once, interval, on_error=lambda e: app.warn(f"backup sync: {e}"))
 
 
 def is_loopback(host: str) -> bool:
@@ -110,6 +139,7 @@ class _InventoryHolder:
 
         try:
             self.inventory = load_inventory(self.app.inventory, self.app.vault_password_file)
+            self.app.env.reload_inventory()  # the backup sync thread reads the Env's inventory
             self.failed = False
             self._known = None
             self._ssh = None

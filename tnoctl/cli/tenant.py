@@ -1,4 +1,4 @@
-"""`tnoctl tenant list|show|add` (+ `remove`, `dns` from their own modules): the communes of the inventory."""
+"""`tnoctl tenant list|show|add` (+ `onboard`, `remove`, `dns` from their own modules): the communes."""
 
 from __future__ import annotations
 
@@ -93,10 +93,12 @@ def add(app: AppContext, slug: str, name: str, insee: str, domains: tuple[str, .
 
 
 def _attach_subcommands() -> None:
-    """Sub-verbs that live in their own modules (offboarding, DNS records)."""
+    """Sub-verbs that live in their own modules (onboarding, offboarding, DNS records)."""
     from tnoctl.cli.tenant_dns import dns
+    from tnoctl.cli.tenant_onboard import onboard
     from tnoctl.cli.tenant_remove import remove
 
+    tenant.add_command(onboard)
     tenant.add_command(remove)
     tenant.add_command(dns)
 

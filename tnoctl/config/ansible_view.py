@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tnoctl.config.load import Inventory
+from tnoctl.config.schedule import drill_on_calendar
 from tnoctl.config.schema import Tenant, size_bytes
 
 
@@ -39,6 +40,7 @@ def tenant_view(tenant: Tenant, platform_retention: dict[str, int]) -> dict[str,
         ],
         "office": {"wopi_hosts": list(tenant.office.wopi_hosts)},
         "backup": backup,
+        "drill_on_calendar": drill_on_calendar(tenant.slug, tenant.maintenance_window),
     }
 
 

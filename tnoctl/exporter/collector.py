@@ -261,6 +261,8 @@ class TnoCollector(Collector):
         failed = _g("tnoctl_backup_last_failed", "1 if the most recent backup attempt failed.", TC)
         verified = _g("tnoctl_backup_last_verified_timestamp_seconds",
                       "Time of the last successful verification of the backup (0: never).", TC)
+        check_failed = _g("tnoctl_backup_last_verification_failed",
+                          "1 if the most recent verification (drill, verify) failed.", TC)
         dur = _g("tnoctl_backup_duration_seconds", "Duration of the last successful backup.", TC)
         size = _g("tnoctl_backup_size_bytes",
                   "Size of the last successful backup archive (original, compressed, deduplicated).", [*TC, "kind"])
@@ -274,6 +276,7 @@ class TnoCollector(Collector):
             last_ok.add(lbl, st.last_success.finished_at if st.last_success else 0.0)
             failed.add(lbl, 1.0 if st.last_failed else 0.0)
             verified.add(lbl, st.last_verified_at or 0.0)
+            check_failed.add(lbl, 1.0 if st.last_verification_failed else 0.0)
             if st.last_failure is not None:
                 last_fail.add(lbl, st.last_failure.finished_at)
             if st.last_success is not None:
@@ -288,7 +291,8 @@ class TnoCollector(Collector):
                     last_ok.add([tenant, component], 0.0)
                     failed.add([tenant, component], 0.0)
                     verified.add([tenant, component], 0.0)
-        return [last_ok, last_fail, failed, verified, dur, size]
+                    check_failed.add([tenant, component], 0.0)
+        return [last_ok, last_fail, failed, verified, check_failed, dur, size]
 
     def _versions(self, filt: _Filter) -> list[Fam]:
         info = _g("tnoctl_component_version_info", "Version deployed on a tenant's component and the pinned one.",

@@ -435,12 +435,24 @@ def _has_user(name: str) -> bool:
 
 
 USAGE = ("usage: tno-backup stage SLUG | run KEY [--tag TAG] | restore-mailbox SLUG ADDRESS ARCHIVE FOLDER"
-         " | restore-tenant SLUG ARCHIVE\n")
+         " | restore-tenant SLUG ARCHIVE | drill KEY | results\n")
+
+
+def _checks():  # type: ignore[no-untyped-def]
+    """The scheduled-checks module (imported late: it imports this one)."""
+    try:
+        import checks  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - package import path (unit tests)
+        from tnoctl.hostagent import checks
+    return checks
 
 
 def main(argv: list[str]) -> int:
-    """``stage SLUG``, ``run KEY [--tag TAG]``, ``restore-mailbox SLUG ADDR ARCHIVE FOLDER``, ``restore-tenant``."""
-    arity = {"stage": 2, "run": 2, "restore-mailbox": 5, "restore-tenant": 3}
+    """``stage SLUG``, ``run KEY [--tag TAG]``, ``restore-mailbox SLUG ADDR ARCHIVE FOLDER``, ``restore-tenant``,
+    ``drill KEY`` and ``results`` (checks.py)."""
+    arity = {"stage": 2, "run": 2, "restore-mailbox": 5, "restore-tenant": 3, "drill": 2}
+    if argv == ["results"]:
+        return _checks().print_results()
     tag = None
     if len(argv) == 4 and argv[0] == "run" and argv[2] == "--tag":
         argv, tag = argv[:2], argv[3]
@@ -459,6 +471,8 @@ def main(argv: list[str]) -> int:
             return stage(cfg)
         if argv[0] == "run":
             return run(cfg, tag)
+        if argv[0] == "drill":
+            return _checks().drill(cfg)
         if argv[0] == "restore-mailbox":
             return restore_mailbox(cfg, argv[2], argv[3], argv[4])
         return restore_tenant(cfg, argv[2])

@@ -188,6 +188,13 @@ class BackupStatus:
             return False
         return self.last_success is None or self.last_failure.finished_at > self.last_success.finished_at
 
+    @property
+    def last_verification_failed(self) -> bool:
+        """True when the most recent verification (drill, verify) failed."""
+        if self.last_verification_failed_at is None:
+            return False
+        return self.last_verified_at is None or self.last_verification_failed_at > self.last_verified_at
+
 
 @dataclass
 class ReadStats:
