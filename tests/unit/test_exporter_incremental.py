@@ -95,3 +95,18 @@ def test_incremental_output_equals_a_fresh_full_render(tmp_path: Path) -> None:
     assert not any(dict(k[1]).get("tenant") in ("ghost",) for k in incremental)
     assert not any(dict(k[1]).get("tenant") == "commune-199" and k[0] == "tnoctl_probe_success" for k in incremental)
     assert incremental[("tnoctl_store_unknown_tenant_records", (("kind", "backups"),))] == 1
+
+
+def test_probe_view_keeps_only_the_canary_mailboxes() -> None:
+    from tnoctl import paths
+    from tnoctl.config.load import load_inventory
+    from tnoctl.probes import targets
+
+    inv = load_inventory(paths.LAB_INVENTORY)
+    view = exporter_app.probe_view(inv)
+    assert [t.slug for t in view.tenants] == [t.slug for t in inv.tenants]
+    assert all(m.local == "canary" for t in view.tenants for m in t.mailboxes)
+    assert [targets.canary(t) for t in view.tenants] == [targets.canary(t) for t in inv.tenants]
+    opts = targets.ProbeOptions()
+    assert ([(p.tenant, p.check) for p in targets.network_probes(view, opts)]
+            == [(p.tenant, p.check) for p in targets.network_probes(inv, opts)])

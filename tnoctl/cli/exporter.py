@@ -111,9 +111,10 @@ class _InventoryHolder:
 
     def reload(self) -> None:
         from tnoctl.config.load import load_inventory
+        from tnoctl.exporter.app import probe_view
 
         try:
-            self.inventory = load_inventory(self.app.inventory, self.app.vault_password_file)
+            self.inventory = probe_view(load_inventory(self.app.inventory, self.app.vault_password_file))
             self.failed = False
             self._known = None
             self._ssh = None
