@@ -110,3 +110,29 @@ def test_probe_view_keeps_only_the_canary_mailboxes() -> None:
     opts = targets.ProbeOptions()
     assert ([(p.tenant, p.check) for p in targets.network_probes(view, opts)]
             == [(p.tenant, p.check) for p in targets.network_probes(inv, opts)])
+
+
+def test_concurrent_scrapes_while_results_arrive(tmp_path: Path) -> None:
+    import threading
+
+    _store, exp = filled(tmp_path)
+    errors: list[BaseException] = []
+
+    def scrape() -> None:
+        try:
+            for _ in range(10):
+                gzip.decompress(exp.collector.render_gzip())
+                exp.collector.render()
+        except BaseException as exc:  # reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=scrape) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i, tenant in enumerate(TENANTS * 2):
+        exp.cache.put(ProbeResult(tenant, "mail", "smtp", i % 2 == 0, 0.01), NOW + i)
+    for t in threads:
+        t.join()
+    assert not errors
+    assert no_self(samples(gzip.decompress(exp.collector.render_gzip()).decode())) == no_self(
+        samples(exp.collector.render()))

@@ -83,7 +83,7 @@ class TnoCollector(Collector):
         self._feeds = feeds
         self.tables: dict[str, TenantTable] = {}
         self.order = [*(s.name for s in STORE_SOURCES), "rollouts", *(["probes"] if cache is not None else [])]
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # concurrent scrapes: tables are updated and read under it
 
     def describe(self) -> Iterator[Metric]:
         """Nothing to pre-describe: families are built at scrape time (avoids a collect at registration)."""
@@ -165,10 +165,11 @@ class TnoCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """prometheus_client entry point: every family as a Metric (used by the registry and textfiles)."""
-        parts, own = self._scrape()
-        for part in parts:
-            yield from (fam.to_metric() for fam in (self._families(part) if isinstance(part, TenantTable) else part))
-        for fam in own:
+        with self._lock:
+            parts, own = self._scrape()
+            families = [fam for part in parts for fam in (self._families(part) if isinstance(part, TenantTable)
+                                                           else part)]
+        for fam in [*families, *own]:
             yield fam.to_metric()
 
     def _families(self, table: TenantTable) -> list[Fam]:
@@ -184,19 +185,21 @@ class TnoCollector(Collector):
 
     def render(self) -> str:
         """The same exposition as ``generate_latest`` on this collector; per-tenant lines cached."""
-        parts, own = self._scrape()
-        return "".join(p.text() if isinstance(p, TenantTable) else "".join(f.to_text() for f in p)
-                       for p in [*parts, own])
+        with self._lock:
+            parts, own = self._scrape()
+            return "".join(p.text() if isinstance(p, TenantTable) else "".join(f.to_text() for f in p)
+                           for p in [*parts, own])
 
     def render_gzip(self) -> bytes:
         """:meth:`render` as a gzip stream of members: unchanged (family, block) members are reused."""
-        parts, own = self._scrape()
-        out: list[bytes] = []
-        for part in [*parts, own]:
-            if isinstance(part, TenantTable):
-                out.extend(part.gzip_parts())
-            else:
-                out.append(gzip_member("".join(f.to_text() for f in part)))
+        with self._lock:
+            parts, own = self._scrape()
+            out: list[bytes] = []
+            for part in [*parts, own]:
+                if isinstance(part, TenantTable):
+                    out.extend(part.gzip_parts())
+                else:
+                    out.append(gzip_member("".join(f.to_text() for f in part)))
         return b"".join(out)
 
     def _store_readable(self) -> bool:
