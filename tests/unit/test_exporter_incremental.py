@@ -136,3 +136,16 @@ def test_concurrent_scrapes_while_results_arrive(tmp_path: Path) -> None:
     assert not errors
     assert no_self(samples(gzip.decompress(exp.collector.render_gzip()).decode())) == no_self(
         samples(exp.collector.render()))
+
+
+def test_the_worker_renders_results_as_they_arrive(tmp_path: Path) -> None:
+    from tnoctl.probes.base import Probe
+
+    probes = [Probe(t, "mail", "smtp", lambda _t, t=t: ProbeResult(t, "mail", "smtp", True, 0.01)) for t in TENANTS]
+    exp = exporter_app.build(tmp_path, lambda: KNOWN, lambda: probes)
+    assert exp.worker is not None
+    exp.worker.run_once()  # ends with the collector's prerender
+    table = exp.collector.tables["probes"]
+    assert table.rendered == len(TENANTS)
+    exp.collector.render_gzip()
+    assert table.rendered == len(TENANTS)  # the scrape found nothing left to render

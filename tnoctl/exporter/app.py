@@ -63,4 +63,6 @@ def build(state_dir: Path, known: Callable[[], Known] | None = None,
     collector = TnoCollector(store, known, cache if worker else None, __version__, clock,
                              interval if worker else None)
     registry.register(collector)
+    if worker is not None:
+        worker.on_results = collector.prerender
     return Exporter(registry, collector, store, cache, worker)

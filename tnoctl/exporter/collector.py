@@ -109,6 +109,13 @@ class TnoCollector(Collector):
             table.update(sorted(changed), feed.records, known)
         return table
 
+    def prerender(self) -> None:
+        """Render and compress the probe results that arrived since the last call (the worker calls it)."""
+        if self.cache is None:
+            return
+        with self._lock:
+            self._table("probes", self.known_tenants()).gzip_parts()
+
     def _clean(self, name: str) -> bool:
         kinds = self.sources[name].kinds if name in self.sources else ()
         return all(st.invalid_lines == 0 for kind, st in self.store.read_stats().items() if kind in kinds)
