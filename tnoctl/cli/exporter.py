@@ -108,6 +108,7 @@ class _InventoryHolder:
         self._known = None  # the same mapping object between reloads: the collector keys its cache on it
         self._ssh = None  # one SSH adapter (cached connections) per loaded inventory
         self._secrets = None  # one vault reader for the process: re-read only when vault.yml changes
+        self._probes = None  # the round's probe list, rebuilt only when the inventory is reloaded
 
     def reload(self) -> None:
         from tnoctl.config.load import load_inventory
@@ -118,6 +119,7 @@ class _InventoryHolder:
             self.failed = False
             self._known = None
             self._ssh = None
+            self._probes = None
             self._want_canaries()
         except Exception as exc:  # keep serving the store; the inventory collector reports the failure
             self.failed = True
@@ -146,15 +148,22 @@ class _InventoryHolder:
         self._secrets.want(found[1] for t in self.inventory.tenants if (found := canary(t)) is not None)
 
     def probes(self, ca_file: Path | None, no_queue: bool):
-        """The probe list of one background round, from the current inventory (secrets read when probed)."""
+        """The probe list of a background round, from the current inventory (secrets read when probed).
+
+        Built once per loaded inventory and reused by every round: a probe reads the time, its
+        canary password and the host's queue when it runs, so nothing in it goes stale.
+        """
         from tnoctl.probes import wiring
         from tnoctl.probes.targets import ProbeOptions
 
         inv = self.inventory
         if inv is None:
             return []
+        if self._probes is not None:
+            return self._probes
         opts = ProbeOptions(ca_file or wiring.default_ca_file(self.app.inventory), 10.0, False,
                             inv.platform.tno_office_version)
         if not no_queue and self._ssh is None:
             self._ssh = wiring.ssh_runner(self.app.env.ssh_factory(inv))  # the one SSH factory
-        return wiring.all_probes(inv, opts, None, self._secrets, None if no_queue else self._ssh)
+        self._probes = wiring.all_probes(inv, opts, None, self._secrets, None if no_queue else self._ssh)
+        return self._probes
