@@ -24,12 +24,14 @@ options:
   plugin:
     description: Token that marks this file as a source for this plugin.
     required: true
-    choices: ['tno_tenants']
+    choices: ['tno_tenants', 'syndicat.tnoctl.tno_tenants']
 """
 
 EXAMPLES = r"""
-# inventories/lab/tenants.tno.yml
+# inventories/lab/tenants.tno.yml (from the repository, ansible.cfg enables the plugin by its short name)
 plugin: tno_tenants
+# from the collection (AWX / AAP execution environment): enable_plugins = syndicat.tnoctl.tno_tenants
+plugin: syndicat.tnoctl.tno_tenants
 """
 
 _ROOT = Path(__file__).resolve().parents[2]

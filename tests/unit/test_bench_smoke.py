@@ -36,6 +36,11 @@ OFFLINE: dict[str, list[str]] = {
         rf"(?m)^\s+20\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+\d+$",
         rf"probe taking {NUM} s in the background: \d+ scrapes during it, slowest {NUM} ms",
         rf"ratio slowest scrape / probe latency: {NUM}",
+        r"scale: 30 tenants, \d+ probes per round, 30 canaries",
+        *(rf"{label}[^\n]*?\s{NUM} s\s+goal <= 1 s\s+(meets|MISSES)"
+          for label in ("round build", "scrape steady", "scrape after a probe round", "scrape after a backup record")),
+        r"vault reads for all lookups\s+1\s+goal 1\s+meets",
+        rf"exporter memory \(RSS\)\s+{NUM} MiB\s+goal <= 1024 MiB",
     ],
 }
 # Run against the lab by tests/e2e/test_bench_lab_smoke.py (root, the session's fleet).

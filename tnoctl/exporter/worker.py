@@ -3,6 +3,10 @@
 Why a thread and not probe-on-scrape: network probes that Prometheus should run on scrape
 belong to blackbox_exporter; what tnoctl probes (canary login, office discovery, queues,
 round trip) is slower and must not make a scrape wait (DESIGN point 11).
+
+``on_results`` (the collector's :meth:`~tnoctl.exporter.collector.TnoCollector.prerender`) is called
+about every second while results arrive and at the end of a round, so the changed tenants' lines are
+rendered and compressed as the round goes, not all at the next scrape (35,000 tenants: issue 18).
 """
 
 from __future__ import annotations
@@ -45,10 +49,12 @@ class ProbeWorker(IntervalThread):
     """Daemon thread: every ``interval`` seconds build the probe list and run it into the cache."""
 
     def __init__(self, factory: Callable[[], list[Probe]], cache: ProbeCache, interval: float = 60.0,
-                 parallelism: int = DEFAULT_PARALLELISM, clock: Callable[[], float] = time.time) -> None:
+                 parallelism: int = DEFAULT_PARALLELISM, clock: Callable[[], float] = time.time,
+                 on_results: Callable[[], None] | None = None, every: float = 1.0) -> None:
         super().__init__("tnoctl-probe-worker", interval)
         self.factory, self.cache = factory, cache
         self.parallelism, self.clock = parallelism, clock
+        self.on_results, self.every = on_results, every
 
     def run_once(self) -> None:
         """One full round: every result goes to the cache as soon as it completes."""
@@ -59,14 +65,28 @@ class ProbeWorker(IntervalThread):
             self.last_error = f"{type(exc).__name__}: {exc}"[:200]
             return
         seen: set[Key] = set()
+        notified = time.monotonic()
         for result in iter_probes(probes, self.parallelism):
             seen.add((result.tenant, result.component, result.check))
             self.cache.put(result, self.clock())
             if self.stop_event.is_set():
                 return
+            if self.on_results is not None and time.monotonic() - notified >= self.every:
+                self._notify()
+                notified = time.monotonic()
         self.cache.retain(seen)
         self.cache.finish_round(self.clock(), time.monotonic() - started)
         self.rounds += 1
+        self._notify()
+
+    def _notify(self) -> None:
+        """Let the collector render what arrived (every ``every`` s and at the end of a round)."""
+        if self.on_results is None:
+            return
+        try:
+            self.on_results()
+        except Exception as exc:  # rendering problems are the scrape's to report, not the worker's end
+            self.last_error = f"{type(exc).__name__}: {exc}"[:200]
 
 
 class PeriodicWorker(IntervalThread):

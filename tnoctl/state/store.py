@@ -23,7 +23,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -440,22 +440,17 @@ class Store:
             return {k: ReadStats(i.stats.records, i.stats.invalid_lines, i.stats.last_error)
                     for k, i in self._index.items()}
 
+    def latest_records(self, kind: str) -> dict[tuple[str, ...], Any]:
+        """A copy of the latest record per key of one kind (unchanged records keep their identity).
+
+        The exporter compares two copies by identity to find the tenants whose records changed.
+        """
+        return self._latest(kind)
+
     def latest_backups(self) -> dict[tuple[str, str], BackupStatus]:
         """Backup status per (tenant, component): last success, last failure, last verification."""
-        out: dict[tuple[str, str], BackupStatus] = {}
-        for (tenant, component, _), rec in self._latest(BackupResult.KIND).items():
-            status = out.setdefault((tenant, component), BackupStatus(tenant, component))
-            if rec.ok:
-                status.last_success = rec
-            else:
-                status.last_failure = rec
-        for (tenant, component, _), rec in self._latest(BackupVerification.KIND).items():
-            status = out.setdefault((tenant, component), BackupStatus(tenant, component))
-            if rec.ok:
-                status.last_verified_at = rec.verified_at
-            else:
-                status.last_verification_failed_at = rec.verified_at
-        return out
+        return backup_statuses(self._latest(BackupResult.KIND).values(),
+                               self._latest(BackupVerification.KIND).values())
 
     def latest_versions(self) -> dict[tuple[str, str], VersionRecord]:
         """Deployed vs pinned version per (tenant, component)."""
@@ -480,6 +475,25 @@ class Store:
     def latest_operations(self) -> dict[tuple[str, str], OperationRecord]:
         """Latest outcome per (tenant, verb)."""
         return {(r.tenant, r.verb): r for r in self._latest(OperationRecord.KIND).values()}
+
+
+def backup_statuses(results: Iterable[BackupResult],
+                    verifications: Iterable[BackupVerification]) -> dict[tuple[str, str], BackupStatus]:
+    """Fold latest backup results and verifications into one status per (tenant, component)."""
+    out: dict[tuple[str, str], BackupStatus] = {}
+    for rec in results:
+        status = out.setdefault((rec.tenant, rec.component), BackupStatus(rec.tenant, rec.component))
+        if rec.ok:
+            status.last_success = rec
+        else:
+            status.last_failure = rec
+    for ver in verifications:
+        status = out.setdefault((ver.tenant, ver.component), BackupStatus(ver.tenant, ver.component))
+        if ver.ok:
+            status.last_verified_at = ver.verified_at
+        else:
+            status.last_verification_failed_at = ver.verified_at
+    return out
 
 
 def now() -> float:
