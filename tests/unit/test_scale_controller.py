@@ -176,3 +176,22 @@ def test_read_verbs_parse_no_tenant_file_on_a_warm_cache(inv, tmp_path, monkeypa
     assert calls == []
     loaded.tenant("givors")
     assert calls == ["tenants/givors.yml"]
+
+
+def test_a_limited_run_feeds_and_parses_only_its_hosts_tenants(inv, tmp_path, monkeypatch):
+    """The inventory plugin's view with TNO_LIMIT_HOSTS: tno_tenants for those hosts only."""
+    from tnoctl.config import validate
+    from tnoctl.config.ansible_view import all_tenants, host_vars
+
+    cache = tmp_path / "cache"
+    loaded = load_inventory(inv, cache_dir=cache)
+    host = loaded.row("givors").placement.mail
+    calls: list[str] = []
+    real = validate.check_tenant_file
+    monkeypatch.setattr(validate, "check_tenant_file",
+                        lambda p, rel, *a, **k: calls.append(rel) or real(p, rel, *a, **k))
+    view = host_vars(loaded, {host})
+    assert list(view) == [host]
+    assert sorted(t["slug"] for t in view[host]["tno_tenants"]) == sorted(loaded.slugs_on_host(host))
+    assert sorted(calls) == sorted(f"tenants/{s}.yml" for s in loaded.slugs_on_host(host))
+    assert len(all_tenants(loaded)) == len(loaded.rows) and len(calls) == len(loaded.slugs_on_host(host))

@@ -73,6 +73,10 @@ class Inventory:
     def tenant(self, slug: str) -> Tenant:
         """The full model of tenant ``slug`` (its file parsed on first use); InvalidInput if unknown."""
         row = self.row(slug)
+        if "tenants" in self.__dict__:  # every model loaded (or replaced, e.g. by a test): they are the truth
+            found = next((t for t in self.__dict__["tenants"] if t.slug == slug), None)
+            if found is not None:
+                return found
         if slug not in self._models:
             res = validate.check_tenant_file(self.path / row.rel, row.rel, None, keep=True)
             if res.tenant is None:  # changed on disk since it was validated
