@@ -200,6 +200,9 @@ class Env:
         """
         if "redact" in self.__dict__:
             return
+        if self.vault_password_file is None:  # nothing can be decrypted: no tenant file to read for names
+            self.__dict__["redact"] = self.redact
+            return
         from tnoctl.backup.naming import passphrase_var
         from tnoctl.config.vault import platform_secret_names, secret_scrubber
 
