@@ -31,6 +31,14 @@ OFFLINE: dict[str, list[str]] = {
           for label in (r"cold \(no cache\)", r"warm \(cache hit\)", "one tenant changed")),
         r"goal: <= 2 s and <= 500 MiB; warm run (meets|MISSES) it",
     ],
+    "scale.py": [
+        r"inventory .*: 20 tenant files, vault",
+        *(rf"{label}\s+{NUM}\s+{NUM}\s+{NUM}\s+.*exit 0"
+          for label in ("cold validate", "warm validate", "tenant list", "tenant show", "monitoring targets",
+                        r"plan start \(1 host\)")),
+        r"warm validate .*<= 2 s, <= 500 MiB: (meets|MISSES)",
+        r"plan start \(1 host\) .*<= 15 s, <= 1024 MiB: (meets|MISSES)",
+    ],
     "exporter.py": [
         r"tenants\s+warm-up s\s+cold s\s+steady s\s+changed s",
         rf"(?m)^\s+20\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+\d+$",

@@ -250,7 +250,7 @@ def recover_one(env: Env, target: BackupTarget, keep: int) -> TenantResult:
 
 def check_shred(env: Env, request: ShredRequest) -> None:
     """Refuse to shred a current tenant (InvalidInput): the CLI calls this before asking."""
-    if any(t.slug == request.slug for t in env.inventory.tenants):
+    if any(t.slug == request.slug for t in env.inventory.rows):
         raise InvalidInput(f"{request.slug} is still a tenant: offboard it first (tnoctl tenant remove {request.slug})")
 
 

@@ -118,7 +118,7 @@ def run_setup(env: Env, plan: DeployPlan, run_id: str, site: RunResult) -> RunRe
 
 def preview_of(env: Env, plan: DeployPlan, result: RunResult) -> Preview:
     """Attribute a check run's changes to hosts and tenants (pure apart from the loaded inventory)."""
-    grouped = attribute_changes(plan, result.changed_tasks, tenant_keys(env.inventory.tenants))
+    grouped = attribute_changes(plan, result.changed_tasks, tenant_keys(planned_tenants(env, plan)))
     changes = [
         {"host": host, "owner": owner, "task": c.task, "item": c.item, "diff": c.diff}
         for host in plan.hosts
@@ -132,6 +132,7 @@ def plan(env: Env, request: PlanRequest) -> Outcome:
     """Check+diff the selection; exit 1 when changes are pending (unless exit_zero) or a host failed."""
     deploy_plan = plan_deploy(env.inventory, tenants=request.tenants, hosts=request.hosts, action="deploy",
                               check=True)
+    env.scope_secrets(planned_slugs(deploy_plan))
     params = {"tenants": request.tenants, "hosts": request.hosts, "exit_zero": request.exit_zero}
     with operation(env, "plan", params, tenants=deploy_plan.tenants, hosts=deploy_plan.hosts, lock=False) as op:
         result = run_calls(env, deploy_plan, op.id, check=True, title="plan (check+diff)")
@@ -159,6 +160,7 @@ def run(env: Env, request: DeployRequest) -> Outcome:
     ``ignore_windows``.
     """
     deploy_plan = plan_deploy(env.inventory, tenants=request.tenants, hosts=request.hosts, action="deploy")
+    env.scope_secrets(planned_slugs(deploy_plan))
     params = {"tenants": request.tenants, "hosts": request.hosts, "yes": request.confirm is None,
               **({"ignore_windows": True} if request.ignore_windows else {})}
     with operation(env, "deploy", params, tenants=deploy_plan.tenants, hosts=deploy_plan.hosts) as op:
@@ -239,6 +241,16 @@ def _refresh_lab_certificates(env: Env) -> None:
     from tnoctl.lab.lab import Lab
 
     Lab(env.inventory_path).refresh_certificates()
+
+
+def planned_slugs(plan: DeployPlan) -> list[str]:
+    """The tenants a run of this plan touches: the selected ones and every tenant of the targeted hosts."""
+    return sorted({*plan.tenants, *(s for slugs in plan.tenants_by_host.values() for s in slugs)})
+
+
+def planned_tenants(env: Env, plan: DeployPlan) -> list[Any]:
+    """Full models of the tenants on the plan's hosts (only their files are parsed, not the fleet's)."""
+    return [env.inventory.tenant(slug) for slug in planned_slugs(plan)]
 
 
 def tenant_keys(tenants: Iterable[Any]) -> dict[str, set[str]]:

@@ -9,7 +9,6 @@ import click
 
 from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext
-from tnoctl.config.load import load_inventory
 from tnoctl.errors import ExitCode, InvalidInput
 
 
@@ -80,9 +79,9 @@ def show(app: AppContext, as_json: bool) -> None:
     Example:
       tnoctl inventory show --json
     """
-    inv = load_inventory(app.inventory, app.vault_password_file)
+    inv = app.env.inventory
     rows = [{"host": h.name, "address": h.address, "groups": sorted(h.groups - {"all"}),
-             "tenants": [t.slug for t in inv.tenants_on_host(h.name)]} for h in inv.hosts.values()]
+             "tenants": inv.slugs_on_host(h.name)} for h in inv.hosts.values()]
     if as_json:
         app.print_json({"inventory": str(inv.path), "hosts": rows})
         return
@@ -108,7 +107,7 @@ def export(app: AppContext, out: Path | None) -> None:
     from tnoctl.config.export import export_text
     from tnoctl.config.vault import atomic_write
 
-    text = export_text(load_inventory(app.inventory, app.vault_password_file))
+    text = export_text(app.env.inventory)
     if out is None:
         app.stdout.write(text)
         return

@@ -6,7 +6,6 @@ import click
 
 from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext, untrusted
-from tnoctl.config.load import load_inventory
 
 
 @click.group()
@@ -29,11 +28,11 @@ def list_(app: AppContext, as_json: bool) -> None:
     Example:
       tnoctl -i inventories/example tenant list
     """
-    inv = load_inventory(app.inventory, app.vault_password_file)
+    inv = app.env.inventory  # the cached loader: rows only, no tenant file parsed on a warm cache
     rows = [{"slug": t.slug, "name": t.name, "insee": t.insee, "domains": list(t.domains),
              "services": list(t.services), "mail_host": t.placement.mail, "office_host": t.placement.office,
-             "mailboxes": len(t.mailboxes), "pilot": t.pilot, "maintenance_window": t.maintenance_window}
-            for t in inv.tenants]
+             "mailboxes": t.mailboxes, "pilot": t.pilot, "maintenance_window": t.maintenance_window}
+            for t in inv.rows]
     if as_json:
         app.print_json(rows)
         return

@@ -27,8 +27,8 @@ class _Inventory(Protocol):
     hosts: Any
     tenants: Any
 
-    def tenants_on_host(self, name: str) -> Any: ...
-    def tenant(self, slug: str) -> Any: ...
+    def slugs_on_host(self, name: str) -> Any: ...
+    def row(self, slug: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -80,14 +80,14 @@ def plan_deploy(
     all_hosts = managed_hosts(inventory)
     selected: set[str] = set()
     for slug in tenants:
-        selected.update(hosts_of_tenant(inventory.tenant(slug)))
+        selected.update(hosts_of_tenant(inventory.row(slug)))
     for name in hosts:
         if name not in inventory.hosts:
             raise unknown("host", name, inventory.hosts)
         selected.add(name)
     limited = bool(tenants or hosts)
     target_hosts = sorted(selected) if limited else all_hosts
-    by_host = {h: tuple(sorted(t.slug for t in inventory.tenants_on_host(h))) for h in target_hosts}
+    by_host = {h: tuple(sorted(inventory.slugs_on_host(h))) for h in target_hosts}
     if tenants:
         target_tenants = sorted(set(tenants))
     else:

@@ -156,6 +156,19 @@ def write_ansible_cfg(run_dir: Path, state_dir: Path, forks: int = 20) -> Path:
     return cfg
 
 
+PASSWORD_HASH_CACHE_ENV = "TNO_PASSWORD_HASH_CACHE"
+"""Where roles/tno_mail's tno_password_hash filter remembers hashes (re-hashed only when a password changes)."""
+
+
+def _scale_env(call: PlaybookCall, state_dir: Path) -> dict[str, str]:
+    """What lets the inventory plugin and the roles cost what the run targets (issue 18)."""
+    env = {PASSWORD_HASH_CACHE_ENV: str(state_dir / "cache" / "password-hashes"),
+           "TNO_INVENTORY_CACHE": str(state_dir / "cache")}
+    if call.limit:
+        env["TNO_LIMIT_HOSTS"] = ",".join(call.limit)
+    return env
+
+
 def _runner_env(cfg: Path) -> dict[str, str]:
     venv_bin = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -224,7 +237,7 @@ def run_playbook(
             extravars=dict(call.extra_vars),
             limit=",".join(call.limit) if call.limit else None,
             cmdline=_cmdline(call, vault_password_file) or None,
-            envvars=_runner_env(cfg),
+            envvars={**_runner_env(cfg), **_scale_env(call, state_dir)},
             quiet=True,
             suppress_env_files=True,
             event_handler=collector.handle,
