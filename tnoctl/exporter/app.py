@@ -49,7 +49,9 @@ def probe_view(inventory: Any) -> Any:
 
     tenants = [t.model_copy(update={"mailboxes": [m for m in t.mailboxes if m.local == CANARY_LOCAL]})
                for t in inventory.tenants]
-    return replace(inventory, tenants=tenants)
+    view = replace(inventory, _models={})
+    view.__dict__["tenants"] = tenants  # replaced models are the truth for Inventory.tenant()/.tenants
+    return view
 
 
 def build(state_dir: Path, known: Callable[[], Known] | None = None,
