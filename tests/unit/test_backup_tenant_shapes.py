@@ -258,7 +258,8 @@ def test_removing_an_office_only_tenant_cleans_its_office_host_and_exports_no_ma
     assert not any(h == "export" for h, _a in ssh.ran)  # no Maildir to export
     on_office1 = [a for h, a in ssh.ran if h == "office1"]
     assert on_office1[0][2:] == ("bron.office",)  # the final backup of its office configuration
-    assert ("systemctl", "disable", "--now", "tno-backup@bron.office.timer") in on_office1
+    assert ("systemctl", "disable", "--now", "tno-backup@bron.office.timer",
+            "tno-backup-drill-bron.office.timer") in on_office1
     removed = next(a for a in on_office1 if a[0] == "rm")
     assert "/etc/borgmatic.d/bron.office.yaml" in removed and not any("vmail" in p for p in removed)
     assert not any(h.startswith("mail") for h, _a in ssh.ran)

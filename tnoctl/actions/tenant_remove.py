@@ -88,11 +88,13 @@ def run(env: Env, request: TenantRemoveRequest) -> Outcome:
                 raise OperationFailed(f"{slug}: Maildir export failed (tar rc {rc}), nothing removed")
             digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
         for step in removal_steps(target, list(tenant.domains)):
-            env.ssh.run(step.host, ["systemctl", "disable", "--now", step.timer])
-            env.ssh.run(step.host, ["systemctl", "reset-failed", step.service])  # rc 1 when not failed: fine
+            env.ssh.run(step.host, ["systemctl", "disable", "--now", step.timer, step.drill_timer])
+            # rc 1 when not failed: fine
+            env.ssh.run(step.host, ["systemctl", "reset-failed", step.service, step.drill_service])
             removed = env.ssh.run(step.host, ["rm", "-rf", "--one-file-system", *step.paths])
             if not removed.ok:
                 raise OperationFailed(f"{slug}: removal failed on {step.host}: {removed.stderr.strip()[:200]}")
+            env.ssh.run(step.host, ["systemctl", "daemon-reload"])  # forget the deleted drill timer file
         offboarded = env.state_dir / "offboarded"
         offboarded.mkdir(parents=True, exist_ok=True)
         shutil.move(str(env.inventory_path / "tenants" / f"{slug}.yml"), offboarded / f"{slug}.yml")

@@ -196,6 +196,21 @@ class RemovalStep:
         """The timer's service instance (``systemctl reset-failed`` forgets it once stopped)."""
         return self.timer.removesuffix(".timer") + ".service"
 
+    @property
+    def key(self) -> str:
+        """The backup unit key (``slug`` or ``slug.office``), from the timer instance name."""
+        return self.timer.removeprefix("tno-backup@").removesuffix(".timer")
+
+    @property
+    def drill_timer(self) -> str:
+        """The unit's weekly drill timer (one file per unit, not a template instance)."""
+        return f"tno-backup-drill-{self.key}.timer"
+
+    @property
+    def drill_service(self) -> str:
+        """The drill service instance the drill timer starts."""
+        return f"tno-backup-drill@{self.key}.service"
+
 
 def removal_steps(target: BackupTarget, domains: list[str] | tuple[str, ...]) -> list[RemovalStep]:
     """What ``tenant remove`` deletes on each host of the tenant, per component it has.
@@ -216,7 +231,9 @@ def removal_steps(target: BackupTarget, domains: list[str] | tuple[str, ...]) ->
                  f"/etc/tno-backup/keys/{key}.pub", f"{AGENT_STATE_DIR}/{key}.json",
                  f"{AGENT_STATE_DIR}/{key}.initialised", f"{AGENT_STATE_DIR}/{key}.stage.json",
                  f"{AGENT_STATE_DIR}/{key}.manifest-cache.json", f"/run/lock/tno-backup-{key}.lock",
-                 f"{TEXTFILE_DIR}/tno_backup_{key}.prom", f"{TIMER_STAMPS}/stamp-tno-backup@{key}.timer"]
+                 f"{TEXTFILE_DIR}/tno_backup_{key}.prom", f"{TIMER_STAMPS}/stamp-tno-backup@{key}.timer",
+                 f"{TIMER_STAMPS}/stamp-tno-backup-drill-{key}.timer",
+                 f"/etc/systemd/system/tno-backup-drill-{key}.timer"]
         paths.append(f"{naming.STAGING_ROOT}/{key}")
         if component == "mail":
             paths = [f"/srv/vmail/{d}" for d in domains] + [f"/etc/opendkim/keys/{d}" for d in domains] + paths
