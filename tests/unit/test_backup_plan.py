@@ -80,7 +80,11 @@ def test_removal_steps_per_component(inventory) -> None:
                             "/run/lock/tno-backup-bron.office.lock",
                             "/var/lib/prometheus/node-exporter/tno_backup_bron.office.prom",
                             "/var/lib/systemd/timers/stamp-tno-backup@bron.office.timer",
+                            "/var/lib/systemd/timers/stamp-tno-backup-drill-bron.office.timer",
+                            "/etc/systemd/system/tno-backup-drill-bron.office.timer",
                             "/var/lib/tno-backup/staging/bron.office")
+    assert (office.drill_timer, office.drill_service) == ("tno-backup-drill-bron.office.timer",
+                                                          "tno-backup-drill@bron.office.service")
     assert not any("vmail" in p or "opendkim" in p for p in office.paths)  # no mail to remove
     (mail,) = plan.removal_steps(feyzin, ["feyzin.test"])
     assert (mail.host, mail.timer) == ("mail2", "tno-backup@feyzin.timer")
