@@ -391,23 +391,35 @@ def _refresh_group(runner: SshRunner, members: list[str]) -> None:
             _apt_update(runner, name)
 
 
-def _apt_update(runner: SshRunner, name: str) -> bool:
-    """`apt-get update` in one host; a failure is a warning (the deploy's apt tasks refresh again)."""
+def _run_or_warn(runner: SshRunner, name: str, argv: list[str], what: str, input: bytes | None = None) -> bool:
+    """Run ``argv`` in one host; a failure is logged as a warning naming ``what`` (never raised)."""
     try:
-        res = runner.run(name, ["apt-get", "-q", "update"], timeout=APT_UPDATE_TIMEOUT)
+        res = runner.run(name, argv, timeout=APT_UPDATE_TIMEOUT, input=input)
     except OperationFailed as exc:
-        log(f"warning: {name}: apt-get update failed: {exc}")
+        log(f"warning: {name}: {what} failed: {exc}")
         return False
     if res.rc != 0:
-        log(f"warning: {name}: apt-get update failed: {res.stderr.strip().splitlines()[-1:]}")
+        log(f"warning: {name}: {what} failed: {res.stderr.strip().splitlines()[-1:]}")
     return res.rc == 0
 
 
+def _apt_update(runner: SshRunner, name: str) -> bool:
+    """`apt-get update` in one host; a failure is a warning (the deploy's apt tasks refresh again)."""
+    return _run_or_warn(runner, name, ["apt-get", "-q", "update"], "apt-get update")
+
+
 def _lists_archive(runner: SshRunner, name: str) -> bytes:
-    """The host's fresh apt lists and update stamp as a gzip'd tar (lock files and partial/ left out)."""
+    """The host's fresh apt lists and update stamp as a gzip'd tar (lock files and partial/ left out).
+
+    Empty when reading them failed: the other hosts then refresh by themselves.
+    """
     chunks: list[bytes] = []
     argv = ["tar", "-C", "/", "--exclude=lock", "--exclude=partial", "-czf", "-", *_APT_STATE]
-    rc = runner.stream(name, argv, chunks.append, timeout=APT_UPDATE_TIMEOUT)
+    try:
+        rc = runner.stream(name, argv, chunks.append, timeout=APT_UPDATE_TIMEOUT)
+    except OperationFailed as exc:
+        log(f"warning: {name}: reading apt lists failed: {exc}")
+        return b""
     return b"".join(chunks) if rc == 0 else b""
 
 
@@ -415,14 +427,7 @@ def _unpack_lists(runner: SshRunner, name: str, archive: bytes) -> bool:
     """Install another host's apt lists (same sources) in ``name``; False when that failed."""
     if not archive:
         return False
-    try:
-        res = runner.run(name, ["tar", "-C", "/", "-xzf", "-"], timeout=APT_UPDATE_TIMEOUT, input=archive)
-    except OperationFailed as exc:
-        log(f"warning: {name}: copying apt lists failed: {exc}")
-        return False
-    if res.rc != 0:
-        log(f"warning: {name}: copying apt lists failed: {res.stderr.strip().splitlines()[-1:]}")
-    return res.rc == 0
+    return _run_or_warn(runner, name, ["tar", "-C", "/", "-xzf", "-"], "copying apt lists", input=archive)
 
 
 def _make_world_readable(apt_dir: Path) -> None:
