@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from ansible.parsing.dataloader import DataLoader
-from ansible.template import Templar, trust_as_template
+from role_render import render as render_template
 
 from tnoctl.actions.tenant_dns import dkim_txt_value
 
@@ -36,17 +36,10 @@ TENANTS = [
 
 
 def render(template: str, extra: dict | None = None) -> str:
-    """Render one role template for host mail1 the way the role does (role vars + defaults + tenants)."""
-    loader = DataLoader()
-    variables: dict = {}
-    for part in ("defaults", "vars"):
-        variables.update(loader.load_from_file(str(ROLE / part / "main.yml"), trusted_as_template=True))
-    variables.update({"tno_tenants": TENANTS, "inventory_hostname": "mail1", "ansible_managed": "managed",
-                      "__tno_mail_tenants": [t for t in TENANTS if t["placement"]["mail"] == "mail1"]})
-    variables.update(extra or {})
-    templar = Templar(loader=loader, variables=variables)
-    source = (ROLE / "templates" / template).read_text()
-    return templar.template(trust_as_template(source))
+    """Render one tno_mail template for host mail1 (role vars + defaults + the tenants above)."""
+    variables = {"tno_tenants": TENANTS, "inventory_hostname": "mail1",
+                 "__tno_mail_tenants": [t for t in TENANTS if t["placement"]["mail"] == "mail1"]}
+    return render_template("tno_mail", template, {**variables, **(extra or {})})
 
 
 def test_alignment_table_maps_each_login_to_its_own_tenant_only():
@@ -83,13 +76,23 @@ def test_postfix_uses_rspamd_as_milter_and_defers_without_it():
     assert "8891" not in text  # OpenDKIM's milter is gone
 
 
+def test_modules_reaching_outside_servers_are_disabled_in_one_override_file():
+    text = render("rspamd/rspamd.conf.override.j2")
+    for module in ("fuzzy_check", "rbl", "phishing", "url_redirector", "asn", "multimap", "rspamd_update", "greylist"):
+        assert f"{module} {{\n  enabled = false;\n}}" in text
+    assert "maps.d/mime_types.inc" in render("rspamd/mime_types.conf.j2")
+
+
 def test_rspamd_listens_on_loopback_only_and_resolver_stays_local_without_dns():
     assert 'bind_socket = "127.0.0.1:11332";' in render("rspamd/worker-proxy.inc.j2")
     assert 'bind_socket = "127.0.0.1:11334";' in render("rspamd/worker-controller.inc.j2")
-    no_dns = render("rspamd/options.inc.j2", {"ansible_facts": {"dns": {"nameservers": []}}})
+    lab = base64.b64encode(b"# tnoctl lab host: no DNS server; lab names are in /etc/hosts\n").decode()
+    no_dns = render("rspamd/options.inc.j2", {"__tno_mail_resolv_conf": {"content": lab}})
     assert '"127.0.0.1:53"' in no_dns
-    with_dns = render("rspamd/options.inc.j2", {"ansible_facts": {"dns": {"nameservers": ["192.0.2.53"]}}})
-    assert "nameserver" not in with_dns
+    resolver = base64.b64encode(b"search example.org\nnameserver 192.0.2.53\n").decode()
+    with_dns = render("rspamd/options.inc.j2", {"__tno_mail_resolv_conf": {"content": resolver}})
+    assert "nameserver" not in with_dns.replace("# This host", "")
+    assert "dns {" not in with_dns
 
 
 def test_no_opendkim_left_in_the_role():
