@@ -7,6 +7,7 @@ with a short human message; tnoctl.config.messages turns pydantic errors into `f
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -115,6 +116,17 @@ class Mailbox(Strict):
 WopiHost = Annotated[str, Field(max_length=200), AfterValidator(_https)]
 
 
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{_short(value)} is not an IP address or network like 192.0.2.10 or 192.0.2.0/24") from None
+    return value
+
+
+Network = Annotated[str, Field(max_length=43), AfterValidator(_network)]
+
+
 class Office(Strict):
     """Online office settings of the tenant."""
 
@@ -205,6 +217,11 @@ class Platform(Strict):
     tno_office_extra_wopi_hosts: dict[Slug, list[WopiHost]] = Field(
         default_factory=dict, description="Per tenant slug, WOPI hosts (https URLs) the tenant may list outside "
         "its own domains (a WOPI host must otherwise be one of its domains or a sub-domain)."
+    )
+    tno_office_admin_allow: list[Network] = Field(
+        default_factory=list, max_length=50, description="Addresses or networks allowed on the office hosts' "
+        "management listener (admin console, /cool/getMetrics), e.g. the monitoring host and the operator "
+        "network; empty: no management listener. These surfaces are never served on a tenant vhost."
     )
     tno_tls_cert_dir: PathText = Field(description="Controller dir with <inventory_hostname>.crt/.key and ca.crt.")
     tno_backup_host: HostName = Field(description="Host (in group `backup`) receiving borg backups.")

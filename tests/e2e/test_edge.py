@@ -1,24 +1,32 @@
-"""End-to-end: DKIM signing moved to Rspamd and bound to the sender's own commune (issue 14), on the lab.
+"""End-to-end: the edge a town hall puts on the internet (issue 14), on the lab's session fleet.
+
+Mail: DKIM signing moved to Rspamd and bound to the sender's own commune. Office: the admin console and
+metrics are off the tenant vhosts, on the management listener only.
 
 Why: on a shared mail host a user of commune A must not obtain a DKIM signature of commune B. These
 tests speak real SMTP submission (587, STARTTLS, AUTH) to the lab hosts of the session fleet and check
 what leaves: a From: in another commune's domain (same host and another host) is refused with a 5xx
 at the end of DATA; a From: in another domain of the sender's own commune is accepted, signed with
 that domain's key, and the signature verifies (dkimpy, the published key read from the signing host)
-on the copy delivered at another lab host. Helpers are the mail acceptance tests' own.
+on the copy delivered at another lab host. Helpers are the mail and office acceptance tests' own.
 """
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import http.client
 import smtplib
+import socket
+import ssl
 import uuid
 from typing import Any
 
 import dkim
 import pytest
 from test_deploy_mail import _dkim_dnsfunc, _domain_of, _message, _submission, _wait_for
+from test_deploy_office import _get
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -75,3 +83,41 @@ def test_own_commune_domain_is_signed_with_that_domain_and_verifies_at_the_recei
     assert tags["d"].strip() == _domain_of(header_from)
     assert tags["s"].strip() == "tno2026"
     assert dkim.verify(raw, dnsfunc=_dkim_dnsfunc(fleet, fleet.mail_host(tenant.slug)))
+
+
+ADMIN_PATHS = ("/browser/dist/admin/admin.html", "/cool/adminws", "/cool/getMetrics", "/cool/../cool/getMetrics")
+
+
+def _management_get(fleet: Any, host: str, server_name: str, path: str, password: str | None) -> int:
+    """Status of GET ``path`` on the management listener (9443) of ``host``, TLS verified as ``server_name``."""
+    context = ssl.create_default_context(cafile=str(fleet.ca_cert))
+    sock = socket.create_connection((fleet.address(host), 9443), 30)
+    conn = http.client.HTTPSConnection(server_name, 9443, context=context, timeout=30)
+    conn.sock = context.wrap_socket(sock, server_hostname=server_name)
+    headers = {"Host": server_name}
+    if password is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()
+    try:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def test_office_admin_surfaces_are_refused_on_every_tenant_vhost(fleet: Any) -> None:
+    for slug in fleet.tenants_with("office"):
+        for domain in fleet.inventory.tenant(slug).domains:
+            for path in ADMIN_PATHS:
+                status = _get(fleet, slug, path, domain)[0]
+                assert status in (403, 404), f"office.{domain}{path}: {status}"
+
+
+def test_office_management_listener_answers_the_controller_with_the_admin_credentials(fleet: Any) -> None:
+    password = fleet.secrets["tno_vault_office_admin_password"]
+    for host in sorted({fleet.office_host(slug) for slug in fleet.tenants_with("office")}):
+        name = f"office.{fleet.domain(next(s for s in fleet.tenants_with('office') if fleet.office_host(s) == host))}"
+        assert _management_get(fleet, host, name, "/cool/getMetrics", password) == 200, host
+        assert _management_get(fleet, host, name, "/cool/getMetrics", "wrong") == 401, host
+        assert _management_get(fleet, host, name, "/cool/getMetrics", None) == 401, host
