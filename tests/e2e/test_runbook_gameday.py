@@ -52,7 +52,7 @@ def test_dry_run_changes_nothing_and_says_what_it_would_do(fleet, dovecot_stoppe
     rc, out, err = fleet.tnoctl("runbook", "run", RUNBOOK, "--tenant", TENANT, "--dry-run", "--lang", "en")
     assert rc == 1, out + err
     assert f"would run: ssh {dovecot_stopped} systemctl restart postfix dovecot rspamd" in out
-    assert "would ask: Restart Postfix, Dovecot and OpenDKIM" in out
+    assert "would ask: Restart Postfix, Dovecot and Rspamd" in out
     assert "nothing was changed" in out
     assert _dovecot(fleet, dovecot_stopped) == "inactive"
 
