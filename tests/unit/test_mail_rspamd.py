@@ -54,7 +54,9 @@ def test_signing_table_has_one_key_per_hosted_domain_and_signs_authenticated_mai
     text = render("rspamd/dkim_signing.conf.j2")
     assert "sign_authenticated = true;" in text
     assert "sign_local = false;" in text and "sign_inbound = false;" in text
-    assert 'use_domain = "header";' in text and "allow_hdrfrom_mismatch = false;" in text
+    assert 'use_domain = "header";' in text and "allow_hdrfrom_multiple = false;" in text
+    # any domain of the login's tenant may be signed: the alignment prefilter has refused the others
+    assert "allow_hdrfrom_mismatch = true;" in text and "allow_username_mismatch = true;" in text
     for domain in ("alpha.test", "Alpha-Annex.test", "beta.test"):
         assert f'"{domain}" {{' in text
         assert f'path = "/etc/opendkim/keys/{domain}/tno2026.private";' in text
