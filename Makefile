@@ -10,7 +10,7 @@ PYTEST_MARKERS := $(if $(filter 0,$(shell id -u)),,-m "not root")
 export LANG := C.UTF-8
 export LC_ALL := C.UTF-8
 
-.PHONY: help install lint test test-unit generate demo lab-down bench bench-lab clean
+.PHONY: help install lint test test-unit generate demo lab-down bench bench-lab collection clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -51,6 +51,8 @@ lab-down:  ## stop the lab and remove everything it created
 
 bench: install  ## offline benchmarks (print ratios side by side); lab ones: bench-lab
 	$(PY) bench/validate.py
+	$(PY) bench/scale.py --tenants 35000
+	$(PY) bench/scale.py --tenants 3000 --vault-tenants 300
 	$(PY) bench/exporter.py
 
 bench-lab: install  ## lab benchmarks (root; after 'make demo'): deploy overhead, probes, backups, then upgrade waves
@@ -58,6 +60,10 @@ bench-lab: install  ## lab benchmarks (root; after 'make demo'): deploy overhead
 	$(PY) bench/probes.py
 	$(PY) bench/backup.py --inventory inventories/lab --tenant givors --mb 200
 	$(PY) bench/upgrade.py --hosts 6
+
+collection: install  ## build the Ansible collection syndicat.tnoctl + EE inputs (build/), then the EE context (offline)
+	$(PY) scripts/build_collection.py --out build
+	$(VENV)/bin/ansible-builder create -f execution-environment.yml --context build/ee-context --output-filename Containerfile
 
 clean:  ## remove the venv and caches (not the lab cache under /var/cache/tnoctl)
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

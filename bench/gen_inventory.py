@@ -14,6 +14,8 @@ over the cores); the other tenants' values are copies of one ciphertext (same si
 decrypting to a placeholder). So `--tenants 3000 --vault-tenants 3000` is a fully real vault
 (156 k secrets, minutes), and `--tenants 35000 --vault-tenants 100` a full-size one that is fast.
 
+`--canary`: every tenant also gets a `canary` mailbox (the probes' login; bench/exporter.py uses it).
+
 `--smoke`: 6 tenants (3 with a vault) in a temporary directory, then loads the result with the
 product's loader and decrypts one value (seconds; run by tests/unit/test_bench_smoke.py).
 """
@@ -66,8 +68,8 @@ def hosts_yml(n_mail: int = 20, n_office: int = 20, n_backup: int = 10) -> str:
     return yamlio.dump(doc)
 
 
-def tenant(rng: random.Random, i: int, used: set[str]) -> dict:
-    """One synthetic commune."""
+def tenant(rng: random.Random, i: int, used: set[str], canary: bool = False) -> dict:
+    """One synthetic commune (with ``canary``: plus the monitoring canary mailbox the probes log in with)."""
     while True:
         name = f"{rng.choice(PREFIX)}-{rng.choice(MIDDLE)}-{rng.choice(SUFFIX)}".replace("d'-", "d'")
         slug = slugify(name)
@@ -81,6 +83,9 @@ def tenant(rng: random.Random, i: int, used: set[str]) -> dict:
     count = int(math.exp(rng.uniform(math.log(5), math.log(200))))
     boxes = [{"local": "mairie", "name": f"Mairie de {name}", "quota": "5G",
               "password_vault": f"tno_vault_{slug.replace('-', '_')}_mairie"}]
+    if canary:
+        boxes.append({"local": "canary", "name": "Supervision", "quota": "1G",
+                      "password_vault": f"tno_vault_{slug.replace('-', '_')}_canary"})
     for n in range(count - 1):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         local = f"{first}.{last}{n}"
@@ -142,7 +147,7 @@ def write_vault(out: Path, rng: random.Random, tenants: list[list[str]], encrypt
     return count, count - sum(len(names) for names in tenants[encrypted:]), time.perf_counter() - started
 
 
-def generate(out: Path, tenants: int, seed: int, vault_tenants: int) -> None:
+def generate(out: Path, tenants: int, seed: int, vault_tenants: int, canary: bool = False) -> None:
     """Write the inventory (and the vault when vault_tenants > 0) into ``out``; print what was written."""
     rng = random.Random(seed)
     (out / "tenants").mkdir(parents=True, exist_ok=True)
@@ -158,7 +163,7 @@ def generate(out: Path, tenants: int, seed: int, vault_tenants: int) -> None:
     boxes = 0
     names: list[list[str]] = []
     for i in range(tenants):
-        doc = tenant(rng, i, used)
+        doc = tenant(rng, i, used, canary)
         boxes += len(doc["mailboxes"])
         if vault_tenants:
             names.append(secrets_of(doc))
@@ -199,13 +204,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--vault-tenants", type=int, default=0, metavar="N",
                         help="write vault.yml; encrypt the secrets of the first N tenants one by one (see above)")
+    parser.add_argument("--canary", action="store_true",
+                        help="give every tenant a `canary` mailbox (the probes' login, as bench/exporter.py needs)")
     parser.add_argument("--smoke", action="store_true", help="6 tenants in a temp dir, loaded back (seconds)")
     args = parser.parse_args()
     if args.smoke:
         return smoke()
     if args.tenants is None or args.out is None:
         parser.error("--tenants and --out are required (or --smoke)")
-    generate(args.out, args.tenants, args.seed, args.vault_tenants)
+    generate(args.out, args.tenants, args.seed, args.vault_tenants, args.canary)
     return 0
 
 

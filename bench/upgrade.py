@@ -4,16 +4,16 @@
 Builds a throw-away inventory next to the lab one (office1..officeN, one office-only commune per
 host, plus mail1 and backup1 which a valid inventory needs: started, not deployed), brings the lab
 up with it (the regular lab is taken down first and left down at the end), deploys the office
-hosts at the pinned version, then rolls the office stand-in between 24.04.10.1 and 24.04.11.1,
-once per batch size. For each run it prints the wall time and the parallel efficiency
-ceil(N/b) * t_host / T(b), where t_host is the mean per-host time of the batch-1 run
-(goal >= 0.8). Needs root.
+hosts at the pinned version and sets up their backups (each upgrade takes a safety archive
+first), then rolls the office stand-in between 24.04.10.1-1 and 24.04.11.1-1, once per batch
+size. For each run it prints the wall time and the parallel efficiency ceil(N/b) * t_host / T(b),
+where t_host is the mean per-host time of the batch-1 run (goal >= 0.8). Needs root.
 
 Usage: bench/upgrade.py [--hosts 6]
 
 `--smoke`: no lab layout of its own: the same rollouts (batch 1, then all hosts) over the office
 hosts of the running lab fleet (`make demo`, or the e2e session's fleet with its backups set up),
-24.04.11.1 and back to the pinned 24.04.10.1 without touching the pin, in a temporary state dir.
+24.04.11.1-1 and back to the pinned 24.04.10.1-1 without touching the pin, in a temporary state dir.
 The lab stays up (tests/e2e/test_bench_lab_smoke.py runs it).
 """
 
@@ -36,8 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tnoctl import paths  # noqa: E402
+from tnoctl.config.vault import add_secrets, new_password  # noqa: E402
 
-VERSIONS = ("24.04.11.1", "24.04.10.1")
+VERSIONS = ("24.04.11.1-1", "24.04.10.1-1")
 FIRST_ADDRESS = 21  # office hosts at 198.18.0.21.. (backup1 keeps .15)
 
 
@@ -63,6 +64,9 @@ def make_inventory(root: Path, count: int) -> Path:
             "maintenance_window": "Mon-Sun 00:00-24:00", "pilot": i == 1,
         }
         (inv / "tenants" / f"{slug}.yml").write_text(yaml.safe_dump(tenant, sort_keys=False, allow_unicode=True))
+    # each commune's borg passphrase (the safety archive before an upgrade needs its repository)
+    add_secrets(inv, inv / "vault-password",
+                {f"tno_vault_borg_{f'bench-{i}'.replace('-', '_')}": new_password() for i in range(1, count + 1)})
     return inv
 
 
@@ -127,6 +131,10 @@ def own_lab(n: int) -> tuple[list[tuple[int, str, float, float, float]], float]:
             offices = [f"office{i}" for i in range(1, n + 1)]
             elapsed, _ = tnoctl(inv, state, "deploy", "--yes", *[a for h in offices for a in ("--host", h)])
             print(f"deploy of {n} office hosts: {elapsed:.1f} s", flush=True)
+            backup_hosts = [*offices, "backup1"]
+            elapsed, _ = tnoctl(inv, state, "backup", "setup", "--yes",
+                                *[a for h in backup_hosts for a in ("--host", h)])
+            print(f"backup setup of {n} office hosts + backup1: {elapsed:.1f} s", flush=True)
             return rollouts(inv, state, n)
         finally:
             lab.down()

@@ -48,7 +48,7 @@ def main() -> int:
     parser.add_argument("--vault-tenants", type=int, default=0, metavar="N",
                         help="generate a vault too (see bench/gen_inventory.py); default: no vault")
     parser.add_argument("--out", type=Path, default=None, help="inventory dir (default bench/out/inv-N[-vM])")
-    parser.add_argument("--workers", default="", help="worker processes (default: min(2, cores))")
+    parser.add_argument("--workers", default="", help="worker processes (default: every core)")
     parser.add_argument("--smoke", action="store_true", help="20 tenants, 2 with a vault, in a temp dir")
     args = parser.parse_args()
     if args.smoke:

@@ -7,6 +7,8 @@ exception into an exit status and a message.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -60,3 +62,13 @@ class Interrupted(TnoError):
     """The operator interrupted the operation; state is left so that a rerun converges."""
 
     exit_code = ExitCode.INTERRUPTED
+
+
+def unknown(kind: str, name: str, known: Iterable[str], limit: int = 20) -> InvalidInput:
+    """``unknown tenant 'givor'; did you mean 'givors'?``, else the known names (at most ``limit``)."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1)
+    if close:
+        return InvalidInput(f"unknown {kind} {name!r}; did you mean {close[0]!r}?")
+    shown = ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+    return InvalidInput(f"unknown {kind} {name!r} (known: {shown or 'none'})")

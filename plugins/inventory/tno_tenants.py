@@ -3,10 +3,18 @@
 Source file: `inventories/<name>/tenants.tno.yml` containing `plugin: tno_tenants`. It runs after
 hosts.yml (file names sort), loads the inventory directory with tnoctl.config, and sets
 `tno_tenants` on every host and `tno_all_tenants` on group all (docs/architecture.md).
+
+At scale (issue 18) a run costs what its targets cost: tnoctl passes `TNO_INVENTORY_CACHE` (its
+validation cache, so a warm start parses no tenant file) and, for a run limited to some hosts,
+`TNO_LIMIT_HOSTS` (comma-separated host names): only those hosts then get `tno_tenants` (the
+others are outside `--limit` and never run), so only their tenants' files are parsed and Ansible's
+data tagging walks their tenants, not the fleet's. Without these variables (plain
+`ansible-playbook`), every host gets its tenants, as before.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -24,12 +32,14 @@ options:
   plugin:
     description: Token that marks this file as a source for this plugin.
     required: true
-    choices: ['tno_tenants']
+    choices: ['tno_tenants', 'syndicat.tnoctl.tno_tenants']
 """
 
 EXAMPLES = r"""
-# inventories/lab/tenants.tno.yml
+# inventories/lab/tenants.tno.yml (from the repository, ansible.cfg enables the plugin by its short name)
 plugin: tno_tenants
+# from the collection (AWX / AAP execution environment): enable_plugins = syndicat.tnoctl.tno_tenants
+plugin: syndicat.tnoctl.tno_tenants
 """
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -54,11 +64,16 @@ class InventoryModule(BaseInventoryPlugin):
         from tnoctl.config.load import load_inventory
         from tnoctl.errors import TnoError
 
+        cache = os.environ.get("TNO_INVENTORY_CACHE")
         try:
-            inv = load_inventory(Path(path).parent)
+            inv = load_inventory(Path(path).parent, cache_dir=Path(cache) if cache else None)
         except TnoError as exc:
             raise AnsibleParserError("\n  ".join([exc.message, *exc.details])) from None
-        for name, hvars in host_vars(inv).items():
+        limit = {h for h in os.environ.get("TNO_LIMIT_HOSTS", "").split(",") if h}
+        only = limit if limit and limit <= set(inv.hosts) else None  # a pattern or unknown name: everyone
+        for name in inv.hosts:
+            self.inventory.add_host(name)
+        for name, hvars in host_vars(inv, only).items():
             self.inventory.add_host(name)
             for key, value in hvars.items():
                 self.inventory.set_variable(name, key, value)

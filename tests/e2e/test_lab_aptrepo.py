@@ -74,13 +74,15 @@ def standin_host(lab: Any) -> Any:
     try:
         yield lab
     finally:
-        ssh(lab, f"DEBIAN_FRONTEND=noninteractive apt-get purge -y {APT_OPTS} coolwsd", check=False)
+        ssh(lab, f"DEBIAN_FRONTEND=noninteractive apt-get purge -y {APT_OPTS} coolwsd coolwsd-kit", check=False)
         ssh(lab, "rm -f /etc/apt/sources.list.d/tno-lab.list /etc/apt/keyrings/tno-lab.gpg"
                  " /var/lib/apt/lists/198.18.0.1:8081_*", check=False)
 
 
 def install(lab: Any, version: str, *extra: str) -> None:
-    ssh(lab, f"DEBIAN_FRONTEND=noninteractive apt-get install -y {APT_OPTS} {' '.join(extra)} coolwsd={version}")
+    """coolwsd and its lockstep companion at one version (coolwsd depends on coolwsd-kit (= version))."""
+    ssh(lab, f"DEBIAN_FRONTEND=noninteractive apt-get install -y {APT_OPTS} {' '.join(extra)} "
+             f"coolwsd={version} coolwsd-kit={version}")
 
 
 def test_install_upgrade_broken_and_rollback(standin_host: Any) -> None:
@@ -97,10 +99,10 @@ def test_install_upgrade_broken_and_rollback(standin_host: Any) -> None:
     assert 'Acquire::AllowInsecureRepositories "0";' in ssh(lab, "apt-config dump")
     assert ssh(lab, "grep -rl 'trusted=yes' /etc/apt/sources.list* || true").strip() == ""
     policy = ssh(lab, "apt-cache policy coolwsd")
-    for version in ("24.04.10.1", "24.04.11.1", "24.04.12.1"):
+    for version in ("24.04.10.1-1", "24.04.11.1-1", "24.04.12.1-1", "24.04.13.1-1"):
         assert version in policy
 
-    install(lab, "24.04.10.1")
+    install(lab, "24.04.10.1-1")
     assert ssh(lab, "systemctl is-active coolwsd").strip() == "active"
     assert ssh(lab, "ps -o user= -p $(systemctl show -p MainPID --value coolwsd)").strip() == "cool"
     status, body = fetch(lab, "/hosting/capabilities")
@@ -110,8 +112,8 @@ def test_install_upgrade_broken_and_rollback(standin_host: Any) -> None:
     assert "not Collabora Online" in caps["productName"]
     assert fetch(lab, "/") == (200, "OK\n")
 
-    install(lab, "24.04.12.1")  # the broken build: installs and starts ...
-    assert ssh(lab, "dpkg-query -W -f '${Version}' coolwsd") == "24.04.12.1"
+    install(lab, "24.04.12.1-1")  # the broken build: installs and starts ...
+    assert ssh(lab, "dpkg-query -W -f '${Version}' coolwsd") == "24.04.12.1-1"
     assert ssh(lab, "systemctl is-active coolwsd").strip() == "active"
     status, body = fetch(lab, "/hosting/capabilities")  # ... but its health endpoints fail
     assert status == 500 and "kit process failed to start" in body
@@ -119,10 +121,10 @@ def test_install_upgrade_broken_and_rollback(standin_host: Any) -> None:
     assert fetch(lab, "/")[0] == 503
     assert ssh(lab, "systemctl show -p NRestarts --value coolwsd").strip() == "0"  # not a crash loop
 
-    install(lab, "24.04.11.1", "--allow-downgrades")  # rollback to the good version
+    install(lab, "24.04.11.1-1", "--allow-downgrades")  # rollback to the good version
     status, body = fetch(lab, "/hosting/capabilities")
     assert status == 200 and json.loads(body)["productVersion"] == "24.04.11.1"
 
-    ssh(lab, f"DEBIAN_FRONTEND=noninteractive apt-get purge -y {APT_OPTS} coolwsd")
+    ssh(lab, f"DEBIAN_FRONTEND=noninteractive apt-get purge -y {APT_OPTS} coolwsd coolwsd-kit")
     assert ssh(lab, "getent passwd cool", check=False) == ""
     assert ssh(lab, "test -e /etc/coolwsd/coolwsd.xml && echo present || echo gone").strip() == "gone"

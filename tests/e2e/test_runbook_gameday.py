@@ -1,6 +1,7 @@
-"""Issue 8 acceptance 1, 2 and 4: the game day (Dovecot stopped on a lab mail host) and runbook validation.
+"""Game days: Dovecot stopped on a lab mail host (issue 8), a failed backup fixed by its runbook (issue 17).
 
-Needs root and the deployed lab (session fixtures `lab` and `fleet`, tests/e2e/conftest.py and fleet.py).
+Needs root and the deployed lab (session fixtures `lab`, `fleet` and `backups`, tests/e2e/conftest.py
+and fleet.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 
 from tnoctl import paths
 from tnoctl.state import audit
+from tnoctl.state.store import Store
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -94,3 +96,31 @@ def test_bad_runbook_fails_validation_with_file_and_field(fleet, tmp_path: Path)
     assert f"{tmp_path.name}/BadVerb.yml: mitigation[5].argv: unknown verb 'frobnicate'" in err
     rc, _, err = fleet.tnoctl("runbook", "validate")
     assert rc == 0, err
+
+
+def test_backup_game_day_the_runbook_runs_the_backup_and_verifies_it(fleet, lab, backups) -> None:
+    """Break a backup (backup host powered off), then follow TnoBackupFailed: backup, drill, probe."""
+    slug = next(t for t in fleet.tenants_with("mail") if t not in fleet.tenants_with("office"))
+    backup_host = fleet.inventory.platform.tno_backup_host
+    lab.stop_host(backup_host)
+    try:
+        rc, _out, err = fleet.tnoctl("backup", "run", "--tenant", slug)
+    finally:
+        lab.restart_host(backup_host)
+    assert rc == 1, err
+    assert Store(fleet.state_dir).latest_backups()[(slug, "mail")].last_failed  # TnoBackupFailed fires
+
+    rc, out, err = fleet.tnoctl("runbook", "run", "TnoBackupFailed", "--tenant", slug, "--yes", "--lang", "en")
+    assert rc == 0, out + err
+    status = Store(fleet.state_dir).latest_backups()[(slug, "mail")]
+    assert not status.last_failed and status.last_verified_at  # the alert's condition is gone
+    records = audit.read(fleet.state_dir, tenant=slug)
+    run = next(r for r in reversed(records) if r["verb"] == "runbook run")
+    steps = {r["details"]["step"]: r["details"]["status"] for r in records
+             if r["verb"] == "runbook step" and r["details"]["run_id"] == run["id"]}
+    assert steps["status"] == "failed"  # the diagnosis saw the failed backup
+    assert (steps["backup"], steps["drill"], steps["verify"]) == ("ok", "ok", "ok")
+    # the verbs the steps ran are audited as themselves, with their own parameters
+    assert any(r["verb"] == "backup" and r["result"] == "ok" and r["time"] >= run["time"] for r in records)
+    assert any(r["verb"] == "backup drill" and r["result"] == "ok" and r["time"] >= run["time"]
+               for r in records)

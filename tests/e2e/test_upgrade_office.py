@@ -1,9 +1,11 @@
-"""Issue 7 acceptance 1-4 on the lab: office rollouts in waves, health gate, rollback, interrupt + resume, windows.
+"""Issue 7 acceptance 1-4 and issue 16 items 5 and 7 on the lab: office rollouts in waves, health gate with the
+document-open probe, pre-flight, rollback, interrupt + resume, windows.
 
-The lab repository holds three builds of the office stand-in: 24.04.10.1 (pinned), 24.04.11.1 (good)
-and 24.04.12.1 (installs, but its health endpoints fail). The tests run in file order and leave the
-fleet as they found it: the last one rolls everything back to the pinned version (itself the
-interrupt/resume acceptance), and a module fixture restores platform.yml's pin whatever happens.
+The lab repository holds builds of the office stand-in with Debian revisions, each as coolwsd plus its
+lockstep companion coolwsd-kit: 24.04.10.1-1 (pinned), 24.04.11.1-1 (good), 24.04.12.1-1 (health
+endpoints fail) and 24.04.13.1-1 (health endpoints answer, but no document opens). The tests run in file
+order and leave the fleet as they found it: the last one rolls everything back to the pinned version
+(itself the interrupt/resume acceptance), and a module fixture restores platform.yml's pin whatever happens.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from tnoctl.state import audit
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
-GOOD, BROKEN = "24.04.11.1", "24.04.12.1"
+GOOD, BROKEN = "24.04.11.1-1", "24.04.13.1-1"  # BROKEN: only opening documents fails
+ABSENT = "24.04.99.1-1"
 PLATFORM = paths.LAB_INVENTORY / "group_vars" / "all" / "platform.yml"
 OFFICE_HOSTS = ("office1", "office2")
 
@@ -45,6 +48,30 @@ def keep_pin(fleet: Any, backups: Any):
 
 def _installed(fleet: Any, host: str) -> str:
     return fleet.ssh(host, "dpkg-query", "-W", "-f", "${Version}", "coolwsd").stdout.strip()
+
+
+def _package_set(fleet: Any, host: str) -> dict[str, str]:
+    """Version and dpkg selection of coolwsd and its companion on ``host``."""
+    out = fleet.ssh(host, "dpkg-query", "-W", "-f", "${Package} ${Version} ${Status}\n", "coolwsd",
+                    "coolwsd-kit").stdout
+    return {line.split()[0]: " ".join(line.split()[1:3]) for line in out.splitlines()}
+
+
+def _started_at(fleet: Any, host: str) -> str:
+    """When coolwsd last entered 'active' (monotonic): changes whenever it is stopped and started."""
+    return fleet.ssh(host, "systemctl", "show", "-p", "ActiveEnterTimestampMonotonic", "--value",
+                     "coolwsd").stdout.strip()
+
+
+def test_absent_version_fails_in_preflight_before_any_service_stops(fleet: Any) -> None:
+    before = {h: _started_at(fleet, h) for h in OFFICE_HOSTS}
+    rc, out, err = fleet.tnoctl("upgrade", "office", "--to", ABSENT, "--waves", "canary,100%", "--yes")
+    assert rc == 1, f"expected exit 1 (rc={rc}):\n{out}\n{err[-3000:]}"
+    assert f"pre-flight: version {ABSENT} is not available" in err and f"coolwsd={ABSENT}" in err, err[-2000:]
+    assert {h: _started_at(fleet, h) for h in OFFICE_HOSTS} == before  # coolwsd never stopped
+    assert all(_installed(fleet, h) == fleet.office_version for h in OFFICE_HOSTS)
+    assert not any(r["verb"] == "upgrade" and r["details"].get("to_version") == ABSENT
+                   for r in audit.read(fleet.state_dir))  # no rollout started
 
 
 def _reported_version(fleet: Any, slug: str) -> str:
@@ -76,7 +103,15 @@ def test_good_version_rolls_out_canary_first_and_pins(fleet: Any) -> None:
     assert [(h["host"], h["wave"], h["state"]) for h in status["hosts"]] == [("office1", 0, "done"),
                                                                              ("office2", 1, "done")]
     for slug in fleet.tenants_with("office"):
-        assert _reported_version(fleet, slug) == GOOD, f"{slug} does not report {GOOD} through its proxy"
+        assert _reported_version(fleet, slug) == GOOD.removesuffix("-1"), f"{slug} does not report {GOOD}"
+    for host in OFFICE_HOSTS:  # the companion moved in lockstep; both are held at the pin
+        assert _package_set(fleet, host) == {"coolwsd": f"{GOOD} hold", "coolwsd-kit": f"{GOOD} hold"}
+        pref = fleet.ssh(host, "cat", "/etc/apt/preferences.d/tno-office.pref").stdout
+        assert "Package: coolwsd coolwsd-kit\n" in pref and f"Pin: version {GOOD}\n" in pref
+    rc, out, err = fleet.tnoctl("status", "--json")  # status runs the document-open probe too
+    documents = {r["tenant"]: r for r in json.loads(out)["checks"] if r["check"] == "office_document"}
+    assert sorted(documents) == sorted(fleet.tenants_with("office")), out[-2000:]
+    assert all(r["ok"] for r in documents.values()), documents
     steps = _steps(fleet, status["id"])
     assert [s for s in steps if s[0] == "office1"] == [("office1", "snapshot", "ok"), ("office1", "apply", "ok"),
                                                       ("office1", "gate", "ok")]
@@ -93,6 +128,10 @@ def test_good_version_rolls_out_canary_first_and_pins(fleet: Any) -> None:
     assert all(n.startswith(f"{office_only}.office") for n in names), names  # office configuration only
     assert steps.index(("office1", "gate", "ok")) < steps.index(("office2", "snapshot", "ok"))  # waves in order
     assert f"tno_office_version: {GOOD}" in PLATFORM.read_text()
+    # issue 13: after a clean upgrade drift is clean (it reported DRIFT for every office tenant before)
+    one_per_host = sorted({fleet.office_host(s): s for s in fleet.tenants_with("office")}.values())
+    rc, out, err = fleet.tnoctl("drift", *[a for s in one_per_host for a in ("--tenant", s)])
+    assert rc == 0, f"drift after a clean upgrade -> {rc}\n{out[-3000:]}\n{err[-3000:]}"
 
 
 def test_broken_version_is_rolled_back_on_the_canary_and_office2_is_untouched(fleet: Any) -> None:
@@ -107,8 +146,13 @@ def test_broken_version_is_rolled_back_on_the_canary_and_office2_is_untouched(fl
     assert states["office2"][0] == "skipped"
     assert _installed(fleet, "office1") == GOOD and _installed(fleet, "office2") == GOOD
     for slug in fleet.tenants_with("office"):
-        assert _reported_version(fleet, slug) == GOOD
+        assert _reported_version(fleet, slug) == GOOD.removesuffix("-1")
     assert ("office2", "apply", "ok") not in _steps(fleet, status["id"])
+    # only the document-open probe failed: discovery and capabilities (at the new version) passed
+    (gate,) = [r["details"]["detail"] for r in audit.read(fleet.state_dir) if r["verb"] == "upgrade step"
+               and r["details"].get("operation") == status["id"] and r["details"]["step"] == "gate"]
+    failures = gate.split(": ", 1)[1].split("; ")
+    assert failures and all("/office_document: " in f and "kind=faileddocloading" in f for f in failures), gate
     assert f"tno_office_version: {GOOD}" in PLATFORM.read_text()  # a failed rollout never moves the pin
 
     from prometheus_client.parser import text_string_to_metric_families

@@ -45,7 +45,9 @@ def test_deploy_with_confirm_runs_check_then_apply_under_the_lock(inv, tmp_path)
     outcome = deploy.run(env, deploy.DeployRequest(tenants=("givors",), confirm=confirm))
     assert outcome.exit_code == ExitCode.OK
     vars_ = ("tno_action",)
-    assert runner.played == [Played("site.yml", hosts, vars_, True), Played("site.yml", hosts, vars_, False)]
+    backup_limit = tuple(sorted({*hosts, env.inventory.platform.tno_backup_host}))
+    assert runner.played == [Played("site.yml", hosts, vars_, True), Played("site.yml", hosts, vars_, False),
+                             Played("backup.yml", backup_limit, vars_, False)]  # deploy sets up backups too
     assert runner.calls[0].diff and not runner.calls[1].diff
     assert seen[0].hosts == hosts
     [record] = audit.read(env.state_dir)

@@ -47,7 +47,8 @@ def test_deploy_step_calls_the_action_with_its_own_params(tmp_path):
     runner = FakePlaybookRunner()
     env = make_env(inv, tmp_path / "state", playbooks=runner)
     outcome = registry.call(env, ["deploy", "--tenant", "givors", "--yes"])
-    assert outcome.ok and [p.check for p in runner.played] == [False]
+    assert outcome.ok and [(p.playbook, p.check) for p in runner.played] == [("site.yml", False),
+                                                                              ("backup.yml", False)]
     [record] = audit.read(env.state_dir)
     assert (record["verb"], record["args"]) == ("deploy", ["tenants=givors", "yes=true"])
     text = registry.outcome_lines(outcome)

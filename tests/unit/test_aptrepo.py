@@ -14,7 +14,8 @@ import pytest
 
 from tnoctl.lab import aptrepo
 
-VERSIONS = ["24.04.10.1", "24.04.11.1", "24.04.12.1"]
+VERSIONS = ["24.04.10.1-1", "24.04.11.1-1", "24.04.12.1-1", "24.04.13.1-1"]
+PACKAGES = ("coolwsd", "coolwsd-kit")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_layout_and_keyring(repo: tuple[Path, Path, Path]) -> None:
     assert keyring == repo_dir.parent / "tno-lab-archive-keyring.gpg"
     assert not keyring.read_bytes().startswith(b"-----BEGIN")  # binary, as signed-by wants
     pool = repo_dir / "pool/main/c/coolwsd"
-    assert sorted(p.name for p in pool.iterdir()) == [f"coolwsd_{v}_all.deb" for v in VERSIONS]
+    assert sorted(p.name for p in pool.iterdir()) == sorted(f"{p}_{v}_all.deb" for v in VERSIONS for p in PACKAGES)
     gnupg = repo_dir.parent / "gnupg"
     assert gnupg.is_dir() and (gnupg.stat().st_mode & 0o777) == 0o700
     dist = repo_dir / "dists/tno-lab"
@@ -56,7 +57,14 @@ def test_layout_and_keyring(repo: tuple[Path, Path, Path]) -> None:
         for v in VERSIONS:
             assert f"Version: {v}\n" in text
             assert f"Filename: pool/main/c/coolwsd/coolwsd_{v}_all.deb\n" in text
-        assert text.count("Package: coolwsd\n") == 3
+            assert f"Filename: pool/main/c/coolwsd/coolwsd-kit_{v}_all.deb\n" in text
+        assert text.count("Package: coolwsd\n") == len(VERSIONS)
+        assert text.count("Package: coolwsd-kit\n") == len(VERSIONS)
+    flat = repo_dir / "flat"
+    flat_text = (flat / "Packages").read_text()
+    assert "Filename: ./coolwsd_24.04.11.1-1_all.deb\n" in flat_text
+    assert "Components:" not in (flat / "Release").read_text()
+    assert _gpgv(keyring, flat / "InRelease").returncode == 0
 
 
 def test_release_fields_and_hashes(repo: tuple[Path, Path, Path]) -> None:
@@ -119,17 +127,32 @@ def http_server(repo: tuple[Path, Path, Path]) -> Iterator[int]:
         proc.wait()
 
 
-def _apt(tmp_path: Path, port: int, keyring: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def render_sources(url: str, suite: str, components: list[str], keyring: Path) -> str:
+    """The office role's deb822 source (roles/tno_office/templates/tno-office.sources.j2), rendered."""
+    import jinja2
+
+    root = Path(__file__).resolve().parents[2] / "roles/tno_office/templates"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(root), trim_blocks=True)
+    env.filters["comment"] = lambda text: f"# {text}"
+    return env.get_template("tno-office.sources.j2").render(
+        ansible_managed="managed", tno_office_apt_repo_url=url, tno_office_apt_suite=suite,
+        tno_office_apt_components=components, tno_office_apt_keyring=str(keyring))
+
+
+def _apt(tmp_path: Path, port: int, keyring: Path, *args: str, deb822: str = "") -> subprocess.CompletedProcess[str]:
     """Run an apt command against only this repository, with state and cache under tmp_path."""
     sources = tmp_path / "sources.list"
-    sources.write_text(f"deb [signed-by={keyring}] http://127.0.0.1:{port} tno-lab main\n")
+    sources.write_text("" if deb822 else f"deb [signed-by={keyring}] http://127.0.0.1:{port} tno-lab main\n")
+    (tmp_path / "parts").mkdir(exist_ok=True)
+    if deb822:
+        (tmp_path / "parts" / "tno-office.sources").write_text(deb822)
     (tmp_path / "lists/partial").mkdir(parents=True, exist_ok=True)
     (tmp_path / "cache/archives/partial").mkdir(parents=True, exist_ok=True)
     status = tmp_path / "status"
     status.touch()
     opts = {
         "Dir::Etc::SourceList": str(sources),
-        "Dir::Etc::SourceParts": str(tmp_path / "no-parts"),
+        "Dir::Etc::SourceParts": str(tmp_path / "parts"),
         "Dir::Etc::Preferences": str(tmp_path / "no-preferences"),
         "Dir::Etc::PreferencesParts": str(tmp_path / "no-parts"),
         "Dir::State": str(tmp_path),
@@ -156,15 +179,15 @@ def test_apt_reads_the_signed_repository(tmp_path: Path, repo: tuple[Path, Path,
     assert list((tmp_path / "lists").glob("*tno-lab_InRelease"))  # the signed index was accepted
     policy = _apt(tmp_path, http_server, keyring, "apt-cache", "policy", "coolwsd")
     assert policy.returncode == 0, policy.stderr
-    assert "Candidate: 24.04.12.1" in policy.stdout
+    assert "Candidate: 24.04.13.1-1" in policy.stdout
     for v in VERSIONS:
         assert f" {v} 500" in policy.stdout
-    show = _apt(tmp_path, http_server, keyring, "apt-cache", "show", "coolwsd=24.04.10.1")
+    show = _apt(tmp_path, http_server, keyring, "apt-cache", "show", "coolwsd=24.04.10.1-1")
     assert "NOT Collabora Online" in show.stdout
-    download = _apt(tmp_path, http_server, keyring, "apt-get", "download", "coolwsd=24.04.10.1")
+    download = _apt(tmp_path, http_server, keyring, "apt-get", "download", "coolwsd=24.04.10.1-1")
     assert download.returncode == 0, download.stderr
-    assert (tmp_path / "coolwsd_24.04.10.1_all.deb").read_bytes() == (
-        repo[1] / "pool/main/c/coolwsd/coolwsd_24.04.10.1_all.deb"
+    assert (tmp_path / "coolwsd_24.04.10.1-1_all.deb").read_bytes() == (
+        repo[1] / "pool/main/c/coolwsd/coolwsd_24.04.10.1-1_all.deb"
     ).read_bytes()
 
 
@@ -181,7 +204,7 @@ def test_apt_refuses_repository_signed_by_another_key(
     update = _apt(tmp_path, http_server, wrong, "apt-get", "update")
     assert "NO_PUBKEY" in update.stderr or "not signed" in update.stderr, update.stderr
     policy = _apt(tmp_path, http_server, wrong, "apt-cache", "policy", "coolwsd")
-    assert "24.04.10.1" not in policy.stdout
+    assert "24.04.10.1-1" not in policy.stdout
 
 
 def test_loosened_gnupg_permissions_are_restored(repo: tuple[Path, Path, Path]) -> None:
@@ -195,3 +218,17 @@ def test_loosened_gnupg_permissions_are_restored(repo: tuple[Path, Path, Path]) 
     keys = list((gnupg / "private-keys-v1.d").iterdir())
     assert keys and all(k.stat().st_mode & 0o777 == 0o600 for k in keys)
     assert gnupg.stat().st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize(("path", "suite", "components"), [("", "tno-lab", ["main"]), ("/flat/", "./", [])])
+def test_role_source_reads_component_and_flat_layouts(
+    tmp_path: Path, repo: tuple[Path, Path, Path], http_server: int, path: str, suite: str, components: list[str]
+) -> None:
+    """The role's deb822 source: Components for the dists/ layout, none (suite ./) for the flat one."""
+    keyring = repo[2]
+    text = render_sources(f"http://127.0.0.1:{http_server}{path}", suite, components, keyring)
+    assert ("Components:" in text) == bool(components)
+    update = _apt(tmp_path, http_server, keyring, "apt-get", "update", deb822=text)
+    assert update.returncode == 0 and "W:" not in update.stderr, update.stdout + update.stderr
+    madison = _apt(tmp_path, http_server, keyring, "apt-cache", "madison", "coolwsd-kit", deb822=text)
+    assert "coolwsd-kit | 24.04.11.1-1 |" in madison.stdout, madison.stdout + madison.stderr

@@ -75,7 +75,12 @@ def test_removal_steps_per_component(inventory) -> None:
                             "/etc/tno-backup/bron.office.passphrase", "/etc/tno-backup/keys/bron.office",
                             "/etc/tno-backup/keys/bron.office.pub", "/var/lib/tno-backup/state/bron.office.json",
                             "/var/lib/tno-backup/state/bron.office.initialised",
-                            "/var/lib/prometheus/node-exporter/tno_backup_bron.office.prom")
+                            "/var/lib/tno-backup/state/bron.office.stage.json",
+                            "/var/lib/tno-backup/state/bron.office.manifest-cache.json",
+                            "/run/lock/tno-backup-bron.office.lock",
+                            "/var/lib/prometheus/node-exporter/tno_backup_bron.office.prom",
+                            "/var/lib/systemd/timers/stamp-tno-backup@bron.office.timer",
+                            "/var/lib/tno-backup/staging/bron.office")
     assert not any("vmail" in p or "opendkim" in p for p in office.paths)  # no mail to remove
     (mail,) = plan.removal_steps(feyzin, ["feyzin.test"])
     assert (mail.host, mail.timer) == ("mail2", "tno-backup@feyzin.timer")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.fakes import FakePlaybookRunner
 from tests.unit.test_upgrade_executor import Result  # the fake SSH command result
 from tnoctl import paths
 from tnoctl.actions import backup as backup_action
@@ -73,7 +74,7 @@ class FakeSsh:
             docs = [{"name": n, "start": f"2026-11-29T1{i}:00:00.000000", "stats": {}} for i, n in enumerate(names)]
             return Result(stdout=json.dumps({"archives": docs}))
         if args[0] == "list":
-            files = ["etc/coolwsd/coolwsd.xml", "etc/coolwsd/proof_key", "etc/nginx/conf.d/tno-office.conf"]
+            files = [f"var/lib/tno-backup/staging/{repo_slug}.office/{n}" for n in ("coolwsd.xml", "tno-office.conf")]
             return Result(stdout="".join(json.dumps({"type": "-", "path": f}) + "\n" for f in files))
         if args[:2] == ["extract", "--stdout"]:
             return Result(stdout=self.xml) if self.xml is not None else Result(rc=2, stderr="not in archive")
@@ -98,7 +99,8 @@ def _env(tmp_path: Path, inventory, ssh: FakeSsh, inventory_path: Path = paths.L
     pw = tmp_path / "pw"
     pw.write_text("x")
     return Env(inventory_path, tmp_path / "state", pw, Output(io.StringIO(), io.StringIO()),
-               ssh_factory=lambda _inventory: ssh, inventory=inventory, redact=lambda text: text)
+               ssh_factory=lambda _inventory: ssh, inventory=inventory, redact=lambda text: text,
+               playbooks=FakePlaybookRunner())  # tenant remove redeploys: never a real ansible run here
 
 
 @pytest.fixture(autouse=True)
@@ -154,7 +156,9 @@ def test_drill_of_an_office_only_tenant_restores_its_office_configuration(tmp_pa
     outcome = backup_checks.drill_one(env, bron)
     assert outcome.ok, outcome.detail
     assert outcome.detail.startswith("office bron.office.tag-x-2026-11-29T10: coolwsd.xml restored")
-    assert outcome.data["files"][0] == "etc/coolwsd/coolwsd.xml"
+    assert outcome.data["files"][0] == "var/lib/tno-backup/staging/bron.office/coolwsd.xml"
+    assert ("extract", "--stdout", "/srv/tno-backup/bron::bron.office.tag-x-2026-11-29T10",
+            "var/lib/tno-backup/staging/bron.office/coolwsd.xml") in [a[1:] for _h, a in ssh.ran if a[0] == "borg"]
     borg_calls = [a[1:3] for _h, a in ssh.ran if a[0] == "borg"]
     assert ("extract", "--stdout") in borg_calls and not any(a[0] == "mktemp" for _h, a in ssh.ran)  # no mail part
     status = state_store.Store(tmp_path / "state").latest_backups()

@@ -31,11 +31,24 @@ OFFLINE: dict[str, list[str]] = {
           for label in (r"cold \(no cache\)", r"warm \(cache hit\)", "one tenant changed")),
         r"goal: <= 2 s and <= 500 MiB; warm run (meets|MISSES) it",
     ],
+    "scale.py": [
+        r"inventory .*: 20 tenant files, vault",
+        *(rf"{label}\s+{NUM}\s+{NUM}\s+{NUM}\s+.*exit 0"
+          for label in ("cold validate", "warm validate", "tenant list", "tenant show", "monitoring targets",
+                        r"plan start \(1 host\)")),
+        r"warm validate .*<= 2 s, <= 500 MiB: (meets|MISSES)",
+        r"plan start \(1 host\) .*<= 15 s, <= 1024 MiB: (meets|MISSES)",
+    ],
     "exporter.py": [
         r"tenants\s+warm-up s\s+cold s\s+steady s\s+changed s",
         rf"(?m)^\s+20\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+{NUM}\s+\d+$",
         rf"probe taking {NUM} s in the background: \d+ scrapes during it, slowest {NUM} ms",
         rf"ratio slowest scrape / probe latency: {NUM}",
+        r"scale: 30 tenants, \d+ probes per round, 30 canaries",
+        *(rf"{label}[^\n]*?\s{NUM} s\s+goal <= 1 s\s+(meets|MISSES)"
+          for label in ("round build", "scrape steady", "scrape after a probe round", "scrape after a backup record")),
+        r"vault reads for all lookups\s+1\s+goal 1\s+meets",
+        rf"exporter memory \(RSS\)\s+{NUM} MiB\s+goal <= 1024 MiB",
     ],
 }
 # Run against the lab by tests/e2e/test_bench_lab_smoke.py (root, the session's fleet).

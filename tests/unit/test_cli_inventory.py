@@ -106,6 +106,7 @@ def test_tenant_add_writes_file_and_vault(inv):
                        "--mail-host", "mail2")
     assert rc == 0, err
     assert "tenant mions added" in out
+    assert "next step: tnoctl tenant onboard mions" in out
     loaded = load_inventory(inv, inv / "vault-password")
     tenant = loaded.tenant("mions")
     assert tenant.placement.mail == "mail2" and tenant.placement.office == "office1"  # least loaded (tie: name)
@@ -113,6 +114,8 @@ def test_tenant_add_writes_file_and_vault(inv):
     assert tenant.mailboxes[0].password_vault.startswith("tno_vault_mions__mairie_")
     password = vault.decrypt_value(inv, inv / "vault-password", tenant.mailboxes[0].password_vault)
     assert len(password) == 24 and password not in out + err
+    borg = vault.decrypt_value(inv, inv / "vault-password", "tno_vault_borg_mions")  # backup setup needs it
+    assert len(borg) == 24 and borg != password and borg not in out + err
     after = (inv / "group_vars" / "all" / "vault.yml").read_text()
     assert before.splitlines()[0] in after and password not in after
     assert not list((inv / "tenants").glob(".*tmp"))

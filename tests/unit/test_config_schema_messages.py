@@ -113,8 +113,10 @@ def test_platform_errors_are_prefixed(inv):
     errs = errors_of(inv)
     assert errs == [
         "group_vars/all/platform.yml: extra: unknown key (allowed: tno_backup_host, tno_backup_retention, "
+        "tno_backup_storage_quota, "
         "tno_mail_relayhost, tno_mail_release, tno_office_admin_allow, tno_office_apt_components, "
-        "tno_office_apt_keyring_src, tno_office_apt_repo_url, tno_office_apt_suite, tno_office_extra_wopi_hosts, "
+        "tno_office_apt_keyring_src, tno_office_apt_repo_url, tno_office_apt_suite, "
+        "tno_office_companion_packages, tno_office_extra_wopi_hosts, tno_office_probe_wopi_host, "
         "tno_office_version, "
         "tno_platform_name, tno_timezone, tno_tls_cert_dir)",
     ]

@@ -58,8 +58,8 @@ def test_cache_hit_miss_and_racy_files(inv, tmp_path):
     for path in (inv / "tenants").glob("*.yml"):
         age(path)
     cache = tmp_path / "cache"
-    assert validate_inventory(inv, cache_dir=cache).stats == {"files": 7, "parsed": 7, "cached": 0}
-    assert validate_inventory(inv, cache_dir=cache).stats == {"files": 7, "parsed": 0, "cached": 7}
+    assert validate_inventory(inv, cache_dir=cache).stats == {"files": 7, "parsed": 7, "cached": 0, "hashed": 7}
+    assert validate_inventory(inv, cache_dir=cache).stats == {"files": 7, "parsed": 0, "cached": 7, "hashed": 0}
     givors = inv / "tenants" / "givors.yml"
     givors.write_text(givors.read_text().replace("quota: 2G", "quota: 2 G", 1))  # fresh mtime: racy, re-parsed
     with pytest.raises(InvalidInput) as err:
@@ -67,6 +67,28 @@ def test_cache_hit_miss_and_racy_files(inv, tmp_path):
     assert err.value.details == ["tenants/givors.yml: mailboxes[0].quota: '2 G' is not a size like 5G"]
     with pytest.raises(InvalidInput):  # cached errors are reported too
         validate_inventory(inv, cache_dir=cache)
+
+
+def test_cache_is_content_addressed_and_shareable(inv, tmp_path):
+    """A fresh copy (new inodes and mtimes) with a copied cache reads and hashes, but parses nothing."""
+    cache = tmp_path / "cache"
+    validate_inventory(inv, cache_dir=cache)
+    clone = tmp_path / "clone"
+    shutil.copytree(inv, clone)
+    shared = tmp_path / "shared-cache"
+    shutil.copytree(cache, shared)
+    assert validate_inventory(clone, cache_dir=shared).stats == {"files": 7, "parsed": 0, "cached": 7, "hashed": 7}
+    givors = clone / "tenants" / "givors.yml"
+    givors.write_text(givors.read_text().replace("quota: 2G", "quota: 3G", 1))
+    assert validate_inventory(clone, cache_dir=shared).stats["parsed"] == 1
+
+
+def test_cold_validation_uses_every_core(monkeypatch):
+    monkeypatch.delenv("TNO_VALIDATE_WORKERS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert scan.workers_default() == 16
+    monkeypatch.setenv("TNO_VALIDATE_WORKERS", "3")
+    assert scan.workers_default() == 3
 
 
 def test_cache_is_ignored_when_corrupt_or_from_other_code(inv, tmp_path):

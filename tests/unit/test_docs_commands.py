@@ -1,9 +1,11 @@
-"""Every `tnoctl ...` command the operator guides show exists, with the options they use.
+"""Every `tnoctl ...` command the operator guides and the READMEs show exists, with the options they use.
 
-docs/production.md and its French translation are read at 3 a.m.; a command that was renamed
-since the guide was written is a trap. Each inline or fenced `tnoctl` command is parsed by the real
-CLI with `--help` appended after its last sub-command: click resolves the verb path and rejects an
-unknown option before printing the help.
+docs/production.md, the READMEs and their French translations are read at 3 a.m.; a command that
+was renamed since the guide was written is a trap. Each inline or fenced `tnoctl` command is parsed
+by the real CLI with `--help` appended after its last sub-command: click resolves the verb path and
+rejects an unknown option before printing the help. The READMEs' table shorthand is expanded first:
+`list/show` (one command per sub-command), `[--json]` (the option, brackets dropped),
+`office|mail` (the first choice, `\\|` in a table), `...` (dropped).
 """
 
 from __future__ import annotations
@@ -18,19 +20,33 @@ import pytest
 from tnoctl.cli import main
 from tnoctl.cli.context import AppContext
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-GUIDES = ("production.md", "production.fr.md")
+ROOT = Path(__file__).resolve().parents[2]
+GUIDES = ("docs/production.md", "docs/production.fr.md", "README.md", "README.fr.md")
+_ALTERNATIVES = re.compile(r"[a-z-]+(/[a-z-]+)+")
 _FENCE = re.compile(r"^```[a-z]*\n(.*?)^```", re.S | re.M)
 _INLINE = re.compile(r"`(tnoctl [^`]+)`")
 
 
 def _commands(name: str) -> list[str]:
     """Inline `tnoctl ...` code spans and `tnoctl` lines of fenced blocks."""
-    text = (DOCS / name).read_text(encoding="utf-8")
+    text = (ROOT / name).read_text(encoding="utf-8")
     found = [m.group(1).strip() for m in _INLINE.finditer(text)]
     for block in _FENCE.findall(text):
         found += [line.split("#")[0].strip() for line in block.splitlines() if line.startswith("tnoctl ")]
-    return sorted(set(found))
+    return sorted({c for command in found for c in _expand(command)})
+
+
+def _expand(command: str) -> list[str]:
+    """The table shorthand of a command as plain commands (see the module docstring)."""
+    command = command.replace("\\|", "|").replace("[", "").replace("]", "").replace("...", "")
+    words = [w.split("|")[0] for w in command.split()]
+    for index, word in enumerate(words):
+        if word.startswith("-"):
+            break  # sub-command alternatives only come before the first option
+        if _ALTERNATIVES.fullmatch(word):
+            return [c for alt in word.split("/")
+                    for c in _expand(" ".join([*words[:index], alt, *words[index + 1:]]))]
+    return [" ".join(words)]
 
 
 def _argv(command: str) -> list[str]:

@@ -47,7 +47,7 @@ def test_view_matches_the_contract():
     assert {h: [t["slug"] for t in v["tno_tenants"]] for h, v in hv.items()} == EXPECTED
     givors = hv["mail2"]["tno_tenants"][2]
     assert set(givors) == {"slug", "name", "insee", "domains", "primary_domain", "services", "pilot", "placement",
-                           "mailboxes", "office", "backup"}
+                           "mailboxes", "office", "backup", "drill_on_calendar"}
     assert givors["mailboxes"][0] == {"local": "mairie", "domain": "givors.test", "address": "mairie@givors.test",
                                       "name": "Accueil de la mairie", "quota": "2G", "quota_bytes": 2 * 1024**3,
                                       "password_vault": "tno_vault_givors_mairie"}
@@ -61,7 +61,7 @@ def test_ansible_inventory_list_shows_tenants_on_their_hosts(tmp_path):
     hostvars = data["_meta"]["hostvars"]
     assert {h: [t["slug"] for t in v["tno_tenants"]] for h, v in hostvars.items()} == EXPECTED
     assert hostvars["mail1"]["ansible_host"] == "198.18.0.11"
-    assert hostvars["mail1"]["tno_office_version"] == "24.04.10.1"
+    assert hostvars["mail1"]["tno_office_version"] == "24.04.10.1-1"
     every = sorted({slug for slugs in EXPECTED.values() for slug in slugs})
     assert [t["slug"] for t in hostvars["mail1"]["tno_all_tenants"]] == every
     assert sorted(data["mail"]["hosts"]) == ["mail1", "mail2"]

@@ -40,6 +40,7 @@ CONFIG = """<config>
             <group>
                 <host desc="hostname to allow or deny." allow="true">https://cloud.vaulx.test</host>
                 <alias desc="regex pattern of aliasname">https://nc[0-9]+\\.vaulx\\.test:443</alias>
+                <alias desc="tnoctl document-open probe">http://127\\.0\\.0\\.1</alias>
             </group>
             <group>
                 <host allow="true">https://cloud.bron.test:8443</host>
@@ -96,8 +97,8 @@ def _free_port() -> int:
 def start_daemon(
     tmp_path: Path,
     *,
-    version: str = "24.04.10.1",
-    broken: bool = False,
+    version: str = "24.04.10.1-1",
+    broken: str = "",
     listen: str = "loopback",
     ssl_enable: bool = False,
     termination: bool = False,
@@ -106,6 +107,7 @@ def start_daemon(
     extra_args: tuple[str, ...] = (),
     cert: Path | None = None,
     key: Path | None = None,
+    kit_version: str | None = None,
 ) -> Daemon:
     exe = tmp_path / f"coolwsd-{version}-{broken}"
     exe.write_text(render_daemon(version, broken))
@@ -117,9 +119,12 @@ def start_daemon(
         )
     )
     port = _free_port()
+    kit = tmp_path / f"kit-version-{version}"
+    kit.write_text(f"{kit_version or version}\n")
     proc = subprocess.Popen(
         [PYTHON, str(exe), f"--config-file={conf}", f"--port={port}", *extra_args],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={"PATH": "/usr/bin:/bin", "COOLWSD_KIT_VERSION_FILE": str(kit)},
     )
     assert proc.stderr is not None
     first = proc.stderr.readline()  # "... listening on ..." once bound, or the error before exiting
@@ -265,7 +270,7 @@ def test_logs_never_carry_query_strings_or_passwords(tmp_path: Path) -> None:
 
 
 def test_broken_build_fails_health_but_keeps_running(tmp_path: Path) -> None:
-    d = start_daemon(tmp_path, version="24.04.12.1", broken=True)
+    d = start_daemon(tmp_path, version="24.04.12.1-1", broken="health")
     try:
         assert d.get("/")[0] == 503
         status, _, body = d.get("/hosting/capabilities")
@@ -305,7 +310,7 @@ def test_ssl_enable_serves_tls_with_lab_cert(tmp_path: Path) -> None:
 
 def test_ssl_enable_without_cert_fails_to_start(tmp_path: Path) -> None:
     exe = tmp_path / "coolwsd"
-    exe.write_text(render_daemon("24.04.10.1", False))
+    exe.write_text(render_daemon("24.04.10.1-1", ""))
     conf = tmp_path / "c.xml"
     conf.write_text(CONFIG.format(listen="loopback", ssl="true", termination="false", mode="groups",
                                   cert="/nonexistent/c.pem", key="/nonexistent/k.pem", password="x"))
@@ -326,10 +331,65 @@ def test_ssl_termination_advertises_https(tmp_path: Path) -> None:
 
 def test_version_and_bad_option(tmp_path: Path) -> None:
     exe = tmp_path / "coolwsd"
-    exe.write_text(render_daemon("24.04.11.1", False))
+    exe.write_text(render_daemon("24.04.11.1-1", ""))
     out = subprocess.run([PYTHON, str(exe), "--version"], capture_output=True, text=True, check=True)
     assert "24.04.11.1" in out.stdout and "stand-in" in out.stdout
     bad = subprocess.run([PYTHON, str(exe), "--bogus"], capture_output=True, text=True, check=False)
     assert bad.returncode == 64 and "unknown option" in bad.stderr
     port = subprocess.run([PYTHON, str(exe), "--port=99999"], capture_output=True, text=True, check=False)
     assert port.returncode == 64 and "invalid --port" in port.stderr
+
+
+@pytest.fixture()
+def tls_daemon_factory(tmp_path: Path) -> Iterator[object]:
+    """Start TLS daemons (lab CA certificate for office.vaulx.test) like the proxy-facing one; stop them after."""
+    lab_ca.ensure_host_certs(tmp_path / "ca", tmp_path / "certs", {"office1": ["office.vaulx.test"]})
+    started: list[Daemon] = []
+
+    def start(**kwargs: object) -> Daemon:
+        d = start_daemon(tmp_path, ssl_enable=True, cert=tmp_path / "certs/office1.crt",
+                         key=tmp_path / "certs/office1.key", **kwargs)  # type: ignore[arg-type]
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        if d.proc.returncode is None:  # not yet stopped (and read) by the test
+            d.stop()
+
+
+def _open(d: Daemon, tmp_path: Path, wopi_host: str = "http://127.0.0.1"):  # type: ignore[no-untyped-def]
+    from tnoctl.probes.office_document import probe_document
+
+    return probe_document("vaulx", "127.0.0.1", d.port, "office.vaulx.test", tmp_path / "certs/ca.crt", 10.0,
+                          wopi_host)
+
+
+def test_document_opens_end_to_end_through_wopi(tls_daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = tls_daemon_factory()
+    result = _open(d, tmp_path)
+    assert result.ok, result.detail
+    assert result.check == "office_document" and "CheckFileInfo, GetFile" in result.detail
+    log = d.stop()
+    assert "document loaded:" in log and "1 paragraph(s)" in log
+    assert "access_token" not in log  # the token never reaches the journal
+
+
+def test_document_open_fails_for_the_documents_broken_build(tls_daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = tls_daemon_factory(version="24.04.13.1-1", broken="documents")
+    result = _open(d, tmp_path)
+    assert not result.ok and "kind=faileddocloading" in result.detail
+
+
+def test_document_open_fails_when_the_kit_is_out_of_step(tls_daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    d = tls_daemon_factory(version="24.04.11.1-1", kit_version="24.04.10.1-1")
+    result = _open(d, tmp_path)
+    assert not result.ok and "kind=faileddocloading" in result.detail
+    assert "kit version 24.04.10.1-1 does not match coolwsd 24.04.11.1-1" in d.stop()
+
+
+def test_document_open_refuses_a_wopi_host_outside_the_alias_groups(tls_daemon_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """127.0.0.2 is in no group: the WebSocket upgrade itself is refused (403), nothing is fetched."""
+    d = tls_daemon_factory()
+    result = _open(d, tmp_path, wopi_host="http://127.0.0.2")
+    assert not result.ok and "403" in result.detail

@@ -12,7 +12,8 @@ import pytest
 
 from tnoctl.lab.office_standin import build
 
-VERSIONS = ["24.04.10.1", "24.04.11.1", "24.04.12.1"]
+VERSIONS = ["24.04.10.1-1", "24.04.11.1-1", "24.04.12.1-1", "24.04.13.1-1"]
+BROKEN = {"24.04.12.1-1": "health", "24.04.13.1-1": "documents"}
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +34,25 @@ def _members(deb: Path) -> dict[str, tarfile.TarInfo]:
         return {m.name.removeprefix("./"): m for m in tar.getmembers()}
 
 
-def test_three_versions_with_expected_names(debs: list[Path]) -> None:
-    assert [d.name for d in debs] == [f"coolwsd_{v}_all.deb" for v in VERSIONS]
-    assert [_field(d, "Version") for d in debs] == VERSIONS
+def test_versions_with_revisions_and_a_companion_package(debs: list[Path]) -> None:
+    assert [d.name for d in debs] == [f"{p}_{v}_all.deb" for v in VERSIONS for p in ("coolwsd", "coolwsd-kit")]
+    assert [_field(d, "Version") for d in debs] == [v for v in VERSIONS for _ in range(2)]
 
 
-@pytest.mark.parametrize("index", [0, 1, 2])
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
 def test_control_fields(debs: list[Path], index: int) -> None:
-    deb = debs[index]
+    deb, kit, version = debs[2 * index], debs[2 * index + 1], VERSIONS[index]
     assert _field(deb, "Package") == "coolwsd"
     assert _field(deb, "Architecture") == "all"
-    assert _field(deb, "Depends") == "python3 (>= 3.9), adduser"
+    assert _field(deb, "Depends") == f"python3 (>= 3.9), adduser, coolwsd-kit (= {version})"  # lockstep
     description = _field(deb, "Description")
     assert description.startswith("tnoctl lab stand-in for coolwsd — NOT Collabora Online")
     assert "cannot be fetched in this environment" in description
-    assert ("deliberately broken" in description) == (VERSIONS[index] == "24.04.12.1")
+    assert ("deliberately broken" in description) == (version in BROKEN)
+    assert _field(kit, "Package") == "coolwsd-kit" and _field(kit, "Version") == version
+    assert "NOT Collabora Online" in _field(kit, "Description")
+    kit_files = _members(kit)
+    assert "usr/share/coolwsd-kit/kit-version" in kit_files
 
 
 def test_payload_conffile_and_scripts(debs: list[Path]) -> None:
@@ -78,14 +83,14 @@ def test_maintainer_scripts_parse(script: str) -> None:
 
 
 def test_installed_daemon_knows_its_version(debs: list[Path], tmp_path: Path) -> None:
-    for deb, version in zip(debs, VERSIONS, strict=True):
+    for deb, version in zip(debs[::2], VERSIONS, strict=True):
         root = tmp_path / version
         subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
         out = subprocess.run(["/usr/bin/python3", str(root / "usr/bin/coolwsd"), "--version"],
                              capture_output=True, text=True, check=True).stdout
-        assert version in out
+        assert version.removesuffix("-1") in out and version not in out  # the product version, no revision
         text = (root / "usr/bin/coolwsd").read_text()
-        assert ('BROKEN_BUILD = "1"' in text) == (version == "24.04.12.1")
+        assert f'BROKEN_BUILD = "{BROKEN.get(version, "")}"' in text
         assert "@PACKAGE_VERSION@\"" not in text.split("PACKAGE_VERSION = ", 1)[1].splitlines()[0]
 
 

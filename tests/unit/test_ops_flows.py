@@ -21,7 +21,7 @@ from tnoctl import paths
 from tnoctl.actions import backup_setup, restore, tenant_remove, upgrade, upgrade_gate
 from tnoctl.actions.env import Env
 from tnoctl.backup import borg, naming
-from tnoctl.errors import ExitCode
+from tnoctl.errors import ExitCode, OperationFailed
 from tnoctl.plan.calls import PlaybookCall
 from tnoctl.state import audit, locks
 
@@ -135,38 +135,74 @@ def test_backup_setup_failure_exits_1_and_names_the_task(inventory: Path, tmp_pa
     assert _records(env, "backup setup")[0]["result"] == "failed"
 
 
-def test_tenant_remove_backs_up_exports_then_removes(inventory: Path, tmp_path: Path) -> None:
+def test_tenant_remove_backs_up_exports_removes_redeploys_and_shreds(inventory: Path, tmp_path: Path) -> None:
+    """Issue 13: before, the office host kept its caches, shared configuration kept the tenant, the key stayed."""
+    repo_id = "ab" * 32
     ssh = FakeSsh({("mail2", naming.AGENT): (0, '{"ok": true, "archive": "givors-x"}'),
-                   ("office2", naming.AGENT): (0, '{"ok": true, "archive": "givors.office-x"}')})
-    env = _env(inventory, tmp_path, ssh)
+                   ("office2", naming.AGENT): (0, '{"ok": true, "archive": "givors.office-x"}'),
+                   ("backup1", "runuser"): (0, repo_id + "\n")})
+    runner = FakePlaybookRunner()
+    env = _env(inventory, tmp_path, ssh, runner)
     outcome = tenant_remove.run(env, tenant_remove.TenantRemoveRequest("givors", tmp_path / "exports"))
 
     assert outcome.exit_code == ExitCode.OK, outcome
+    state = "/var/lib/tno-backup/state"
     assert ssh.commands == [
         ("mail2", (naming.AGENT, "run", "givors")),
         ("office2", (naming.AGENT, "run", "givors.office")),
         ("mail2", ("tar", "-C", "/srv/vmail", "-czf", "-", "givors.test")),
         ("mail2", ("systemctl", "disable", "--now", "tno-backup@givors.timer")),
+        ("mail2", ("systemctl", "reset-failed", "tno-backup@givors.service")),
         ("mail2", ("rm", "-rf", "--one-file-system", "/srv/vmail/givors.test", "/etc/opendkim/keys/givors.test",
                    naming.borgmatic_config("givors"), "/etc/tno-backup/tenants/givors.json",
                    "/etc/tno-backup/givors.passphrase", "/etc/tno-backup/keys/givors",
-                   "/etc/tno-backup/keys/givors.pub", "/var/lib/tno-backup/state/givors.json",
-                   "/var/lib/tno-backup/state/givors.initialised",
-                   "/var/lib/prometheus/node-exporter/tno_backup_givors.prom", f"{naming.STAGING_ROOT}/givors")),
+                   "/etc/tno-backup/keys/givors.pub", f"{state}/givors.json", f"{state}/givors.initialised",
+                   f"{state}/givors.stage.json", f"{state}/givors.manifest-cache.json",
+                   "/run/lock/tno-backup-givors.lock",
+                   "/var/lib/prometheus/node-exporter/tno_backup_givors.prom",
+                   "/var/lib/systemd/timers/stamp-tno-backup@givors.timer", f"{naming.STAGING_ROOT}/givors")),
         ("office2", ("systemctl", "disable", "--now", "tno-backup@givors.office.timer")),  # its office backup unit
+        ("office2", ("systemctl", "reset-failed", "tno-backup@givors.office.service")),
         ("office2", ("rm", "-rf", "--one-file-system", naming.borgmatic_config("givors", "office"),
                      "/etc/tno-backup/tenants/givors.office.json", "/etc/tno-backup/givors.office.passphrase",
                      "/etc/tno-backup/keys/givors.office", "/etc/tno-backup/keys/givors.office.pub",
-                     "/var/lib/tno-backup/state/givors.office.json",
-                     "/var/lib/tno-backup/state/givors.office.initialised",
-                     "/var/lib/prometheus/node-exporter/tno_backup_givors.office.prom")),
+                     f"{state}/givors.office.json", f"{state}/givors.office.initialised",
+                     f"{state}/givors.office.stage.json", f"{state}/givors.office.manifest-cache.json",
+                     "/run/lock/tno-backup-givors.office.lock",
+                     "/var/lib/prometheus/node-exporter/tno_backup_givors.office.prom",
+                     "/var/lib/systemd/timers/stamp-tno-backup@givors.office.timer",
+                     f"{naming.STAGING_ROOT}/givors.office")),
+        ("backup1", ("runuser", "-u", "tnobackup", "--", "sed", "-n", "s/^id = //p", "/srv/tno-backup/givors/config")),
+        ("backup1", ("shred", "-u", "-n", "3", "-z", "/srv/tno-backup/givors/config")),  # the key first
+        ("backup1", ("rm", "-rf", "--one-file-system", "/srv/tno-backup/givors",
+                     "/srv/tno-backup/.rolled-back/givors")),
+        ("backup1", ("rm", "-rf", "--one-file-system", f"/var/lib/tnobackup/.config/borg/security/{repo_id}",
+                     f"/var/lib/tnobackup/.cache/borg/{repo_id}")),
+        ("mail2", ("rm", "-rf", "--one-file-system", f"/root/.config/borg/security/{repo_id}",
+                   f"/root/.cache/borg/{repo_id}")),
+        ("office2", ("rm", "-rf", "--one-file-system", f"/root/.config/borg/security/{repo_id}",
+                     f"/root/.cache/borg/{repo_id}")),
     ]
+    # shared configuration regenerated without the tenant: its hosts, then the backup side (authorized_keys)
+    assert runner.played == [Played("site.yml", ("mail1", "mail2", "office2"), ("tno_action",), False),
+                             Played("backup.yml", ("backup1", "mail2", "office2"), ("tno_action",), False)]
     tarball = tmp_path / "exports" / "givors-maildir-20261129T110000Z.tar.gz"
     assert tarball.read_bytes() == b"fake tarball"
     assert not (inventory / "tenants" / "givors.yml").exists()
     assert (env.state_dir / "offboarded" / "givors.yml").exists()
     (record,) = _records(env, "tenant remove")
-    assert record["result"] == "ok" and record["details"]["shred_after"] == "2027-06-03"  # 6 x 31 days
+    assert record["result"] == "ok" and record["details"]["repository"] == "shredded"
+    assert "givors" in record["tenants"] and "saint-fons" in record["tenants"]  # office2 neighbours locked
+
+
+def test_tenant_remove_redeploy_failure_is_reported_and_keeps_the_repository(inventory: Path, tmp_path: Path) -> None:
+    ssh = FakeSsh({("mail2", naming.AGENT): (0, '{"ok": true, "archive": "givors-x"}'),
+                   ("office2", naming.AGENT): (0, '{"ok": true, "archive": "givors.office-x"}')})
+    runner = FakePlaybookRunner(lambda call: failed_result(call, "mail2"))
+    env = _env(inventory, tmp_path, ssh, runner)
+    with pytest.raises(Exception, match=r"site\.yml on mail1, mail2, office2 failed after the tenant was removed"):
+        tenant_remove.run(env, tenant_remove.TenantRemoveRequest("givors", tmp_path / "exports"))
+    assert not any(argv[0] == "shred" for _h, argv in ssh.commands)
 
 
 def test_tenant_remove_keeps_everything_when_the_final_backup_fails(inventory: Path, tmp_path: Path) -> None:
@@ -193,6 +229,9 @@ class Office:
             return 0, self.installed[host]
         if argv[0] == naming.AGENT:
             return 0, json.dumps({"ok": True, "archive": f"{argv[2]}.tag-x"})
+        if argv[:2] == ("apt-cache", "madison"):  # pre-flight: what the repository offers
+            return 0, "".join(f"{p} | {v} | http://repo tno-lab/main all Packages\n"
+                              for p in argv[2:] for v in ("24.04.10.1", "24.04.11.1", "24.04.12.1"))
         return 0, ""
 
     def play(self, call: PlaybookCall):
@@ -225,6 +264,33 @@ def _snapshot(op: str, host: str) -> list[tuple[str, tuple[str, ...]]]:
                                 f"tar -C / --ignore-failed-read -czf {snap}/config.tar.gz etc/coolwsd"))]
 
 
+def _preflight() -> list[tuple[str, tuple[str, ...]]]:
+    return sorted((h, argv) for h in ("office1", "office2") for argv in (
+        ("apt-get", "update", "-q"), ("apt-cache", "madison", "coolwsd", "coolwsd-kit")))
+
+
+def test_upgrade_to_a_version_the_repository_lacks_fails_before_anything_stops(
+        inventory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(OperationFailed, match=r"pre-flight: version 24\.04\.99\.1 is not available.*"
+                                              r"office1: coolwsd=24\.04\.99\.1, coolwsd-kit=24\.04\.99\.1"):
+        _upgrade(inventory, tmp_path, monkeypatch, "24.04.99.1")
+
+
+def test_tenants_unhealthy_before_the_rollout_are_excluded_from_the_gate(
+        inventory: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bron's document probe already fails before the rollout: reported, not gating, no rollback."""
+    def probes(env: Env, component: str, tenants: list[str], version: str | None) -> list[str]:
+        return ["bron/office_document: kind=faileddocloading"] if "bron" in tenants else []
+
+    monkeypatch.setattr(Office, "probes", lambda self, *a: probes(*a))
+    env, _ssh, _office, outcome = _upgrade(inventory, tmp_path, monkeypatch, "24.04.11.1")
+    assert outcome.exit_code == ExitCode.OK, outcome
+    (record,) = _records(env, "upgrade")
+    assert record["details"]["unhealthy_before"] == ["bron/office_document"]
+    gates = [r["details"]["detail"] for r in _records(env, "upgrade step") if r["details"]["step"] == "gate"]
+    assert "excluded (unhealthy before the rollout): bron/office_document" in gates[0]
+
+
 def _safety(op: str, host: str, slugs: list[str]) -> list[tuple[str, tuple[str, ...]]]:
     return [(host, (naming.AGENT, "run", f"{s}.office", "--tag", f"pre-upgrade-{op}")) for s in slugs]
 
@@ -244,7 +310,8 @@ def test_upgrade_two_office_hosts_canary_first_then_pin(inventory: Path, tmp_pat
     # office1 carries the pilot and the office-only bron (whose office configuration is archived too)
     canary, rest = ["bron", "vaulx-en-velin", "venissieux"], ["corbas", "givors", "saint-fons"]
     gate = tuple(upgrade_gate.VERSION_COMMAND["office"])
-    assert ssh.commands == [
+    assert sorted(ssh.commands[2:6]) == _preflight()  # pre-flight, both hosts in parallel, before anything stops
+    assert ssh.commands[:2] + ssh.commands[6:] == [
         ("office1", gate), ("office2", gate),  # installed versions, for the plan shown before confirming
         *_snapshot(op, "office1"), *_safety(op, "office1", canary), ("office1", gate),  # gate
         *_snapshot(op, "office2"), *_safety(op, "office2", rest), ("office2", gate),
@@ -273,7 +340,7 @@ def test_upgrade_gate_failure_rolls_the_canary_back_and_halts(inventory: Path, t
         _apply("office1", "24.04.12.1", op), _apply("office1", "24.04.10.1", op, rollback=True)]
     gate = tuple(upgrade_gate.VERSION_COMMAND["office"])
     on_office1 = ["bron", "vaulx-en-velin", "venissieux"]
-    assert ssh.commands[2:] == [*_snapshot(op, "office1"), *_safety(op, "office1", on_office1),
+    assert ssh.commands[6:] == [*_snapshot(op, "office1"), *_safety(op, "office1", on_office1),
                                 ("office1", gate),  # gate: 24.04.12.1 installed, probes fail
                                 ("office1", gate)]  # regate after the rollback: healthy on 24.04.10.1
     assert office.installed == {"office1": "24.04.10.1", "office2": "24.04.10.1"}
@@ -281,7 +348,7 @@ def test_upgrade_gate_failure_rolls_the_canary_back_and_halts(inventory: Path, t
     assert steps == [("snapshot", "ok"), ("apply", "ok"), ("gate", "failed"), ("rollback", "ok"), ("regate", "ok")]
     assert _records(env, "upgrade")[0]["result"] == "failed"
     platform = yaml.safe_load((inventory / "group_vars" / "all" / "platform.yml").read_text())
-    assert platform["tno_office_version"] == "24.04.10.1"  # never pinned after a failed rollout
+    assert platform["tno_office_version"] == "24.04.10.1-1"  # the lab pin, never moved by a failed rollout
 
 
 def test_backup_shred_destroys_the_key_before_the_data(inventory: Path, tmp_path: Path) -> None:

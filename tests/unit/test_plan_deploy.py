@@ -41,8 +41,10 @@ class FakeInventory:
                 return t
         raise InvalidInput(f"unknown tenant '{slug}'")
 
-    def tenants_on_host(self, name: str) -> list[FakeTenant]:
-        return [t for t in self.tenants if name in (t.placement.mail, t.placement.office)]
+    row = tenant  # the planner reads rows (slug, placement): the fake's tenants are enough
+
+    def slugs_on_host(self, name: str) -> list[str]:
+        return [t.slug for t in self.tenants if name in (t.placement.mail, t.placement.office)]
 
 
 @pytest.fixture()

@@ -140,11 +140,12 @@ def office_server(pki) -> Iterator[int]:
 
 def test_office_probe_reads_version_and_discovery(office_server: int, pki) -> None:
     res = {r.check: r for r in office.probe_office("a", "127.0.0.1", office_server, "office.a.test", pki["ca"], 5.0,
-                                                   pinned="24.04.6")}
+                                                   pinned="24.04.6.2-1")}  # the package version, revision -1
     assert res["office_capabilities"].ok and "24.04.6.2" in res["office_capabilities"].detail
     assert res["office_discovery"].ok and res["office_discovery"].value == 1
-    mismatch = office.probe_office("a", "127.0.0.1", office_server, "office.a.test", pki["ca"], 5.0, pinned="25.04")
-    assert not mismatch[0].ok and mismatch[0].severity == "warning"
+    for pinned in ("25.04", "24.04.6"):  # another version; a prefix is no longer enough
+        mismatch = office.probe_office("a", "127.0.0.1", office_server, "office.a.test", pki["ca"], 5.0, pinned=pinned)
+        assert not mismatch[0].ok and mismatch[0].severity == "warning"
 
 
 def test_https_probe_and_tls_probe(office_server: int, pki) -> None:

@@ -132,3 +132,24 @@ def test_backup_freshness() -> None:
     assert not res[("c", "backup")].ok and res[("c", "backup")].detail == "no successful backup recorded"
     too_old = backup_freshness.backup_results({("a", "mail"): ok}, [("a", "mail")], now=1000 + 27 * 3600)
     assert not too_old[0].ok
+
+
+@pytest.mark.parametrize(("product", "pinned", "ok"), [
+    ("24.04.11.1", "24.04.11.1-1", True),       # real Collabora: capabilities without the Debian revision
+    ("24.04.11.1", "24.04.11.1-3", True),       # any revision of that upstream version
+    ("24.04.11.1", "24.04.11.1", True),         # a pin without revision
+    ("24.04.11.1", "1:24.04.11.1-1", True),     # with an epoch
+    ("24.04.11.1", "24.04.11.10-1", False),     # no prefix matching
+    ("24.04.11.10", "24.04.11.1-1", False),
+    ("24.04.11.1", "24.04.12.1-1", False),
+    ("", "24.04.11.1-1", False),
+    ("24.04.11.1-1", "24.04.11.1-1", True),     # a server that reports the package version itself
+])
+def test_version_matches_like_real_collabora_reports_it(product: str, pinned: str, ok: bool) -> None:
+    assert office.version_matches(product, pinned) is ok
+
+
+def test_upstream_version() -> None:
+    assert office.upstream_version("24.04.11.1-1") == "24.04.11.1"
+    assert office.upstream_version("2:24.04.11.1-1~bpo12+1") == "24.04.11.1"
+    assert office.upstream_version("24.04.11.1") == "24.04.11.1"

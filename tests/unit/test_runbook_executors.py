@@ -57,5 +57,5 @@ def test_tnoctl_step_calls_the_registered_action_not_the_cli(setup):
     step = TnoctlStep(kind="tnoctl", id="redeploy", title=TITLE, argv=["deploy", "--tenant", "{tenant}", "--yes"])
     result = executor.run(step, params)
     assert result.ok and result.lines[-1] == "(exit status 0)"
-    assert [p.check for p in runner.played] == [False]
+    assert [(p.playbook, p.check) for p in runner.played] == [("site.yml", False), ("backup.yml", False)]
     assert audit.read(env.state_dir)[-1]["args"] == ["tenants=givors", "yes=true"]

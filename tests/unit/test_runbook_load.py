@@ -64,7 +64,7 @@ def test_bad_kind_and_unknown_verb_are_reported_with_file_and_field_all_at_once(
     _write(tmp_path, "BadVerb", unknown_verb)
     errors = _errors(tmp_path)
     assert errors[0] == f"{tmp_path.name}/BadKind.yml: diagnosis[0].kind: 'shell' is not one of: " \
-                        "probe, ssh, playbook, tnoctl, confirm"
+                        "probe, ssh, local, playbook, tnoctl, confirm"
     where = f"{tmp_path.name}/BadVerb.yml: mitigation[0].argv"
     assert errors[1].startswith(f"{where}: unknown verb 'deploi' (known:")
     assert len(errors) == 2
@@ -162,7 +162,7 @@ def test_every_alert_has_a_runbook() -> None:
 def test_every_runbook_references_existing_probes_verbs_actions_and_tags() -> None:
     books = load_all(catalog=project_catalog())  # raises InvalidInput listing every bad reference
     kinds = {step.kind for book in books.values() for _, steps in book.sections() for step in steps}
-    assert kinds == {"probe", "ssh", "playbook", "tnoctl", "confirm"}
+    assert kinds == {"probe", "ssh", "local", "playbook", "tnoctl", "confirm"}
 
 
 def test_generated_docs_are_up_to_date() -> None:

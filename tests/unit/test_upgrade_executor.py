@@ -64,7 +64,7 @@ class FakeFleet:
         self.installed[host] = version
         return True, "1 change(s)"
 
-    def gate(self, env, component, host, tenants, version, *, timeout, stop=None) -> GateResult:
+    def gate(self, env, component, host, tenants, version, *, timeout, stop=None, excluded=frozenset()) -> GateResult:
         ok = self.installed[host] == version and version not in self.broken
         return GateResult(ok, self.installed[host], 1, [] if ok else [f"{tenants[0]}/office_discovery: HTTP 500"])
 

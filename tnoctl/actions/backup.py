@@ -18,7 +18,7 @@ from typing import Any
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
 from tnoctl.backup import borg, naming
-from tnoctl.errors import InvalidInput, OperationFailed
+from tnoctl.errors import ExitCode, InvalidInput, OperationFailed
 from tnoctl.plan.backup import BackupTarget, info_args, plan_targets
 from tnoctl.run.ssh import CommandResult
 from tnoctl.state import store as state_store
@@ -35,6 +35,8 @@ class TenantResult:
     detail: str = ""
     duration_seconds: float = 0.0
     data: dict[str, Any] = field(default_factory=dict)
+    refused: bool = False  # a guard refused this tenant (exit 4 rather than 1), e.g. prune's ledger check
+    errors: list[str] = field(default_factory=list)  # one stderr line each (e.g. every deleted archive)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ class BackupRunRequest:
 
 def summary_rows(results: Sequence[TenantResult]) -> list[list[object]]:
     """Final summary table rows."""
-    return [[r.slug, "ok" if r.ok else "FAILED", f"{r.duration_seconds:.1f}s", r.detail] for r in results]
+    return [[r.slug, "ok" if r.ok else ("REFUSED" if r.refused else "FAILED"), f"{r.duration_seconds:.1f}s", r.detail]
+            for r in results]
 
 
 def targets_of(env: Env, tenants: Sequence[str]) -> list[BackupTarget]:
@@ -61,7 +64,10 @@ def targets_of(env: Env, tenants: Sequence[str]) -> list[BackupTarget]:
 
 def per_tenant(env: Env, verb: str, params: Mapping[str, Any], tenants: Sequence[str],
                action: Callable[[Env, BackupTarget], TenantResult], *, lock: bool = True) -> Outcome:
-    """One audited operation (tenant locks when ``lock``) running ``action`` per tenant; exit 1 if any failed."""
+    """One audited operation (tenant locks when ``lock``) running ``action`` per tenant.
+
+    Exit 1 if any tenant failed, 4 (refused) if a guard refused one and none failed otherwise.
+    """
     targets = targets_of(env, tenants)
     slugs = [t.slug for t in targets]
     hosts = sorted({h for t in targets for h in t.hosts} | {targets[0].backup_host})
@@ -74,9 +80,13 @@ def per_tenant(env: Env, verb: str, params: Mapping[str, Any], tenants: Sequence
         failed = [r.slug for r in results if not r.ok]
         if failed:
             op.details["failed_tenants"] = failed
-            op.fail(reason=f"{len(failed)} tenant(s) failed: {', '.join(failed)}")
+            refused_only = all(r.refused for r in results if not r.ok)
+            code = ExitCode.REFUSED if refused_only else ExitCode.FAILED
+            op.fail(code, reason=f"{len(failed)} tenant(s) {'refused' if refused_only else 'failed'}: "
+                                 f"{', '.join(failed)}")
         return outcome_of(op, rows=summary_rows(results), columns=SUMMARY_COLUMNS,
-                          data={"tenants": [asdict(r) for r in results]})
+                          data={"tenants": [asdict(r) for r in results]},
+                          errors=[line for r in results for line in r.errors])
 
 
 def check_tag(tag: str | None) -> None:
@@ -145,6 +155,8 @@ def _run_component(env: Env, target: BackupTarget, component: str, tag: str | No
         deduplicated_bytes=data.get("deduplicated_bytes") if ok else None,
         detail=detail[:300],
     ))
+    if ok and isinstance(data.get("archive"), str) and data["archive"]:  # the ledger backup prune checks
+        env.store.record_archive(state_store.ArchiveRecord(target.slug, data["archive"], "created", state_store.now()))
     label = f"{component}: {detail}" if detail else str(data.get("archive", ""))
     return TenantResult(target.slug, ok, label, duration, data)
 

@@ -130,10 +130,11 @@ def _drill_office(env: Env, target: BackupTarget, archive: str | None,
     data: dict[str, Any] = {"component": "office", "archive": archive, "files": files}
     if not listed.ok:
         return TenantResult(target.slug, False, f"office {archive}: list failed: {tail(listed.stderr)}", data=data)
-    restored = run_borg(env, target, extract_stdout_args(target, archive, office.REQUIRED), timeout=600)
+    required = office.required_path(target.slug)
+    restored = run_borg(env, target, extract_stdout_args(target, archive, required), timeout=600)
     if not restored.ok:
         return TenantResult(target.slug, False,
-                            f"office {archive}: {office.REQUIRED} not restored: {tail(restored.stderr)}", data=data)
+                            f"office {archive}: {required} not restored: {tail(restored.stderr)}", data=data)
     ok, detail = office.check_config(restored.stdout)
     names = ", ".join(f.rsplit("/", 1)[-1] for f in files)
     return TenantResult(target.slug, ok, f"office {archive}: {detail}; files: {names}", data=data)

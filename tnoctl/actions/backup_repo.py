@@ -8,13 +8,16 @@ of an offboarded slug. The reads (``list``, the transactions log) take no lock a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from tnoctl.actions.backup import TenantResult, last_json, list_archives, per_tenant, run_borg, tail
+from tnoctl.actions.backup_sync import sync_quietly
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
-from tnoctl.backup import borg, naming
+from tnoctl.backup import borg, ledger, naming
 from tnoctl.errors import InvalidInput, OperationFailed
-from tnoctl.plan.backup import BackupTarget, plan_targets, prune_args
+from tnoctl.plan.backup import BackupTarget, plan_targets, prune_args, shred_commands
 from tnoctl.state import store as state_store
 
 ARCHIVE_COLUMNS = ["archive", "time", "original", "compressed", "deduplicated", "files"]
@@ -30,9 +33,14 @@ class TenantRequest:
 
 @dataclass(frozen=True)
 class PruneRequest:
-    """``backup prune``: the tenants (default: every tenant with mail)."""
+    """``backup prune``: the tenants (default: every tenant with mail).
+
+    ``accept_deleted``: the operator examined the archives a client deleted (``backup prune``
+    refused and named them) and accepts their loss: they are recorded as ``accepted`` and compacted.
+    """
 
     tenants: tuple[str, ...] = ()
+    accept_deleted: bool = False
 
 
 @dataclass(frozen=True)
@@ -57,10 +65,45 @@ def _one(env: Env, slug: str) -> BackupTarget:
 
 def archives(env: Env, request: TenantRequest) -> Outcome:
     """``backup list``: the tenant's archives with time and sizes (``data["archives"]`` for --json)."""
-    found = list_archives(env, _one(env, request.tenant))
+    target = _one(env, request.tenant)
+    sync_quietly(env, (target.slug,))
+    found = list_archives(env, target)
     rows: list[list[object]] = [[a.name, a.time, a.original_bytes, a.compressed_bytes, a.deduplicated_bytes, a.files]
                                 for a in found]
-    return Outcome(rows=rows, columns=ARCHIVE_COLUMNS, data={"archives": [a.as_dict() for a in found]})
+    last = last_results(env, target)
+    return Outcome(rows=rows, columns=ARCHIVE_COLUMNS, data={"archives": [a.as_dict() for a in found], "last": last},
+                   lines=[_last_line(c, r) for c, r in last.items()])
+
+
+def _when(epoch: float | None) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if epoch else "never"
+
+
+def _last_line(component: str, last: dict[str, Any]) -> str:
+    """``mail: last run 2026-12-01 16:00:00 UTC ok, last verified ...`` (timer runs included: pulled first)."""
+    result = "" if last["last_run_ok"] is None else (" ok" if last["last_run_ok"] else " FAILED")
+    failed = last["last_verification_failed_at"] or 0
+    verified = ", latest drill FAILED" if failed > (last["last_verified_at"] or 0) else ""
+    return (f"{component}: last run {_when(last['last_run_at'])}{result}, "
+            f"last verified {_when(last['last_verified_at'])}{verified}")
+
+
+def last_results(env: Env, target: BackupTarget) -> dict[str, dict[str, Any]]:
+    """Per component, the last backup run and the last verification as the store holds them (after the pull)."""
+    statuses = env.store.latest_backups()
+    out: dict[str, dict[str, Any]] = {}
+    for component in target.components:
+        status = statuses.get((target.slug, component))
+        runs = [r for r in (status.last_success, status.last_failure) if r is not None] if status else []
+        last = max(runs, key=lambda r: r.finished_at, default=None)
+        out[component] = {
+            "last_run_at": last.finished_at if last else None,
+            "last_run_ok": last.ok if last else None,
+            "last_success_at": status.last_success.finished_at if status and status.last_success else None,
+            "last_verified_at": status.last_verified_at if status else None,
+            "last_verification_failed_at": status.last_verification_failed_at if status else None,
+        }
+    return out
 
 
 def transactions(env: Env, request: TenantRequest) -> Outcome:
@@ -77,19 +120,80 @@ def transactions(env: Env, request: TenantRequest) -> Outcome:
 
 
 def prune(env: Env, request: PruneRequest) -> Outcome:
-    """``backup prune``: the retention (platform defaults + tenant overrides), then compact."""
-    return per_tenant(env, "backup prune", {"tenants": request.tenants}, request.tenants, prune_one)
+    """``backup prune``: check the archive ledger, apply the retention, then compact (see prune_one)."""
+    params = {"tenants": request.tenants, "accept_deleted": request.accept_deleted or None}
+    return per_tenant(env, "backup prune", params, request.tenants,
+                      lambda env, target: prune_one(env, target, request.accept_deleted))
 
 
-def prune_one(env: Env, target: BackupTarget) -> TenantResult:
-    """Prune one repository to its retention and compact it."""
+def current_archives(env: Env, target: BackupTarget) -> list[str]:
+    """Names of every archive in the tenant's repository now (``borg list --json`` on the backup host)."""
+    result = run_borg(env, target, ["list", "--json", target.repo])
+    if not result.ok:
+        raise OperationFailed(f"{target.slug}: borg list failed: {tail(result.stderr)}")
+    return [a.name for a in borg.parse_list(result.stdout)]
+
+
+def _mark(env: Env, slug: str, names: list[str], state: str) -> None:
+    at = state_store.now()
+    for name in names:
+        env.store.record_archive(state_store.ArchiveRecord(slug, name, state, at))
+
+
+def _refused(target: BackupTarget, deleted: list[str], start: float, why: str) -> TenantResult:
+    return TenantResult(target.slug, False, f"{len(deleted)} archive(s) {why}: not compacted",
+                        state_store.now() - start, {"deleted_archives": deleted}, refused=True,
+                        errors=[ledger.deleted_line(target.slug, name) for name in deleted])
+
+
+def prune_one(env: Env, target: BackupTarget, accept_deleted: bool = False) -> TenantResult:
+    """Prune one repository to its retention and compact it, unless a client deleted archives.
+
+    1. the repository's archives are compared with the ledger (tnoctl/backup/ledger.py): an archive
+       tnoctl created or saw that is gone, and that tnoctl neither pruned nor rolled back, was deleted
+       by a client (a compromised mail/office host): refused, nothing pruned or compacted, the delete
+       stays recoverable (``backup recover-deleted``). ``accept_deleted`` records them as accepted;
+    2. archives not yet in the ledger are recorded as ``seen``;
+    3. ``borg prune --list`` per archive kind; what disappeared but is not in borg's list of pruned
+       archives was deleted concurrently: refused before compact;
+    4. ``borg compact``; the pruned archives are recorded as ``pruned``.
+    """
     start = state_store.now()
-    for args in prune_args(target):
-        result = run_borg(env, target, args, timeout=6 * 3600)
+    slug = target.slug
+    try:
+        before = current_archives(env, target)
+    except OperationFailed as exc:
+        return TenantResult(slug, False, exc.message, state_store.now() - start)
+    known = env.store.archive_ledger(slug)
+    deleted = ledger.missing(known, before)
+    if deleted and not accept_deleted:
+        return _refused(target, deleted, start, "deleted by a client")
+    _mark(env, slug, deleted, "accepted")
+    _mark(env, slug, ledger.unseen(known, before), "seen")
+    *prunes, compact = prune_args(target)
+    pruned: list[str] = []
+    for args in prunes:
+        result = run_borg(env, target, [args[0], "--list", *args[1:]], timeout=6 * 3600)
         if not result.ok:
-            return TenantResult(target.slug, False, f"borg {args[0]}: {tail(result.stderr)}", state_store.now() - start)
+            return TenantResult(slug, False, f"borg prune: {tail(result.stderr)}", state_store.now() - start)
+        pruned += ledger.pruned_by_borg(result.stderr)
+    try:
+        after = current_archives(env, target)
+    except OperationFailed as exc:
+        return TenantResult(slug, False, exc.message, state_store.now() - start)
+    _mark(env, slug, pruned, "pruned")
+    raced = sorted(set(before) - set(after) - set(pruned))
+    if raced:
+        return _refused(target, raced, start, "deleted by a client during the prune")
+    result = run_borg(env, target, compact, timeout=6 * 3600)
+    if not result.ok:
+        return TenantResult(slug, False, f"borg compact: {tail(result.stderr)}", state_store.now() - start)
     kept = ", ".join(f"{k.removeprefix('keep_')}={v}" for k, v in sorted(target.retention.items()))
-    return TenantResult(target.slug, True, f"pruned ({kept}) and compacted", state_store.now() - start)
+    detail = f"pruned {len(pruned)} archive(s) ({kept}) and compacted"
+    if deleted:
+        detail += f"; {len(deleted)} deleted archive(s) accepted as lost"
+    return TenantResult(slug, True, detail, state_store.now() - start,
+                        {"pruned_archives": pruned, "accepted_archives": deleted})
 
 
 def recover_deleted(env: Env, request: RecoverRequest) -> Outcome:
@@ -127,26 +231,27 @@ def recover_one(env: Env, target: BackupTarget, keep: int) -> TenantResult:
                 stale.append(host)
         except OperationFailed:
             stale.append(host)
+    rolled_back: list[str] = []
+    if checked.ok:  # archives appended after ``keep`` are gone on purpose: prune must not flag them
+        try:
+            rolled_back = ledger.missing(env.store.archive_ledger(target.slug), current_archives(env, target))
+        except OperationFailed as exc:
+            env.output.warn(exc.message)
+        _mark(env, target.slug, rolled_back, "rolled_back")
     dropped = done.get("dropped_transactions", [])
     detail = (f"rolled back to transaction {keep}: {len(dropped)} later transaction(s) moved to {quarantine}; "
               f"borg check {'ok' if checked.ok else 'FAILED: ' + tail(checked.stderr)}")
     if stale:
         detail += f"; clear borg cache/security of repo {repo_id} by hand on {', '.join(stale)}"
-    data = {"kept": keep, "dropped_transactions": dropped, "quarantine": quarantine, "stale_hosts": stale}
+    data = {"kept": keep, "dropped_transactions": dropped, "quarantine": quarantine, "stale_hosts": stale,
+            "rolled_back_archives": rolled_back}
     return TenantResult(target.slug, checked.ok, detail, state_store.now() - start, data)
 
 
 def check_shred(env: Env, request: ShredRequest) -> None:
     """Refuse to shred a current tenant (InvalidInput): the CLI calls this before asking."""
-    if any(t.slug == request.slug for t in env.inventory.tenants):
+    if any(t.slug == request.slug for t in env.inventory.rows):
         raise InvalidInput(f"{request.slug} is still a tenant: offboard it first (tnoctl tenant remove {request.slug})")
-
-
-def shred_commands(slug: str) -> list[list[str]]:
-    """The key first (``shred`` of the repokey in ``config``), then the repository and its quarantine."""
-    repo = naming.repo_path(slug)
-    return [["shred", "-u", "-n", "3", "-z", f"{repo}/config"],
-            ["rm", "-rf", "--one-file-system", repo, f"{naming.QUARANTINE_ROOT}/{slug}"]]
 
 
 def shred(env: Env, request: ShredRequest) -> Outcome:

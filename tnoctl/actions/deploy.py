@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
 from tnoctl.errors import ExitCode, OperationFailed
+from tnoctl.plan import deploy_windows
 from tnoctl.plan.calls import PlaybookCall
 from tnoctl.plan.deploy import DeployPlan, plan_deploy
 from tnoctl.run.ansible import ChangedTask, RunResult
@@ -73,6 +75,7 @@ class DeployRequest:
     tenants: tuple[str, ...] = ()
     hosts: tuple[str, ...] = ()
     confirm: Confirm | None = None
+    ignore_windows: bool = False  # restart tenant-facing services even outside the tenants' windows
 
 
 def run_calls(env: Env, plan: DeployPlan, run_id: str, *, check: bool, title: str) -> RunResult:
@@ -97,9 +100,25 @@ def run_calls(env: Env, plan: DeployPlan, run_id: str, *, check: bool, title: st
     return result
 
 
+def run_setup(env: Env, plan: DeployPlan, run_id: str, site: RunResult) -> RunResult:
+    """The backup machinery after a successful site.yml (plan.setup_calls); its result if it failed, else ``site``'s.
+
+    The summary table stays the site run's (what the operator deployed); a failed backup setup
+    makes the deploy fail with its own failed tasks, and says how to retry just that part.
+    """
+    for index, call in enumerate(plan.setup_calls):
+        hosts = call.limit or plan.hosts
+        result = env.playbooks.run(call, run_id=f"{run_id}-backup{index}", hosts=hosts, title="deploy (backups)")
+        if not result.success:
+            env.output.warn("the backup machinery was not set up; retry with: tnoctl backup setup --yes"
+                            + "".join(f" --host {h}" for h in call.limit))
+            return result
+    return site
+
+
 def preview_of(env: Env, plan: DeployPlan, result: RunResult) -> Preview:
     """Attribute a check run's changes to hosts and tenants (pure apart from the loaded inventory)."""
-    grouped = attribute_changes(plan, result.changed_tasks, tenant_keys(env.inventory.tenants))
+    grouped = attribute_changes(plan, result.changed_tasks, tenant_keys(planned_tenants(env, plan)))
     changes = [
         {"host": host, "owner": owner, "task": c.task, "item": c.item, "diff": c.diff}
         for host in plan.hosts
@@ -113,13 +132,15 @@ def plan(env: Env, request: PlanRequest) -> Outcome:
     """Check+diff the selection; exit 1 when changes are pending (unless exit_zero) or a host failed."""
     deploy_plan = plan_deploy(env.inventory, tenants=request.tenants, hosts=request.hosts, action="deploy",
                               check=True)
+    env.scope_secrets(planned_slugs(deploy_plan))
     params = {"tenants": request.tenants, "hosts": request.hosts, "exit_zero": request.exit_zero}
     with operation(env, "plan", params, tenants=deploy_plan.tenants, hosts=deploy_plan.hosts, lock=False) as op:
         result = run_calls(env, deploy_plan, op.id, check=True, title="plan (check+diff)")
         preview = preview_of(env, deploy_plan, result)
         op.artifacts = str(result.artifacts_dir)
         op.details["changes_pending"] = preview.pending
-        data = {"changes": list(preview.changes), "pending": preview.pending}
+        data = {"hosts": list(deploy_plan.hosts), "pending": preview.pending, "changes": list(preview.changes),
+                "artifacts": str(result.artifacts_dir)}
         if not result.success:
             op.fail(int(ExitCode.FAILED))
             return _summary(op, deploy_plan, result, preview.lines(), data)
@@ -131,31 +152,70 @@ def plan(env: Env, request: PlanRequest) -> Outcome:
 
 
 def run(env: Env, request: DeployRequest) -> Outcome:
-    """Converge the selected hosts: locks, (preview + confirm), apply, summary; exit 1 on any failed host."""
+    """Converge the selected hosts: locks, (preview + window guard + confirm), apply; exit 1 on any failed host.
+
+    The check pass runs when the operator wants to see it (no --yes) or when a tenant of the selected
+    hosts is outside its maintenance window: then a change that would restart a tenant-facing service
+    (plan.deploy_windows) refuses the whole deploy with exit 4 before anything is applied, unless
+    ``ignore_windows``.
+    """
     deploy_plan = plan_deploy(env.inventory, tenants=request.tenants, hosts=request.hosts, action="deploy")
-    params = {"tenants": request.tenants, "hosts": request.hosts, "yes": request.confirm is None}
+    env.scope_secrets(planned_slugs(deploy_plan))
+    params = {"tenants": request.tenants, "hosts": request.hosts, "yes": request.confirm is None,
+              **({"ignore_windows": True} if request.ignore_windows else {})}
     with operation(env, "deploy", params, tenants=deploy_plan.tenants, hosts=deploy_plan.hosts) as op:
-        _refresh_lab_certificates(env)
-        if request.confirm is not None:
-            checked = run_calls(env, deploy_plan, op.id, check=True, title="plan (check+diff)")
-            preview = preview_of(env, deploy_plan, checked)
-            if not checked.success:
-                op.artifacts = str(checked.artifacts_dir)
-                op.fail(int(ExitCode.FAILED))
-                return _summary(op, deploy_plan, checked, preview.lines())
-            if not request.confirm(preview):
-                op.fail(int(ExitCode.REFUSED), "not applied")
-                return outcome_of(op, message="not applied")
-        result = run_calls(env, deploy_plan, op.id, check=False, title="deploy")
-        op.artifacts = str(result.artifacts_dir)
-        op.details["hosts"] = {
-            name: {"changed": s.changed, "failed": s.failed, "unreachable": s.unreachable}
-            for name, s in result.hosts.items()
-        }
-        if not result.success:
-            op.details["failed_hosts"] = result.failed_hosts
+        return converge(env, op, deploy_plan, request.confirm, ignore_windows=request.ignore_windows)
+
+
+def converge(env: Env, op: audit.Operation, deploy_plan: DeployPlan, confirm: Confirm | None, *,
+             ignore_windows: bool = False) -> Outcome:
+    """The body of a deploy inside the caller's operation (``deploy``, ``tenant onboard``).
+
+    Check pass when ``confirm`` is given or a window is closed (window guard, exit 4), apply,
+    backup machinery; the outcome carries the summary and ``op``'s exit code.
+    """
+    now = datetime.fromtimestamp(env.clock(), UTC)
+    placed = {h: [env.inventory.tenant(s) for s in deploy_plan.tenants_by_host.get(h, ())] for h in deploy_plan.hosts}
+    guard = not ignore_windows and any(deploy_windows.any_window_closed(ts, now) for ts in placed.values())
+    _refresh_lab_certificates(env)
+    if confirm is not None or guard:
+        checked = run_calls(env, deploy_plan, op.id, check=True, title="plan (check+diff)")
+        preview = preview_of(env, deploy_plan, checked)
+        if not checked.success:
+            op.artifacts = str(checked.artifacts_dir)
             op.fail(int(ExitCode.FAILED))
-        return _summary(op, deploy_plan, result)
+            return _summary(op, deploy_plan, checked, preview.lines())
+        found = deploy_windows.conflicts(checked.changed_tasks, placed, now) if guard else []
+        if found:
+            return _refuse_restarts(op, found, checked)
+        if confirm is not None and not confirm(preview):
+            op.fail(int(ExitCode.REFUSED), "not applied")
+            return outcome_of(op, message="not applied")
+    result = run_calls(env, deploy_plan, op.id, check=False, title="deploy")
+    if result.success and deploy_plan.setup_calls:
+        result = run_setup(env, deploy_plan, op.id, result)
+    op.artifacts = str(result.artifacts_dir)
+    op.details["hosts"] = {
+        name: {"changed": s.changed, "failed": s.failed, "unreachable": s.unreachable}
+        for name, s in result.hosts.items()
+    }
+    if not result.success:
+        op.details["failed_hosts"] = result.failed_hosts
+        op.fail(int(ExitCode.FAILED))
+    return _summary(op, deploy_plan, result)
+
+
+def _refuse_restarts(op: audit.Operation, found: list[deploy_windows.RestartConflict],
+                     checked: RunResult) -> Outcome:
+    """Exit 4: the deploy would restart a tenant-facing service outside these tenants' windows."""
+    op.artifacts = str(checked.artifacts_dir)
+    op.details["window_conflicts"] = [{"host": c.host, "service": c.service, "tenants": list(c.tenants)}
+                                      for c in found]
+    errors = [c.message for c in found]
+    op.fail(int(ExitCode.REFUSED), "; ".join(errors)[:400])
+    return outcome_of(op, errors=[*errors, "nothing applied; deploy inside the window, or pass --ignore-windows"],
+                      data={"window_conflicts": op.details["window_conflicts"]},
+                      message="refused: a change would restart a tenant-facing service outside a maintenance window")
 
 
 def _summary(op: audit.Operation, deploy_plan: DeployPlan, result: RunResult, lines: list[str] | None = None,
@@ -181,6 +241,16 @@ def _refresh_lab_certificates(env: Env) -> None:
     from tnoctl.lab.lab import Lab
 
     Lab(env.inventory_path).refresh_certificates()
+
+
+def planned_slugs(plan: DeployPlan) -> list[str]:
+    """The tenants a run of this plan touches: the selected ones and every tenant of the targeted hosts."""
+    return sorted({*plan.tenants, *(s for slugs in plan.tenants_by_host.values() for s in slugs)})
+
+
+def planned_tenants(env: Env, plan: DeployPlan) -> list[Any]:
+    """Full models of the tenants on the plan's hosts (only their files are parsed, not the fleet's)."""
+    return [env.inventory.tenant(slug) for slug in planned_slugs(plan)]
 
 
 def tenant_keys(tenants: Iterable[Any]) -> dict[str, set[str]]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tnoctl.actions.deploy import attribute_changes, run_calls, tenant_keys
+from tnoctl.actions.deploy import attribute_changes, planned_slugs, planned_tenants, run_calls, tenant_keys
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
 from tnoctl.errors import ExitCode
@@ -136,8 +136,7 @@ def check(env: Env, plan: DeployPlan, run_id: str) -> tuple[DriftReport, RunResu
 
     result = run_calls(env, plan, run_id, check=True, title="drift (check+diff)")
     checked_at = now()
-    inventory = env.inventory
-    report = analyse(plan, result, tenant_keys(inventory.tenants), placements(inventory.tenants))
+    report = analyse(plan, result, tenant_keys(planned_tenants(env, plan)), placements(env.inventory.rows))
     store = env.store
     for record in records(report, checked_at):
         store.record_drift(record)
@@ -147,6 +146,7 @@ def check(env: Env, plan: DeployPlan, run_id: str) -> tuple[DriftReport, RunResu
 def run(env: Env, request: DriftRequest) -> Outcome:
     """One audited drift check; exit 1 when anything drifted or a host could not be checked."""
     plan = plan_deploy(env.inventory, tenants=request.tenants, action="deploy", check=True)
+    env.scope_secrets(planned_slugs(plan))
     with operation(env, "drift", {"tenants": request.tenants}, tenants=plan.tenants, hosts=plan.hosts,
                    lock=False) as op:
         report, result, checked_at = check(env, plan, op.id)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -171,7 +171,7 @@ class Env:
         """The validated inventory, loaded on first use and kept for the process."""
         from tnoctl.config import load_inventory
 
-        return load_inventory(self.inventory_path, self.vault_password_file)
+        return load_inventory(self.inventory_path, self.vault_password_file, cache_dir=self.state_dir / "cache")
 
     def reload_inventory(self) -> None:
         """Forget the cached inventory (after an action wrote to it, e.g. ``tenant add``)."""
@@ -190,6 +190,27 @@ class Env:
         from tnoctl.config.vault import secret_scrubber
 
         return secret_scrubber(self.inventory_path, self.vault_password_file)
+
+    def scope_secrets(self, slugs: Iterable[str]) -> None:
+        """Build the scrubber from the secrets of these tenants only (plus the platform's).
+
+        A deploy or plan limited to some hosts calls this before its run: only the values the run
+        can handle are decrypted (~7 ms each), never the whole fleet's vault. No-op once the
+        scrubber exists (it then already covers at least as much).
+        """
+        if "redact" in self.__dict__:
+            return
+        if self.vault_password_file is None:  # nothing can be decrypted: no tenant file to read for names
+            self.__dict__["redact"] = self.redact
+            return
+        from tnoctl.backup.naming import passphrase_var
+        from tnoctl.config.vault import platform_secret_names, secret_scrubber
+
+        names = platform_secret_names(self.inventory_path, self.vault_password_file)
+        for slug in dict.fromkeys(slugs):
+            tenant = self.inventory.tenant(slug)
+            names += [box.password_vault for box in tenant.mailboxes] + [passphrase_var(slug)]
+        self.__dict__["redact"] = secret_scrubber(self.inventory_path, self.vault_password_file, names)
 
     @property
     def store(self) -> Store:

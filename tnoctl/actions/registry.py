@@ -39,8 +39,14 @@ class Verb:
     args: tuple[str, ...]
     options: tuple[Option, ...]
     adapter: Callable[[Env, Parsed], Outcome]
-    changes: bool = False
+    changes: bool = False  # asks for confirmation in the CLI: a step must give --yes
     optional: tuple[str, ...] = ()  # optional positional arguments, after ``args``
+    acts: bool = False  # changes something without asking (backup run, backup drill's verification record)
+
+    @property
+    def read_only(self) -> bool:
+        """True when the verb only reads: a runbook step calling it is not a fix (``changes: false``)."""
+        return not (self.changes or self.acts)
 
 
 def parse(path: str, verb: Verb, argv: Sequence[str]) -> Parsed:
@@ -139,10 +145,43 @@ def _tenant_show(env: Env, p: Parsed) -> Outcome:
     return tenant_show(env, p["slug"])
 
 
+def _tenant_onboard(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import tenant_onboard
+
+    return tenant_onboard.run(env, tenant_onboard.OnboardRequest(p["slug"], ignore_windows=p["ignore_windows"],
+                                                                 drill=not p["no_drill"]))
+
+
 def _inventory_validate(env: Env, p: Parsed) -> Outcome:
     from tnoctl.actions.reports import inventory_validate
 
     return inventory_validate(env)
+
+
+def _backup_run(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import backup
+
+    return backup.run(env, backup.BackupRunRequest(p["tenants"], p["tag"], p["components"]))
+
+
+def _backup_verify(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import backup_checks
+
+    return backup_checks.verify(env, backup_checks.VerifyRequest(p["tenants"]))
+
+
+def _backup_drill(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import backup_checks
+
+    return backup_checks.drill(env, backup_checks.DrillRequest(p["tenants"], p["archive"]))
+
+
+def _restore(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import restore
+
+    if not p["tenant"]:
+        raise InvalidInput("'restore': Missing option '--tenant'")
+    return restore.run(env, restore.RestoreRequest(p["tenant"], p["mailbox"], None, p["archive"]))
 
 
 def _upgrade_status(env: Env, p: Parsed) -> Outcome:
@@ -162,8 +201,16 @@ ACTIONS: dict[str, Verb] = {
     "status": Verb((), (TENANTS, JSON, Option("no_queue", ("--no-queue",)), Option("roundtrip", ("--roundtrip",))),
                    _status),
     "tenant show": Verb(("slug",), (JSON,), _tenant_show),
+    "tenant onboard": Verb(("slug",), (YES, Option("ignore_windows", ("--ignore-windows",)),
+                                        Option("no_drill", ("--no-drill",))), _tenant_onboard, changes=True),
     "inventory validate": Verb((), (JSON,), _inventory_validate),
     "upgrade status": Verb((), (JSON,), _upgrade_status, optional=("operation_id",)),
+    "backup run": Verb((), (TENANTS, Option("tag", ("--tag",), "value"),
+                            Option("components", ("--component",), "multi"), JSON), _backup_run, acts=True),
+    "backup verify": Verb((), (TENANTS, JSON), _backup_verify),
+    "backup drill": Verb((), (TENANTS, Option("archive", ("--archive",), "value"), JSON), _backup_drill, acts=True),
+    "restore": Verb((), (Option("tenant", ("--tenant", "-t"), "value"), Option("mailbox", ("--mailbox", "-m"), "value"),
+                         Option("archive", ("--archive",), "value"), YES), _restore, changes=True),
 }
 """Every verb a runbook ``tnoctl`` step may call (a test checks each runbook's steps against it)."""
 

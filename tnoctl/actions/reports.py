@@ -99,9 +99,13 @@ def gather(env: Env, request: StatusRequest) -> list[ProbeResult]:
 
 
 def status(env: Env, request: StatusRequest) -> Outcome:
-    """Probe the selection once, concurrently; exit 1 when anything is critical."""
+    """Pull the hosts' backup results, probe the selection once, concurrently; exit 1 when anything is critical."""
     from tnoctl.probes import report
 
+    if request.queues:  # SSH allowed: first pull the hosts' timer-run backups and drills (backup_sync.py)
+        from tnoctl.actions.backup_sync import sync_quietly
+
+        sync_quietly(env, request.tenants)
     results = gather(env, request)
     rows = report.fold(results)
     columns, table = report.table(rows)

@@ -1,4 +1,5 @@
-"""`tenant add`: write tenants/SLUG.yml and the new mailboxes' generated passwords into the vault.
+"""`tenant add`: write tenants/SLUG.yml and the tenant's generated secrets (mailbox passwords, borg
+passphrase) into the vault; the next step is `tenant onboard SLUG` (tenant_onboard.py).
 
 One audited operation holding the new slug's lock (two operators adding the same commune cannot
 interleave). The whole inventory is validated with the new tenant before anything is written;
@@ -42,5 +43,7 @@ def run(env: Env, request: TenantAddRequest) -> Outcome:
         env.reload_inventory()  # the next reader (a later runbook step) sees the new tenant
         op.details["file"] = str(path)
         text = (f"tenant {request.slug} added: {path} ({len(doc['mailboxes'])} mailboxes on "
-                f"{doc['placement']['mail']}, office on {doc['placement']['office']}; passwords stored in the vault)")
-        return Outcome(lines=[text], data={"slug": request.slug, "file": str(path)})
+                f"{doc['placement']['mail']}, office on {doc['placement']['office']}; passwords and borg passphrase "
+                f"stored in the vault)")
+        step = f"next step: tnoctl tenant onboard {request.slug}"
+        return Outcome(lines=[text, step], data={"slug": request.slug, "file": str(path), "next": step})

@@ -1,11 +1,19 @@
-"""`tenant remove SLUG`: offboarding — final backup, Maildir export, removal from the tenant's hosts.
+"""`tenant remove SLUG`: offboarding — final backup, Maildir export, removal from every host, crypto-shredding.
 
-Order matters, and each step must succeed before the next one destroys anything: a final backup of
-every component (nothing removed if it fails), the Maildir export tarball fetched to the controller
-when the tenant has mail (nothing removed if it fails), then on each of its hosts
-(plan.backup.removal_steps) its backup timer and backup unit files, and on the mail host its
-Maildirs, DKIM keys and staging tree, are removed; its tenant file moves to ``<state dir>/offboarded/``. The borg
-repository is kept for the retention period, then destroyed by ``tnoctl backup shred`` (docs/backups.md).
+Order matters, and each step must succeed before the next one destroys anything:
+
+1. a final backup of every component (nothing removed if it fails) and the Maildir export tarball
+   fetched to the controller when the tenant has mail (nothing removed if it fails): the tarball is
+   what is kept of the tenant;
+2. on each of its hosts (plan.backup.removal_steps) its backup timer and backup unit files (key,
+   passphrase, state, staging), and on the mail host its Maildirs and DKIM keys;
+3. its tenant file moves to ``<state dir>/offboarded/`` and its hosts are redeployed, then the backup
+   side (plan.backup.offboard_calls): postfix maps, userdb, DKIM tables, coolwsd.xml alias group,
+   proxy vhosts and the backup host's authorized_keys lines are regenerated without it;
+4. crypto-shredding on the backup host: the repository id is read, the repokey (``config``) is
+   overwritten with ``shred``, then the repository and its quarantine are removed, and every host's
+   borg cache and security records of that repository are dropped. The passphrase alone opens
+   nothing any more; delete ``tno_vault_borg_<slug>`` (and the mailbox passwords) from the vault.
 """
 
 from __future__ import annotations
@@ -13,16 +21,25 @@ from __future__ import annotations
 import hashlib
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tnoctl.actions.backup import run_one
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
+from tnoctl.backup import naming
 from tnoctl.errors import OperationFailed
-from tnoctl.plan.backup import BackupTarget, plan_targets, removal_steps
+from tnoctl.plan.backup import (
+    BackupTarget,
+    borg_state_dirs,
+    offboard_calls,
+    plan_targets,
+    removal_steps,
+    repo_id_command,
+    shred_commands,
+)
 
-COLUMNS = ["tenant", "final archive", "export", "sha256", "shred after"]
+COLUMNS = ["tenant", "final archive", "export", "sha256", "repository"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +72,12 @@ def run(env: Env, request: TenantRemoveRequest) -> Outcome:
     stamp = datetime.fromtimestamp(env.clock(), UTC).strftime("%Y%m%dT%H%M%SZ")
     tarball = out_dir / f"{slug}-maildir-{stamp}.tar.gz"
     params = {"slug": slug, "export_dir": str(request.export_dir) if request.export_dir else None}
-    with operation(env, "tenant remove", params, tenants=[slug], hosts=list(target.hosts)) as op:
+    # the redeploy rewrites configuration shared with the other tenants of its hosts: hold their locks too
+    mail_hosts = sorted(n for n, h in env.inventory.hosts.items() if "mail" in h.groups) if target.mail_host else []
+    redeployed = {*target.hosts, *mail_hosts}
+    neighbours = sorted({t.slug for h in redeployed for t in env.inventory.tenants_on_host(h)} - {slug})
+    hosts = sorted({*target.hosts, target.backup_host})
+    with operation(env, "tenant remove", params, tenants=[slug, *neighbours], hosts=hosts) as op:
         final = run_one(env, target)
         if not final.ok:
             raise OperationFailed(f"{slug}: final backup failed, nothing removed: {final.detail}")
@@ -67,20 +89,51 @@ def run(env: Env, request: TenantRemoveRequest) -> Outcome:
             digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
         for step in removal_steps(target, list(tenant.domains)):
             env.ssh.run(step.host, ["systemctl", "disable", "--now", step.timer])
+            env.ssh.run(step.host, ["systemctl", "reset-failed", step.service])  # rc 1 when not failed: fine
             removed = env.ssh.run(step.host, ["rm", "-rf", "--one-file-system", *step.paths])
             if not removed.ok:
                 raise OperationFailed(f"{slug}: removal failed on {step.host}: {removed.stderr.strip()[:200]}")
         offboarded = env.state_dir / "offboarded"
         offboarded.mkdir(parents=True, exist_ok=True)
         shutil.move(str(env.inventory_path / "tenants" / f"{slug}.yml"), offboarded / f"{slug}.yml")
-        months = target.retention.get("keep_monthly", 6)
-        shred_after = (datetime.fromtimestamp(env.clock(), UTC) + timedelta(days=31 * months)).date().isoformat()
+        env.reload_inventory()
+        _redeploy(env, slug, target, mail_hosts, op.id)
+        shredded = shred_repository(env, target)
         export = str(tarball) if digest else ""
-        details = {"export": export, "export_sha256": digest, "shred_after": shred_after,
+        details = {"export": export, "export_sha256": digest, "repository": shredded,
                    "final_archive": final.detail}
         op.details.update(details)
-        return outcome_of(op, rows=[[slug, final.detail, export or "(no mail)", digest[:16], shred_after]],
+        return outcome_of(op, rows=[[slug, final.detail, export or "(no mail)", digest[:16], shredded]],
                           columns=COLUMNS,
                           data={"tenant": slug, **details},
-                          message="run `tnoctl deploy` to drop the tenant from the remaining configuration "
-                                  "(postfix maps, userdb)")
+                          message=f"now delete {naming.passphrase_var(slug)} and the tenant's mailbox passwords "
+                                  "from the vault")
+
+
+def _redeploy(env: Env, slug: str, target: BackupTarget, mail_hosts: list[str], op_id: str) -> None:
+    """Regenerate the shared configuration of the tenant's hosts (and every mail host) and the backup side."""
+    hosts = sorted(set(target.hosts))
+    for index, call in enumerate(offboard_calls(hosts, target.backup_host, mail_hosts)):
+        result = env.playbooks.run(call, run_id=f"{op_id}-offboard{index}", hosts=list(call.limit),
+                                   title=f"tenant remove {slug}: {call.playbook}")
+        if not result.success:
+            raise OperationFailed(f"{slug}: {call.playbook} on {', '.join(call.limit)} failed after the tenant was "
+                                  f"removed: rerun `tnoctl deploy` and `tnoctl backup setup`, then "
+                                  f"`tnoctl backup shred {slug}`")
+
+
+def shred_repository(env: Env, target: BackupTarget) -> str:
+    """Crypto-shred the tenant's repository and drop every host's borg records of it; a one-word summary."""
+    slug, backup_host = target.slug, target.backup_host
+    found = env.ssh.run(backup_host, repo_id_command(slug))
+    repo_id = found.stdout.strip() if found.ok else ""
+    for argv in shred_commands(slug):
+        result = env.ssh.run(backup_host, argv, timeout=6 * 3600)
+        if not result.ok:
+            raise OperationFailed(f"{slug}: {argv[0]} of the repository failed on {backup_host}: "
+                                  f"{result.stderr.strip()[:200]}; rerun `tnoctl backup shred {slug}`")
+    if repo_id and all(c in "0123456789abcdef" for c in repo_id):
+        homes = {backup_host: naming.BACKUP_USER_HOME, **{h: "/root" for h in target.hosts}}
+        for host, home in sorted(homes.items()):
+            env.ssh.run(host, ["rm", "-rf", "--one-file-system", *borg_state_dirs(home, repo_id)])
+    return "shredded"

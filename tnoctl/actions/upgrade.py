@@ -17,9 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tnoctl.actions import upgrade_preflight
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
-from tnoctl.actions.upgrade_gate import installed_version
+from tnoctl.actions.upgrade_gate import baseline_failures, installed_version
 from tnoctl.actions.upgrade_host import HostOutcome, Rollout, execute, resumable_plan
 from tnoctl.errors import ExitCode, InvalidInput
 from tnoctl.plan.upgrade import (
@@ -112,8 +113,12 @@ def preview(plan: UpgradePlan, versions: dict[str, str]) -> Outcome:
                          versions.get(step.host, "?"), plan.to_version, window])
     message = (f"{len(plan.hosts)} host(s), {len(plan.tenants)} tenant(s), batch {plan.batch}, "
                f"max failures {plan.max_failures}")
+    hosts = [{"wave": wave.index + 1, "wave_name": wave.name, "host": step.host, "tenants": list(step.tenants),
+              "installed": versions.get(step.host), "window_open": step.window_ok,
+              "closed_windows": list(step.closed_windows)} for wave in plan.waves for step in wave.hosts]
     return Outcome(rows=rows, columns=PLAN_COLUMNS, message=message,
-                   data={"component": plan.component, "to_version": plan.to_version})
+                   data={"component": plan.component, "to_version": plan.to_version, "batch": plan.batch,
+                         "max_failures": plan.max_failures, "ignore_windows": plan.ignore_windows, "hosts": hosts})
 
 
 def exit_code(outcomes: Sequence[HostOutcome]) -> ExitCode:
@@ -132,8 +137,11 @@ def run(env: Env, request: UpgradeRequest) -> Outcome:
     shown = preview(plan, installed(env, plan))
     if request.dry_run:
         return shown
+    todo = _unfinished(plan, journal)
+    upgrade_preflight.check_available(env.ssh.run, env.inventory, plan.component, todo, plan.to_version)
     if request.confirm is not None and not request.confirm(shown):
         return Outcome.failed("not started", ExitCode.REFUSED)
+    resuming = journal is not None
     verb = "upgrade resume" if journal else "upgrade"
     with operation(env, verb, request.params(), tenants=plan.tenants, hosts=[s.host for s in plan.hosts],
                    lock=False) as op:
@@ -141,7 +149,10 @@ def run(env: Env, request: UpgradeRequest) -> Outcome:
         op.details.update({"operation": journal.id, "component": plan.component, "to_version": plan.to_version})
         env.output.info(f"operation {journal.id} (journal {journal.directory}); interrupt with Ctrl-C, "
                         f"then 'tnoctl upgrade --resume {journal.id}'")
-        rollout = Rollout(env, plan, journal, request.gate_timeout, request.safety_backup, threading.Event())
+        excluded = _baseline(env, plan, journal, todo, resuming)
+        op.details["unhealthy_before"] = sorted(excluded)
+        rollout = Rollout(env, plan, journal, request.gate_timeout, request.safety_backup, threading.Event(),
+                          excluded=frozenset(excluded))
         try:
             outcomes = execute(rollout)
         except KeyboardInterrupt:
@@ -158,6 +169,30 @@ def run(env: Env, request: UpgradeRequest) -> Outcome:
                                     for o in outcomes]
         return outcome_of(op, rows=rows, columns=SUMMARY_COLUMNS,
                           data={"operation": journal.id, "hosts": op.details["hosts"]})
+
+
+def _unfinished(plan: UpgradePlan, journal: Journal | None) -> list[str]:
+    """Hosts of the plan this run may still touch (all of them for a new rollout)."""
+    hosts = [s.host for s in plan.hosts]
+    if journal is None:
+        return hosts
+    progress = journal.progress(hosts)
+    return [h for h in hosts if not progress[h].finished]
+
+
+def _baseline(env: Env, plan: UpgradePlan, journal: Journal, todo: list[str], resuming: bool) -> list[str]:
+    """``tenant/check`` failing before the rollout: journaled once, reused by ``--resume`` (pre-flight 2)."""
+    recorded = [e for e in journal.events() if e.get("step") == "preflight" and e.get("status") == "done"]
+    if resuming and recorded:
+        return [str(k) for k in recorded[-1].get("data", {}).get("unhealthy", [])]
+    tenants = sorted({t for s in plan.hosts if s.host in todo for t in s.tenants})
+    unhealthy = baseline_failures(env, plan.component, tenants)
+    keys = upgrade_preflight.unhealthy_now(unhealthy)
+    journal.record("", "preflight", "done", "; ".join(unhealthy)[:400], unhealthy=keys)
+    if keys:
+        env.output.info("already unhealthy before the rollout (reported, excluded from the gate verdict): "
+                        + "; ".join(unhealthy)[:600])
+    return keys
 
 
 def pin(env: Env, plan: UpgradePlan, outcomes: Sequence[HostOutcome]) -> None:

@@ -9,7 +9,10 @@ What passes the gate, per component:
   submission, IMAP, IMAPS with the canary login and a mail round trip (canary to itself) succeed.
 
 The gate retries until everything passes or its timeout ends (services take a few seconds to come
-back after a restart); it reports the failures of the last attempt. The probes are tnoctl's own
+back after a restart); it reports the failures of the last attempt. Checks that already failed before
+the rollout (``excluded``: ``tenant/check`` keys from tnoctl/actions/upgrade_preflight.py) are reported
+in the summary but do not fail the gate. For office, the document-open probe (``office_document``,
+tnoctl/probes/office_document.py) is part of the gate when the platform configures it. The probes are tnoctl's own
 (tnoctl/probes), the same that ``tnoctl status`` and the exporter run.
 """
 
@@ -39,12 +42,15 @@ class GateResult:
     version: str
     attempts: int
     failures: list[str] = field(default_factory=list)  # "tenant/check: detail" of the last attempt
+    excluded: list[str] = field(default_factory=list)  # failures already there before the rollout
 
     @property
     def summary(self) -> str:
         """One line for the journal and the summary table."""
         if self.ok:
-            return f"healthy at {self.version} after {self.attempts} attempt(s)"
+            note = f"; excluded (unhealthy before the rollout): {'; '.join(self.excluded)[:200]}" \
+                if self.excluded else ""
+            return f"healthy at {self.version} after {self.attempts} attempt(s){note}"
         return f"unhealthy after {self.attempts} attempt(s): " + "; ".join(self.failures[:4])
 
 
@@ -58,7 +64,7 @@ def installed_version(run: Callable[..., Any], host: str, component: str) -> str
     return text.splitlines()[0].strip() if text else UNKNOWN
 
 
-def _gate_probes(env: Env, component: str, tenants: list[str], version: str) -> list[Any]:
+def _gate_probes(env: Env, component: str, tenants: list[str], version: str | None) -> list[Any]:
     """The component's probes for the host's tenants, built once per gate (vault read once, not per attempt)."""
     from tnoctl.probes import wiring
     from tnoctl.probes.targets import ProbeOptions, network_probes
@@ -79,9 +85,20 @@ def _probe_failures(probes: list[Any]) -> list[str]:
     return [f"{r.tenant}/{r.check}: {r.detail}" for r in run_probes(probes) if not r.ok] if probes else []
 
 
+def baseline_failures(env: Env, component: str, tenants: list[str]) -> list[str]:
+    """The gate's probe failures (``tenant/check: detail``) for ``tenants`` now, before anything changes.
+
+    Capabilities are probed without a pinned version: a version mismatch before the rollout is expected.
+    """
+    if not tenants:
+        return []
+    return _probe_failures(_gate_probes(env, component, tenants, None))
+
+
 def check(env: Env, component: str, host: str, tenants: list[str], version: str, *,
-          timeout: float, interval: float = 3.0, stop: Callable[[], bool] = lambda: False) -> GateResult:
-    """Retry version + probes until they all pass or ``timeout`` seconds have gone."""
+          timeout: float, interval: float = 3.0, stop: Callable[[], bool] = lambda: False,
+          excluded: frozenset[str] = frozenset()) -> GateResult:
+    """Retry version + probes until they all pass (``excluded`` checks aside) or ``timeout`` seconds have gone."""
     deadline = time.monotonic() + timeout
     probes = _gate_probes(env, component, tenants, version)
     attempts = 0
@@ -89,10 +106,12 @@ def check(env: Env, component: str, host: str, tenants: list[str], version: str,
         attempts += 1
         found = installed_version(env.ssh.run, host, component)
         failures = [] if found == version else [f"{host}: installed {component} version {found}, expected {version}"]
+        ignored: list[str] = []
         if not failures:
-            failures = _probe_failures(probes)
+            for failure in _probe_failures(probes):
+                (ignored if failure.split(":", 1)[0].strip() in excluded else failures).append(failure)
         if not failures:
-            return GateResult(True, found, attempts)
+            return GateResult(True, found, attempts, excluded=ignored)
         if stop() or time.monotonic() + interval > deadline:
-            return GateResult(False, found, attempts, failures)
+            return GateResult(False, found, attempts, failures, excluded=ignored)
         time.sleep(interval)

@@ -60,6 +60,7 @@ class Rollout:
     gate_timeout: float = 180.0
     safety_backup: bool = True  # a tagged borg archive of each tenant's component before its host
     stop: threading.Event = field(default_factory=threading.Event)  # set by SIGINT: stop between steps
+    excluded: frozenset[str] = frozenset()  # "tenant/check" failing before the rollout (pre-flight)
 
     def log(self, text: str) -> None:
         """One timestamped progress line on stderr."""
@@ -235,7 +236,8 @@ class HostRun:
         self._begin(name)
         self._say(f"{name}: probing {len(self.step.tenants)} tenant(s) at {version}")
         gate = upgrade_gate.check(self.env, self.plan.component, self.step.host, list(self.step.tenants), version,
-                                  timeout=self.rollout.gate_timeout, stop=self.rollout.stop.is_set)
+                                  timeout=self.rollout.gate_timeout, stop=self.rollout.stop.is_set,
+                                  excluded=self.rollout.excluded)
         if not gate.ok and self.rollout.stop.is_set():
             raise Interrupted(name)
         self._end(name, gate.ok, gate.summary, **({} if gate.ok else {"rollback_needed": True}))

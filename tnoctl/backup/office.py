@@ -1,7 +1,9 @@
 """Restore check of an office archive's configuration (``backup drill``, office component). Pure.
 
-An office archive holds the office host's ``coolwsd.xml``, its WOPI proof key and the proxy's
-vhost file (role tno_backup, ``tno_backup_office_paths``). The drill restores ``coolwsd.xml``
+An office archive holds the tenant's own office configuration, staged by its office host
+(``tno-backup stage <slug>.office``, tnoctl/hostagent/office_stage.py): a ``coolwsd.xml`` with its
+WOPI alias group alone and its proxy vhosts, never the host-wide files (admin password, proof key,
+other communes). The drill restores ``coolwsd.xml``
 from the repository (decrypt, decompress, reassemble) and checks that what came back is a
 usable coolwsd configuration: well-formed XML whose root is ``<config>`` with settings in it.
 """
@@ -10,8 +12,14 @@ from __future__ import annotations
 
 from xml.etree import ElementTree
 
-REQUIRED = "etc/coolwsd/coolwsd.xml"  # archive-relative path the drill restores
+from tnoctl.backup import naming
+
 ROOT_TAG = "config"
+
+
+def required_path(slug: str) -> str:
+    """Archive-relative path of the staged coolwsd.xml the drill restores."""
+    return f"{naming.STAGING_ROOT.strip('/')}/{naming.unit_key(slug, 'office')}/coolwsd.xml"
 
 
 def check_config(text: str) -> tuple[bool, str]:

@@ -49,19 +49,32 @@ Exit codes:
 
 
 class LazyVerbs(click.Group):
-    """A click group whose sub-commands come from :data:`VERBS`, imported on first use."""
+    """A click group whose sub-commands come from :data:`VERBS`, imported on first use.
+
+    Each verb is prepared once by :func:`tnoctl.cli.options.prepare` (global options after the verb,
+    root ``--json``, name completion); a mistyped verb gets click's "Did you mean" suggestion.
+    """
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(VERBS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from tnoctl.cli.options import prepare
+
         target = VERBS.get(cmd_name)
         if target is None:
             return None
         module_name, attr = target.split(":")
         command = getattr(importlib.import_module(module_name), attr)
         assert isinstance(command, click.Command), target
-        return command
+        return prepare(command, cmd_name)
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0]
+        if name not in VERBS and not name.startswith("-") and not ctx.resilient_parsing:
+            raise click.exceptions.NoSuchCommand(name, possibilities=sorted(VERBS), ctx=ctx)
+        return super().resolve_command(ctx, args)
 
 
 @click.group(
@@ -96,6 +109,7 @@ class LazyVerbs(click.Group):
 )
 @click.option("-v", "--verbose", count=True, help="More output (repeat for more).")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (same as the verb's --json).")
 @click.version_option(__version__, prog_name="tnoctl")
 @click.pass_context
 def cli(
@@ -105,19 +119,27 @@ def cli(
     vault_password_file: Path | None,
     verbose: int,
     debug: bool,
+    as_json: bool,
 ) -> None:
-    """Deploy, upgrade, back up and watch the communes' mail and online office."""
+    """Deploy, upgrade, back up and watch the communes' mail and online office.
+
+    Global options may also come after the verb: `tnoctl inventory validate --inventory DIR`.
+    Shell completion (verbs, options, tenant, host and runbook names), bash:
+    `eval "$(_TNOCTL_COMPLETE=bash_source tnoctl)"`, zsh: `eval "$(_TNOCTL_COMPLETE=zsh_source tnoctl)"`.
+    """
     app = ctx.ensure_object(AppContext)
     if inventory is not None:
         app.inventory = inventory
     if state_dir is not None:
         app.state_dir_override = state_dir
+    app.vault_password_explicit = vault_password_file is not None
     if vault_password_file is None:
         candidate = app.inventory / "vault-password"
         vault_password_file = candidate if candidate.is_file() else None
     app.vault_password_file = vault_password_file
     app.verbose = verbose
     app.debug = debug or app.debug
+    app.json = as_json
 
 
 def _print_error(err: TnoError, stderr) -> None:
@@ -132,9 +154,13 @@ def main(argv: list[str] | None = None, app: AppContext | None = None) -> int:
     app = app or AppContext()
     app.debug = app.debug or "--debug" in args or os.environ.get("TNO_DEBUG") == "1"
     try:
-        return _run(args, app)
+        code = _run(args, app)
     finally:
-        app.close()
+        try:
+            app.close()
+        except KeyboardInterrupt:  # a second Ctrl-C while SSH connections close: still no traceback
+            code = int(ExitCode.INTERRUPTED)
+    return code
 
 
 def _run(args: list[str], app: AppContext) -> int:

@@ -11,11 +11,13 @@ from tnoctl.cli.confirm import confirm, refused, render
 from tnoctl.cli.context import AppContext
 
 TENANT_HELP = "Tenant slug (repeatable; default: every tenant with mail)."
+JSON_HELP = ("Machine-readable output: {tenants: [{slug, ok, detail, duration_seconds, data}]} "
+             "(README: JSON output).")
 
 
 @click.group("backup")
 def backup() -> None:
-    """Per-tenant encrypted borg backups: run, list, verify, drill, prune, recover-deleted.
+    """Per-tenant encrypted borg backups: setup, run, list, verify, drill, prune, recover-deleted, shred.
 
     \b
     Example:
@@ -25,16 +27,26 @@ def backup() -> None:
 
 @backup.command("setup")
 @click.option("--host", "-H", "hosts", multiple=True, help="Only these hosts (default: mail and backup hosts).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def setup(app: AppContext, hosts: tuple[str, ...]) -> int:
+def setup(app: AppContext, hosts: tuple[str, ...], yes: bool) -> int:
     """Deploy the backup machinery (role tno_backup): keys, append-only access, borgmatic, timers.
+
+    Changes the hosts like a deploy, so it asks first (without a terminal: --yes, else exit 2).
 
     \b
     Example:
-      tnoctl backup setup
+      tnoctl backup setup --yes
     """
     from tnoctl.actions.backup_setup import SetupRequest, setup
+    from tnoctl.errors import InvalidInput
 
+    unknown = [h for h in hosts if h not in app.env.inventory.hosts]
+    if unknown:
+        raise InvalidInput(f"--host {unknown[0]}: not a host of the inventory {app.inventory}")
+    where = ", ".join(hosts) or "every mail and backup host"
+    if not confirm("backup setup", f"Deploy the backup machinery to {where}?", yes):
+        return refused(app)
     return render(app, setup(app.env, SetupRequest(hosts)))
 
 
@@ -43,8 +55,10 @@ def setup(app: AppContext, hosts: tuple[str, ...]) -> int:
 @click.option("--tag", default=None, help="Safety snapshot tag, in the archive name ([A-Za-z0-9_-], <= 64).")
 @click.option("--component", "components", multiple=True, type=click.Choice(["mail", "office"]),
               help="Only these components (default: mail, and office for tenants with office).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
-def run(app: AppContext, tenants: tuple[str, ...], tag: str | None, components: tuple[str, ...]) -> int:
+def run(app: AppContext, tenants: tuple[str, ...], tag: str | None, components: tuple[str, ...],
+        as_json: bool) -> int:
     """Back up now: mail (doveadm backup staging, manifest, borgmatic create), then office config.
 
     Takes the tenant locks (exit 3 while a restore holds one), records result, sizes and duration in
@@ -60,7 +74,7 @@ def run(app: AppContext, tenants: tuple[str, ...], tag: str | None, components: 
     from tnoctl.actions.backup import run as run_action
 
     check_tag(tag)
-    return render(app, run_action(app.env, BackupRunRequest(tenants, tag, components)))
+    return render(app, run_action(app.env, BackupRunRequest(tenants, tag, components)), as_json=as_json)
 
 
 @backup.command("list")
@@ -85,8 +99,9 @@ def list_(app: AppContext, tenant: str, as_json: bool) -> int:
 
 @backup.command("verify")
 @click.option("--tenant", "-t", "tenants", multiple=True, help=TENANT_HELP)
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
-def verify(app: AppContext, tenants: tuple[str, ...]) -> int:
+def verify(app: AppContext, tenants: tuple[str, ...], as_json: bool) -> int:
     """borg repository and archive consistency checks, on the backup host.
 
     \b
@@ -96,14 +111,15 @@ def verify(app: AppContext, tenants: tuple[str, ...]) -> int:
     from tnoctl.actions.backup_checks import VerifyRequest
     from tnoctl.actions.backup_checks import verify as verify_action
 
-    return render(app, verify_action(app.env, VerifyRequest(tenants)))
+    return render(app, verify_action(app.env, VerifyRequest(tenants)), as_json=as_json)
 
 
 @backup.command("drill")
 @click.option("--tenant", "-t", "tenants", multiple=True, help=TENANT_HELP)
 @click.option("--archive", default=None, help="Drill this mail archive (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @click.pass_obj
-def drill(app: AppContext, tenants: tuple[str, ...], archive: str | None) -> int:
+def drill(app: AppContext, tenants: tuple[str, ...], archive: str | None, as_json: bool) -> int:
     """Restore the latest mail archive into a scratch dir and compare it with its manifest.
 
     Every message must be present and byte-identical; for tenants with office, the latest office
@@ -117,7 +133,7 @@ def drill(app: AppContext, tenants: tuple[str, ...], archive: str | None) -> int
     from tnoctl.actions.backup_checks import DrillRequest
     from tnoctl.actions.backup_checks import drill as drill_action
 
-    return render(app, drill_action(app.env, DrillRequest(tenants, archive)))
+    return render(app, drill_action(app.env, DrillRequest(tenants, archive)), as_json=as_json)
 
 
 @backup.command("recover-deleted")
@@ -158,10 +174,16 @@ def recover_deleted(app: AppContext, tenant: str, transaction: int | None, yes: 
 
 @backup.command("prune")
 @click.option("--tenant", "-t", "tenants", multiple=True, help=TENANT_HELP)
+@click.option("--accept-deleted", is_flag=True,
+              help="Compact even though a client deleted archives (after examining them: their loss is final).")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
-def prune(app: AppContext, tenants: tuple[str, ...], yes: bool) -> int:
+def prune(app: AppContext, tenants: tuple[str, ...], accept_deleted: bool, yes: bool) -> int:
     """Apply the retention (platform defaults + tenant overrides) and compact, on the backup host.
+
+    A repository where archives disappeared that tnoctl did not prune (deleted by a mail or office
+    host's append-only key) is not touched: each archive is named on one line, exit 4; bring them
+    back with `backup recover-deleted`, or compact anyway with --accept-deleted.
 
     \b
     Example:
@@ -171,9 +193,11 @@ def prune(app: AppContext, tenants: tuple[str, ...], yes: bool) -> int:
     from tnoctl.actions.backup import targets_of
 
     targets_of(app.env, tenants)  # unknown tenants are refused before asking
-    if not confirm("backup prune", "Delete archives beyond the retention?", yes):
+    question = ("Delete archives beyond the retention AND make client deletions permanent?" if accept_deleted
+                else "Delete archives beyond the retention?")
+    if not confirm("backup prune", question, yes):
         return refused(app)
-    return render(app, backup_repo.prune(app.env, backup_repo.PruneRequest(tenants)))
+    return render(app, backup_repo.prune(app.env, backup_repo.PruneRequest(tenants, accept_deleted)))
 
 
 @backup.command("shred")

@@ -62,7 +62,9 @@ class AppContext:
     inventory: Path = field(default_factory=paths.default_inventory)
     state_dir_override: Path | None = None
     vault_password_file: Path | None = None
+    vault_password_explicit: bool = False  # given by option or environment: a later --inventory keeps it
     debug: bool = False
+    json: bool = False  # `tnoctl --json VERB`: the verb's --json default
     verbose: int = 0
     assume_yes: bool = False
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)

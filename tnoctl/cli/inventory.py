@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
 
 from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext
-from tnoctl.config.load import load_inventory
 from tnoctl.errors import ExitCode, InvalidInput
 
 
@@ -28,12 +28,14 @@ def inventory() -> None:
 def validate(app: AppContext, as_json: bool) -> int:
     """Check every file of the inventory; report all errors at once as `file:field: message`.
 
-    Exit status 2 when anything is wrong. Results of unchanged tenant files are cached in the
-    state directory, so repeated runs on large inventories are fast.
+    Exit status 2 when anything is wrong. With --json: `{inventory, valid, hosts, tenants, errors,
+    vault_checked}` when valid, `{inventory, valid: false, errors: [{file, field, message}]}` when
+    not. Results of unchanged tenant files are cached in the state directory, so repeated runs on
+    large inventories are fast.
 
     \b
     Example:
-      tnoctl inventory validate && tnoctl -i inventories/example inventory validate --json
+      tnoctl inventory validate && tnoctl inventory validate --inventory inventories/example --json
     """
     from tnoctl.actions.reports import inventory_validate
 
@@ -42,9 +44,29 @@ def validate(app: AppContext, as_json: bool) -> int:
     except InvalidInput as exc:
         if not as_json:
             raise
-        app.print_json({"inventory": str(app.inventory), "valid": False, "errors": exc.details or [exc.message]})
+        errors = [structured(line) for line in exc.details or [exc.message]]
+        app.print_json({"inventory": str(app.inventory), "valid": False, "errors": errors})
         return int(ExitCode.INVALID)
     return render(app, outcome, as_json=as_json)
+
+
+_FIELD = re.compile(r"[A-Za-z0-9_.\-\[\]]+|line \d+(, column \d+)?")
+
+
+def structured(line: str) -> dict[str, str]:
+    """``file: field: message`` -> ``{file, field, message}`` (``""`` for a part the line does not have).
+
+    The file is a path relative to the inventory (``tenants/givors.yml``); the field a dotted key
+    path (``mailboxes[0].quota``) or a YAML position (``line 2``); a line such as
+    ``... and 3 more errors`` is all message.
+    """
+    file, sep, rest = line.partition(": ")
+    if not sep or " " in file or not (file.endswith((".yml", ".yaml")) or "/" in file):
+        return {"file": "", "field": "", "message": line}
+    field, sep, message = rest.partition(": ")
+    if sep and _FIELD.fullmatch(field):
+        return {"file": file, "field": field, "message": message}
+    return {"file": file, "field": "", "message": rest}
 
 
 @inventory.command()
@@ -57,9 +79,9 @@ def show(app: AppContext, as_json: bool) -> None:
     Example:
       tnoctl inventory show --json
     """
-    inv = load_inventory(app.inventory, app.vault_password_file)
+    inv = app.env.inventory
     rows = [{"host": h.name, "address": h.address, "groups": sorted(h.groups - {"all"}),
-             "tenants": [t.slug for t in inv.tenants_on_host(h.name)]} for h in inv.hosts.values()]
+             "tenants": inv.slugs_on_host(h.name)} for h in inv.hosts.values()]
     if as_json:
         app.print_json({"inventory": str(inv.path), "hosts": rows})
         return
@@ -85,7 +107,7 @@ def export(app: AppContext, out: Path | None) -> None:
     from tnoctl.config.export import export_text
     from tnoctl.config.vault import atomic_write
 
-    text = export_text(load_inventory(app.inventory, app.vault_password_file))
+    text = export_text(app.env.inventory)
     if out is None:
         app.stdout.write(text)
         return

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from tnoctl.cli.confirm import render
+from tnoctl.cli.confirm import render, require_yes
 from tnoctl.cli.context import AppContext
-from tnoctl.errors import InvalidInput
 
 
 @click.group()
@@ -43,11 +40,6 @@ def list_cmd(app: AppContext, as_json: bool) -> None:
     render(app, outcome)
 
 
-def _interactive() -> bool:
-    """True when a human can answer a confirmation prompt."""
-    return sys.stdin is not None and sys.stdin.isatty()
-
-
 @lock.command("release")
 @click.argument("tenant")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (required if not interactive).")
@@ -64,10 +56,11 @@ def release_cmd(app: AppContext, tenant: str, yes: bool) -> int:
     """
     from tnoctl.actions.lock import LockReleaseRequest, release
 
+    yes = yes or app.assume_yes
+    require_yes("lock release", yes)  # up front, locked or not: the same answer every time
+
     def confirm(question: str) -> bool:
-        if not _interactive():
-            raise InvalidInput(f"refusing to release {tenant}'s lock without --yes in a non-interactive run")
         return click.confirm(question, default=False, err=True)
 
-    request = LockReleaseRequest(tenant=tenant, confirm=None if (yes or app.assume_yes) else confirm)
+    request = LockReleaseRequest(tenant=tenant, confirm=None if yes else confirm)
     return render(app, release(app.env, request))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import click
 
@@ -43,14 +44,14 @@ def targets(app: AppContext, out: Path | None, by_address: bool, tenants: tuple[
     Example:
       tnoctl monitoring targets --by-address --out /var/lib/prometheus/file_sd
     """
-    from tnoctl.config.load import load_inventory
     from tnoctl.exporter.file_sd import groups, host_groups
     from tnoctl.probes.targets import endpoints
 
-    inv = load_inventory(app.inventory, app.vault_password_file)
+    inv = app.env.inventory  # the cached loader; endpoints need rows only (no tenant file parsed)
     for slug in tenants:
-        inv.tenant(slug)
-    files = {**groups(endpoints(inv, tenants or None), by_address), **host_groups(inv)}
+        inv.row(slug)
+    files = {**groups(endpoints(SimpleNamespace(tenants=inv.rows, hosts=inv.hosts), tenants or None), by_address),
+             **host_groups(inv)}
     if out is None:
         app.print_json(files)
         return

@@ -43,23 +43,25 @@ def runbook() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
 def list_(app: AppContext, lang: str | None, as_json: bool) -> None:
-    """List the runbooks with their title and step counts.
+    """List the runbooks with their title and step counts (fixes: mitigation steps that change something).
 
     \b
     Example:
       tnoctl runbook list --lang fr
     """
     from tnoctl.runbook.load import load_all
+    from tnoctl.runbook.schema import fixes
 
     lang = _lang(lang)
     books = load_all()
     rows = [{"name": n, "title": b.doc.title.get(lang), "tenant": b.doc.tenant,
-             "diagnosis": len(b.diagnosis), "mitigation": len(b.mitigation)}
+             "diagnosis": len(b.diagnosis), "mitigation": len(b.mitigation),
+             "fixes": sum(fixes(step) for step in b.mitigation)}
             for n, b in sorted(books.items())]
     if as_json:
         app.print_json(rows)
         return
-    app.print_table(["name", "title", "tenant", "diagnosis", "mitigation"], [list(r.values()) for r in rows])
+    app.print_table(["name", "title", "tenant", "diagnosis", "mitigation", "fixes"], [list(r.values()) for r in rows])
 
 
 @runbook.command("show")

@@ -1,4 +1,4 @@
-"""`tnoctl tenant list|show|add`: the communes of the inventory."""
+"""`tnoctl tenant list|show|add` (+ `onboard`, `remove`, `dns` from their own modules): the communes."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import click
 
 from tnoctl.cli.confirm import render
 from tnoctl.cli.context import AppContext, untrusted
-from tnoctl.config.load import load_inventory
 
 
 @click.group()
 def tenant() -> None:
-    """List, show and add tenants (communes).
+    """Tenants (communes): list, show, add, remove (offboard), and the DNS records they publish.
 
     \b
     Example:
@@ -29,11 +28,11 @@ def list_(app: AppContext, as_json: bool) -> None:
     Example:
       tnoctl -i inventories/example tenant list
     """
-    inv = load_inventory(app.inventory, app.vault_password_file)
+    inv = app.env.inventory  # the cached loader: rows only, no tenant file parsed on a warm cache
     rows = [{"slug": t.slug, "name": t.name, "insee": t.insee, "domains": list(t.domains),
              "services": list(t.services), "mail_host": t.placement.mail, "office_host": t.placement.office,
-             "mailboxes": len(t.mailboxes), "pilot": t.pilot, "maintenance_window": t.maintenance_window}
-            for t in inv.tenants]
+             "mailboxes": t.mailboxes, "pilot": t.pilot, "maintenance_window": t.maintenance_window}
+            for t in inv.rows]
     if as_json:
         app.print_json(rows)
         return
@@ -93,10 +92,12 @@ def add(app: AppContext, slug: str, name: str, insee: str, domains: tuple[str, .
 
 
 def _attach_subcommands() -> None:
-    """Sub-verbs that live in their own modules (offboarding, DNS records)."""
+    """Sub-verbs that live in their own modules (onboarding, offboarding, DNS records)."""
     from tnoctl.cli.tenant_dns import dns
+    from tnoctl.cli.tenant_onboard import onboard
     from tnoctl.cli.tenant_remove import remove
 
+    tenant.add_command(onboard)
     tenant.add_command(remove)
     tenant.add_command(dns)
 

@@ -1,8 +1,7 @@
-"""`tnoctl tenant remove SLUG`: offboarding — final backup, Maildir export, removal from the hosts.
+"""`tnoctl tenant remove SLUG`: offboarding — final backup, Maildir export, removal from every host, shredding.
 
-Attached to the `tenant` group by tnoctl/cli/tenant.py; the work is tnoctl/actions/tenant_remove.py.
-The borg repository is kept for the retention period, then destroyed by crypto-shredding
-(`tnoctl backup shred`, docs/backups.md).
+Attached to the `tenant` group by tnoctl/cli/tenant.py; the work is tnoctl/actions/tenant_remove.py
+(docs/backups.md, "Crypto-shredding").
 """
 
 from __future__ import annotations
@@ -22,10 +21,11 @@ from tnoctl.cli.context import AppContext
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def remove(app: AppContext, slug: str, export_dir: Path | None, yes: bool) -> int:
-    """Offboard a commune: final backup, Maildir export tarball, removal of its mail from the hosts.
+    """Offboard a commune: final backup, Maildir export, removal from every host, crypto-shredding.
 
-    The tenant file moves to <state dir>/offboarded/; its repository stays until the retention
-    period ends, then `tnoctl backup shred SLUG` destroys it (crypto-shredding).
+    Its files, backup units, keys and passphrases leave its hosts; its tenant file moves to
+    <state dir>/offboarded/ and its hosts and the backup host are redeployed without it; then its
+    repository key is shredded and the repository removed. The Maildir tarball is what remains.
 
     \b
     Example:
@@ -35,6 +35,6 @@ def remove(app: AppContext, slug: str, export_dir: Path | None, yes: bool) -> in
 
     request = tenant_remove.TenantRemoveRequest(slug, export_dir)
     target = tenant_remove.check(app.env, request)
-    if not confirm("tenant remove", f"Remove tenant {slug} from {', '.join(target.hosts)}?", yes):
+    if not confirm("tenant remove", f"Remove tenant {slug} from {', '.join(target.hosts)} and shred its backups?", yes):
         return refused(app)
     return render(app, tenant_remove.run(app.env, request))

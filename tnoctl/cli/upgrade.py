@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import click
 
-from tnoctl.cli.confirm import confirm, render
+from tnoctl.cli.confirm import confirm, render, require_yes
 from tnoctl.cli.context import AppContext
+from tnoctl.errors import InvalidInput
 
 
 class _UpgradeGroup(click.Group):
@@ -57,10 +58,13 @@ def upgrade() -> None:
 @click.option("--resume", "resume_id", metavar="ID", help="Continue an interrupted rollout from its journal.")
 @click.option("--dry-run", is_flag=True, help="Show the plan and exit.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (with --dry-run or --yes): the plan "
+              "{component, to_version, batch, max_failures, ignore_windows, hosts: [{wave, wave_name, host, tenants, "
+              "installed, window_open, closed_windows}]}, or the result {operation, hosts: {HOST: STATE}}.")
 @click.pass_obj
 def run(app: AppContext, component: str | None, to_version: str | None, waves: str, batch: int, max_failures: int,
         hosts: tuple[str, ...], tenants: tuple[str, ...], ignore_windows: bool, gate_timeout: float,
-        no_safety_backup: bool, pin: bool, resume_id: str | None, dry_run: bool, yes: bool) -> int:
+        no_safety_backup: bool, pin: bool, resume_id: str | None, dry_run: bool, yes: bool, as_json: bool) -> int:
     """Roll COMPONENT out to --to VERSION, host by host, in waves.
 
     Per host: lock its tenants, check their maintenance windows, snapshot (installed version,
@@ -79,8 +83,14 @@ def run(app: AppContext, component: str | None, to_version: str | None, waves: s
     from tnoctl.actions import upgrade as upgrade_action
     from tnoctl.actions.operation import Outcome
 
+    if as_json and not (dry_run or yes):
+        raise InvalidInput("upgrade --json needs --dry-run or --yes (the plan to confirm is shown as a table)")
+    if not dry_run:
+        require_yes("upgrade", yes)  # before planning: nobody could answer the question
+
     def show_and_ask(plan: Outcome) -> bool:
-        render(app, plan)
+        if not as_json:
+            render(app, plan)
         return confirm("upgrade", f"Upgrade {plan.data['component']} to {plan.data['to_version']} on "
                                   f"{len(plan.rows)} host(s)?", yes)
 
@@ -88,7 +98,7 @@ def run(app: AppContext, component: str | None, to_version: str | None, waves: s
         component=component, to_version=to_version, waves=waves, batch=batch, max_failures=max_failures,
         hosts=hosts, tenants=tenants, ignore_windows=ignore_windows, gate_timeout=gate_timeout,
         safety_backup=not no_safety_backup, pin=pin, resume_id=resume_id, dry_run=dry_run, confirm=show_and_ask)
-    return render(app, upgrade_action.run(app.env, request))
+    return render(app, upgrade_action.run(app.env, request), as_json=as_json)
 
 
 @upgrade.command("status")

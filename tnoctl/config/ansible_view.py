@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tnoctl.config.load import Inventory
+from tnoctl.config.schedule import drill_on_calendar
 from tnoctl.config.schema import Tenant, size_bytes
 
 
@@ -39,20 +40,24 @@ def tenant_view(tenant: Tenant, platform_retention: dict[str, int]) -> dict[str,
         ],
         "office": {"wopi_hosts": list(tenant.office.wopi_hosts)},
         "backup": backup,
+        "drill_on_calendar": drill_on_calendar(tenant.slug, tenant.maintenance_window),
     }
 
 
-def host_vars(inv: Inventory) -> dict[str, dict[str, Any]]:
-    """`{host: {"tno_tenants": [...]}}` for every host (empty list when it serves nobody)."""
+def host_vars(inv: Inventory, only: set[str] | None = None) -> dict[str, dict[str, Any]]:
+    """`{host: {"tno_tenants": [...]}}` for every host, or the ``only`` ones (empty list: serves nobody).
+
+    Only the files of those hosts' tenants are parsed (Inventory.tenants_on_host).
+    """
     retention = inv.platform.tno_backup_retention.model_dump()
     return {name: {"tno_tenants": [tenant_view(t, retention) for t in inv.tenants_on_host(name)]}
-            for name in inv.hosts}
+            for name in inv.hosts if only is None or name in only}
 
 
 def all_tenants(inv: Inventory) -> list[dict[str, Any]]:
     """`tno_all_tenants`: cross-host data such as the inter-commune transport map."""
     out = []
-    for tenant in inv.tenants:
+    for tenant in inv.rows:  # rows: no tenant file parsed
         mail_host = tenant.placement.mail if "mail" in tenant.services else None
         out.append({
             "slug": tenant.slug,

@@ -66,6 +66,7 @@ _VIEW: dict[type[BaseModel], ViewOf] = {
             "primary_domain": Extra("str", (Tenant.primary_domain.__doc__ or "").strip()),
             "backup": Extra("dict", "Effective retention: the platform's tno_backup_retention with the tenant's "
                             "overrides applied.", Retention),
+            "drill_on_calendar": Extra("str", "OnCalendar of the weekly backup drill, in the tenant's window."),
         },
     ),
     Mailbox: ViewOf(
@@ -77,7 +78,7 @@ _VIEW: dict[type[BaseModel], ViewOf] = {
     ),
 }
 _ORDER = {Tenant: ("slug", "name", "insee", "domains", "primary_domain", "services", "pilot", "placement",
-                   "mailboxes", "office", "backup"),
+                   "mailboxes", "office", "backup", "drill_on_calendar"),
           Mailbox: ("local", "domain", "address", "name", "quota", "quota_bytes", "password_vault")}
 _SCALARS = {str: "str", int: "int", bool: "bool", float: "float"}
 

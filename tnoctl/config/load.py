@@ -1,53 +1,112 @@
 """Load an inventory directory: hosts.yml, platform.yml, tenants/*.yml — all errors at once.
 
-`load_inventory` returns full models (what verbs and the Ansible view use); `validate_inventory`
-only needs the messages and uses the cache and the process pool (35,000 tenants in seconds).
-Both raise InvalidInput whose ``details`` hold every `file:field: message`.
+Every verb goes through the same cached, parallel check (scan.py: content-addressed cache, every
+core) and gets an :class:`Inventory` holding one small row per tenant; a tenant's full model is
+parsed from its file only when asked for (``tenant()``, ``tenants_on_host()``, ``tenants``), so a
+verb costs what its tenants cost. Raises InvalidInput whose ``details`` hold every `file:field: message`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
-from tnoctl.config import logical, scan, validate, vault
+from tnoctl.config import logical, scan, validate
 from tnoctl.config.hosts import Host, load_hosts
 from tnoctl.config.schema import Platform, Tenant
-from tnoctl.errors import InvalidInput
+from tnoctl.config.vaultnames import VaultNames
+from tnoctl.errors import InvalidInput, unknown
 
 PLATFORM_REL = "group_vars/all/platform.yml"
 
 
+@dataclass(frozen=True)
+class TenantRow:
+    """What the read verbs list for a tenant, from the validation cache (no file parsed)."""
+
+    rel: str
+    slug: str
+    name: str
+    insee: str
+    domains: tuple[str, ...]
+    services: tuple[str, ...]
+    placement: Any  # .mail / .office, like Tenant.placement
+    pilot: bool
+    maintenance_window: str
+    mailboxes: int
+
+    @property
+    def primary_domain(self) -> str:
+        """The first domain, like Tenant.primary_domain."""
+        return self.domains[0]
+
+    @classmethod
+    def of(cls, rel: str, s: dict[str, Any]) -> TenantRow:
+        """Build from a cached check summary (logical.summary)."""
+        return cls(rel, s["slug"], s["name"], s["insee"], tuple(s["domains"]), tuple(s["services"]),
+                   SimpleNamespace(mail=s["placement"]["mail"], office=s["placement"]["office"]),
+                   s["pilot"], s["maintenance_window"], s["mailboxes"])
+
+
 @dataclass
 class Inventory:
-    """A valid inventory: hosts with groups, platform variables, tenants sorted by slug."""
+    """A valid inventory: hosts with groups, platform variables, one row per tenant sorted by slug."""
 
     path: Path
     hosts: dict[str, Host]
     platform: Platform
-    tenants: list[Tenant] = field(default_factory=list)
+    rows: list[TenantRow] = field(default_factory=list)
+    _models: dict[str, Tenant] = field(default_factory=dict, repr=False)
+
+    def row(self, slug: str) -> TenantRow:
+        """The row of tenant ``slug``; InvalidInput listing the known ones otherwise."""
+        found = self._by_slug.get(slug)
+        if found is None:
+            raise unknown("tenant", slug, (r.slug for r in self.rows))
+        return found
 
     def tenant(self, slug: str) -> Tenant:
-        """The tenant called ``slug``; InvalidInput listing the known ones otherwise."""
-        for tenant in self.tenants:
-            if tenant.slug == slug:
-                return tenant
-        known = ", ".join(t.slug for t in self.tenants) or "none"
-        raise InvalidInput(f"unknown tenant {slug!r} (known: {known})")
+        """The full model of tenant ``slug`` (its file parsed on first use); InvalidInput if unknown."""
+        row = self.row(slug)
+        if "tenants" in self.__dict__:  # every model loaded (or replaced, e.g. by a test): they are the truth
+            found = next((t for t in self.__dict__["tenants"] if t.slug == slug), None)
+            if found is not None:
+                return found
+        if slug not in self._models:
+            res = validate.check_tenant_file(self.path / row.rel, row.rel, None, keep=True)
+            if res.tenant is None:  # changed on disk since it was validated
+                raise InvalidInput(f"inventory {self.path} changed while loading: " + "; ".join(res.errors[:3]))
+            self._models[slug] = res.tenant
+        return self._models[slug]
 
-    def tenants_on_host(self, name: str) -> list[Tenant]:
-        """Tenants a host serves: mail hosts by placement.mail, office/proxy hosts by placement.office."""
+    @cached_property
+    def tenants(self) -> list[Tenant]:
+        """Every tenant's full model (parses every file: for verbs that really need them all)."""
+        return [self.tenant(r.slug) for r in self.rows]
+
+    def rows_on_host(self, name: str) -> list[TenantRow]:
+        """Rows of the tenants a host serves: mail hosts by placement.mail, office/proxy by placement.office."""
         host = self.hosts.get(name)
         if host is None:
             return []
-        out = []
-        for tenant in self.tenants:
-            if ("mail" in host.groups and tenant.placement.mail == name and "mail" in tenant.services) or (
-                {"office", "proxy"} & host.groups and tenant.placement.office == name
-                and "office" in tenant.services
-            ):
-                out.append(tenant)
-        return out
+        return [r for r in self.rows
+                if ("mail" in host.groups and r.placement.mail == name and "mail" in r.services)
+                or ({"office", "proxy"} & host.groups and r.placement.office == name and "office" in r.services)]
+
+    def slugs_on_host(self, name: str) -> list[str]:
+        """Slugs of the tenants a host serves (no file parsed)."""
+        return [r.slug for r in self.rows_on_host(name)]
+
+    def tenants_on_host(self, name: str) -> list[Tenant]:
+        """Full models of the tenants a host serves (only their files are parsed)."""
+        return [self.tenant(r.slug) for r in self.rows_on_host(name)]
+
+    @cached_property
+    def _by_slug(self) -> dict[str, TenantRow]:
+        return {r.slug: r for r in self.rows}
 
 
 MAX_ERRORS = 200
@@ -60,8 +119,8 @@ def _fail(path: Path, errors: list[str]) -> InvalidInput:
     return InvalidInput(f"inventory {path} is invalid: {count}", details=shown)
 
 
-def _common(path: Path, vault_password_file: Path | None):
-    """hosts.yml + platform.yml + vault names, with their errors."""
+def _common(path: Path):
+    """hosts.yml + platform.yml with their errors."""
     if not path.is_dir():
         raise InvalidInput(f"inventory {path}: not a directory")
     hosts, errors = load_hosts(path / "hosts.yml")
@@ -69,8 +128,7 @@ def _common(path: Path, vault_password_file: Path | None):
     errors += perrs
     if platform is not None and hosts and "backup" not in hosts.get(platform.tno_backup_host, Host("", "")).groups:
         errors.append(f"{PLATFORM_REL}: tno_backup_host: {platform.tno_backup_host!r} is not in group 'backup'")
-    names = vault.vault_names(path, vault_password_file)
-    return hosts, platform, names, errors
+    return hosts, platform, errors
 
 
 def _extra_wopi(platform: Platform | None) -> dict[str, list[str]]:
@@ -81,24 +139,29 @@ def _groups(hosts: dict[str, Host]) -> dict[str, set[str]]:
     return {name: host.groups for name, host in hosts.items()}
 
 
-def load_inventory(path: Path, vault_password_file: Path | None = None) -> Inventory:
-    """Load and validate everything; raise InvalidInput with every message when anything is wrong."""
-    hosts, platform, names, errors = _common(path, vault_password_file)
-    files, stray = scan.list_tenant_files(path)
+def _checked(path: Path, vault_password_file: Path | None, cache_dir: Path | None, workers: int | None):
+    """The one validation path: (hosts, platform, summaries, vault names, stats); InvalidInput on errors."""
+    hosts, platform, errors = _common(path)
+    names = VaultNames(path, vault_password_file, cache_dir)
+    results, stray, stats = scan.scan(path, names, cache_dir=cache_dir, workers=workers)
     errors += stray
-    tenants: list[Tenant] = []
     summaries = []
-    for rel, _ in files:
-        res = validate.check_tenant_file(path / rel, rel, names, keep=True)
-        errors += res.errors
-        if res.summary is not None:
-            summaries.append((res.rel, res.summary))
-        if res.tenant is not None:
-            tenants.append(res.tenant)
+    for rel, errs, summary in results:
+        errors += errs
+        if summary is not None:
+            summaries.append((rel, summary))
     errors += logical.cross_rules(summaries, _groups(hosts), _extra_wopi(platform))
     if errors or platform is None:
         raise _fail(path, errors)
-    return Inventory(path, hosts, platform, sorted(tenants, key=lambda t: t.slug))
+    return hosts, platform, summaries, names, stats
+
+
+def load_inventory(path: Path, vault_password_file: Path | None = None, cache_dir: Path | None = None,
+                   workers: int | None = None) -> Inventory:
+    """Validate everything (cached under ``cache_dir``); raise InvalidInput with every message when wrong."""
+    hosts, platform, summaries, _names, _stats = _checked(path, vault_password_file, cache_dir, workers)
+    rows = sorted((TenantRow.of(rel, s) for rel, s in summaries), key=lambda r: r.slug)
+    return Inventory(path, hosts, platform, rows)
 
 
 @dataclass
@@ -115,15 +178,5 @@ class Report:
 def validate_inventory(path: Path, vault_password_file: Path | None = None, cache_dir: Path | None = None,
                        workers: int | None = None) -> Report:
     """Check the inventory without keeping models; cached and parallel; raise InvalidInput on errors."""
-    hosts, platform, names, errors = _common(path, vault_password_file)
-    results, stray, stats = scan.scan(path, names, cache_dir=cache_dir, workers=workers)
-    errors += stray
-    summaries = []
-    for rel, errs, summary in results:
-        errors += errs
-        if summary is not None:
-            summaries.append((rel, summary))
-    errors += logical.cross_rules(summaries, _groups(hosts), _extra_wopi(platform))
-    if errors or platform is None:
-        raise _fail(path, errors)
-    return Report(errors, len(hosts), len(results), stats, names is not None)
+    hosts, _platform, _summaries, names, stats = _checked(path, vault_password_file, cache_dir, workers)
+    return Report([], len(hosts), stats["files"], stats, names.digest is not None)

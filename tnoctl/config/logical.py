@@ -46,10 +46,14 @@ def in_domains(host: str, domains: Iterable[str]) -> bool:
 
 
 def summary(tenant: Tenant) -> dict[str, Any]:
-    """The few facts the cross-tenant rules need (cached; keep it small)."""
+    """The few facts the cross-tenant rules and the read verbs' rows need (cached; keep it small)."""
     return {
         "slug": tenant.slug,
+        "name": tenant.name,
         "insee": tenant.insee,
+        "pilot": tenant.pilot,
+        "maintenance_window": tenant.maintenance_window,
+        "mailboxes": len(tenant.mailboxes),
         "domains": list(tenant.domains),
         "services": list(tenant.services),
         "placement": {"mail": tenant.placement.mail, "office": tenant.placement.office},

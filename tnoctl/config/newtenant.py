@@ -89,8 +89,13 @@ def check(inv: Inventory, doc: dict[str, Any], vault_names: frozenset[str] | Non
     return tenant
 
 
+def borg_passphrase_var(slug: str) -> str:
+    """The tenant's borg passphrase variable (same rule as tnoctl.backup.naming.passphrase_var, a sibling layer)."""
+    return logical.PLATFORM_VAULT_PREFIXES[0] + slug.replace("-", "_")
+
+
 def write(inv: Inventory, doc: dict[str, Any], password_file: Path | None) -> Path:
-    """Store mailbox passwords in the vault, then write the tenant file; return its path."""
+    """Store mailbox passwords and the borg passphrase in the vault, then write the tenant file; return its path."""
     path = inv.path / "tenants" / f"{doc['slug']}.yml"
     if path.exists():
         raise InvalidInput(f"tenant {doc['slug']!r} already exists ({path})")
@@ -104,9 +109,16 @@ def write(inv: Inventory, doc: dict[str, Any], password_file: Path | None) -> Pa
         raise InvalidInput(f"tenant {doc['slug']}: vault variable {reused[0]} already exists: refusing to share "
                            "or reuse a password (remove the stale variable from the vault first)",
                            details=[f"{VAULT_REL}: {name}: already defined" for name in reused])
-    check(inv, doc, existing | names)
-    if names:
-        vault.add_secrets(inv.path, password_file, {n: vault.new_password() for n in sorted(names)})
+    # The borg passphrase: generated unless it already exists (a repository left by an earlier
+    # tenant of the same slug stays readable with it; `backup shred` removes both).
+    borg_var = borg_passphrase_var(doc["slug"])
+    secrets = sorted(names) + ([] if borg_var in existing else [borg_var])
+    if secrets and password_file is None:
+        raise InvalidInput("tenant add needs the vault password to store the tenant's secrets "
+                           "(--vault-password-file or $TNO_VAULT_PASSWORD_FILE)")
+    check(inv, doc, existing | names | {borg_var})
+    if secrets:
+        vault.add_secrets(inv.path, password_file, {n: vault.new_password() for n in secrets})
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Tenant {doc['name']} (added by tnoctl tenant add; schema: docs/inventory-reference.md).\n"
     vault.atomic_write(path, (header + yamlio.dump(doc)).encode())

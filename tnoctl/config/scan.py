@@ -1,11 +1,16 @@
-"""Check many tenant files fast: a validated-parse cache and a process pool over the CPU cores.
+"""Check many tenant files fast: a content-addressed check cache and a process pool over every core.
 
 The cache (`<state dir>/cache/tenant-checks.json`, plain JSON: never pickle from a writable dir)
-maps each tenant file to (size, mtime_ns, inode) and its check outcome (messages + summary). It is
-keyed by a fingerprint of the validating code and of the vault variable names, so a new tnoctl
-or a changed vault invalidates it. Only files whose stat changed are parsed again. As in git's
-"racy git" rule, a file modified less than RACY_NS before the cache was written is always parsed
-again: file systems stamp mtimes with a coarse clock, so two quick same-size edits can look equal.
+holds, per tenant file, the check outcome (messages + summary) under the SHA-256 of its path and
+content, so it is shareable: a fresh clone with a copied cache pays read + hash only. A stat index
+(size, mtime_ns, inode -> digest) lets a warm run skip even reading the files. The whole cache is
+keyed by a fingerprint of the validating code and of the vault variable names (a new tnoctl or a
+changed vault invalidates it). As in git's "racy git" rule, a file modified less than RACY_NS before
+the cache was written is always read and hashed again: file systems stamp mtimes with a coarse
+clock, so two quick same-size edits can look equal in stat.
+
+Worker processes are forked and inherit the vault name set through a module global: it is never
+pickled into the chunks they receive (1.8 M names at full scale).
 """
 
 from __future__ import annotations
@@ -19,31 +24,41 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tnoctl.config import validate
+from tnoctl.config import validate, yamlio
 
 CACHE_NAME = "tenant-checks.json"
-_CODE_FILES = ("schema.py", "logical.py", "validate.py", "messages.py", "window.py", "yamlio.py")
+_CODE_FILES = ("schema.py", "logical.py", "validate.py", "messages.py", "window.py", "yamlio.py", "scan.py")
 RACY_NS = 2_000_000_000
 POOL_THRESHOLD = 400
 CHUNK = 250
 
 Result = tuple[str, list[str], dict[str, Any] | None]
+Stat = tuple[int, int, int]
+
+_WORKER_NAMES: frozenset[str] | None = None
+"""The vault names of the scan in progress, inherited by forked workers (see module docstring)."""
 
 
-def fingerprint(vault_names: frozenset[str] | None) -> str:
-    """Hash of the checking code and the vault variable names: a change invalidates the cache."""
+def fingerprint(vault_digest: str | None) -> str:
+    """Hash of the checking code and of the vault names' digest: a change of either invalidates the cache."""
     digest = hashlib.sha256()
     here = Path(__file__).parent
     for name in _CODE_FILES:
         digest.update((here / name).read_bytes())
-    digest.update(b"\0novault" if vault_names is None else "\n".join(sorted(vault_names)).encode())
+    digest.update(b"\0novault" if vault_digest is None else vault_digest.encode())
     return digest.hexdigest()
 
 
-def list_tenant_files(root: Path) -> tuple[list[tuple[str, tuple[int, int, int]]], list[str]]:
+def workers_default() -> int:
+    """`$TNO_VALIDATE_WORKERS`, else every core (cold validation is CPU-bound)."""
+    env = os.environ.get("TNO_VALIDATE_WORKERS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+
+
+def list_tenant_files(root: Path) -> tuple[list[tuple[str, Stat]], list[str]]:
     """(rel, stat key) of every tenants/*.yml, sorted; plus errors for stray non-.yml files."""
     tdir = root / "tenants"
-    files: list[tuple[str, tuple[int, int, int]]] = []
+    files: list[tuple[str, Stat]] = []
     errors: list[str] = []
     try:
         entries = list(os.scandir(tdir))
@@ -67,66 +82,104 @@ def list_tenant_files(root: Path) -> tuple[list[tuple[str, tuple[int, int, int]]
     return files, errors
 
 
-def _load_cache(path: Path | None, key: str) -> tuple[dict[str, list[Any]], int]:
-    """(entries, time the cache was written in ns); empty when absent, stale or unreadable."""
+def content_digest(root: Path, rel: str) -> str | None:
+    """SHA-256 of the file's path and bytes (the cache address); None when unreadable or refused.
+
+    Read under the same policy as the parse (regular file inside the inventory, size limit): a
+    refused file is never cached, so its check (and its one-line error) runs every time.
+    """
+    try:
+        data = yamlio.read_file(root / rel, root=root, what="tenant file")
+    except (OSError, yamlio.YamlProblem):
+        return None
+    return hashlib.sha256(rel.encode() + b"\0" + data).hexdigest()
+
+
+def _load_cache(path: Path | None, key: str) -> tuple[dict[str, list[Any]], dict[str, list[Any]], int]:
+    """(stat index rel -> [stat, digest], results digest -> [errors, summary], written ns); empty if stale."""
     if path is None:
-        return {}, 0
+        return {}, {}, 0
     try:
         doc = json.loads(path.read_bytes())
     except (OSError, ValueError):
-        return {}, 0
-    if not isinstance(doc, dict) or doc.get("key") != key or not isinstance(doc.get("entries"), dict):
-        return {}, 0
+        return {}, {}, 0
+    if (not isinstance(doc, dict) or doc.get("key") != key or not isinstance(doc.get("index"), dict)
+            or not isinstance(doc.get("results"), dict)):
+        return {}, {}, 0
     written = doc.get("written_ns")
-    return doc["entries"], written if isinstance(written, int) else 0
+    return doc["index"], doc["results"], written if isinstance(written, int) else 0
 
 
-def _save_cache(path: Path, key: str, entries: dict[str, list[Any]]) -> None:
+def _save_cache(path: Path, key: str, index: dict[str, list[Any]], results: dict[str, list[Any]]) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        doc = {"key": key, "written_ns": time.time_ns(), "entries": entries}
+        doc = {"key": key, "written_ns": time.time_ns(), "index": index, "results": results}
         tmp.write_text(json.dumps(doc, separators=(",", ":")))
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only state dir only costs speed
 
 
+def _check_chunk(root: Path, rels: list[str]) -> list[Result]:
+    """Worker entry point: the vault names come from the inherited module global."""
+    return validate.check_tenant_files(root, rels, _WORKER_NAMES)
+
+
 def _check_all(root: Path, rels: list[str], vault_names: frozenset[str] | None, workers: int) -> list[Result]:
+    global _WORKER_NAMES
     if workers <= 1 or len(rels) < POOL_THRESHOLD:
         return validate.check_tenant_files(root, rels, vault_names)
     chunks = [rels[i : i + CHUNK] for i in range(0, len(rels), CHUNK)]
     ctx = multiprocessing.get_context("fork")
     results: list[Result] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        for part in pool.map(validate.check_tenant_files, [root] * len(chunks), chunks,
-                             [vault_names] * len(chunks)):
-            results.extend(part)
+    _WORKER_NAMES = vault_names
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            for part in pool.map(_check_chunk, [root] * len(chunks), chunks):
+                results.extend(part)
+    finally:
+        _WORKER_NAMES = None
     return results
 
 
-def scan(root: Path, vault_names: frozenset[str] | None, cache_dir: Path | None = None,
+def scan(root: Path, vault: Any, cache_dir: Path | None = None,
          workers: int | None = None) -> tuple[list[Result], list[str], dict[str, int]]:
-    """Check every tenant file; return (results in file order, stray-file errors, stats)."""
+    """Check every tenant file; return (results in file order, stray-file errors, stats).
+
+    ``vault`` gives ``digest`` (str or None, cheap) and ``names()`` (the name set, parsed only when
+    some file must really be checked): see :class:`tnoctl.config.vault.VaultNames`.
+    """
     files, stray = list_tenant_files(root)
-    key = fingerprint(vault_names)
+    key = fingerprint(vault.digest)
     cache_path = cache_dir / CACHE_NAME if cache_dir is not None else None
-    cached, written_ns = _load_cache(cache_path, key)
+    index, results, written_ns = _load_cache(cache_path, key)
     fresh: dict[str, Result] = {}
+    new_index: dict[str, list[Any]] = {}
     todo: list[str] = []
+    hashed = 0
     for rel, stat in files:
-        entry = cached.get(rel)
+        entry = index.get(rel)
         if entry is not None and tuple(entry[0]) == stat and stat[1] < written_ns - RACY_NS:
-            fresh[rel] = (rel, entry[1], entry[2])
+            digest = entry[1]
+        else:
+            digest = content_digest(root, rel)
+            hashed += 1
+        hit = results.get(digest) if digest is not None else None
+        if hit is not None:
+            fresh[rel] = (validate.printable(rel), hit[0], hit[1])
+            new_index[rel] = [list(stat), digest]
         else:
             todo.append(rel)
-    if workers is None:
-        env = os.environ.get("TNO_VALIDATE_WORKERS", "")
-        workers = int(env) if env.isdigit() else min(2, os.cpu_count() or 1)
-    for res in _check_all(root, todo, vault_names, workers):
-        fresh[res[0]] = res
-    ordered = [fresh[validate.printable(rel)] if rel not in fresh else fresh[rel] for rel, _ in files]
-    if cache_path is not None and todo:
-        stats = dict(files)
-        _save_cache(cache_path, key, {r[0]: [stats.get(r[0], (-1, -1, -1)), r[1], r[2]] for r in ordered})
-    return ordered, stray, {"files": len(files), "parsed": len(todo), "cached": len(files) - len(todo)}
+            if digest is not None:
+                new_index[rel] = [list(stat), digest]
+    if todo:
+        for res, rel in zip(_check_all(root, todo, vault.names(), workers or workers_default()), todo, strict=True):
+            fresh[rel] = res
+    ordered = [fresh[rel] for rel, _ in files]
+    if cache_path is not None and (todo or hashed):
+        kept = {new_index[rel][1]: [res[1], res[2]] for (rel, _), res in zip(files, ordered, strict=True)
+                if rel in new_index}
+        _save_cache(cache_path, key, new_index, kept)
+    return ordered, stray, {"files": len(files), "parsed": len(todo), "cached": len(files) - len(todo),
+                            "hashed": hashed}

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from tnoctl.config.window import Window
 
@@ -28,6 +28,12 @@ WOPI_RE = re.compile(r"^https://(?P<host>[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za
 VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+~-]*\Z")
 URL_RE = re.compile(r"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::\d{1,5})?(?:/[A-Za-z0-9._~%/+-]*)?\Z")
 APT_WORD_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,63}\Z")
+# borg serve --storage-quota: decimal units as borg parses them (10M is borg's minimum); empty: none
+STORAGE_QUOTA_RE = re.compile(r"^(?:|(?:[1-9]\d{1,5}|[1-9]\d{0,5}(?=[GT]))[MGT])\Z")
+APT_SUITE_RE = re.compile(r"^(?:\./|[A-Za-z0-9][A-Za-z0-9._/+-]{0,63})\Z")
+"""A suite name (component layout) or a directory ending in "/" such as "./" (flat layout)."""
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{1,62}\Z")
+PROBE_WOPI_RE = re.compile(r"^http://(?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)\Z")
 PATH_RE = re.compile(r"^[A-Za-z0-9._/+~@:-]{1,200}\Z")
 RELAYHOST_RE = re.compile(r"^(?:|\[[A-Za-z0-9.:-]{1,253}\](?::\d{1,5})?|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
                           r"(?::\d{1,5})?)\Z")
@@ -201,9 +207,26 @@ class Platform(Strict):
     tno_office_apt_repo_url: Annotated[str, Field(max_length=200), _check(URL_RE, "an http(s) URL")] = Field(
         description="APT repository serving the office packages."
     )
-    tno_office_apt_suite: AptWord = Field(description="Suite of the office APT repository.")
+    tno_office_apt_suite: Annotated[str, Field(max_length=64), _check(APT_SUITE_RE, "an APT suite (or ./ for a "
+                                                                     "flat repository)")] = Field(
+        description="Suite of the office APT repository; for a flat repository (no dists/), the directory "
+        "relative to the URL, ending in / (usually ./)."
+    )
     tno_office_apt_components: list[AptWord] = Field(
-        min_length=1, description="Components of the office APT repository (a list, e.g. [main])."
+        max_length=8, description="Components of the office APT repository (a list, e.g. [main]); an empty list "
+        "means a flat repository (no Components: line, tno_office_apt_suite ends in /)."
+    )
+    tno_office_companion_packages: list[Annotated[str, Field(max_length=63), _check(PACKAGE_RE, "a Debian "
+                                                                                    "package name")]] = Field(
+        default_factory=list, max_length=10, description="Packages installed, pinned and held at exactly "
+        "tno_office_version together with coolwsd, because they must move in lockstep with it (e.g. the "
+        "vendor's brand and kit packages)."
+    )
+    tno_office_probe_wopi_host: Annotated[str, Field(max_length=120), _check(PROBE_WOPI_RE, "http://<address "
+                                                                               "of the probing machine>")] | None = (
+        Field(None, description="http://<address> of the machine running tnoctl's probes as office hosts reach "
+              "it: the document-open probe serves its one-shot WOPI endpoint there (any port), and every tenant's "
+              "WOPI alias group allows it. Unset: no document-open probe.")
     )
     tno_office_apt_keyring_src: PathText = Field(description="Controller path of the office repository keyring.")
     tno_mail_release: Annotated[str, Field(max_length=40), _check(VERSION_RE,
@@ -226,4 +249,21 @@ class Platform(Strict):
     tno_tls_cert_dir: PathText = Field(description="Controller dir with <inventory_hostname>.crt/.key and ca.crt.")
     tno_backup_host: HostName = Field(description="Host (in group `backup`) receiving borg backups.")
     tno_backup_retention: Retention = Field(default_factory=Retention, description="Default retention.")
+    tno_backup_storage_quota: Annotated[str, Field(max_length=8), _check(
+        STORAGE_QUOTA_RE, "a borg storage quota like 500G or 2T (at least 10M; empty: none)")] = Field(
+        "", description="Quota of each tenant's repository on the backup host (`borg serve --storage-quota`, "
+        "decimal units M/G/T, at least 10M): a client host cannot fill the shared backup disk. Empty: no quota."
+    )
     tno_timezone: Literal["Europe/Paris"] = Field("Europe/Paris", description="Time zone of the hosts.")
+
+    @model_validator(mode="after")
+    def _flat_or_components(self) -> Platform:
+        """A flat repository has no components and a suite ending in "/"; a component repository neither."""
+        flat_suite = self.tno_office_apt_suite.endswith("/")
+        if flat_suite and self.tno_office_apt_components:
+            raise ValueError("tno_office_apt_suite ends in / (a flat repository) but tno_office_apt_components "
+                             "is not empty: give [] for a flat repository")
+        if not flat_suite and not self.tno_office_apt_components:
+            raise ValueError("tno_office_apt_components is empty (a flat repository) but tno_office_apt_suite "
+                             "does not end in /: use ./ (or the directory) for a flat repository")
+        return self

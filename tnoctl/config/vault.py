@@ -12,6 +12,7 @@ import os
 import secrets
 import string
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +78,31 @@ def _parse(data: bytes) -> dict[str, Any]:
     return doc
 
 
+_MEMO: dict[str, Any] = {}
+"""The last vault parsed by this process: {"key": (path, stat, password file), "value": (doc, whole)}."""
+PARSES = 0
+"""How many times this process parsed a vault file (the unit tests prove it is once)."""
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
 def read_raw(inventory: Path, password_file: Path | None) -> tuple[dict[str, Any], bool] | None:
-    """(mapping, whole_file_encrypted); inline values stay ciphertext. None if absent or unreadable."""
+    """(mapping, whole_file_encrypted); inline values stay ciphertext. None if absent or unreadable.
+
+    Parsed once per process: the result is kept while the file's stat is unchanged (callers must not
+    mutate it; :func:`add_secrets` copies). A 35,000-commune vault is hundreds of MB of YAML.
+    """
+    global PARSES
     path = inventory / VAULT_REL
+    memo_key = (str(path.resolve()), _stat_key(path), str(password_file))
+    if memo_key[1] is not None and _MEMO.get("key") == memo_key:
+        return _MEMO["value"]
     try:
         data = yamlio.read_file(path, root=inventory, limit=MAX_BYTES, what="vault file")
     except FileNotFoundError:
@@ -89,8 +112,25 @@ def read_raw(inventory: Path, password_file: Path | None) -> tuple[dict[str, Any
     if data.startswith(_HEADER):
         if password_file is None:
             return None
-        return _parse(_decrypt(_vaultlib(password_file), data, password_file)), True
-    return _parse(data), False
+        value = _parse(_decrypt(_vaultlib(password_file), data, password_file)), True
+    else:
+        value = _parse(data), False
+    PARSES += 1
+    _MEMO.clear()
+    _MEMO.update(key=memo_key, value=value)
+    return value
+
+
+PLATFORM_SECRET_PREFIXES = ("tno_vault_office_",)
+"""Platform-wide secrets every deploy may handle, whatever its selection (office admin password)."""
+
+
+def password_sample(doc: dict[str, Any]) -> Vaulted | None:
+    """The ciphertext decrypted to check the password: a platform secret when there is one (any
+    deploy handles it anyway), so checking never decrypts a tenant's secret outside a run's targets."""
+    vaulted = [(str(k), v) for k, v in doc.items() if isinstance(v, Vaulted)]
+    platform = [v for k, v in vaulted if k.startswith(PLATFORM_SECRET_PREFIXES)]
+    return (platform or [v for _, v in vaulted] or [None])[0]
 
 
 def vault_names(inventory: Path, password_file: Path | None) -> frozenset[str] | None:
@@ -103,7 +143,7 @@ def vault_names(inventory: Path, password_file: Path | None) -> frozenset[str] |
         return None
     doc, _ = raw
     if password_file is not None:
-        sample = next((v for v in doc.values() if isinstance(v, Vaulted)), None)
+        sample = password_sample(doc)
         if sample is not None:
             _decrypt(_vaultlib(password_file), sample.encode(), password_file)
     return frozenset(str(k) for k in doc)
@@ -118,7 +158,7 @@ def add_secrets(inventory: Path, password_file: Path, new: dict[str, str]) -> li
     """Add variables that do not exist yet (existing ones are kept); return the names added."""
     lib = _vaultlib(password_file)
     raw = read_raw(inventory, password_file)
-    doc, whole = raw if raw is not None else ({}, False)
+    doc, whole = (dict(raw[0]), raw[1]) if raw is not None else ({}, False)
     added = [k for k in new if k not in doc]
     for key in added:
         doc[key] = new[key] if whole else Vaulted(lib.encrypt(new[key].encode()).decode())
@@ -161,15 +201,21 @@ def atomic_write(path: Path, content: bytes, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
-def read_vault(inventory: Path, password_file: Path) -> dict[str, str]:
-    """Every vault variable, decrypted (for redaction registries and tests; never print the values)."""
+def read_vault(inventory: Path, password_file: Path, names: Iterable[str] | None = None) -> dict[str, str]:
+    """Vault variables, decrypted: all of them, or only ``names`` (those absent are skipped).
+
+    For redaction registries and tests; never print the values. Deploys pass the names their
+    targeted tenants need: decrypting costs ~7 ms per value (PBKDF2), hours for a whole fleet.
+    """
     raw = read_raw(inventory, password_file)
     if raw is None:
         return {}
     doc, _whole = raw
     lib = _vaultlib(password_file)
+    wanted = doc.keys() if names is None else [n for n in dict.fromkeys(names) if n in doc]
     values: dict[str, str] = {}
-    for name, value in doc.items():
+    for name in wanted:
+        value = doc[name]
         if isinstance(value, Vaulted):
             values[str(name)] = _decrypt(lib, value.encode(), password_file).decode()
         elif value is not None:
@@ -177,13 +223,21 @@ def read_vault(inventory: Path, password_file: Path) -> dict[str, str]:
     return values
 
 
-def secret_scrubber(inventory: Path, password_file: Path | None):
-    """Register every vault value as a secret (audit, diffs, messages) and return the text scrubber.
+def platform_secret_names(inventory: Path, password_file: Path | None) -> list[str]:
+    """Names of the platform-wide vault variables (no decrypt; from the per-process parse)."""
+    raw = read_raw(inventory, password_file)
+    return [str(k) for k in raw[0] if str(k).startswith(PLATFORM_SECRET_PREFIXES)] if raw else []
 
-    The one place verbs get their redaction function from (deploy, plan, drift, runbooks).
+
+def secret_scrubber(inventory: Path, password_file: Path | None, names: Iterable[str] | None = None):
+    """Register vault values as secrets (audit, diffs, messages) and return the text scrubber.
+
+    The one place verbs get their redaction function from (deploy, plan, drift, runbooks). With
+    ``names`` only those values are decrypted and registered (a deploy's targeted tenants): the
+    scrubber masks what the run can handle, no more.
     """
     from tnoctl.state.redact import SECRETS
 
     if password_file is not None:
-        SECRETS.add_all(v for v in read_vault(inventory, password_file).values() if v)
+        SECRETS.add_all(v for v in read_vault(inventory, password_file, names).values() if v)
     return SECRETS.scrub_text

@@ -29,15 +29,21 @@ class _QuietHandler(WSGIRequestHandler):
         return
 
 
-def fast_metrics_app(render: Callable[[], str]) -> Callable[..., Iterable[bytes]]:
-    """``/metrics`` from a pre-rendered text exposition (gzip level 1 when the client accepts it)."""
+def fast_metrics_app(render: Callable[[], str],
+                     render_gzip: Callable[[], bytes] | None = None) -> Callable[..., Iterable[bytes]]:
+    """``/metrics`` from a pre-rendered text exposition (gzip level 1 when the client accepts it).
+
+    ``render_gzip`` gives the exposition already compressed (the collector's cached gzip members),
+    so a gzip scrape does not recompress what did not change.
+    """
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        body = render().encode()
         headers = [("Content-Type", CONTENT_TYPE_LATEST)]
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-            body = gzip.compress(body, compresslevel=1)
+            body = render_gzip() if render_gzip is not None else gzip.compress(render().encode(), compresslevel=1)
             headers.append(("Content-Encoding", "gzip"))
+        else:
+            body = render().encode()
         headers.append(("Content-Length", str(len(body))))
         start_response("200 OK", headers)
         return [body]
@@ -46,13 +52,14 @@ def fast_metrics_app(render: Callable[[], str]) -> Callable[..., Iterable[bytes]
 
 
 def make_app(registry: CollectorRegistry, web: WebConfig | None = None,
-             render: Callable[[], str] | None = None) -> Callable[..., Iterable[bytes]]:
+             render: Callable[[], str] | None = None,
+             render_gzip: Callable[[], bytes] | None = None) -> Callable[..., Iterable[bytes]]:
     """WSGI app: basic auth (if configured), ``/metrics``, a landing page.
 
     With ``render`` (the tnoctl collector's cached fast path) ``/metrics`` serves its text;
     otherwise prometheus_client's own WSGI app does the exposition.
     """
-    metrics = fast_metrics_app(render) if render is not None else make_wsgi_app(registry)
+    metrics = fast_metrics_app(render, render_gzip) if render is not None else make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if web is not None and not web.authorized(environ.get("HTTP_AUTHORIZATION")):
@@ -83,8 +90,8 @@ class ExporterServer:
     """A started HTTP(S) server in a daemon thread; :attr:`port` is the bound port (0 → random)."""
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int, web: WebConfig | None = None,
-                 render: Callable[[], str] | None = None) -> None:
-        self.httpd = make_server(host, port, make_app(registry, web, render), ThreadingWSGIServer,
+                 render: Callable[[], str] | None = None, render_gzip: Callable[[], bytes] | None = None) -> None:
+        self.httpd = make_server(host, port, make_app(registry, web, render, render_gzip), ThreadingWSGIServer,
                                  handler_class=_QuietHandler)
         if web is not None and web.tls:
             # handshake in the handler thread, not in accept(): a slow client cannot block the others

@@ -8,8 +8,10 @@ the same code path and record the same way.
 * ``stage SLUG`` (borgmatic's ``before_backup`` hook): ``doveadm backup`` of every mailbox into
   the tenant's staging tree (a consistent copy while users are connected; incremental), the
   tenant's userdb lines, DKIM private keys, Sieve scripts, and the mail manifest.
+* ``stage <slug>.office`` (the office unit's hook): the tenant's own office configuration, cut out of
+  the host-wide coolwsd.xml and proxy file (office_stage.py): no host secret in a tenant's repository.
 * ``run KEY [--tag TAG]``: ``borgmatic create --json`` under a per-key flock (KEY is ``<slug>`` for the
-  mail host, ``<slug>.office`` for the office host: coolwsd.xml, proof key, proxy config; no staging);
+  mail host, ``<slug>.office`` for the office host);
   with a tag the archive is named ``<key>.tag-<TAG>-<time>`` (upgrade safety snapshots); parses the stats,
   writes ``tno_backup_<slug>.prom`` atomically (temp file + rename) for node_exporter's textfile
   collector, keeps the last success in ``/var/lib/tno-backup/state/<slug>.json``, prints one
@@ -32,9 +34,10 @@ from pathlib import Path
 try:  # on the host, manifest.py and naming.py sit next to this file (role tno_backup copies them)
     import manifest  # type: ignore[import-not-found]
     import naming  # type: ignore[import-not-found]
+    import office_stage  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - package import path (unit tests)
     from tnoctl.backup import naming
-    from tnoctl.hostagent import manifest
+    from tnoctl.hostagent import manifest, office_stage
 
 CONFIG_DIR = Path("/etc/tno-backup/tenants")
 STATE_DIR = Path("/var/lib/tno-backup/state")
@@ -46,7 +49,9 @@ STAGE_WORKERS = 4
 class TenantConfig:
     """What the role renders to ``/etc/tno-backup/tenants/<key>.json`` for the agent.
 
-    Office configs (``component: office``) carry only slug, component, borgmatic_config, textfile_dir.
+    Office configs (``component: office``) carry slug, component, staging, the two host-wide files
+    their stage cuts the tenant's part out of (``coolwsd_xml``, ``proxy_conf``), borgmatic_config,
+    textfile_dir.
     """
 
     slug: str
@@ -61,6 +66,8 @@ class TenantConfig:
     vmail_gid: int = 0
     userdb: str = ""
     dkim_dir: str = ""
+    coolwsd_xml: str = ""
+    proxy_conf: str = ""
 
     @property
     def key(self) -> str:
@@ -204,9 +211,13 @@ def _doveadm_backup(address: str, dest: Path, uid: int, gid: int) -> None:
 def stage(cfg: TenantConfig) -> int:
     """Build the staging tree borgmatic archives: mail, userdb, DKIM keys, Sieve, manifest.
 
+    Office units stage the tenant's own office configuration instead (office_stage.py).
     The manifest hashes only messages whose (size, mtime, ctime, inode) changed since the last run
     (cache in the state dir, not archived): a Maildir message file never changes in place.
     """
+    if cfg.component == "office":
+        office_stage.stage(cfg.slug, Path(cfg.staging), Path(cfg.coolwsd_xml), Path(cfg.proxy_conf))
+        return 0
     started = time.time()
     staging = Path(cfg.staging)
     mail = staging / "mail"
@@ -424,12 +435,24 @@ def _has_user(name: str) -> bool:
 
 
 USAGE = ("usage: tno-backup stage SLUG | run KEY [--tag TAG] | restore-mailbox SLUG ADDRESS ARCHIVE FOLDER"
-         " | restore-tenant SLUG ARCHIVE\n")
+         " | restore-tenant SLUG ARCHIVE | drill KEY | results\n")
+
+
+def _checks():  # type: ignore[no-untyped-def]
+    """The scheduled-checks module (imported late: it imports this one)."""
+    try:
+        import checks  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - package import path (unit tests)
+        from tnoctl.hostagent import checks
+    return checks
 
 
 def main(argv: list[str]) -> int:
-    """``stage SLUG``, ``run KEY [--tag TAG]``, ``restore-mailbox SLUG ADDR ARCHIVE FOLDER``, ``restore-tenant``."""
-    arity = {"stage": 2, "run": 2, "restore-mailbox": 5, "restore-tenant": 3}
+    """``stage SLUG``, ``run KEY [--tag TAG]``, ``restore-mailbox SLUG ADDR ARCHIVE FOLDER``, ``restore-tenant``,
+    ``drill KEY`` and ``results`` (checks.py)."""
+    arity = {"stage": 2, "run": 2, "restore-mailbox": 5, "restore-tenant": 3, "drill": 2}
+    if argv == ["results"]:
+        return _checks().print_results()
     tag = None
     if len(argv) == 4 and argv[0] == "run" and argv[2] == "--tag":
         argv, tag = argv[:2], argv[3]
@@ -448,6 +471,8 @@ def main(argv: list[str]) -> int:
             return stage(cfg)
         if argv[0] == "run":
             return run(cfg, tag)
+        if argv[0] == "drill":
+            return _checks().drill(cfg)
         if argv[0] == "restore-mailbox":
             return restore_mailbox(cfg, argv[2], argv[3], argv[4])
         return restore_tenant(cfg, argv[2])

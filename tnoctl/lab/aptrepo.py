@@ -1,4 +1,4 @@
-"""The lab's local, signed apt repository holding the office stand-in package (suite ``tno-lab``).
+"""The lab's local, signed apt repository holding the office stand-in packages, in two layouts.
 
 Why: production trusts Collabora's repository through a ``signed-by`` keyring; the lab does exactly the
 same with its own repository and a throw-away signing key, so the office role's apt code path
@@ -6,9 +6,12 @@ same with its own repository and a throw-away signing key, so the office role's 
 
 Layout under ``repo_dir`` (served over HTTP by the lab at http://198.18.0.1:8081/)::
 
-    pool/main/c/coolwsd/coolwsd_<version>_all.deb
-    dists/tno-lab/main/binary-{all,amd64}/Packages(.gz)
+    pool/main/c/coolwsd/{coolwsd,coolwsd-kit}_<version>_all.deb
+    dists/tno-lab/main/binary-{all,amd64}/Packages(.gz)        component layout: suite tno-lab, component main
     dists/tno-lab/Release, InRelease, Release.gpg
+    flat/{coolwsd,coolwsd-kit}_<version>_all.deb               flat layout (no dists/, no components),
+    flat/Packages(.gz), flat/Release, InRelease, Release.gpg   as some vendor repositories and mirrors are:
+                                                               ``URIs: http://198.18.0.1:8081/flat/``, ``Suites: ./``
 
 The signing key lives in a private GNUPGHOME at ``repo_dir/../gnupg``; its public keyring (binary, as
 apt's ``signed-by`` wants it) is exported to ``repo_dir/../tno-lab-archive-keyring.gpg``.
@@ -34,6 +37,8 @@ COMPONENT = "main"
 ARCHITECTURES = ("amd64", "all")
 KEY_UID = "tnoctl lab apt repository (throw-away) <apt@lab.test>"
 KEYRING_NAME = "tno-lab-archive-keyring.gpg"
+FLAT_DIR = "flat"
+"""The flat layout's directory under the repository root (its Suites entry is ``./``)."""
 
 
 def _write_if_changed(path: Path, data: bytes) -> bool:
@@ -126,13 +131,13 @@ def signatures_valid(keyring: Path, dist: Path) -> bool:
     return all(subprocess.run(c, capture_output=True, check=False).returncode == 0 for c in checks)
 
 
-def _packages_index(repo_dir: Path) -> bytes:
-    """The Packages index of the pool, from apt-ftparchive (paths relative to the repo root)."""
-    return _run(["apt-ftparchive", "packages", "pool"], cwd=repo_dir).encode()
+def _packages_index(repo_dir: Path, subdir: str = "pool") -> bytes:
+    """The Packages index of ``subdir``, from apt-ftparchive (paths relative to ``repo_dir``)."""
+    return _run(["apt-ftparchive", "packages", subdir], cwd=repo_dir).encode()
 
 
-def _release(files: dict[str, bytes]) -> bytes:
-    """A Release file for ``files`` (path relative to dists/<suite> → content)."""
+def _release(files: dict[str, bytes], flat: bool = False) -> bytes:
+    """A Release file for ``files`` (path relative to dists/<suite>, or to the flat directory → content)."""
     lines = [
         "Origin: tnoctl lab",
         "Label: tnoctl lab stand-in packages (not Collabora Online)",
@@ -140,7 +145,7 @@ def _release(files: dict[str, bytes]) -> bytes:
         f"Codename: {SUITE}",
         f"Date: {email.utils.formatdate(usegmt=True)}",
         f"Architectures: {' '.join(ARCHITECTURES)}",
-        f"Components: {COMPONENT}",
+        *([] if flat else [f"Components: {COMPONENT}"]),
         "Description: tnoctl lab repository: the coolwsd lab stand-in (NOT Collabora Online)",
     ]
     for field, algo in (("MD5Sum", hashlib.md5), ("SHA256", hashlib.sha256)):
@@ -149,11 +154,11 @@ def _release(files: dict[str, bytes]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _sync_pool(debs: list[Path], pool: Path) -> bool:
-    """Make ``pool`` hold exactly ``debs`` (copy new/changed, remove others); True if anything changed."""
+def _sync_pool(debs: list[Path], pool: Path, keep: tuple[str, ...] = ()) -> bool:
+    """Make ``pool`` hold exactly ``debs`` (copy new/changed, remove others but ``keep``); True if changed."""
     pool.mkdir(parents=True, exist_ok=True)
     changed = False
-    wanted = {deb.name for deb in debs}
+    wanted = {deb.name for deb in debs} | set(keep)
     for deb in debs:
         dest = pool / deb.name
         if dest.is_file() and dest.stat().st_size == deb.stat().st_size and dest.read_bytes() == deb.read_bytes():
@@ -164,7 +169,7 @@ def _sync_pool(debs: list[Path], pool: Path) -> bool:
         os.replace(tmp, dest)
         changed = True
     for stale in pool.iterdir():
-        if stale.name not in wanted:
+        if stale.name not in wanted and stale.is_file():
             stale.unlink()
             changed = True
     return changed
@@ -177,12 +182,29 @@ def _make_world_readable(repo_dir: Path) -> None:
             path.chmod(0o755)
 
 
+def _publish(key: SigningKey, fpr: str, keyring: Path, dist: Path, files: dict[str, bytes], changed: bool,
+             flat: bool) -> None:
+    """Write the indexes under ``dist`` and (re-)sign its Release when anything changed or does not verify."""
+    for name, data in files.items():
+        changed |= _write_if_changed(dist / name, data)
+    if changed or not signatures_valid(keyring, dist):
+        with tempfile.TemporaryDirectory(dir=dist, prefix=".release-") as tmp:
+            staged = Path(tmp) / "Release"
+            staged.write_bytes(_release(files, flat))
+            key.sign(fpr, staged)
+            for name in ("Release", "InRelease", "Release.gpg"):
+                (Path(tmp) / name).chmod(0o644)
+                os.replace(Path(tmp) / name, dist / name)
+        if not signatures_valid(keyring, dist):
+            raise OperationFailed(f"the signed lab repository in {dist} does not verify with {keyring}")
+
+
 def ensure_repo(cache_dir: Path, repo_dir: Path) -> Path:
-    """Build (cached) the stand-in packages, lay out and sign the repository; return the keyring path.
+    """Build (cached) the stand-in packages, lay out and sign both layouts; return the keyring path.
 
     ``cache_dir`` keeps the built .debs (keyed by the stand-in source hash). The signing key is created
-    once in ``repo_dir/../gnupg``; the indexes are re-generated and re-signed only when the pool changed,
-    an index is missing, or the signatures no longer verify with the exported keyring.
+    once in ``repo_dir/../gnupg``; the indexes are re-generated and re-signed only when the packages
+    changed, an index is missing, or the signatures no longer verify with the exported keyring.
     """
     debs = build_debs(cache_dir / "debs")
     keyring = repo_dir.parent / KEYRING_NAME
@@ -193,24 +215,19 @@ def ensure_repo(cache_dir: Path, repo_dir: Path) -> Path:
         pool_changed = _sync_pool(debs, repo_dir / "pool" / COMPONENT / "c" / "coolwsd")
         packages = _packages_index(repo_dir)
         packages_gz = gzip.compress(packages, compresslevel=9, mtime=0)
-        dist = repo_dir / "dists" / SUITE
         files: dict[str, bytes] = {}
         for arch in ARCHITECTURES:
             files[f"{COMPONENT}/binary-{arch}/Packages"] = packages
             files[f"{COMPONENT}/binary-{arch}/Packages.gz"] = packages_gz
-        indexes_changed = False
-        for name, data in files.items():
-            indexes_changed |= _write_if_changed(dist / name, data)
-        if pool_changed or indexes_changed or keyring_changed or not signatures_valid(keyring, dist):
-            with tempfile.TemporaryDirectory(dir=dist, prefix=".release-") as tmp:
-                staged = Path(tmp) / "Release"
-                staged.write_bytes(_release(files))
-                key.sign(fpr, staged)
-                for name in ("Release", "InRelease", "Release.gpg"):
-                    (Path(tmp) / name).chmod(0o644)
-                    os.replace(Path(tmp) / name, dist / name)
-            if not signatures_valid(keyring, dist):
-                raise OperationFailed(f"the signed lab repository in {dist} does not verify with {keyring}")
+        _publish(key, fpr, keyring, repo_dir / "dists" / SUITE, files, pool_changed or keyring_changed, False)
+
+        flat = repo_dir / FLAT_DIR
+        flat_changed = _sync_pool(debs, flat, keep=("Packages", "Packages.gz", "Release", "InRelease",
+                                                    "Release.gpg"))
+        flat_packages = _run(["apt-ftparchive", "packages", "."], cwd=flat).encode()
+        flat_files = {"Packages": flat_packages, "Packages.gz": gzip.compress(flat_packages, compresslevel=9,
+                                                                              mtime=0)}
+        _publish(key, fpr, keyring, flat, flat_files, flat_changed or keyring_changed, True)
         _make_world_readable(repo_dir)
     finally:
         key.stop_agent()

@@ -264,22 +264,24 @@ class Lab:
             raise OperationFailed("lab hosts did not finish booting", details=bad)
 
     def _refresh_apt_lists(self, names: list[str] | None = None) -> None:
-        """`apt-get update` in each host, one host at a time, like a freshly provisioned server image.
+        """Fresh apt lists in each host, like a freshly provisioned server image.
 
-        Serial on purpose: apt-cacher-ng fails ("Failure to move file out of the way") when several
-        clients refresh the same InRelease within one second, and apt can then hang on the broken
-        connection. With fresh lists, the roles' `cache_valid_time` skips the update during deploys.
+        Hosts whose apt sources and configuration are identical (same digest) get identical lists:
+        `apt-get update` runs in the first host of each such group, and its lists are copied to
+        the others over SSH (a tar stream, seconds instead of ~15 s of `apt-get update` each).
+        `apt-get update` itself stays serial on purpose: apt-cacher-ng fails ("Failure to move
+        file out of the way") when several clients refresh the same InRelease within one second,
+        and apt can then hang on the broken connection. With fresh lists, the roles'
+        `cache_valid_time` skips the update during deploys.
         """
         names = names or [h.name for h in self.topology.hosts]
-        with step(f"apt-get update in {len(names)} hosts (one at a time)"), self.ssh_runner() as runner:
-            for name in names:
-                try:
-                    res = runner.run(name, ["apt-get", "-q", "update"], timeout=APT_UPDATE_TIMEOUT)
-                except OperationFailed as exc:
-                    log(f"warning: {name}: apt-get update failed: {exc}")
-                    continue
-                if res.rc != 0:
-                    log(f"warning: {name}: apt-get update failed: {res.stderr.strip().splitlines()[-1:]}")
+        with step(f"apt lists in {len(names)} hosts"), self.ssh_runner() as runner:
+            digests = _parallel(lambda n: _apt_sources_digest(runner, n), names)
+            groups: dict[str, list[str]] = {}
+            for name, digest in zip(names, digests, strict=True):
+                groups.setdefault(digest or f"unknown:{name}", []).append(name)
+            for members in groups.values():
+                _refresh_group(runner, members)
 
     # ------------------------------------------------------------------ down
     def down(self) -> None:
@@ -349,6 +351,78 @@ class Lab:
             self._wait_systemd([name])
             if wipe:
                 self._refresh_apt_lists([name])
+
+
+_APT_STATE = ("var/lib/apt/lists", "var/lib/apt/periodic")
+
+
+def _parallel(fn, items: list[str]) -> list:
+    """``fn`` over ``items`` in threads (SSH round trips), results in order."""
+    if len(items) <= 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        return list(pool.map(fn, items))
+
+
+def _apt_sources_digest(runner: SshRunner, name: str) -> str | None:
+    """A digest of what decides a host's apt lists: its sources and its apt configuration."""
+    script = ("cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null; apt-config dump; "
+              "dpkg --print-architecture")
+    try:
+        res = runner.run(name, ["sh", "-c", f"({script}) | sha256sum"], timeout=60)
+    except OperationFailed:
+        return None
+    return res.stdout.split()[0] if res.rc == 0 and res.stdout.strip() else None
+
+
+def _refresh_group(runner: SshRunner, members: list[str]) -> None:
+    """Hosts with identical apt sources: update the first, copy its lists to the others."""
+    first, rest = members[0], members[1:]
+    if not _apt_update(runner, first):
+        for name in rest:  # no good lists to copy: each host tries by itself
+            _apt_update(runner, name)
+        return
+    if not rest:
+        return
+    archive = _lists_archive(runner, first)
+    copied = _parallel(lambda n: _unpack_lists(runner, n, archive), rest)
+    for name, ok in zip(rest, copied, strict=True):
+        if not ok:  # a copy that failed: the host refreshes by itself
+            _apt_update(runner, name)
+
+
+def _apt_update(runner: SshRunner, name: str) -> bool:
+    """`apt-get update` in one host; a failure is a warning (the deploy's apt tasks refresh again)."""
+    try:
+        res = runner.run(name, ["apt-get", "-q", "update"], timeout=APT_UPDATE_TIMEOUT)
+    except OperationFailed as exc:
+        log(f"warning: {name}: apt-get update failed: {exc}")
+        return False
+    if res.rc != 0:
+        log(f"warning: {name}: apt-get update failed: {res.stderr.strip().splitlines()[-1:]}")
+    return res.rc == 0
+
+
+def _lists_archive(runner: SshRunner, name: str) -> bytes:
+    """The host's fresh apt lists and update stamp as a gzip'd tar (lock files and partial/ left out)."""
+    chunks: list[bytes] = []
+    argv = ["tar", "-C", "/", "--exclude=lock", "--exclude=partial", "-czf", "-", *_APT_STATE]
+    rc = runner.stream(name, argv, chunks.append, timeout=APT_UPDATE_TIMEOUT)
+    return b"".join(chunks) if rc == 0 else b""
+
+
+def _unpack_lists(runner: SshRunner, name: str, archive: bytes) -> bool:
+    """Install another host's apt lists (same sources) in ``name``; False when that failed."""
+    if not archive:
+        return False
+    try:
+        res = runner.run(name, ["tar", "-C", "/", "-xzf", "-"], timeout=APT_UPDATE_TIMEOUT, input=archive)
+    except OperationFailed as exc:
+        log(f"warning: {name}: copying apt lists failed: {exc}")
+        return False
+    if res.rc != 0:
+        log(f"warning: {name}: copying apt lists failed: {res.stderr.strip().splitlines()[-1:]}")
+    return res.rc == 0
 
 
 def _make_world_readable(apt_dir: Path) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tnoctl.backup import naming
+from tnoctl.backup import borg, naming
 from tnoctl.errors import InvalidInput
 from tnoctl.plan.calls import PlaybookCall
 
@@ -123,6 +123,35 @@ def prune_args(target: BackupTarget) -> list[list[str]]:
     return [*out, ["compact", target.repo]]
 
 
+def offboard_calls(hosts: list[str] | tuple[str, ...], backup_host: str,
+                   mail_hosts: list[str] | tuple[str, ...] = ()) -> list[PlaybookCall]:
+    """After a tenant file left the inventory: redeploy its hosts, then the backup side (its keys dropped).
+
+    ``mail_hosts``: every mail host, for a tenant with mail (their inter-commune transport map names
+    its domains).
+    """
+    deployed = tuple(sorted({*hosts, *mail_hosts}))
+    return [PlaybookCall(playbook=SITE_PLAYBOOK, extra_vars={"tno_action": "deploy"}, limit=deployed),
+            setup_call((*hosts, backup_host))]
+
+
+def repo_id_command(slug: str) -> list[str]:
+    """Print the repository id (from its ``config``, as the owner): it names the clients' borg cache dirs."""
+    return borg.owner_command("sed", "-n", "s/^id = //p", f"{naming.repo_path(slug)}/config")
+
+
+def borg_state_dirs(home: str, repo_id: str) -> list[str]:
+    """A host's borg cache and security records of one repository (they name the repository's path)."""
+    return [f"{home}/.config/borg/security/{repo_id}", f"{home}/.cache/borg/{repo_id}"]
+
+
+def shred_commands(slug: str) -> list[list[str]]:
+    """The key first (``shred`` of the repokey in ``config``), then the repository and its quarantine."""
+    repo = naming.repo_path(slug)
+    return [["shred", "-u", "-n", "3", "-z", f"{repo}/config"],
+            ["rm", "-rf", "--one-file-system", repo, f"{naming.QUARANTINE_ROOT}/{slug}"]]
+
+
 def check_args(target: BackupTarget) -> list[list[str]]:
     """borg repository + archive consistency checks (``backup verify``)."""
     return [["check", "--repository-only", target.repo], ["check", "--archives-only", target.repo]]
@@ -150,6 +179,7 @@ def extract_args(target: BackupTarget, archive: str) -> list[str]:
 
 TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # role tno_backup's tno_backup_textfile_dir default
 AGENT_STATE_DIR = "/var/lib/tno-backup/state"
+TIMER_STAMPS = "/var/lib/systemd/timers"  # Persistent=true timers leave their last-run stamp here
 
 
 @dataclass(frozen=True)
@@ -161,14 +191,22 @@ class RemovalStep:
     timer: str
     paths: tuple[str, ...]
 
+    @property
+    def service(self) -> str:
+        """The timer's service instance (``systemctl reset-failed`` forgets it once stopped)."""
+        return self.timer.removesuffix(".timer") + ".service"
+
 
 def removal_steps(target: BackupTarget, domains: list[str] | tuple[str, ...]) -> list[RemovalStep]:
     """What ``tenant remove`` deletes on each host of the tenant, per component it has.
 
     Mail host: the Maildirs and DKIM keys of every domain, the mail backup unit (agent config,
-    borgmatic config, passphrase, SSH key, staging tree). Office host: the office backup unit.
-    Both: the unit's agent state and its node_exporter textfile (a stale textfile would keep
-    alerting on a tenant that no longer exists). The repository stays (``backup shred`` later).
+    borgmatic config, passphrase, SSH key, staging tree). Office host: the office backup unit
+    (the same files, staging of its own office configuration). Both: the unit's agent state,
+    manifest cache, lock and node_exporter textfile (a stale textfile would keep alerting on a
+    tenant that no longer exists). Configuration shared with other tenants (postfix maps, userdb,
+    coolwsd.xml, proxy vhosts, the backup host's authorized_keys) is regenerated without the
+    tenant by :func:`offboard_calls`; the repository is crypto-shredded (:func:`shred_commands`).
     """
     out = []
     for component in target.components:
@@ -176,9 +214,11 @@ def removal_steps(target: BackupTarget, domains: list[str] | tuple[str, ...]) ->
         paths = [naming.borgmatic_config(target.slug, component), f"/etc/tno-backup/tenants/{key}.json",
                  f"/etc/tno-backup/{key}.passphrase", f"/etc/tno-backup/keys/{key}",
                  f"/etc/tno-backup/keys/{key}.pub", f"{AGENT_STATE_DIR}/{key}.json",
-                 f"{AGENT_STATE_DIR}/{key}.initialised", f"{TEXTFILE_DIR}/tno_backup_{key}.prom"]
+                 f"{AGENT_STATE_DIR}/{key}.initialised", f"{AGENT_STATE_DIR}/{key}.stage.json",
+                 f"{AGENT_STATE_DIR}/{key}.manifest-cache.json", f"/run/lock/tno-backup-{key}.lock",
+                 f"{TEXTFILE_DIR}/tno_backup_{key}.prom", f"{TIMER_STAMPS}/stamp-tno-backup@{key}.timer"]
+        paths.append(f"{naming.STAGING_ROOT}/{key}")
         if component == "mail":
-            paths = ([f"/srv/vmail/{d}" for d in domains] + [f"/etc/opendkim/keys/{d}" for d in domains]
-                     + paths + [f"{naming.STAGING_ROOT}/{target.slug}"])
+            paths = [f"/srv/vmail/{d}" for d in domains] + [f"/etc/opendkim/keys/{d}" for d in domains] + paths
         out.append(RemovalStep(target.host_of(component), component, f"tno-backup@{key}.timer", tuple(paths)))
     return out

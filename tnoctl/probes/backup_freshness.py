@@ -36,8 +36,10 @@ def backup_results(statuses: Mapping[tuple[str, str], BackupStatus], expected: I
             vok, vdetail, vage = False, "never verified", None
         else:
             vage = now - st.last_verified_at
-            vok = vage <= max_verify_age
+            vok = vage <= max_verify_age and not st.last_verification_failed
             vdetail = f"verified {vage / 86400:.1f} days ago"
+            if st.last_verification_failed:
+                vdetail += "; the latest drill failed"
         results.append(ProbeResult(tenant, component, "backup_verified", vok, 0.0, vdetail, value=vage,
                                    severity="warning"))
     return results

@@ -1,7 +1,12 @@
 """Online office (coolwsd): ``/hosting/capabilities`` (product version) and ``/hosting/discovery``.
 
-Pure part: :func:`parse_capabilities` and :func:`parse_discovery`, tested on recorded
-answers. I/O goes through :func:`tnoctl.probes.https.fetch` (through the proxy, with SNI).
+Pure part: :func:`parse_capabilities`, :func:`parse_discovery` and :func:`version_matches`, tested on
+recorded answers. I/O goes through :func:`tnoctl.probes.https.fetch` (through the proxy, with SNI).
+
+Versions: the pin is a Debian package version (``24.04.11.1-1``, maybe with an epoch ``1:``), while
+coolwsd's capabilities report the product version without the Debian revision (``24.04.11.1``), as
+the real Collabora Online packages do. :func:`version_matches` compares the product version with the
+upstream part of the pin, exactly (``24.04.11.10`` is not ``24.04.11.1``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,20 @@ def parse_capabilities(body: bytes) -> str:
     if not isinstance(data, dict) or not isinstance(data.get("productVersion"), str):
         raise ValueError("capabilities without productVersion")
     return data["productVersion"]
+
+
+def upstream_version(package_version: str) -> str:
+    """The upstream part of a Debian version: no epoch (``1:``), no Debian revision (after the last ``-``)."""
+    text = package_version.strip()
+    if ":" in text.split("-", 1)[0]:
+        text = text.split(":", 1)[1]
+    return text.rsplit("-", 1)[0] if "-" in text else text
+
+
+def version_matches(product_version: str, pinned: str) -> bool:
+    """True when capabilities' ``productVersion`` is the pinned package version (compared without revision)."""
+    product = product_version.strip()
+    return bool(product) and product in (pinned.strip(), upstream_version(pinned))
 
 
 def parse_discovery(body: bytes) -> int:
@@ -52,7 +71,7 @@ def probe_office(tenant: str, address: str, port: int, server_name: str, ca_file
                 raise ValueError(f"HTTP {resp.status}")
             if check == "office_capabilities":
                 version = parse_capabilities(resp.body)
-                ok = pinned is None or version == pinned or version.startswith(pinned)
+                ok = pinned is None or version_matches(version, pinned)
                 detail = f"productVersion {version}" + ("" if ok else f" (pinned {pinned})")
                 results.append(ProbeResult(tenant, "office", check, ok, watch(), detail,
                                            severity="critical" if ok else "warning"))

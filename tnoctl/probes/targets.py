@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tnoctl.probes import backup_freshness, https, imap, office, queue, roundtrip, smtp
+from tnoctl.probes import backup_freshness, https, imap, office, office_document, queue, roundtrip, smtp
 from tnoctl.probes.base import Probe, ProbeResult
 from tnoctl.state.store import Store
 
@@ -102,8 +102,13 @@ def _login(tenant: Any, secrets: SecretLookup | None) -> tuple[str, str] | None:
 def network_probes(inventory: Any, opts: ProbeOptions, secrets: SecretLookup | None = None,
                    only: Iterable[str] | None = None,
                    now: Callable[[], float] = time.time) -> list[Probe]:
-    """SMTP, submission, IMAP, IMAPS (+ canary login), HTTPS and office probes per tenant."""
+    """SMTP, submission, IMAP, IMAPS (+ canary login), HTTPS and office probes per tenant.
+
+    The document-open probe (check ``office_document``) runs when the platform names the address its
+    one-shot WOPI endpoint listens on (``tno_office_probe_wopi_host``).
+    """
     tenants = {t.slug: t for t in inventory.tenants}
+    wopi_host = getattr(getattr(inventory, "platform", None), "tno_office_probe_wopi_host", None)
     probes: list[Probe] = []
     for ep in endpoints(inventory, only):
         tenant = tenants[ep.tenant]
@@ -112,14 +117,18 @@ def network_probes(inventory: Any, opts: ProbeOptions, secrets: SecretLookup | N
             def body(t: float, a: tuple = args, check: str = ep.service) -> list[ProbeResult]:
                 return smtp.probe_smtp(*a, timeout=t, now=now(), check=check)
         elif ep.service in ("imap", "imaps"):
-            login = _login(tenant, secrets)
+            # The canary password is looked up when the probe runs, not here: building a round's
+            # probes for 35,000 tenants must not wait for 35,000 vault decrypts (issue 18).
             def body(t: float, a: tuple = args, tls: bool = ep.service == "imaps",
-                     login: tuple[str, str] | None = login) -> list[ProbeResult]:
+                     tenant: Any = tenant) -> list[ProbeResult]:
                 return imap.probe_imap(*a, timeout=t, now=now(), implicit_tls=tls,
-                                       login=login if tls else None)
+                                       login=_login(tenant, secrets) if tls else None)
         else:
             probes.append(Probe(ep.tenant, "office", "office", partial(_office, args, opts.pinned_office),
                                 opts.timeout))
+            if wopi_host:
+                probes.append(Probe(ep.tenant, "office", office_document.CHECK,
+                                    partial(_document, args, wopi_host), opts.timeout * 2))
             def body(t: float, a: tuple = args) -> list[ProbeResult]:
                 return https.probe_https(*a, timeout=t, now=now())
         probes.append(Probe(ep.tenant, ep.component, ep.service, body, opts.timeout))
@@ -133,6 +142,10 @@ def network_probes(inventory: Any, opts: ProbeOptions, secrets: SecretLookup | N
 
 def _office(args: tuple, pinned: str | None, timeout: float) -> list[ProbeResult]:
     return office.probe_office(*args, timeout=timeout, pinned=pinned)
+
+
+def _document(args: tuple, wopi_host: str, timeout: float) -> ProbeResult:
+    return office_document.probe_document(*args, timeout=timeout / 2, wopi_host=wopi_host)
 
 
 def _roundtrip(ep: Endpoint, login: tuple[str, str], ca_file: Path | None, timeout: float) -> ProbeResult:

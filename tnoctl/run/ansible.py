@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import stat
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -154,6 +156,19 @@ def write_ansible_cfg(run_dir: Path, state_dir: Path, forks: int = 20) -> Path:
     return cfg
 
 
+PASSWORD_HASH_CACHE_ENV = "TNO_PASSWORD_HASH_CACHE"
+"""Where roles/tno_mail's tno_password_hash filter remembers hashes (re-hashed only when a password changes)."""
+
+
+def _scale_env(call: PlaybookCall, state_dir: Path) -> dict[str, str]:
+    """What lets the inventory plugin and the roles cost what the run targets (issue 18)."""
+    env = {PASSWORD_HASH_CACHE_ENV: str(state_dir / "cache" / "password-hashes"),
+           "TNO_INVENTORY_CACHE": str(state_dir / "cache")}
+    if call.limit:
+        env["TNO_LIMIT_HOSTS"] = ",".join(call.limit)
+    return env
+
+
 def _runner_env(cfg: Path) -> dict[str, str]:
     venv_bin = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -212,22 +227,23 @@ def run_playbook(
     cfg = write_ansible_cfg(run_dir, state_dir)
     collector = _EventCollector(redact=redact, forward=on_event)
     started = time.monotonic()
-    runner = ansible_runner.run(
-        private_data_dir=str(run_dir),
-        ident="artifacts",
-        playbook=str(playbook),
-        project_dir=str(paths.PROJECT_ROOT),
-        inventory=str(inventory.resolve()),
-        extravars=dict(call.extra_vars),
-        limit=",".join(call.limit) if call.limit else None,
-        cmdline=_cmdline(call, vault_password_file) or None,
-        envvars=_runner_env(cfg),
-        quiet=True,
-        suppress_env_files=True,
-        event_handler=collector.handle,
-        cancel_callback=cancel,
-        settings={"suppress_ansible_output": True, "job_timeout": 3600},
-    )
+    with _sigint_cancels(cancel) as should_cancel:
+        runner = ansible_runner.run(
+            private_data_dir=str(run_dir),
+            ident="artifacts",
+            playbook=str(playbook),
+            project_dir=str(paths.PROJECT_ROOT),
+            inventory=str(inventory.resolve()),
+            extravars=dict(call.extra_vars),
+            limit=",".join(call.limit) if call.limit else None,
+            cmdline=_cmdline(call, vault_password_file) or None,
+            envvars={**_runner_env(cfg), **_scale_env(call, state_dir)},
+            quiet=True,
+            suppress_env_files=True,
+            event_handler=collector.handle,
+            cancel_callback=should_cancel,
+            settings={"suppress_ansible_output": True, "job_timeout": 3600},
+        )
     duration = time.monotonic() - started
     hosts = collector.host_stats(runner.stats or {})
     return RunResult(
@@ -240,6 +256,32 @@ def run_playbook(
         artifacts_dir=run_dir / "artifacts" / "artifacts",
         duration_seconds=duration,
     )
+
+
+@contextlib.contextmanager
+def _sigint_cancels(cancel: Callable[[], bool] | None):
+    """Ctrl-C during a playbook: cancel it cleanly, then raise KeyboardInterrupt (exit 130, audited).
+
+    Why: given no cancel callback, ansible-runner installs its own SIGINT/SIGTERM handlers (and never
+    restores them), so an interrupted deploy ended as a "canceled" run, exit 1, and later Ctrl-C did
+    nothing. In the main thread the handler is ours for the run's duration and restored after;
+    worker threads (upgrade batches) keep their ``cancel`` and the main thread's KeyboardInterrupt.
+    """
+    interrupted = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+
+    def should_cancel() -> bool:
+        return interrupted.is_set() or bool(cancel is not None and cancel())
+
+    try:
+        yield should_cancel
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if interrupted.is_set():
+        raise KeyboardInterrupt
 
 
 class _EventCollector:

@@ -13,16 +13,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shlex
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from tnoctl.actions.env import Env
 from tnoctl.errors import InvalidInput
 from tnoctl.runbook.engine import Params, StepResult
-from tnoctl.runbook.schema import PlaybookStep, ProbeStep, SshStep, Step, TnoctlStep, changes
+from tnoctl.runbook.schema import LocalStep, PlaybookStep, ProbeStep, SshStep, Step, TnoctlStep, changes
 
 PROBE_TIMEOUT = 10.0
 SSH_TIMEOUT = 300.0
+LOCAL_TIMEOUT = 300.0
 
 
 class ProjectExecutor:
@@ -41,6 +43,8 @@ class ProjectExecutor:
             return f"probe {','.join(step.checks)} of {params.tenant} ({self._components(step, params)})"
         if isinstance(step, SshStep):
             return f"ssh {self._host(step, params)} {shlex.join(params.expand(a) for a in step.argv)}"
+        if isinstance(step, LocalStep):
+            return f"local {shlex.join(params.expand(a) for a in step.argv)}"
         if isinstance(step, PlaybookStep):
             tags = f" --tags {','.join(step.tags)}" if step.tags else ""
             mode = " --check --diff" if step.check else ""
@@ -56,6 +60,7 @@ class ProjectExecutor:
         runners: dict[type, Callable[[Any, Params], StepResult]] = {
             ProbeStep: self._probe,
             SshStep: self._ssh_step,
+            LocalStep: self._local,
             PlaybookStep: self._playbook,
             TnoctlStep: self._tnoctl,
         }
@@ -114,6 +119,19 @@ class ProjectExecutor:
             res = self.env.ssh.run(host, [params.expand(a) for a in step.argv], timeout=SSH_TIMEOUT)
         lines = [self.redact(line) for line in (res.stdout + res.stderr).rstrip().splitlines()]
         return StepResult(res.ok, [*lines, f"(exit status {res.rc})"], host=host, details={"rc": res.rc})
+
+    def _local(self, step: LocalStep, params: Params) -> StepResult:
+        """Run the argv on this machine (no shell), output scrubbed; a missing command is a failed step."""
+        argv = [params.expand(a) for a in step.argv]
+        with self._locked(step, params):
+            try:
+                res = subprocess.run(argv, capture_output=True, text=True, timeout=LOCAL_TIMEOUT, check=False,
+                                     stdin=subprocess.DEVNULL)
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                return StepResult(False, [self.redact(f"{argv[0]}: {exc}")], host="localhost")
+        lines = [self.redact(line) for line in (res.stdout + res.stderr).rstrip().splitlines()]
+        return StepResult(res.returncode == 0, [*lines, f"(exit status {res.returncode})"], host="localhost",
+                          details={"rc": res.returncode})
 
     def _plan(self, step: PlaybookStep, params: Params) -> Any:
         from tnoctl.plan.deploy import plan_deploy

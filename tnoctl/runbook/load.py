@@ -7,6 +7,7 @@ conditions, placeholders). Same message style as inventories (tnoctl.config.mess
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from tnoctl.runbook.schema import (
     KINDS,
     STEP_MODELS,
     WHEN_RE,
+    LocalStep,
     PlaybookStep,
     ProbeStep,
     RunbookDoc,
@@ -27,6 +29,7 @@ from tnoctl.runbook.schema import (
     Step,
     TnoctlStep,
     changes,
+    fixes,
 )
 
 RUNBOOKS_DIR = paths.PROJECT_ROOT / "runbooks"
@@ -86,6 +89,10 @@ def _references(doc: RunbookDoc, sections: dict[str, list[Step]], catalog: Catal
                     errors.append(f"{where}.when: no earlier step has id {ref[1]!r}")
             seen.setdefault(step.id, where)
             errors += _step_refs(where, step, catalog, allowed)
+    if not any(fixes(step) for step in sections["mitigation"]):
+        errors.append("mitigation: no step fixes anything: add one that changes something (ssh or local with "
+                      "`changes: true`, a playbook without `check`, or a changing tnoctl verb such as deploy, "
+                      "backup run, restore), then a step that verifies")
     return errors
 
 
@@ -111,7 +118,7 @@ def _step_refs(where: str, step: Step, catalog: Catalog, allowed: set[str]) -> l
             errors.append(f"{where}: an ssh step needs `component` (mail or office) or `host`")
         if step.component is not None and step.host is not None:
             errors.append(f"{where}.host: give either `component` or `host`, not both")
-    if isinstance(step, SshStep | TnoctlStep):
+    if isinstance(step, SshStep | LocalStep | TnoctlStep):
         texts = [(f"argv[{i}]", a) for i, a in enumerate(step.argv)]
         if isinstance(step, SshStep) and step.host:
             texts.append(("host", step.host))
@@ -119,6 +126,12 @@ def _step_refs(where: str, step: Step, catalog: Catalog, allowed: set[str]) -> l
                    if (problem := _placeholder_problem(text, allowed))]
     if isinstance(step, TnoctlStep) and (problem := catalog.check_verb(step.argv)):
         errors.append(f"{where}.argv: {problem}")
+    elif isinstance(step, TnoctlStep):
+        read_only = catalog.verb_read_only(step.argv)
+        if read_only is True and step.changes:
+            errors.append(f"{where}.changes: this verb only reads: set `changes: false`")
+        elif read_only is False and not step.changes:
+            errors.append(f"{where}.changes: this verb changes something: drop `changes: false`")
     return errors
 
 
@@ -181,8 +194,10 @@ def load_one(name: str, directory: Path = RUNBOOKS_DIR, catalog: Catalog | None 
     """The runbook called ``name``; InvalidInput for an unknown name or an invalid file."""
     path = directory / f"{name}.yml"
     if "/" in name or not path.is_file():
-        known = ", ".join(sorted(p.stem for p in directory.glob("*.yml"))) or "none"
-        raise InvalidInput(f"unknown runbook {name!r} (known: {known})")
+        names = sorted(p.stem for p in directory.glob("*.yml"))
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(names) or 'none'})"
+        raise InvalidInput(f"unknown runbook {name!r}{hint}")
     runbook, errors = check_file(path, catalog or project_catalog(), f"{directory.name}/{path.name}")
     if runbook is None:
         raise InvalidInput(f"runbook {path} is invalid: {len(errors)} error(s)", details=errors)

@@ -80,6 +80,17 @@ def check_tnoctl_argv(argv: list[str]) -> str | None:
     return registry.check(argv)
 
 
+def tnoctl_verb_read_only(argv: list[str]) -> bool | None:
+    """True when the registry's verb of ``argv`` only reads, False when it changes something, None if unknown."""
+    from tnoctl.actions import registry
+    from tnoctl.errors import InvalidInput
+
+    try:
+        return registry.resolve(argv)[1].read_only
+    except InvalidInput:
+        return None
+
+
 @dataclass(frozen=True)
 class Catalog:
     """What exists: probes, role actions, tags, and a tnoctl argv checker."""
@@ -88,6 +99,7 @@ class Catalog:
     actions: frozenset[str]
     tags: frozenset[str]
     verb_checker: Callable[[list[str]], str | None] = check_tnoctl_argv
+    verb_read_only: Callable[[list[str]], bool | None] = tnoctl_verb_read_only
 
     def check_verb(self, argv: list[str]) -> str | None:
         """An error message for an invalid tnoctl argv, else None."""

@@ -11,7 +11,16 @@ from pathlib import Path
 
 from tnoctl import paths
 from tnoctl.runbook.load import Runbook
-from tnoctl.runbook.schema import PlaybookStep, ProbeStep, SshStep, Step, TnoctlStep, changes, expect
+from tnoctl.runbook.schema import (
+    LocalStep,
+    PlaybookStep,
+    ProbeStep,
+    SshStep,
+    Step,
+    TnoctlStep,
+    changes,
+    expect,
+)
 
 DOCS_DIR = paths.PROJECT_ROOT / "docs" / "runbooks"
 INDEX = "README.md"
@@ -22,12 +31,14 @@ WORDS = {
         "mitigation": "Remédiation", "escalation": "Escalade", "run": "Exécuter", "changes": "modifie",
         "asks": "demande confirmation", "when": "si", "any": "constat (la suite continue en cas d'échec)",
         "host": "hôte", "component": "composant", "params": "Paramètres", "none": "aucune étape",
+        "local": "sur le poste de commande",
     },
     "en": {
         "lang": "English", "meaning": "Meaning", "impact": "Impact", "diagnosis": "Diagnosis",
         "mitigation": "Mitigation", "escalation": "Escalation", "run": "Run", "changes": "changes",
         "asks": "asks for confirmation", "when": "if", "any": "finding (the run goes on if it fails)",
         "host": "host", "component": "component", "params": "Parameters", "none": "no step",
+        "local": "on the controller",
     },
 }
 
@@ -39,6 +50,8 @@ def _command(step: Step, lang: str) -> str:
     if isinstance(step, SshStep):
         where = f"<{step.component} {w['host']}>" if step.component else f"<{step.host}>"
         return f"`ssh {where} {shlex.join(step.argv)}`"
+    if isinstance(step, LocalStep):
+        return f"`{shlex.join(step.argv)}` ({w['local']})"
     if isinstance(step, PlaybookStep):
         tags = f" --tags {','.join(step.tags)}" if step.tags else ""
         return f"`site.yml tno_action={step.action}{tags}{' --check --diff' if step.check else ''}`"
@@ -105,6 +118,15 @@ def render_index(runbooks: dict[str, Runbook]) -> str:
            "# Runbooks / Procédures d'astreinte", "",
            "Each page is generated from `runbooks/<Name>.yml`; run one with `tnoctl runbook run`.",
            "Chaque page est générée depuis `runbooks/<Nom>.yml` ; on l'exécute avec `tnoctl runbook run`.",
+           "",
+           "The diagnosis only looks. The mitigation fixes, then verifies: every runbook's mitigation has at "
+           "least one step that changes something (marked **changes**; confirmed before it runs), which "
+           "`tnoctl runbook validate` checks. `--dry-run` runs the diagnosis and describes the rest.",
+           "",
+           "Le diagnostic ne fait que regarder. La remédiation corrige, puis vérifie : la remédiation de chaque "
+           "procédure contient au moins une étape qui modifie quelque chose (marquée **modifie** ; confirmée "
+           "avant de s'exécuter), ce que vérifie `tnoctl runbook validate`. `--dry-run` exécute le diagnostic "
+           "et décrit le reste.",
            "",
            "| Runbook | Français | English |", "|---|---|---|"]
     for name in sorted(runbooks):

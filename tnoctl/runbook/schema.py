@@ -4,6 +4,13 @@ Why two levels: the runbook is validated first with its steps as plain mappings,
 with the model of its ``kind``. That gives one clear message for a bad kind
 (``diagnosis[2].kind: 'shell' is not one of: ...``) instead of a union error per candidate.
 Texts are bilingual (French for the on-call staff, English for everyone else).
+
+Diagnosis and mitigation: ``diagnosis`` steps only look; ``mitigation`` steps fix, then verify. A
+step *fixes* (is a mitigation step proper) when it changes something: an ``ssh`` or ``local`` step
+with ``changes: true``, a ``playbook`` step without ``check``, or a ``tnoctl`` step whose verb
+changes something (the action registry says which; the step's ``changes`` must agree). Every
+runbook's mitigation holds at least one such step (``tnoctl runbook validate`` refuses one that
+only looks); probes and read-only verbs after it verify the fix.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ STEP_ID_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 WHEN_RE = re.compile(r"^([a-z][a-z0-9_]{0,39})\.(ok|failed)$")
 PARAM_RE = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 LANGS = ("fr", "en")
-KINDS = ("probe", "ssh", "playbook", "tnoctl", "confirm")
+KINDS = ("probe", "ssh", "local", "playbook", "tnoctl", "confirm")
 COMPONENTS = ("mail", "office")
 
 
@@ -60,7 +67,7 @@ class Param(_Strict):
 class StepBase(_Strict):
     """Keys every step has."""
 
-    kind: str = Field(description="probe | ssh | playbook | tnoctl | confirm.")
+    kind: str = Field(description="probe | ssh | local | playbook | tnoctl | confirm.")
     id: StepId = Field(description="Unique id in the runbook; conditions (`when`) and the audit log use it.")
     title: Text = Field(description="What the step does, shown before it runs.")
     when: When | None = Field(None, description="Run only if an earlier step is `<id>.ok` or `<id>.failed`.")
@@ -94,6 +101,17 @@ class SshStep(_Checked):
     changes: bool = Field(False, description="True when the command changes something.")
 
 
+class LocalStep(_Checked):
+    """Run one argv on the controller (where tnoctl and its exporter run); ok when it exits 0.
+
+    For what lives next to tnoctl rather than on an inventory host (the exporter's service).
+    """
+
+    kind: Literal["local"]
+    argv: list[str] = Field(min_length=1, description="Command and arguments; {tenant}... expanded.")
+    changes: bool = Field(False, description="True when the command changes something.")
+
+
 class PlaybookStep(_Checked):
     """Run a role action (``tno_action``) of site.yml, limited to the tenant's hosts."""
 
@@ -120,11 +138,12 @@ class ConfirmStep(StepBase):
 STEP_MODELS: dict[str, type[StepBase]] = {
     "probe": ProbeStep,
     "ssh": SshStep,
+    "local": LocalStep,
     "playbook": PlaybookStep,
     "tnoctl": TnoctlStep,
     "confirm": ConfirmStep,
 }
-Step = ProbeStep | SshStep | PlaybookStep | TnoctlStep | ConfirmStep
+Step = ProbeStep | SshStep | LocalStep | PlaybookStep | TnoctlStep | ConfirmStep
 
 
 def changes(step: Step) -> bool:
@@ -132,6 +151,11 @@ def changes(step: Step) -> bool:
     if isinstance(step, PlaybookStep):
         return not step.check
     return bool(getattr(step, "changes", False))
+
+
+def fixes(step: Step) -> bool:
+    """Whether the step is a fix: it changes something (see the module docstring); a mitigation needs one."""
+    return changes(step)
 
 
 def expect(step: Step) -> str:
@@ -153,5 +177,8 @@ class RunbookDoc(_Strict):
         default_factory=dict, description="Extra parameters (`--param NAME=VALUE`)."
     )
     diagnosis: list[dict[str, Any]] = Field(description="Read-only steps, run automatically.")
-    mitigation: list[dict[str, Any]] = Field(default_factory=list, description="Steps that fix; confirmed.")
+    mitigation: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Steps that fix (at least one changes something), then verify; changing steps are confirmed.",
+    )
     escalation: Text | None = Field(None, description="Who to call when the runbook does not solve it.")

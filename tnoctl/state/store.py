@@ -23,7 +23,7 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -136,10 +136,37 @@ class OperationRecord:
         return (self.tenant, self.verb)
 
 
-Record = BackupResult | BackupVerification | VersionRecord | UpgradeRecord | DriftRecord | OperationRecord
+ARCHIVE_STATES: tuple[str, ...] = ("created", "seen", "pruned", "rolled_back", "accepted")
+ARCHIVE_PRESENT: tuple[str, ...] = ("created", "seen")  # tnoctl expects these in the repository
+
+
+@dataclass(frozen=True)
+class ArchiveRecord:
+    """What tnoctl knows of one archive of a tenant's repository (the ledger ``backup prune`` checks).
+
+    ``created`` (by ``tnoctl backup run``) and ``seen`` (listed in the repository by ``backup prune``)
+    mean the archive must still be there; ``pruned`` (by tnoctl's own retention), ``rolled_back`` (by
+    ``backup recover-deleted``) and ``accepted`` (``backup prune --accept-deleted``) mean tnoctl
+    knows why it is gone. Anything else that disappeared was deleted by a client (docs/backups.md).
+    """
+
+    KIND: ClassVar[str] = "archives"
+    tenant: str
+    archive: str
+    state: str
+    at: float
+
+    def key(self) -> tuple[str, ...]:
+        """One record per archive of a tenant: its latest state."""
+        return (self.tenant, self.archive)
+
+
+Record = (BackupResult | BackupVerification | VersionRecord | UpgradeRecord | DriftRecord | OperationRecord
+          | ArchiveRecord)
 RECORD_TYPES: dict[str, type] = {
     t.KIND: t
-    for t in (BackupResult, BackupVerification, VersionRecord, UpgradeRecord, DriftRecord, OperationRecord)
+    for t in (BackupResult, BackupVerification, VersionRecord, UpgradeRecord, DriftRecord, OperationRecord,
+              ArchiveRecord)
 }
 
 
@@ -160,6 +187,13 @@ class BackupStatus:
         if self.last_failure is None:
             return False
         return self.last_success is None or self.last_failure.finished_at > self.last_success.finished_at
+
+    @property
+    def last_verification_failed(self) -> bool:
+        """True when the most recent verification (drill, verify) failed."""
+        if self.last_verification_failed_at is None:
+            return False
+        return self.last_verified_at is None or self.last_verification_failed_at > self.last_verified_at
 
 
 @dataclass
@@ -226,6 +260,8 @@ def _decode(kind: str, line: bytes) -> Record:
         raise ValueError("tenant missing")
     if isinstance(record, UpgradeRecord) and record.state not in UPGRADE_STATES:
         raise ValueError(f"state: not one of {', '.join(UPGRADE_STATES)}")
+    if isinstance(record, ArchiveRecord) and record.state not in ARCHIVE_STATES:
+        raise ValueError(f"state: not one of {', '.join(ARCHIVE_STATES)}")
     return record
 
 
@@ -404,22 +440,17 @@ class Store:
             return {k: ReadStats(i.stats.records, i.stats.invalid_lines, i.stats.last_error)
                     for k, i in self._index.items()}
 
+    def latest_records(self, kind: str) -> dict[tuple[str, ...], Any]:
+        """A copy of the latest record per key of one kind (unchanged records keep their identity).
+
+        The exporter compares two copies by identity to find the tenants whose records changed.
+        """
+        return self._latest(kind)
+
     def latest_backups(self) -> dict[tuple[str, str], BackupStatus]:
         """Backup status per (tenant, component): last success, last failure, last verification."""
-        out: dict[tuple[str, str], BackupStatus] = {}
-        for (tenant, component, _), rec in self._latest(BackupResult.KIND).items():
-            status = out.setdefault((tenant, component), BackupStatus(tenant, component))
-            if rec.ok:
-                status.last_success = rec
-            else:
-                status.last_failure = rec
-        for (tenant, component, _), rec in self._latest(BackupVerification.KIND).items():
-            status = out.setdefault((tenant, component), BackupStatus(tenant, component))
-            if rec.ok:
-                status.last_verified_at = rec.verified_at
-            else:
-                status.last_verification_failed_at = rec.verified_at
-        return out
+        return backup_statuses(self._latest(BackupResult.KIND).values(),
+                               self._latest(BackupVerification.KIND).values())
 
     def latest_versions(self) -> dict[tuple[str, str], VersionRecord]:
         """Deployed vs pinned version per (tenant, component)."""
@@ -433,9 +464,36 @@ class Store:
         """Latest drift check per (tenant, component)."""
         return {(r.tenant, r.component): r for r in self._latest(DriftRecord.KIND).values()}
 
+    def record_archive(self, record: ArchiveRecord) -> None:
+        """Record what happened to one archive (created, seen, pruned, rolled back, accepted lost)."""
+        self.append(record)
+
+    def archive_ledger(self, tenant: str) -> dict[str, ArchiveRecord]:
+        """The latest record of every archive tnoctl knows of in ``tenant``'s repository, by name."""
+        return {r.archive: r for (t, _), r in self._latest(ArchiveRecord.KIND).items() if t == tenant}
+
     def latest_operations(self) -> dict[tuple[str, str], OperationRecord]:
         """Latest outcome per (tenant, verb)."""
         return {(r.tenant, r.verb): r for r in self._latest(OperationRecord.KIND).values()}
+
+
+def backup_statuses(results: Iterable[BackupResult],
+                    verifications: Iterable[BackupVerification]) -> dict[tuple[str, str], BackupStatus]:
+    """Fold latest backup results and verifications into one status per (tenant, component)."""
+    out: dict[tuple[str, str], BackupStatus] = {}
+    for rec in results:
+        status = out.setdefault((rec.tenant, rec.component), BackupStatus(rec.tenant, rec.component))
+        if rec.ok:
+            status.last_success = rec
+        else:
+            status.last_failure = rec
+    for ver in verifications:
+        status = out.setdefault((ver.tenant, ver.component), BackupStatus(ver.tenant, ver.component))
+        if ver.ok:
+            status.last_verified_at = ver.verified_at
+        else:
+            status.last_verification_failed_at = ver.verified_at
+    return out
 
 
 def now() -> float:

@@ -5,6 +5,11 @@ Why this exists: Collabora Online's packages cannot be fetched in the tnoctl lab
 install, upgrade, rollback, health checks and monitoring of the office service must be exercised for
 real. This small daemon (Python 3 standard library only, runs on Debian 12's python3) reproduces the
 operational surface tnoctl relies on and nothing else: no document is ever rendered or edited.
+It does open documents the way the real server starts to: a client (a browser, or tnoctl's
+document-open probe) connects a WebSocket to ``/cool/<encoded WOPISrc>/ws`` and sends
+``load url=<WOPISrc with access_token>``; the stand-in then calls the WOPI host itself (CheckFileInfo,
+then GetFile), checks that it received the announced OpenDocument file, and answers ``status:`` (loaded)
+or ``error: cmd=... kind=...``. WOPI hosts outside the configured alias groups are refused.
 
 It reads /etc/coolwsd/coolwsd.xml with the real element names (net.listen, ssl.enable,
 ssl.termination, ssl.cert_file_path, ssl.key_file_path, storage.wopi.alias_groups,
@@ -18,21 +23,33 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import os
 import re
 import signal
 import ssl
+import struct
 import sys
 import threading
+import urllib.error
+import urllib.request
 import xml.etree.ElementTree as ET
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 PACKAGE_VERSION = "@PACKAGE_VERSION@"
-"""Substituted at package build time; left as is when run from the source tree."""
+"""The Debian package version (``24.04.11.1-1``), substituted at build time; left as is in the source tree."""
 BROKEN_BUILD = "@BROKEN_BUILD@"
-"""'1' in the deliberately broken build (24.04.12.1): runs, but its health endpoints fail."""
+"""'health' (24.04.12.1): health endpoints and document loads fail; 'documents' (24.04.13.1): only
+document loads fail (the kit does not start); '' otherwise."""
+KIT_VERSION_FILE = "/usr/share/coolwsd-kit/kit-version"
+"""Installed by the companion package coolwsd-kit: its package version, which must equal ours."""
+WOPI_TIMEOUT = 10.0
+MAX_DOCUMENT = 10 * 1024 * 1024
+ODT_MIMETYPE = b"application/vnd.oasis.opendocument.text"
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B5E"
 
 PRODUCT_NAME = "tnoctl lab stand-in for coolwsd (not Collabora Online)"
 DEFAULT_CONFIG = "/etc/coolwsd/coolwsd.xml"
@@ -62,13 +79,35 @@ DISCOVERY_APPS = {
 }
 
 
-def version() -> str:
-    """The package version, or a marker when running unbuilt from the source tree."""
+def package_version() -> str:
+    """The Debian package version, or a marker when running unbuilt from the source tree."""
     return "0.0.0-source" if PACKAGE_VERSION.startswith("@") else PACKAGE_VERSION
 
 
+def version() -> str:
+    """The product version, as the real coolwsd reports it: the package version without its Debian revision."""
+    return package_version().rsplit("-", 1)[0] if "-" in package_version() else package_version()
+
+
 def is_broken() -> bool:
-    return BROKEN_BUILD == "1"
+    """True in the build whose health endpoints fail."""
+    return BROKEN_BUILD == "health"
+
+
+def kit_failure() -> str:
+    """Why no document can be opened now ('' when the kit is fine): broken build, or kit missing/out of step."""
+    if BROKEN_BUILD in ("health", "documents"):
+        return BROKEN_MESSAGE
+    if PACKAGE_VERSION.startswith("@"):
+        return ""  # unbuilt source tree (tests): no kit package to compare with
+    try:  # the environment variable is for the stand-in's own tests only
+        with open(os.environ.get("COOLWSD_KIT_VERSION_FILE", KIT_VERSION_FILE), encoding="ascii") as fh:
+            kit = fh.read().strip()
+    except OSError:
+        return "kit not installed (package coolwsd-kit)"
+    if kit != package_version():
+        return f"kit version {kit} does not match coolwsd {package_version()}"
+    return ""
 
 
 def version_hash() -> str:
@@ -179,6 +218,63 @@ class WopiPolicy:
         scheme, host, port = origin
         candidates = (f"{scheme}://{host}:{port}", f"{scheme}://{host}")
         return any(p.fullmatch(c) for p in self.aliases for c in candidates)
+
+
+def _wopi_get(url: str, limit: int) -> bytes:
+    """GET from the WOPI host (no proxy, no redirects followed into other hosts); at most ``limit`` bytes."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, headers={"User-Agent": f"coolwsd-lab-standin/{version()}"})
+    with opener.open(request, timeout=WOPI_TIMEOUT) as resp:
+        data = resp.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError("answer too large")
+    return data
+
+
+def odt_paragraphs(data: bytes) -> int | None:
+    """Paragraph count of an OpenDocument text (mimetype + content.xml checked), None if it is not one."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as odf:
+            if odf.namelist()[:1] != ["mimetype"] or odf.read("mimetype").strip() != ODT_MIMETYPE:
+                return None
+            root = ET.fromstring(odf.read("content.xml"))
+    except (zipfile.BadZipFile, KeyError, ET.ParseError, IndexError):
+        return None
+    return sum(1 for el in root.iter() if el.tag == "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}p")
+
+
+def ws_read(stream) -> str | None:  # type: ignore[no-untyped-def]
+    """One text message from a client (masked frames, no fragmentation); None on close or end of stream."""
+    head = stream.read(2)
+    if len(head) < 2:
+        return None
+    opcode, length = head[0] & 0x0F, head[1] & 0x7F
+    if length == 126:
+        length = struct.unpack("!H", stream.read(2))[0]
+    elif length == 127:
+        length = struct.unpack("!Q", stream.read(8))[0]
+    if length > 1024 * 1024:
+        raise ValueError("frame too large")
+    mask = stream.read(4) if head[1] & 0x80 else b"\0\0\0\0"
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(stream.read(length)))
+    if opcode == 0x8:
+        return None
+    if opcode != 0x1:
+        return ""
+    return payload.decode("utf-8", "replace")
+
+
+def ws_send(stream, text: str) -> None:  # type: ignore[no-untyped-def]
+    """One unmasked text frame (server to client)."""
+    data = text.encode()
+    if len(data) < 126:
+        head = bytes([0x81, len(data)])
+    elif len(data) < 65536:
+        head = bytes([0x81, 126]) + struct.pack("!H", len(data))
+    else:
+        head = bytes([0x81, 127]) + struct.pack("!Q", len(data))
+    stream.write(head + data)
+    stream.flush()
 
 
 def _meminfo_bytes(field: str) -> int:
@@ -301,12 +397,94 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, self._discovery(), "text/xml")
         elif path == "/hosting/capabilities":
             self._send(200, json.dumps(self._capabilities(), indent=1), "application/json")
+        elif re.fullmatch(r"/cool/[^/]+/ws", path) and wopi_src is not None and \
+                self.headers.get("Upgrade", "").lower() == "websocket":
+            self._websocket(wopi_src)
         elif path.startswith(("/cool/", "/browser/")) and wopi_src is not None:
             self._send(200, f"{PRODUCT_NAME}: WOPISrc accepted (no editing session is ever opened)\n")
         elif path.startswith("/cool/"):
             self._send(400, "Bad Request: WOPISrc missing\n")
         else:
             self._send(404, "Not Found\n")
+
+    def _websocket(self, wopi_src: str) -> None:
+        """The document session's WebSocket (RFC 6455): handshake, then :meth:`_session` over text frames."""
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        if self.headers.get("Upgrade", "").lower() != "websocket" or not key:
+            self._send(400, "Bad Request: WebSocket upgrade expected\n")
+            return
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+        log(f"{self.client_address[0]} GET {urlsplit(self.path).path.split('/')[1]}/.../ws 101")
+        try:
+            self._session(wopi_src)
+        except (OSError, ValueError) as exc:
+            log(f"document session ended: {exc.__class__.__name__}")
+
+    def _session(self, wopi_src: str) -> None:
+        """``coolclient`` → ``coolserver``; ``load url=...`` → WOPI calls → ``status:`` or ``error:``."""
+        while True:
+            message = ws_read(self.rfile)
+            if message is None:
+                return
+            if message.startswith("coolclient "):
+                hello = {"Version": version(), "Hash": version_hash(), "Protocol": "0.1", "Id": "1"}
+                ws_send(self.wfile, "coolserver " + json.dumps(hello))
+            elif message.startswith("load "):
+                ws_send(self.wfile, self._load(wopi_src, message))
+            else:
+                ws_send(self.wfile, "error: cmd=" + (message.split(" ", 1)[0][:20] or "?") + " kind=unknown")
+
+    def _load(self, wopi_src: str, message: str) -> str:
+        """Open the document named by ``load url=``: the answer frame (``status:`` or ``error:``)."""
+        args = dict(part.split("=", 1) for part in message.split()[1:] if "=" in part)
+        url = unquote(args.get("url", ""))
+        parts = urlsplit(url)
+        file_url = f"{parts.scheme}://{parts.netloc}{parts.path}"
+        if not url or _origin(file_url) != _origin(wopi_src) or parts.path != urlsplit(wopi_src).path:
+            return "error: cmd=load kind=docpathmismatch"
+        if not self.server.policy.allows(file_url):
+            log(f"load refused: WOPI host {_origin(file_url)[1]} is in no alias group")  # type: ignore[index]
+            return "error: cmd=internal kind=unauthorized"
+        failure = kit_failure()
+        if failure:
+            log(f"load failed: {failure}")
+            return "error: cmd=load kind=faileddocloading"
+        token = parse_qs(parts.query).get("access_token", [""])[0]
+        suffix = "?access_token=" + quote(token, safe="")
+        try:
+            info = json.loads(_wopi_get(file_url + suffix, 64 * 1024))
+            size = int(info["Size"])
+            name = str(info["BaseFileName"])
+            if not 0 < size <= MAX_DOCUMENT:
+                raise ValueError("bad Size")
+        except urllib.error.HTTPError as exc:
+            log(f"CheckFileInfo failed: HTTP {exc.code}")
+            return "error: cmd=storage kind=unauthorized" if exc.code in (401, 403) else \
+                "error: cmd=storage kind=loadfailed"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log(f"CheckFileInfo failed: {exc.__class__.__name__}")
+            return "error: cmd=storage kind=loadfailed"
+        try:
+            data = _wopi_get(file_url + "/contents" + suffix, MAX_DOCUMENT)
+        except (OSError, ValueError) as exc:
+            log(f"GetFile failed: {exc.__class__.__name__}")
+            return "error: cmd=storage kind=loadfailed"
+        if len(data) != size:
+            log(f"GetFile returned {len(data)} bytes, CheckFileInfo announced {size}")
+            return "error: cmd=load kind=faileddocloading"
+        paragraphs = odt_paragraphs(data)
+        if paragraphs is None:
+            log("GetFile did not return an OpenDocument text")
+            return "error: cmd=load kind=faileddocloading"
+        log(f"document loaded: {len(data)} bytes, {paragraphs} paragraph(s), extension {name.rsplit('.', 1)[-1][:8]}")
+        return f"status: type=text parts=1 current=0 width=12240 height=15840 viewid=0 paragraphs={paragraphs}"
 
     def _discovery(self) -> str:
         base = f"{self._base_url()}/browser/{version_hash()}/cool.html?"
@@ -365,7 +543,7 @@ class Handler(BaseHTTPRequestHandler):
         if not self._authorized():
             self._send(401, "Unauthorized\n", headers={"WWW-Authenticate": 'Basic realm="online"'})
             return
-        kits = 0 if is_broken() else 1
+        kits = 0 if kit_failure() else 1
         used = _meminfo_bytes("MemTotal") - _meminfo_bytes("MemAvailable")
         lines = [
             f"# {PRODUCT_NAME} {version()}: real coolwsd metric names, stand-in values",
@@ -467,8 +645,8 @@ def main(argv: list[str]) -> int:
     scheme = "https" if server.https else "http"
     log(f"{PRODUCT_NAME} {version()} listening on {scheme}://{address}:{port}"
         f" (ssl.termination={config.get_bool('ssl.termination')}, wopi mode={server.policy.mode})")
-    if is_broken():
-        log(f"ERROR: {BROKEN_MESSAGE}")
+    if kit_failure():
+        log(f"ERROR: {kit_failure()}")
     try:
         server.serve_forever()
     except (KeyboardInterrupt, SystemExit):

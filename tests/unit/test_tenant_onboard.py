@@ -1,0 +1,129 @@
+"""`tenant onboard` (issue 16 item 3): steps in order, hosts that must learn the tenant, interrupted then rerun."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.unit.fakes import FakePlaybookRunner, FakeSsh, make_env
+from tnoctl import paths
+from tnoctl.actions import tenant_onboard
+from tnoctl.backup import naming
+from tnoctl.cli import main
+from tnoctl.cli.context import AppContext
+from tnoctl.errors import ExitCode
+from tnoctl.probes.base import ProbeResult
+from tnoctl.state import audit, locks
+
+
+@pytest.fixture()
+def inv(tmp_path) -> Path:
+    """The lab inventory plus a fifth-style commune `mions` on mail2/office2, added by `tenant add`."""
+    dest = tmp_path / "inv"
+    shutil.copytree(paths.LAB_INVENTORY, dest, ignore=shutil.ignore_patterns(".tno"))
+    app = AppContext(inventory=dest, state_dir_override=tmp_path / "add-state", stdout=io.StringIO(),
+                     stderr=io.StringIO())
+    rc = main(["--inventory", str(dest), "tenant", "add", "mions", "--name", "Mions", "--insee", "69283",
+               "--domain", "mions.test", "--mailbox", "mairie", "--mail-host", "mail2", "--office-host", "office2"],
+              app=app)
+    assert rc == 0, app.stderr.getvalue()
+    return dest
+
+
+SUNDAY_3AM = datetime(2026, 12, 6, 2, 0, tzinfo=UTC).timestamp()  # 03:00 Europe/Paris
+
+
+class Interrupt:
+    """An agent reply that interrupts the first backup (Ctrl-C mid-run), then succeeds."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, host: str, argv: tuple[str, ...]) -> tuple[int, str]:
+        if argv[1] == "results":
+            return 0, json.dumps({"units": {}})
+        self.calls += 1
+        if self.calls == 1:
+            raise KeyboardInterrupt
+        return 0, json.dumps({"ok": True, "finished_at": 1000.0 + self.calls, "duration_seconds": 1.0,
+                              "archive": f"{argv[2]}-2026-12-01T16:00:00.000000"})
+
+
+@pytest.fixture()
+def probes_ok(monkeypatch):
+    monkeypatch.setattr(tenant_onboard, "gather", lambda env, request: [
+        ProbeResult(request.tenants[0], c, "x", True, 0.1) for c in ("mail", "office")])
+
+
+@pytest.fixture()
+def drill_ok(monkeypatch):
+    monkeypatch.setattr(tenant_onboard, "_drill",
+                        lambda env, slug: tenant_onboard.StepResult("drill", "ok", detail="3 messages checked"))
+
+
+def test_onboard_interrupted_then_rerun_finishes_without_redoing_steps(inv, tmp_path, probes_ok, drill_ok):
+    runner = FakePlaybookRunner()
+    agent = Interrupt()
+    ssh = FakeSsh(results={("mail2", naming.AGENT): agent, ("office2", naming.AGENT): agent})
+    env = make_env(inv, tmp_path / "state", playbooks=runner, ssh=ssh, vault_password_file=inv / "vault-password",
+                   clock=lambda: SUNDAY_3AM)  # inside mions' default window: no check pass for the window guard
+    mail_hosts = sorted(n for n, h in env.inventory.hosts.items() if "mail" in h.groups)
+    expected_hosts = tuple(sorted({*mail_hosts, "office2"}))
+    with pytest.raises(KeyboardInterrupt):
+        tenant_onboard.run(env, tenant_onboard.OnboardRequest("mions"))
+    # deployed every mail host (routing/TLS maps of mail1 learn mions.test) and its office host, then backups
+    assert [(c.playbook, tuple(c.limit), c.check) for c in runner.calls] == [
+        ("site.yml", expected_hosts, False),
+        ("backup.yml", tuple(sorted({*expected_hosts, env.inventory.platform.tno_backup_host})), False)]
+    assert locks.list_locks(env.state_dir) == []  # released on Ctrl-C
+    assert audit.read(env.state_dir)[-1]["result"] == "interrupted"
+
+    runner.calls.clear()
+    outcome = tenant_onboard.run(env, tenant_onboard.OnboardRequest("mions"))
+    assert outcome.exit_code == ExitCode.OK, outcome.errors
+    assert runner.calls == []  # validate and deploy were done by the interrupted run
+    assert [(r[0], r[1]) for r in outcome.rows] == [("validate", "done before"), ("deploy", "done before"),
+                                                   ("backup", "ok"), ("drill", "ok"), ("probes", "ok")]
+    assert outcome.data["journal"] == "onboard-mions-1"
+    backups = env.store.latest_backups()
+    assert backups[("mions", "mail")].last_success and backups[("mions", "office")].last_success
+
+    again = tenant_onboard.run(env, tenant_onboard.OnboardRequest("mions"))  # a finished onboarding starts afresh
+    assert again.exit_code == ExitCode.OK and again.data["journal"] == "onboard-mions-2"
+    assert [c.playbook for c in runner.calls] == ["site.yml", "backup.yml"]
+
+
+def test_onboard_stops_at_a_failed_step_and_says_how_to_resume(inv, tmp_path, probes_ok, drill_ok):
+    ssh = FakeSsh(results={("mail2", naming.AGENT): (1, json.dumps({"ok": False, "detail": "borgmatic rc 2"}))})
+    env = make_env(inv, tmp_path / "state", ssh=ssh, vault_password_file=inv / "vault-password")
+    outcome = tenant_onboard.run(env, tenant_onboard.OnboardRequest("mions"))
+    assert outcome.exit_code == ExitCode.FAILED
+    assert outcome.errors[-1] == "fix the cause, then rerun: tnoctl tenant onboard mions"
+    assert [r[1] for r in outcome.rows] == ["ok", "ok", "FAILED"]
+    assert audit.read(env.state_dir)[-1]["details"]["failed_step"] == "backup"
+
+
+def test_onboard_validate_names_a_missing_secret(inv, tmp_path, probes_ok):
+    from tnoctl.config import vault
+
+    runner = FakePlaybookRunner()
+    env = make_env(inv, tmp_path / "state", playbooks=runner, vault_password_file=inv / "vault-password")
+    path = inv / vault.VAULT_REL
+    lines = path.read_text().split("\n")
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("tno_vault_borg_mions:"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i] and not lines[i].startswith(" "))
+    path.write_text("\n".join(lines[:start] + lines[end:]))
+    outcome = tenant_onboard.run(env, tenant_onboard.OnboardRequest("mions"))
+    assert outcome.exit_code == ExitCode.INVALID and runner.calls == []
+    assert "missing from the vault: tno_vault_borg_mions" in outcome.errors[0]
+
+
+def test_onboard_unknown_tenant_is_exit_2(inv, tmp_path):
+    app = AppContext(inventory=inv, state_dir_override=tmp_path / "s", stdout=io.StringIO(), stderr=io.StringIO())
+    rc = main(["--inventory", str(inv), "tenant", "onboard", "nope", "--yes"], app=app)
+    assert rc == 2 and "unknown tenant 'nope'" in app.stderr.getvalue()
