@@ -1,6 +1,7 @@
 """End-to-end: the edge a town hall puts on the internet (issue 14), on the lab's session fleet.
 
-Mail: DKIM signing moved to Rspamd and bound to the sender's own commune. Office: the admin console and
+Mail: DKIM signing moved to Rspamd and bound to the sender's own commune; postmaster@/abuse@ of every
+domain (RFC 2142) and the tenant file's aliases reach the designated mailboxes. Office: the admin console and
 metrics are off the tenant vhosts, on the management listener only.
 
 Why: on a shared mail host a user of commune A must not obtain a DKIM signature of commune B. These
@@ -25,7 +26,17 @@ from typing import Any
 
 import dkim
 import pytest
-from test_deploy_mail import _dkim_dnsfunc, _domain_of, _message, _submission, _wait_for
+from test_deploy_mail import (
+    _dkim_dnsfunc,
+    _domain_of,
+    _find,
+    _imap,
+    _message,
+    _PinnedSMTP,
+    _submission,
+    _tls_context,
+    _wait_for,
+)
 from test_deploy_office import _get
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
@@ -121,3 +132,81 @@ def test_office_management_listener_answers_the_controller_with_the_admin_creden
         assert _management_get(fleet, host, name, "/cool/getMetrics", password) == 200, host
         assert _management_get(fleet, host, name, "/cool/getMetrics", "wrong") == 401, host
         assert _management_get(fleet, host, name, "/cool/getMetrics", None) == 401, host
+
+
+# ---------------------------------------------------------------- addresses: RFC 2142 and aliases
+
+
+def _alias_tenant(fleet: Any) -> Any:
+    """The lab commune with a cross-domain alias (saint-fons: three domains, mail.aliases, mail.postmaster)."""
+    tenant = next((t for t in fleet.inventory.tenants if "mail" in t.services and t.mail.aliases
+                   and any((a.domain or t.primary_domain) != t.primary_domain for a in t.mail.aliases)), None)
+    assert tenant is not None, "the lab must have a commune with a cross-domain alias"
+    assert tenant.mail.postmaster is not None, f"{tenant.slug}: the lab names its postmaster mailbox"
+    return tenant
+
+
+def _login(fleet: Any, slug: str, address: str) -> tuple[str, str]:
+    return next(box for box in fleet.mailboxes(slug) if box[0] == address)
+
+
+def _sender_on_another_host(fleet: Any, slug: str) -> tuple[str, tuple[str, str]]:
+    other = next(s for s in fleet.tenants_with("mail") if fleet.mail_host(s) != fleet.mail_host(slug))
+    return other, fleet.mailboxes(other)[0]
+
+
+def test_postmaster_and_abuse_of_every_domain_reach_the_postmaster_mailbox(fleet: Any) -> None:
+    """From a commune on the other mail host (587, then host to host on 25) and from outside (25, postscreen)."""
+    tenant = _alias_tenant(fleet)
+    postmaster = _login(fleet, tenant.slug, tenant.mail.postmaster)
+    sender_slug, sender = _sender_on_another_host(fleet, tenant.slug)
+    tokens = {}
+    with _submission(fleet, sender_slug, sender) as smtp:
+        for domain in tenant.domains:
+            for local in ("postmaster", "abuse"):
+                token = uuid.uuid4().hex
+                rcpt = f"{local}@{domain}"
+                assert smtp.sendmail(sender[0], [rcpt], _message(sender[0], [rcpt], token).as_bytes()) == {}
+                tokens[rcpt] = token
+    outside = uuid.uuid4().hex
+    address = fleet.address(fleet.mail_host(tenant.slug))
+    with _PinnedSMTP(address, f"mail.{tenant.primary_domain}", 25) as smtp:  # a reporter on the internet
+        smtp.starttls(context=_tls_context(fleet))
+        rcpt = f"abuse@{tenant.primary_domain}"
+        assert smtp.send_message(_message("reporter@example.test", [rcpt], outside)) == {}
+    for rcpt, token in {**tokens, "outside": outside}.items():
+        raw = _wait_for(fleet, tenant.slug, postmaster, token)
+        assert token in raw.decode(errors="replace"), rcpt
+
+
+def test_cross_domain_alias_reaches_every_target_mailbox_once(fleet: Any) -> None:
+    """An alias of one domain of the commune delivers to its mailboxes in the commune's other domains."""
+    tenant = _alias_tenant(fleet)
+    alias = next(a for a in tenant.mail.aliases if (a.domain or tenant.primary_domain) != tenant.primary_domain)
+    address = f"{alias.local}@{alias.domain}"
+    targets = [_login(fleet, tenant.slug, t) for t in alias.to]
+    assert {_domain_of(t[0]) for t in targets} - {alias.domain}, "the alias must cross domains"
+    sender_slug, sender = _sender_on_another_host(fleet, tenant.slug)
+    token = uuid.uuid4().hex
+    with _submission(fleet, sender_slug, sender) as smtp:
+        assert smtp.sendmail(sender[0], [address], _message(sender[0], [address], token).as_bytes()) == {}
+    for login in targets:
+        _wait_for(fleet, tenant.slug, login, token)
+        with _imap(fleet, tenant.slug, login) as client:
+            assert len(_find(client, token)) == 1, f"{login[0]}: expected one copy of {token}"
+
+
+def test_an_alias_address_of_another_commune_does_not_exist(fleet: Any) -> None:
+    """The alias's local part in another commune's domain is an unknown recipient (no capture across communes)."""
+    tenant = _alias_tenant(fleet)
+    alias = tenant.mail.aliases[0]
+    other = next(s for s in fleet.tenants_with("mail")
+                 if s != tenant.slug and fleet.mail_host(s) == fleet.mail_host(tenant.slug))
+    rcpt = f"{alias.local}@{fleet.domain(other)}"
+    address = fleet.address(fleet.mail_host(tenant.slug))
+    with _PinnedSMTP(address, f"mail.{fleet.domain(other)}", 25) as smtp:
+        smtp.starttls(context=_tls_context(fleet))
+        smtp.ehlo()
+        smtp.mail("reporter@example.test")
+        code, text = smtp.rcpt(rcpt)
+    assert 500 <= code < 600, f"{rcpt}: {code} {text!r}"
