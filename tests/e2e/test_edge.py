@@ -1,7 +1,8 @@
 """End-to-end: the edge a town hall puts on the internet (issue 14), on the lab's session fleet.
 
 Mail: DKIM signing moved to Rspamd and bound to the sender's own commune; postmaster@/abuse@ of every
-domain (RFC 2142) and the tenant file's aliases reach the designated mailboxes. Office: the admin console and
+domain (RFC 2142) and the tenant file's aliases reach the designated mailboxes; a vacation script set over
+ManageSieve answers a sender once. Office: the admin console and
 metrics are off the tenant vhosts, on the management listener only.
 
 Why: on a shared mail host a user of commune A must not obtain a DKIM signature of commune B. These
@@ -21,6 +22,7 @@ import http.client
 import smtplib
 import socket
 import ssl
+import time
 import uuid
 from typing import Any
 
@@ -203,6 +205,7 @@ def test_an_alias_address_of_another_commune_does_not_exist(fleet: Any) -> None:
     other = next(s for s in fleet.tenants_with("mail")
                  if s != tenant.slug and fleet.mail_host(s) == fleet.mail_host(tenant.slug))
     rcpt = f"{alias.local}@{fleet.domain(other)}"
+    assert rcpt not in {box[0] for box in fleet.mailboxes(other)}, f"{rcpt} is a real mailbox of {other}"
     address = fleet.address(fleet.mail_host(tenant.slug))
     with _PinnedSMTP(address, f"mail.{fleet.domain(other)}", 25) as smtp:
         smtp.starttls(context=_tls_context(fleet))
@@ -210,3 +213,85 @@ def test_an_alias_address_of_another_commune_does_not_exist(fleet: Any) -> None:
         smtp.mail("reporter@example.test")
         code, text = smtp.rcpt(rcpt)
     assert 500 <= code < 600, f"{rcpt}: {code} {text!r}"
+
+
+# ---------------------------------------------------------------- Sieve: a vacation script set over ManageSieve
+
+
+class _ManageSieve:
+    """The few ManageSieve (RFC 5804) commands the test needs, over STARTTLS on 4190, TLS verified."""
+
+    def __init__(self, address: str, server_name: str, context: ssl.SSLContext) -> None:
+        self._sock: Any = socket.create_connection((address, 4190), 60)
+        self._file = self._sock.makefile("rb")
+        self._expect_ok("greeting")
+        self._command("STARTTLS")
+        self._sock = context.wrap_socket(self._sock, server_hostname=server_name)
+        self._file = self._sock.makefile("rb")
+        self._expect_ok("capabilities after STARTTLS")
+
+    def _expect_ok(self, what: str) -> None:
+        while True:
+            line = self._file.readline().decode(errors="replace").rstrip("\r\n")
+            if line.startswith(("OK", "NO", "BYE")) or not line:
+                assert line.startswith("OK"), f"ManageSieve {what}: {line!r}"
+                return
+
+    def _command(self, line: str, literal: str | None = None) -> None:
+        data = line.encode() + b"\r\n" + (literal.encode() + b"\r\n" if literal is not None else b"")
+        self._sock.sendall(data)
+        self._expect_ok(line.split(" ", 1)[0])
+
+    def login(self, user: str, password: str) -> None:
+        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        self._command(f'AUTHENTICATE "PLAIN" "{token}"')
+
+    def put_active(self, name: str, script: str) -> None:
+        self._command(f'PUTSCRIPT "{name}" {{{len(script.encode())}+}}', script)
+        self._command(f'SETACTIVE "{name}"')
+
+    def remove(self, name: str) -> None:
+        self._command('SETACTIVE ""')
+        self._command(f'DELETESCRIPT "{name}"')
+
+    def close(self) -> None:
+        try:
+            self._command("LOGOUT")
+        finally:
+            self._sock.close()
+
+
+def _wait_queues_empty(fleet: Any, hosts: set[str]) -> None:
+    """Until no message waits in the Postfix queue of ``hosts`` (replies already handed over are delivered)."""
+    deadline = time.monotonic() + 120
+    while any(fleet.ssh(h, "postqueue", "-j").stdout.strip() for h in sorted(hosts)):
+        assert time.monotonic() < deadline, f"mail still queued on {sorted(hosts)}"
+        time.sleep(1)
+
+
+def test_vacation_set_over_managesieve_answers_a_sender_once(fleet: Any) -> None:
+    """A mailbox activates a vacation script over ManageSieve; two messages from one sender get one reply."""
+    tenant = _alias_tenant(fleet)
+    busy = {a for alias in tenant.mail.aliases for a in alias.to} | {tenant.mail.postmaster}
+    box = next(b for b in fleet.mailboxes(tenant.slug) if b[0] not in busy)  # outside the other tests' traffic
+    sender_slug, sender = _sender_on_another_host(fleet, tenant.slug)
+    token = uuid.uuid4().hex
+    script = f'require ["vacation"];\nvacation :days 1 :subject "Absent {token}" "Absent until Monday.";\n'
+    address = fleet.address(fleet.mail_host(tenant.slug))
+    sieve = _ManageSieve(address, f"mail.{_domain_of(box[0])}", _tls_context(fleet))
+    try:
+        sieve.login(*box)
+        sieve.put_active(f"vacation-{token[:8]}", script)
+        for attempt in ("first", "second"):
+            sent = f"{token}-{attempt}"
+            with _submission(fleet, sender_slug, sender) as smtp:
+                assert smtp.sendmail(sender[0], [box[0]], _message(sender[0], [box[0]], sent).as_bytes()) == {}
+            _wait_for(fleet, tenant.slug, box, sent)  # delivered: any reply is in a Postfix queue by now
+        _wait_queues_empty(fleet, {fleet.mail_host(tenant.slug), fleet.mail_host(sender_slug)})
+        reply = _wait_for(fleet, sender_slug, sender, f"Absent {token}")
+        assert email.message_from_bytes(reply)["Auto-Submitted"].startswith("auto-replied")
+        with _imap(fleet, sender_slug, sender) as client:
+            assert len(_find(client, f"Absent {token}")) == 1, "vacation must answer a sender once"
+    finally:
+        sieve.remove(f"vacation-{token[:8]}")
+        sieve.close()
