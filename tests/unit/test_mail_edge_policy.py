@@ -19,6 +19,7 @@ from role_render import render as render_template
 from tnoctl import paths
 from tnoctl.config import load_inventory
 from tnoctl.config.ansible_view import host_vars
+from tnoctl.config.mailrules import postmaster
 from tnoctl.errors import InvalidInput
 from tnoctl.lab import base
 
@@ -258,3 +259,12 @@ def test_lab_base_preinstalls_rspamd_and_redis_disabled_and_the_recipe_says_so(m
     first = base.recipe_hash()
     monkeypatch.setattr(base, "DISABLED_UNITS", ("rspamd.service",))
     assert base.recipe_hash() != first
+
+
+def test_a_commune_without_mailboxes_gets_no_rfc2142_lines_and_no_postmaster():
+    empty = _tenant("delta", ["delta.test"], [])
+    text = render("postfix/virtual.j2", {"__tno_mail_tenants": [empty]})
+    assert [line for line in text.splitlines() if line and not line.startswith("#")] == []
+    inv = load_inventory(paths.LAB_INVENTORY)
+    office_only = next(t for t in inv.tenants if "mail" not in t.services and not t.mailboxes)
+    assert postmaster(office_only) is None

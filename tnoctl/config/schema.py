@@ -241,8 +241,8 @@ class TenantMail(Strict):
     """Addresses and filtering of the commune's mail."""
 
     postmaster: Address | None = Field(
-        None, description="Mailbox of the commune receiving postmaster@ and abuse@ of every one of its domains "
-        "(RFC 2142); defaults to the first mailbox."
+        None, description="Mailbox getting postmaster@ and abuse@ of the commune's domains (RFC 2142); "
+        "default: the first one, if any."
     )
     aliases: list[Alias] = Field(default_factory=list, max_length=500, description="Aliases and forwards.")
     spam: SpamOverride = Field(default_factory=SpamOverride, description="Spam threshold overrides.")
