@@ -53,8 +53,8 @@ def test_status_shows_every_tenant_of_the_host_down(fleet, dovecot_stopped: str)
 def test_dry_run_changes_nothing_and_says_what_it_would_do(fleet, dovecot_stopped: str) -> None:
     rc, out, err = fleet.tnoctl("runbook", "run", RUNBOOK, "--tenant", TENANT, "--dry-run", "--lang", "en")
     assert rc == 1, out + err
-    assert f"would run: ssh {dovecot_stopped} systemctl restart postfix dovecot opendkim" in out
-    assert "would ask: Restart Postfix, Dovecot and OpenDKIM" in out
+    assert f"would run: ssh {dovecot_stopped} systemctl restart postfix dovecot rspamd" in out
+    assert "would ask: Restart Postfix, Dovecot and Rspamd" in out
     assert "nothing was changed" in out
     assert _dovecot(fleet, dovecot_stopped) == "inactive"
 

@@ -77,7 +77,7 @@ backup: {keep_daily: -1}
         "'Mon-Fri 22:00-06:00' or 'Sat,Sun 01:00-04:00'",
         "tenants/givors.yml: pilot: expected true or false, got a string 'maybe'",
         "tenants/givors.yml: backup.keep_daily: -1 must be at least 0",
-        "tenants/givors.yml: colour: unknown key (allowed: backup, contacts, domains, insee, mailboxes, "
+        "tenants/givors.yml: colour: unknown key (allowed: backup, contacts, domains, insee, mail, mailboxes, "
         "maintenance_window, name, office, pilot, placement, services, slug)",
     ]
 
@@ -114,9 +114,11 @@ def test_platform_errors_are_prefixed(inv):
     assert errs == [
         "group_vars/all/platform.yml: extra: unknown key (allowed: tno_backup_host, tno_backup_retention, "
         "tno_backup_storage_quota, "
-        "tno_mail_relayhost, tno_mail_release, tno_office_apt_components, tno_office_apt_keyring_src, "
-        "tno_office_apt_repo_url, tno_office_apt_suite, tno_office_companion_packages, "
-        "tno_office_extra_wopi_hosts, tno_office_probe_wopi_host, tno_office_version, "
+        "tno_mail_relayhost, tno_mail_release, tno_mail_send_limit, tno_mail_spam_thresholds, "
+        "tno_office_admin_allow, tno_office_apt_components, "
+        "tno_office_apt_keyring_src, tno_office_apt_repo_url, tno_office_apt_suite, "
+        "tno_office_companion_packages, tno_office_extra_wopi_hosts, tno_office_probe_wopi_host, "
+        "tno_office_version, "
         "tno_platform_name, tno_timezone, tno_tls_cert_dir)",
     ]
     path.write_text(path.read_text().replace("extra: 1\n", ""))

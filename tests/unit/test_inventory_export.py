@@ -47,7 +47,7 @@ def test_view_matches_the_contract():
     assert {h: [t["slug"] for t in v["tno_tenants"]] for h, v in hv.items()} == EXPECTED
     givors = hv["mail2"]["tno_tenants"][2]
     assert set(givors) == {"slug", "name", "insee", "domains", "primary_domain", "services", "pilot", "placement",
-                           "mailboxes", "office", "backup", "drill_on_calendar"}
+                           "mailboxes", "mail", "office", "backup", "drill_on_calendar"}
     assert givors["mailboxes"][0] == {"local": "mairie", "domain": "givors.test", "address": "mairie@givors.test",
                                       "name": "Accueil de la mairie", "quota": "2G", "quota_bytes": 2 * 1024**3,
                                       "password_vault": "tno_vault_givors_mairie"}

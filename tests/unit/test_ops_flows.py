@@ -95,7 +95,7 @@ def test_restore_to_host_moves_placement_deploys_then_restores_the_tenant(invent
     assert ssh.commands == [
         ("backup1", INFO),
         ("mail1", (naming.AGENT, "restore-tenant", "givors", OLDER)),
-        ("mail1", ("systemctl", "restart", "opendkim")),
+        ("mail1", ("systemctl", "restart", "rspamd")),
     ]
     assert yaml.safe_load((inventory / "tenants" / "givors.yml").read_text())["placement"]["mail"] == "mail1"
     (record,) = _records(env, "restore")

@@ -58,7 +58,7 @@ def test_game_day_diagnoses_restarts_after_confirm_and_verifies() -> None:
     assert report.exit_code == 0
     assert fleet.ran == ["probe_mail", "mail_services", "mail_journal", "probe_office", "office_services",
                          "restart_mail", "verify_mail", "verify_office"]
-    assert asked == ["Restart Postfix, Dovecot and OpenDKIM on the mail host (a few seconds of interruption)"]
+    assert asked == ["Restart Postfix, Dovecot and Rspamd on the mail host (a few seconds of interruption)"]
     status = {o.step: o.status for o in report.outcomes}
     assert status["probe_mail"] == "failed" and status["restart_mail"] == "ok"
     assert status["confirm_office_restart"] == "skipped" and status["restart_office"] == "skipped"

@@ -154,7 +154,7 @@ def _current_mail(text: str) -> str:
 
 
 def restore_tenant(env: Env, target: BackupTarget, archive: str) -> TenantResult:
-    """Host agent restore of a whole tenant on its (new) mail host, then restart OpenDKIM."""
+    """Host agent restore of a whole tenant on its (new) mail host, then restart Rspamd (signer)."""
     start = state_store.now()
     result = env.ssh.run(target.mail_host, [naming.AGENT, "restore-tenant", target.slug, archive], timeout=12 * 3600)
     try:
@@ -162,7 +162,7 @@ def restore_tenant(env: Env, target: BackupTarget, archive: str) -> TenantResult
     except ValueError:
         return TenantResult(target.slug, False, f"restore failed: {result.stderr.strip()[-300:]}",
                             state_store.now() - start)
-    env.ssh.run(target.mail_host, ["systemctl", "restart", "opendkim"])
+    env.ssh.run(target.mail_host, ["systemctl", "restart", "rspamd"])
     ok = result.ok and bool(data.get("ok"))
     detail = (f"{archive} -> {target.mail_host}: {data.get('mailboxes')} mailboxes, {data.get('checked')} messages, "
               f"{data.get('missing')} missing, userdb missing {data.get('userdb_missing')}")

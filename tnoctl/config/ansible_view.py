@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from tnoctl.config.load import Inventory
+from tnoctl.config.mailrules import postmaster
 from tnoctl.config.schedule import drill_on_calendar
 from tnoctl.config.schema import Tenant, size_bytes
 
@@ -38,6 +39,20 @@ def tenant_view(tenant: Tenant, platform_retention: dict[str, int]) -> dict[str,
             }
             for box in tenant.mailboxes
         ],
+        "mail": {
+            "postmaster": postmaster(tenant),
+            "aliases": [
+                {
+                    "local": alias.local,
+                    "domain": alias.domain or tenant.primary_domain,
+                    "address": f"{alias.local}@{alias.domain or tenant.primary_domain}",
+                    "to": list(alias.to),
+                    "forward": list(alias.forward),
+                }
+                for alias in tenant.mail.aliases
+            ],
+            "spam": tenant.mail.spam.model_dump(),
+        },
         "office": {"wopi_hosts": list(tenant.office.wopi_hosts)},
         "backup": backup,
         "drill_on_calendar": drill_on_calendar(tenant.slug, tenant.maintenance_window),

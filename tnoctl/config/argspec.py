@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from tnoctl import paths
-from tnoctl.config.schema import Mailbox, Retention, Tenant
+from tnoctl.config.schema import Alias, Mailbox, Retention, Tenant
 
 ROLES = ("tno_common", "tno_mail", "tno_office", "tno_proxy")
 BEGIN = "# BEGIN tno_tenants options, generated from tnoctl/config/schema.py by `make generate`; do not edit"
@@ -76,10 +76,15 @@ _VIEW: dict[type[BaseModel], ViewOf] = {
         },
         filled=frozenset({"domain"}),
     ),
+    Alias: ViewOf(
+        extra={"address": Extra("str", "The alias address, local@domain.")},
+        filled=frozenset({"domain"}),
+    ),
 }
 _ORDER = {Tenant: ("slug", "name", "insee", "domains", "primary_domain", "services", "pilot", "placement",
-                   "mailboxes", "office", "backup", "drill_on_calendar"),
-          Mailbox: ("local", "domain", "address", "name", "quota", "quota_bytes", "password_vault")}
+                   "mailboxes", "mail", "office", "backup", "drill_on_calendar"),
+          Mailbox: ("local", "domain", "address", "name", "quota", "quota_bytes", "password_vault"),
+          Alias: ("local", "domain", "address", "to", "forward")}
 _SCALARS = {str: "str", int: "int", bool: "bool", float: "float"}
 
 

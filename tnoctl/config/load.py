@@ -150,7 +150,8 @@ def _checked(path: Path, vault_password_file: Path | None, cache_dir: Path | Non
         errors += errs
         if summary is not None:
             summaries.append((rel, summary))
-    errors += logical.cross_rules(summaries, _groups(hosts), _extra_wopi(platform))
+    errors += logical.cross_rules(summaries, _groups(hosts), _extra_wopi(platform),
+                                  platform.tno_mail_spam_thresholds if platform is not None else None)
     if errors or platform is None:
         raise _fail(path, errors)
     return hosts, platform, summaries, names, stats

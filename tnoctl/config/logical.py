@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from tnoctl.config.schema import Tenant
+from tnoctl.config import mailrules
+from tnoctl.config.schema import SpamThresholds, Tenant
 
 GROUP_OF_SERVICE = {"mail": "mail", "office": "office"}
 PLATFORM_VAULT_PREFIXES = ("tno_vault_borg_", "tno_vault_office_")
@@ -59,6 +60,7 @@ def summary(tenant: Tenant) -> dict[str, Any]:
         "placement": {"mail": tenant.placement.mail, "office": tenant.placement.office},
         "vault_prefixes": _vault_prefixes(tenant),
         "wopi": [wopi_host(url) for url in tenant.office.wopi_hosts],
+        **mailrules.summary(tenant),
     }
 
 
@@ -117,6 +119,7 @@ def tenant_rules(tenant: Tenant, stem: str, vault_names: frozenset[str] | None) 
                           f"vault namespace ({space}*)")
         elif vault_names is not None and box.password_vault not in vault_names:
             errors.append(f"mailboxes[{i}].password_vault: {box.password_vault} is not defined in the vault")
+    errors += mailrules.tenant_rules(tenant, set(addresses))
     return errors
 
 
@@ -159,9 +162,10 @@ def _wopi_rules(summaries: list[tuple[str, dict[str, Any]]], extra_wopi: dict[st
 
 def cross_rules(
     summaries: list[tuple[str, dict[str, Any]]], host_groups: dict[str, set[str]],
-    extra_wopi: dict[str, list[str]] | None = None,
+    extra_wopi: dict[str, list[str]] | None = None, spam: SpamThresholds | None = None,
 ) -> list[str]:
-    """`file: field: message` for rules spanning tenants, hosts.yml and the platform's WOPI exceptions."""
+    """`file: field: message` for rules spanning tenants, hosts.yml and the platform (WOPI exceptions, spam
+    thresholds)."""
     errors: list[str] = []
     errors += _duplicates("slug", ((rel, s["slug"]) for rel, s in summaries))
     errors += _duplicates("insee", ((rel, s["insee"]) for rel, s in summaries))
@@ -170,6 +174,7 @@ def cross_rules(
                           ((rel, h) for rel, s in summaries for h in dict.fromkeys(s.get("wopi", ()))))
     errors += _wopi_rules(summaries, extra_wopi or {})
     errors += _foreign_vault_names(summaries)
+    errors += mailrules.cross_rules(summaries, spam)
     for rel, s in summaries:
         for service, host in s["placement"].items():
             if host is None:

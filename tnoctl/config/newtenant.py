@@ -83,7 +83,8 @@ def check(inv: Inventory, doc: dict[str, Any], vault_names: frozenset[str] | Non
         summaries = [(f"tenants/{t.slug}.yml", logical.summary(t)) for t in inv.tenants]
         summaries.append((rel, logical.summary(tenant)))
         groups = {name: h.groups for name, h in inv.hosts.items()}
-        errors += logical.cross_rules(summaries, groups, dict(inv.platform.tno_office_extra_wopi_hosts))
+        errors += logical.cross_rules(summaries, groups, dict(inv.platform.tno_office_extra_wopi_hosts),
+                                      inv.platform.tno_mail_spam_thresholds)
     if errors or tenant is None:
         raise InvalidInput(f"tenant {doc['slug']} would make the inventory invalid", details=errors)
     return tenant

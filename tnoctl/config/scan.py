@@ -27,7 +27,8 @@ from typing import Any
 from tnoctl.config import validate, yamlio
 
 CACHE_NAME = "tenant-checks.json"
-_CODE_FILES = ("schema.py", "logical.py", "validate.py", "messages.py", "window.py", "yamlio.py", "scan.py")
+_CODE_FILES = ("schema.py", "logical.py", "mailrules.py", "validate.py", "messages.py", "window.py", "yamlio.py",
+               "scan.py")
 RACY_NS = 2_000_000_000
 POOL_THRESHOLD = 400
 CHUNK = 250

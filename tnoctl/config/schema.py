@@ -7,6 +7,8 @@ with a short human message; tnoctl.config.messages turns pydantic errors into `f
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import re
 from typing import Annotated, Literal
 
@@ -37,6 +39,9 @@ PATH_RE = re.compile(r"^[A-Za-z0-9._/+~@:-]{1,200}\Z")
 RELAYHOST_RE = re.compile(r"^(?:|\[[A-Za-z0-9.:-]{1,253}\](?::\d{1,5})?|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
                           r"(?::\d{1,5})?)\Z")
 """Platform values land verbatim in main.cf, apt sources and paths: no whitespace, quotes or control chars."""
+ADDRESS_RE = re.compile(r"^(?=.{3,254}\Z)[a-z0-9](?:[a-z0-9._+-]{0,62}[a-z0-9])?@"
+                        r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}\Z")
+"""A lower-case mail address whose parts are safe in Postfix/Rspamd maps (no space, comma or quote)."""
 SIZE_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -121,6 +126,17 @@ class Mailbox(Strict):
 WopiHost = Annotated[str, Field(max_length=200), AfterValidator(_https)]
 
 
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{_short(value)} is not an IP address or network like 192.0.2.10 or 192.0.2.0/24") from None
+    return value
+
+
+Network = Annotated[str, Field(max_length=43), AfterValidator(_network)]
+
+
 class Office(Strict):
     """Online office settings of the tenant."""
 
@@ -157,6 +173,89 @@ class BackupOverride(Strict):
     keep_monthly: int | None = Field(None, ge=0, le=120, description="Monthly archives kept.")
 
 
+Address = Annotated[str, Field(max_length=254), _check(ADDRESS_RE, "a lower-case address like jean.dupont@example.fr")]
+Local = Annotated[str, Field(max_length=64), _check(LOCAL_RE, "a local part like jean.dupont")]
+Score = Annotated[float, Field(gt=0, le=1000)]
+
+
+class SpamThresholds(Strict):
+    """Rspamd scores at which inbound mail is rejected (5xx), marked (X-Spam header) or greylisted (4xx)."""
+
+    reject: Score = Field(15.0, description="Score from which a message is rejected at SMTP time.")
+    add_header: Score = Field(6.0, description="Score from which a message is delivered with an X-Spam header.")
+    greylist: Score | None = Field(None, description="Score from which a first delivery is deferred (greylisting, "
+                                   "state in the local Redis); null: no greylisting.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SpamThresholds:
+        """greylist < add_header < reject, or a threshold would never be reached."""
+        check_order(self.reject, self.add_header, self.greylist)
+        return self
+
+
+def check_order(reject: float | None, add_header: float | None, greylist: float | None) -> None:
+    steps = [(n, v) for n, v in (("greylist", greylist), ("add_header", add_header), ("reject", reject))
+             if v is not None]
+    for (low_name, low), (high_name, high) in itertools.pairwise(steps):
+        if low >= high:
+            raise ValueError(f"{low_name} ({low:g}) must be lower than {high_name} ({high:g})")
+
+
+class SpamOverride(Strict):
+    """Per-tenant thresholds for mail to the tenant's domains (unset keys keep the platform's)."""
+
+    reject: Score | None = Field(None, description="Reject score for mail to this commune's domains.")
+    add_header: Score | None = Field(None, description="Add-header score for mail to this commune's domains.")
+    greylist: Score | None = Field(None, description="Greylist score for mail to this commune's domains.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SpamOverride:
+        check_order(self.reject, self.add_header, self.greylist)
+        return self
+
+
+class Alias(Strict):
+    """An extra address of the commune: delivered to its own mailboxes and/or forwarded outside the platform."""
+
+    local: Local = Field(description="Local part of the alias; the address is local@domain.")
+    domain: Domain | None = Field(
+        None, description="Domain of the alias; defaults to the primary domain; must be one of `domains`."
+    )
+    to: list[Address] = Field(
+        default_factory=list, max_length=50, description="Mailboxes (or other aliases) of this commune receiving "
+        "the mail: addresses in the commune's own domains only."
+    )
+    forward: list[Address] = Field(
+        default_factory=list, max_length=10, description="Explicit forwards to addresses outside the platform "
+        "(never a domain of the platform)."
+    )
+
+    @model_validator(mode="after")
+    def _has_target(self) -> Alias:
+        if not self.to and not self.forward:
+            raise ValueError("an alias needs at least one target in `to` or `forward`")
+        return self
+
+
+class TenantMail(Strict):
+    """Addresses and filtering of the commune's mail."""
+
+    postmaster: Address | None = Field(
+        None, description="Mailbox getting postmaster@ and abuse@ of the commune's domains (RFC 2142); "
+        "default: the first one, if any."
+    )
+    aliases: list[Alias] = Field(default_factory=list, max_length=500, description="Aliases and forwards.")
+    spam: SpamOverride = Field(default_factory=SpamOverride, description="Spam threshold overrides.")
+
+
+class SendLimit(Strict):
+    """Outbound limit per authenticated user (Rspamd ratelimit, counted in the mail host's local Redis)."""
+
+    messages: int = Field(200, ge=1, le=1_000_000, description="Messages a user may send per period (also the "
+                          "burst: a full bucket refills at this rate).")
+    per: Literal["hour", "day"] = Field("hour", description="Period: hour or day.")
+
+
 class Tenant(Strict):
     """One commune (`tenants/<slug>.yml`)."""
 
@@ -171,6 +270,7 @@ class Tenant(Strict):
     )
     placement: Placement = Field(default_factory=Placement, description="Host serving each service.")
     mailboxes: list[Mailbox] = Field(default_factory=list, max_length=5000, description="Mailboxes.")
+    mail: TenantMail = Field(default_factory=TenantMail, description="Aliases, RFC 2142 addresses, spam thresholds.")
     office: Office = Field(default_factory=Office, description="Online office settings.")
     maintenance_window: Annotated[str, Field(max_length=100), AfterValidator(_window)] = Field(
         "Sun 02:00-05:00", description="When disruptive work may run (Europe/Paris), e.g. 'Mon-Fri 22:00-06:00'."
@@ -225,9 +325,22 @@ class Platform(Strict):
                                                                    "[smtp.example.fr]:587 (or empty)")] = Field(
         "", description="Postfix relayhost: host, [host] or either with :port; empty means direct MX delivery."
     )
+    tno_mail_spam_thresholds: SpamThresholds = Field(
+        default_factory=SpamThresholds, description="Inbound Rspamd thresholds (tenants may override them in "
+        "mail.spam); SPF, DKIM, DMARC and ARC are always checked and a failing DMARC p=reject is rejected."
+    )
+    tno_mail_send_limit: SendLimit | None = Field(
+        default_factory=SendLimit, description="Per-user outbound limit of authenticated submission (over it: 4xx, "
+        "retried later by the client); null: no limit."
+    )
     tno_office_extra_wopi_hosts: dict[Slug, list[WopiHost]] = Field(
         default_factory=dict, description="Per tenant slug, WOPI hosts (https URLs) the tenant may list outside "
         "its own domains (a WOPI host must otherwise be one of its domains or a sub-domain)."
+    )
+    tno_office_admin_allow: list[Network] = Field(
+        default_factory=list, max_length=50, description="Addresses or networks allowed on the office hosts' "
+        "management listener (admin console, /cool/getMetrics), e.g. the monitoring host and the operator "
+        "network; empty: no management listener. These surfaces are never served on a tenant vhost."
     )
     tno_tls_cert_dir: PathText = Field(description="Controller dir with <inventory_hostname>.crt/.key and ca.crt.")
     tno_backup_host: HostName = Field(description="Host (in group `backup`) receiving borg backups.")

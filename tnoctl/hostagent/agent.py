@@ -401,8 +401,8 @@ def restore_tenant(cfg: TenantConfig, archive: str) -> int:
                     dest = Path(cfg.dkim_dir) / domain / key.name
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(key, dest)
-                    if _has_user("opendkim"):
-                        shutil.chown(dest, "opendkim", "opendkim")
+                    if _has_user("_rspamd"):  # Rspamd signs; keys readable by it only
+                        shutil.chown(dest, "_rspamd", "_rspamd")
         sieve = root / "sieve"
         if sieve.is_dir():
             for home in (p for d in sieve.iterdir() for p in d.iterdir()):
