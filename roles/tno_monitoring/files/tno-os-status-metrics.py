@@ -29,7 +29,8 @@ def count_pending(text: str) -> dict[str, int]:
     """``apt-get -s upgrade`` output -> upgrades per origin: security when the candidate's archive is *-security."""
     counts = {"security": 0, "other": 0}
     for line in text.splitlines():
-        if not line.startswith("Inst ") or " [" not in line:  # "Inst pkg [installed] (candidate origins)"
+        words = line.split(" ", 2)  # "Inst pkg [installed] (candidate origins)"; a new install has no [installed]
+        if len(words) < 3 or words[0] != "Inst" or not words[2].startswith("["):
             continue
         candidate = line.split("(", 1)[-1]
         counts["security" if "-security" in candidate else "other"] += 1
