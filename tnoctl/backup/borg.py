@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from tnoctl.backup.naming import BACKUP_USER, parse_archive
+from tnoctl.errors import OperationFailed
 
 
 def owner_command(*argv: str) -> list[str]:
@@ -46,12 +47,33 @@ class Archive:
 
 
 def _doc(text: str) -> dict:
-    data = json.loads(text)
+    """The JSON document borg (or borgmatic) printed; OperationFailed when it printed anything else.
+
+    The backup host is a network peer: empty or malformed output is a failed command, never a
+    traceback.
+    """
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise OperationFailed(f"borg printed no JSON document ({len(text)} bytes of output)") from None
     if isinstance(data, list):  # borgmatic wraps one document per repository in a list
         data = data[0] if data else {}
-    if not isinstance(data, dict):
-        raise ValueError("unexpected borg JSON output")
+    if not isinstance(data, dict) or not isinstance(data.get("archives", []), list):
+        raise OperationFailed("unexpected borg JSON output (no archives list)")
+    if not all(isinstance(a, dict) and "name" in a for a in data.get("archives", [])):
+        raise OperationFailed("unexpected borg JSON output (an archive without a name)")
     return data
+
+
+def _count(value: object) -> int | None:
+    """A non-negative integer from borg's JSON, else None (a hostile peer may send anything)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _seconds(value: object) -> float | None:
+    """A non-negative duration from borg's JSON, else None."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return float(value) if ok else None
 
 
 def parse_list(text: str) -> list[Archive]:
@@ -66,16 +88,16 @@ def parse_info(text: str) -> list[Archive]:
     doc = _doc(text)
     out = []
     for a in doc.get("archives", []):
-        stats = a.get("stats", {})
+        stats = a.get("stats") if isinstance(a.get("stats"), dict) else {}
         out.append(
             Archive(
                 name=str(a["name"]),
                 time=str(a.get("start")),
-                original_bytes=stats.get("original_size"),
-                compressed_bytes=stats.get("compressed_size"),
-                deduplicated_bytes=stats.get("deduplicated_size"),
-                files=stats.get("nfiles"),
-                duration_seconds=a.get("duration"),
+                original_bytes=_count(stats.get("original_size")),
+                compressed_bytes=_count(stats.get("compressed_size")),
+                deduplicated_bytes=_count(stats.get("deduplicated_size")),
+                files=_count(stats.get("nfiles")),
+                duration_seconds=_seconds(a.get("duration")),
             )
         )
     return sorted(out, key=lambda a: a.time)
