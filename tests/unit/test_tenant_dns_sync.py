@@ -151,3 +151,43 @@ def test_publish_without_vault_password_is_refused_before_any_query(tmp_path):
     env = _env(tmp_path)
     with pytest.raises(InvalidInput, match="needs the vault password"):
         platform_client(env, True)
+
+
+def _cli(tmp_path, monkeypatch, *argv: str):
+    import io
+
+    from tests.unit.fakes import FakeSsh, make_env
+    from tnoctl import paths
+    from tnoctl.actions import tenant_dns_sync
+    from tnoctl.cli import main
+    from tnoctl.cli.context import AppContext
+
+    fake = FakeDns()
+    monkeypatch.setattr(tenant_dns_sync, "platform_client", lambda env, with_key: fake)
+    state = tmp_path / "state"
+    out, err = io.StringIO(), io.StringIO()
+    app = AppContext(inventory=paths.LAB_INVENTORY, state_dir_override=state, stdout=out, stderr=err)
+    app._env = make_env(paths.LAB_INVENTORY, state, ssh=FakeSsh(results={}))
+    app._env.ssh.results[app._env.inventory.tenant("givors").placement.mail] = (0, GENKEY_TXT)
+    code = main(["--inventory", str(paths.LAB_INVENTORY), "--state-dir", str(state), "tenant", "dns", *argv],
+                app=app)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_check_prints_a_table_and_names_missing_records(tmp_path, monkeypatch):
+    code, out, err = _cli(tmp_path, monkeypatch, "givors", "--check")
+    assert code == 1
+    assert "missing" in out and "givors: mx givors.test. MX is missing" in err
+
+
+def test_cli_check_and_publish_together_is_a_usage_error(tmp_path, monkeypatch):
+    code, _out, err = _cli(tmp_path, monkeypatch, "givors", "--check", "--publish", "--yes")
+    assert code == 2 and "not both" in err
+
+
+def test_cli_publish_yes_json(tmp_path, monkeypatch):
+    import json
+
+    code, out, _err = _cli(tmp_path, monkeypatch, "givors", "--publish", "--yes", "--json")
+    assert code == 0
+    assert {r["state"] for r in json.loads(out)["records"]} == {"published"}

@@ -174,8 +174,9 @@ def _errors(slug: str, statuses: list[Status]) -> list[str]:
             for s in statuses if s.state != "published"]
 
 
-def run(env: Env, request: DnsSyncRequest, client_factory: ClientFactory = platform_client) -> Outcome:
+def run(env: Env, request: DnsSyncRequest, client_factory: ClientFactory | None = None) -> Outcome:
     """Check (read-only) or publish then re-check; exit 1 when a record is still missing or different."""
+    client_factory = client_factory or platform_client
     rows = records_run(env, TenantDnsRequest(request.slug)).data["records"]
     tenant = env.inventory.tenant(request.slug)
     expected = expected_records(rows, tuple(tenant.domains))
