@@ -38,7 +38,8 @@ def _coolwsd() -> str:
 def _proxy() -> str:
     return _render("tno_proxy", "tno-office.conf.j2", __tno_proxy_tenants=TENANTS, tno_proxy_ipv6=False,
                    tno_proxy_upstream="http://127.0.0.1:9980", tno_proxy_tls_dir="/etc/tno-proxy",
-                   tno_proxy_hsts_max_age=1)
+                   tno_proxy_hsts_max_age=1, tno_proxy_admin_port=9443, tno_office_admin_allow=["198.18.0.1"],
+                   tno_tls_mode="files")
 
 
 def test_the_staged_coolwsd_xml_holds_only_the_tenants_alias_group() -> None:

@@ -26,7 +26,7 @@ from tnoctl.config import mailrules
 from tnoctl.config.schema import SpamThresholds, Tenant
 
 GROUP_OF_SERVICE = {"mail": "mail", "office": "office"}
-PLATFORM_VAULT_PREFIXES = ("tno_vault_borg_", "tno_vault_office_")
+PLATFORM_VAULT_PREFIXES = ("tno_vault_borg_", "tno_vault_office_", "tno_vault_dns_", "tno_vault_acme_")
 """Vault namespaces of the platform: never referenced by a tenant file."""
 
 

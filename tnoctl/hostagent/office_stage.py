@@ -61,14 +61,37 @@ _MARKER = re.compile(r"^# tenant ([a-z0-9-]+): ", re.MULTILINE)
 
 
 def tenant_vhosts(text: str, slug: str) -> str:
-    """The proxy file's blocks of ``slug`` (each from its ``# tenant SLUG:`` marker to the next marker)."""
-    marks = list(_MARKER.finditer(text))
+    """The proxy file's blocks of ``slug``: each ``# tenant SLUG:`` marker and the one server block after it.
+
+    A block ends at the brace closing its ``server {``, not at the next marker: whatever the file holds
+    after the last tenant (the management listener, say) never lands in a commune's archive.
+    """
     parts = []
-    for i, mark in enumerate(marks):
+    for mark in _MARKER.finditer(text):
         if mark.group(1) == slug:
-            end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+            end = _block_end(text, mark.end())
             parts.append(text[mark.start():end].rstrip() + "\n")
     return "".join(parts)
+
+
+def _block_end(text: str, start: int) -> int:
+    """Index just after the brace closing the first ``{`` at or after ``start`` (comments skipped)."""
+    depth = 0
+    i = start
+    while i < len(text):
+        char = text[i]
+        if char == "#":
+            newline = text.find("\n", i)
+            i = len(text) if newline < 0 else newline
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return len(text)
 
 
 def _write(path: Path, text: str) -> None:
