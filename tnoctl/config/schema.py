@@ -92,7 +92,7 @@ PathText = Annotated[str, Field(max_length=200), _check(PATH_RE, "a path without
 class Strict(BaseModel):
     """Base: unknown keys are errors; no silent coercion of numbers into strings."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class Placement(Strict):
