@@ -181,3 +181,14 @@ def test_a_forged_index_with_a_matching_hash_falls_back_to_the_full_validation(i
     assert counted.scans == 1
     loaded = load_inventory(inv, cache_dir=cache)  # the fallback rewrote a good index
     assert loaded.rows == expected and counted.scans == 1
+
+
+def test_tenant_list_json_text_equals_the_standard_encoder():
+    from tnoctl.cli.tenant import rows_json
+
+    rows = [{"slug": "a", "name": "Sa\u00eft \"x\" \\ \u2028", "insee": "69001", "domains": ["a.test", "b.test"],
+             "services": [], "mail_host": None, "office_host": "office1", "mailboxes": 0, "pilot": True,
+             "maintenance_window": "Sun 02:00-05:00"},
+            {"slug": "b", "name": "B", "domains": ["c.test"], "services": ["mail"], "mailboxes": 12, "pilot": False}]
+    assert rows_json(rows) == json.dumps(rows, indent=2, default=str)
+    assert rows_json([]) == json.dumps([], indent=2)

@@ -129,19 +129,19 @@ def find(lines: list[bytes], slug: str) -> Record | bool | None:
 
 
 def _strs(value: Any, least: int = 0) -> bool:
-    return isinstance(value, list) and len(value) >= least and all(isinstance(v, str) for v in value)
+    return type(value) is list and len(value) >= least and all(type(v) is str for v in value)
 
 
 def valid_record(rec: Any) -> bool:
     """True when ``rec`` has the shape :func:`record` writes (a hand-edited index must not crash a verb)."""
-    if not isinstance(rec, list) or len(rec) != 13:
+    if type(rec) is not list or len(rec) != 13:
         return False
     rel, slug, name, insee, domains, services, mail, office, pilot, window, boxes, backup, canary = rec
-    return (isinstance(slug, str) and rel == f"tenants/{slug}.yml" and isinstance(name, str)
-            and isinstance(insee, str) and _strs(domains, 1) and _strs(services)
-            and (mail is None or isinstance(mail, str)) and (office is None or isinstance(office, str))
-            and isinstance(pilot, bool) and isinstance(window, str) and type(boxes) is int
-            and isinstance(backup, dict) and all(isinstance(k, str) and type(v) is int for k, v in backup.items())
+    return (type(slug) is str and rel == f"tenants/{slug}.yml" and type(name) is str and type(insee) is str
+            and _strs(domains, 1) and _strs(services) and (mail is None or type(mail) is str)
+            and (office is None or type(office) is str) and type(pilot) is bool and type(window) is str
+            and type(boxes) is int and type(backup) is dict
+            and (not backup or all(type(k) is str and type(v) is int for k, v in backup.items()))
             and (canary is None or (_strs(canary) and len(canary) == 2)))
 
 
