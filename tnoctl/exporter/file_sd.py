@@ -77,11 +77,11 @@ def render_groups(endpoints: Iterable[Endpoint], by_address: bool = False, depth
         module = MODULES[ep.service]
         target, extra = _target(ep, by_address)
         mod = _esc(module)
-        text = (head + _esc(target) + mid + _esc(ep.tenant) + sep + '"component": ' + _esc(ep.component) + sep
-                + '"service": ' + _esc(ep.service) + sep + '"module": ' + mod + sep + '"host": ' + _esc(ep.host)
-                + sep + '"server_name": ' + _esc(ep.server_name) + sep + '"__param_module": ' + mod)
+        text = (f'{head}{_esc(target)}{mid}{_esc(ep.tenant)}{sep}"component": {_esc(ep.component)}{sep}"service": '
+                f'{_esc(ep.service)}{sep}"module": {mod}{sep}"host": {_esc(ep.host)}{sep}"server_name": '
+                f'{_esc(ep.server_name)}{sep}"__param_module": {mod}')
         for key, value in extra.items():
-            text += sep + _esc(key) + ": " + _esc(value)
+            text += f"{sep}{_esc(key)}: {_esc(value)}"
         parts.setdefault(f"blackbox-{module}.json", []).append(text + tail)
     for module in sorted(set(MODULES.values())):
         parts.setdefault(f"blackbox-{module}.json", [])

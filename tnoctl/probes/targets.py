@@ -59,17 +59,20 @@ def primary_domain(tenant: Any) -> str:
 def endpoints(inventory: Any, only: Iterable[str] | None = None) -> list[Endpoint]:
     """Every service endpoint of every (selected) tenant, in tenant order."""
     wanted = set(only) if only else None
+    hosts = inventory.hosts
     out: list[Endpoint] = []
     for tenant in inventory.tenants:
         if wanted is not None and tenant.slug not in wanted:
             continue
         services = set(getattr(tenant, "services", ("mail", "office")))
+        where = {c: _placement(tenant, c) for c in ("mail", "office")}
+        domain = primary_domain(tenant)
         for component, service, port, prefix in SERVICES:
-            host = _placement(tenant, component)
-            if component not in services or not host or host not in inventory.hosts:
+            host = where[component]
+            if component not in services or not host or host not in hosts:
                 continue
-            out.append(Endpoint(tenant.slug, component, service, host, inventory.hosts[host].address, port,
-                                f"{prefix}.{primary_domain(tenant)}"))
+            out.append(Endpoint(tenant.slug, component, service, host, hosts[host].address, port,
+                                f"{prefix}.{domain}"))
     return out
 
 
