@@ -142,7 +142,7 @@ def test_changed_platform_spam_thresholds_miss_the_index(inv, cache, monkeypatch
     platform = inv / "group_vars" / "all" / "platform.yml"
     text = platform.read_text()
     assert "tno_mail_spam_thresholds: {reject: 15.0," in text
-    platform.write_text(text.replace("tno_mail_spam_thresholds: {reject: 15.0,", "tno_mail_spam_thresholds: {reject: 40.0,"))
+    platform.write_text(text.replace("thresholds: {reject: 15.0,", "thresholds: {reject: 40.0,"))
     counted = Counted(monkeypatch)
     load_inventory(inv, cache_dir=cache)
     assert counted.scans == 1
