@@ -31,6 +31,8 @@ EXTERNAL = {
     # role tno_monitoring's quota textfile (roles/tno_monitoring/files/tno-mail-quota-metrics.py)
     "tno_mail_quota_used_bytes", "tno_mail_quota_limit_bytes", "tno_mail_quota_mailbox_max_usage_ratio",
     "tno_mail_quota_mailboxes", "tno_mail_quota_last_run_timestamp_seconds",
+    # role tno_monitoring's OS status textfile (roles/tno_monitoring/files/tno-os-status-metrics.py)
+    "tno_os_reboot_required", "tno_os_upgrades_pending", "tno_os_status_last_run_timestamp_seconds",
 }
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset",
             "inf", "nan"}

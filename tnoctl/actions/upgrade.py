@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from tnoctl.actions import upgrade_preflight
 from tnoctl.actions.env import Env
@@ -83,7 +84,11 @@ def plan_of(env: Env, request: UpgradeRequest) -> tuple[UpgradePlan, Journal | N
         if request.component or request.to_version:
             raise InvalidInput("--resume ID continues a stored rollout: give no COMPONENT or --to with it")
         journal = Journal.open(env.state_dir, request.resume_id)
-        return plan_from_dict(resumable_plan(journal)), journal
+        plan = plan_from_dict(resumable_plan(journal))
+        if plan.component not in VERSION_VAR:
+            raise InvalidInput(f"--resume: operation {journal.id} upgrades {plan.component}; "
+                               f"use 'tnoctl upgrade {plan.component} --resume {journal.id}'")
+        return plan, journal
     if not request.component or not request.to_version:
         raise InvalidInput("give COMPONENT and --to VERSION (or --resume ID); e.g. upgrade office --to 24.04.11.1")
     plan = plan_upgrade(env.inventory, request.component, request.to_version,
@@ -149,26 +154,40 @@ def run(env: Env, request: UpgradeRequest) -> Outcome:
         op.details.update({"operation": journal.id, "component": plan.component, "to_version": plan.to_version})
         env.output.info(f"operation {journal.id} (journal {journal.directory}); interrupt with Ctrl-C, "
                         f"then 'tnoctl upgrade --resume {journal.id}'")
-        excluded = _baseline(env, plan, journal, todo, resuming)
-        op.details["unhealthy_before"] = sorted(excluded)
-        rollout = Rollout(env, plan, journal, request.gate_timeout, request.safety_backup, threading.Event(),
-                          excluded=frozenset(excluded))
-        try:
-            outcomes = execute(rollout)
-        except KeyboardInterrupt:
-            env.output.info(f"interrupted; see 'tnoctl upgrade status {journal.id}', continue with "
-                            f"'tnoctl upgrade --resume {journal.id}'")
-            raise
-        code = exit_code(outcomes)
-        op.details["hosts"] = {o.host: o.state for o in outcomes}
-        if code != ExitCode.OK:
-            op.fail(int(code), f"{sum(o.state != 'done' for o in outcomes)} host(s) not upgraded")
-        elif request.pin:
+        rollout = Rollout(env, plan, journal, request.gate_timeout, request.safety_backup, threading.Event())
+        outcomes, code = roll_out(rollout, op, todo, resuming, "tnoctl upgrade")
+        if code == ExitCode.OK and request.pin:
             pin(env, plan, outcomes)
-        rows: list[list[object]] = [[o.host, ", ".join(o.tenants), o.state, o.from_version, o.detail]
-                                    for o in outcomes]
-        return outcome_of(op, rows=rows, columns=SUMMARY_COLUMNS,
+        return outcome_of(op, rows=summary_rows(outcomes), columns=SUMMARY_COLUMNS,
                           data={"operation": journal.id, "hosts": op.details["hosts"]})
+
+
+def roll_out(rollout: Rollout, op: Any, todo: list[str], resuming: bool,
+             command: str) -> tuple[list[HostOutcome], ExitCode]:
+    """Inside the operation ``op``: baseline (pre-flight 2), execute, record the hosts' states, fail ``op`` if needed.
+
+    ``command`` is the verb to resume with (``tnoctl upgrade``, ``tnoctl upgrade os``), named on Ctrl-C.
+    """
+    env, plan, journal = rollout.env, rollout.plan, rollout.journal
+    excluded = baseline(env, plan, journal, todo, resuming)
+    op.details["unhealthy_before"] = sorted(excluded)
+    rollout.excluded = frozenset(excluded)
+    try:
+        outcomes = execute(rollout)
+    except KeyboardInterrupt:
+        env.output.info(f"interrupted; see 'tnoctl upgrade status {journal.id}', continue with "
+                        f"'{command} --resume {journal.id}'")
+        raise
+    code = exit_code(outcomes)
+    op.details["hosts"] = {o.host: o.state for o in outcomes}
+    if code != ExitCode.OK:
+        op.fail(int(code), f"{sum(o.state != 'done' for o in outcomes)} host(s) not upgraded")
+    return outcomes, code
+
+
+def summary_rows(outcomes: Sequence[HostOutcome]) -> list[list[object]]:
+    """The summary table's rows (:data:`SUMMARY_COLUMNS`)."""
+    return [[o.host, ", ".join(o.tenants), o.state, o.from_version, o.detail] for o in outcomes]
 
 
 def _unfinished(plan: UpgradePlan, journal: Journal | None) -> list[str]:
@@ -180,7 +199,7 @@ def _unfinished(plan: UpgradePlan, journal: Journal | None) -> list[str]:
     return [h for h in hosts if not progress[h].finished]
 
 
-def _baseline(env: Env, plan: UpgradePlan, journal: Journal, todo: list[str], resuming: bool) -> list[str]:
+def baseline(env: Env, plan: UpgradePlan, journal: Journal, todo: list[str], resuming: bool) -> list[str]:
     """``tenant/check`` failing before the rollout: journaled once, reused by ``--resume`` (pre-flight 2)."""
     recorded = [e for e in journal.events() if e.get("step") == "preflight" and e.get("status") == "done"]
     if resuming and recorded:

@@ -13,7 +13,8 @@ back after a restart); it reports the failures of the last attempt. Checks that 
 the rollout (``excluded``: ``tenant/check`` keys from tnoctl/actions/upgrade_preflight.py) are reported
 in the summary but do not fail the gate. For office, the document-open probe (``office_document``,
 tnoctl/probes/office_document.py) is part of the gate when the platform configures it. The probes are tnoctl's own
-(tnoctl/probes), the same that ``tnoctl status`` and the exporter run.
+(tnoctl/probes), the same that ``tnoctl status`` and the exporter run. ``upgrade os`` gates on every
+probe of the host's tenants (tnoctl/actions/upgrade_os_gate.py adds package versions and services).
 """
 
 from __future__ import annotations
@@ -72,11 +73,12 @@ def _gate_probes(env: Env, component: str, tenants: list[str], version: str | No
     opts = ProbeOptions(
         ca_file=wiring.default_ca_file(env.inventory_path),
         timeout=10.0,
-        roundtrip=component == "mail",
+        roundtrip=component in ("mail", "os"),
         pinned_office=version if component == "office" else None,
     )
     secrets = wiring.secret_lookup(env.inventory_path, env.vault_password_file)
-    return [p for p in network_probes(env.inventory, opts, secrets, only=tenants) if p.component == component]
+    probes = network_probes(env.inventory, opts, secrets, only=tenants)
+    return [p for p in probes if component == "os" or p.component == component]  # os: every service
 
 
 def _probe_failures(probes: list[Any]) -> list[str]:
@@ -101,11 +103,21 @@ def check(env: Env, component: str, host: str, tenants: list[str], version: str,
     """Retry version + probes until they all pass (``excluded`` checks aside) or ``timeout`` seconds have gone."""
     deadline = time.monotonic() + timeout
     probes = _gate_probes(env, component, tenants, version)
+
+    def host_state() -> tuple[str, list[str]]:
+        found = installed_version(env.ssh.run, host, component)
+        return found, [] if found == version else [f"{host}: installed {component} version {found}, expected {version}"]
+
+    return poll(host_state, probes, deadline=deadline, interval=interval, stop=stop, excluded=excluded)
+
+
+def poll(host_state: Callable[[], tuple[str, list[str]]], probes: list[Any], *, deadline: float, interval: float,
+         stop: Callable[[], bool], excluded: frozenset[str]) -> GateResult:
+    """The gate's retry loop: ``host_state()`` (version found, host failures) first, then the tenants' probes."""
     attempts = 0
     while True:
         attempts += 1
-        found = installed_version(env.ssh.run, host, component)
-        failures = [] if found == version else [f"{host}: installed {component} version {found}, expected {version}"]
+        found, failures = host_state()
         ignored: list[str] = []
         if not failures:
             for failure in _probe_failures(probes):

@@ -34,6 +34,7 @@ from tnoctl.actions import upgrade_gate
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import operation
 from tnoctl.errors import Locked, OperationFailed
+from tnoctl.plan.calls import PlaybookCall
 from tnoctl.plan.upgrade import HostStep, UpgradePlan, apply_call, window_check
 from tnoctl.state import store as state_store
 from tnoctl.state.journal import HostProgress, Journal
@@ -61,6 +62,7 @@ class Rollout:
     safety_backup: bool = True  # a tagged borg archive of each tenant's component before its host
     stop: threading.Event = field(default_factory=threading.Event)  # set by SIGINT: stop between steps
     excluded: frozenset[str] = frozenset()  # "tenant/check" failing before the rollout (pre-flight)
+    host_run: type[HostRun] | None = None  # the steps of one host: HostRun, or upgrade_os.OsHostRun
 
     def log(self, text: str) -> None:
         """One timestamped progress line on stderr."""
@@ -212,9 +214,13 @@ class HostRun:
             names.append(str(outcome.data.get("archive", "")))
         return names
 
-    def _playbook(self, version: str, rollback: bool, label: str) -> tuple[bool, str]:
-        call = apply_call(self.plan, self.step.host, version, self.journal.id, rollback=rollback,
+    def _call(self, version: str, rollback: bool) -> PlaybookCall:
+        """The playbook call of the apply (or rollback) step."""
+        return apply_call(self.plan, self.step.host, version, self.journal.id, rollback=rollback,
                           snapshot_dir=str(self.prog.data.get("snapshot_dir", "")))
+
+    def _playbook(self, version: str, rollback: bool, label: str) -> tuple[bool, str]:
+        call = self._call(version, rollback)
         # no live display (title ""): hosts of a batch run in parallel and log one line per step
         result = self.env.playbooks.run(call, run_id=f"{self.journal.id}-{self.step.host}-{label}", hosts=(),
                                         title="", cancel=self.rollout.stop.is_set)
@@ -235,13 +241,17 @@ class HostRun:
     def _gate(self, name: str, version: str) -> upgrade_gate.GateResult:
         self._begin(name)
         self._say(f"{name}: probing {len(self.step.tenants)} tenant(s) at {version}")
-        gate = upgrade_gate.check(self.env, self.plan.component, self.step.host, list(self.step.tenants), version,
-                                  timeout=self.rollout.gate_timeout, stop=self.rollout.stop.is_set,
-                                  excluded=self.rollout.excluded)
+        gate = self._check(version)
         if not gate.ok and self.rollout.stop.is_set():
             raise Interrupted(name)
         self._end(name, gate.ok, gate.summary, **({} if gate.ok else {"rollback_needed": True}))
         return gate
+
+    def _check(self, version: str) -> upgrade_gate.GateResult:
+        """The health gate of the host at ``version`` (retried until it passes or times out)."""
+        return upgrade_gate.check(self.env, self.plan.component, self.step.host, list(self.step.tenants), version,
+                                  timeout=self.rollout.gate_timeout, stop=self.rollout.stop.is_set,
+                                  excluded=self.rollout.excluded)
 
     def _rollback(self) -> HostOutcome:
         previous = str(self.prog.data.get("from_version", ""))
@@ -267,7 +277,8 @@ def _halt_note(failures: int, plan: UpgradePlan) -> str:
 def _run_batch(pool: ThreadPoolExecutor, rollout: Rollout, batch: list[HostStep],
                progress: dict[str, HostProgress]) -> list[HostOutcome]:
     """Run one batch of hosts in parallel; hosts stopped by SIGINT give no outcome."""
-    futures = [pool.submit(HostRun(rollout, step, progress[step.host]).run) for step in batch]
+    host_run = rollout.host_run or HostRun
+    futures = [pool.submit(host_run(rollout, step, progress[step.host]).run) for step in batch]
     done = []
     for future in futures:
         try:

@@ -5,6 +5,8 @@ Parse, confirm (the plan is shown first), call one action (tnoctl/actions/upgrad
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from tnoctl.cli.confirm import confirm, render, require_yes
@@ -21,16 +23,38 @@ class _UpgradeGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+_ROLLOUT_OPTIONS = [
+    click.option("--waves", default="canary,25%,100%", show_default=True,
+                 help="Comma list: 'canary' (hosts of pilot tenants), N (hosts) or N% (cumulative share)."),
+    click.option("--batch", default=1, show_default=True, type=int, help="Hosts upgraded in parallel within a wave."),
+    click.option("--max-failures", default=0, show_default=True, type=int,
+                 help="Failed or rolled-back hosts tolerated before the rollout halts."),
+    click.option("--hosts", "-H", "hosts", multiple=True, help="Only these hosts (repeatable)."),
+    click.option("--tenant", "-t", "tenants", multiple=True, help="Only the hosts serving these tenants (repeatable)."),
+    click.option("--ignore-windows", is_flag=True, help="Upgrade hosts whose tenants are outside their maintenance "
+                 "window (default: defer them, exit 4)."),
+]
+
+
+def _rollout_options(command: Callable[..., int]) -> Callable[..., int]:
+    """The wave, batch, selection and window options shared by `upgrade run` and `upgrade os`."""
+    for option in reversed(_ROLLOUT_OPTIONS):
+        command = option(command)
+    return command
+
+
 @click.group("upgrade", cls=_UpgradeGroup)
 def upgrade() -> None:
-    """Upgrade a component (office, mail) host by host in health-gated waves, with automatic rollback.
+    """Upgrade a component (office, mail) or the OS packages host by host in health-gated waves, with rollback.
 
     `tnoctl upgrade COMPONENT --to VERSION ...` runs a rollout (see `tnoctl upgrade run --help`);
+    `tnoctl upgrade os [--security-only] [--packages P,...]` applies Debian updates the same way;
     `tnoctl upgrade status [ID]` shows one; `tnoctl upgrade --resume ID` continues an interrupted one.
 
     \b
     Examples:
       tnoctl upgrade office --to 24.04.11.1 --waves canary,100%
+      tnoctl upgrade os --security-only --dry-run
       tnoctl upgrade status
       tnoctl upgrade --resume 20261129T101500Z-3f2a
     """
@@ -40,15 +64,7 @@ def upgrade() -> None:
 @click.argument("component", required=False, type=click.Choice(["office", "mail"]))
 @click.option("--to", "to_version", metavar="VERSION", help="Target version (office: coolwsd package version; "
               "mail: tno_mail_release).")
-@click.option("--waves", default="canary,25%,100%", show_default=True,
-              help="Comma list: 'canary' (hosts of pilot tenants), N (hosts) or N% (cumulative share).")
-@click.option("--batch", default=1, show_default=True, type=int, help="Hosts upgraded in parallel within a wave.")
-@click.option("--max-failures", default=0, show_default=True, type=int,
-              help="Failed or rolled-back hosts tolerated before the rollout halts.")
-@click.option("--hosts", "-H", "hosts", multiple=True, help="Only these hosts (repeatable).")
-@click.option("--tenant", "-t", "tenants", multiple=True, help="Only the hosts serving these tenants (repeatable).")
-@click.option("--ignore-windows", is_flag=True, help="Upgrade hosts whose tenants are outside their maintenance "
-              "window (default: defer them, exit 4).")
+@_rollout_options
 @click.option("--gate-timeout", default=180.0, show_default=True, type=float,
               help="Seconds the health gate waits for every tenant of a host to pass.")
 @click.option("--no-safety-backup", is_flag=True, help="Skip the tagged borg archive of each tenant's component "
@@ -99,6 +115,61 @@ def run(app: AppContext, component: str | None, to_version: str | None, waves: s
         hosts=hosts, tenants=tenants, ignore_windows=ignore_windows, gate_timeout=gate_timeout,
         safety_backup=not no_safety_backup, pin=pin, resume_id=resume_id, dry_run=dry_run, confirm=show_and_ask)
     return render(app, upgrade_action.run(app.env, request), as_json=as_json)
+
+
+@upgrade.command("os")
+@click.option("--packages", "packages", metavar="P,...", help="Only these Debian packages (comma list), when "
+              "an update is pending for them.")
+@click.option("--security-only", is_flag=True, help="Only updates from the security archive (bookworm-security).")
+@_rollout_options
+@click.option("--gate-timeout", default=180.0, show_default=True, type=float,
+              help="Seconds the health gate waits for the host's packages, services and tenants to pass.")
+@click.option("--resume", "resume_id", metavar="ID", help="Continue an interrupted OS rollout from its journal.")
+@click.option("--dry-run", is_flag=True, help="Run the pre-flight, show the plan (packages per host) and exit.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (with --dry-run or --yes): the plan "
+              "{component, selection, hosts: [{wave, host, tenants, packages: {PKG: VERSION}, window_open, "
+              "not_restorable}], up_to_date}, or the result {operation, hosts: {HOST: STATE}, reboot_required}.")
+@click.pass_obj
+def os_(app: AppContext, packages: str | None, security_only: bool, waves: str, batch: int, max_failures: int,
+        hosts: tuple[str, ...], tenants: tuple[str, ...], ignore_windows: bool, gate_timeout: float,
+        resume_id: str | None, dry_run: bool, yes: bool, as_json: bool) -> int:
+    """Apply pending Debian updates host by host, in the same health-gated waves as a component upgrade.
+
+    Pre-flight on every host (apt-get update, apt-get -s upgrade): hosts with nothing to install are
+    reported up to date and left out. Per host: windows, locks, snapshot of the installed package
+    versions and running services, install of the exact planned versions, needrestart restarts the
+    services using replaced libraries, then the gate (versions, services back, every tenant's probes);
+    on failure every changed package goes back to its recorded version (apt-get --allow-downgrades).
+    A pending reboot is reported, never done. Exit codes as `upgrade run`.
+
+    \b
+    Examples:
+      tnoctl upgrade os --security-only --dry-run
+      tnoctl upgrade os --packages openssl,libssl3 --waves canary,100% --yes
+      tnoctl upgrade os --resume 20261129T101500Z-3f2a --yes
+    """
+    from tnoctl.actions import upgrade_os
+    from tnoctl.actions.operation import Outcome
+    from tnoctl.plan.upgrade_os import parse_packages
+
+    if as_json and not (dry_run or yes):
+        raise InvalidInput("upgrade os --json needs --dry-run or --yes (the plan to confirm is shown as a table)")
+    if not dry_run:
+        require_yes("upgrade", yes)
+
+    def show_and_ask(plan: Outcome) -> bool:
+        if not as_json:
+            render(app, plan)
+        return confirm("upgrade", f"Upgrade the OS packages ({plan.data['selection']}) on "
+                                  f"{len(plan.data['hosts'])} host(s)?", yes)
+
+    request = upgrade_os.OsUpgradeRequest(
+        packages=parse_packages(packages) if packages is not None else (), security_only=security_only,
+        waves=waves, batch=batch, max_failures=max_failures, hosts=hosts, tenants=tenants,
+        ignore_windows=ignore_windows, gate_timeout=gate_timeout, resume_id=resume_id, dry_run=dry_run,
+        confirm=show_and_ask)
+    return render(app, upgrade_os.run(app.env, request), as_json=as_json)
 
 
 @upgrade.command("status")

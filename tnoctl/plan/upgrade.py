@@ -111,11 +111,19 @@ def component_hosts(inventory: Any, component: str) -> list[str]:
     return sorted(name for name, host in inventory.hosts.items() if component in host.groups)
 
 
+def host_tenants(inventory: Any, host: str) -> list[Any]:
+    """Every tenant the host serves, whatever the service (an OS upgrade touches them all)."""
+    return [t for t in inventory.tenants
+            if any(getattr(t.placement, s, None) == host for s in COMPONENTS if s in t.services)]
+
+
 def _tenants_of(inventory: Any, host: str, component: str) -> list[Any]:
+    if component == "os":  # `upgrade os` (tnoctl/plan/upgrade_os.py): every tenant of the host
+        return host_tenants(inventory, host)
     return [t for t in inventory.tenants if getattr(t.placement, component, None) == host and component in t.services]
 
 
-def _split(hosts: list[str], specs: list[str], pilots: set[str]) -> list[tuple[str, list[str]]]:
+def split_waves(hosts: list[str], specs: list[str], pilots: set[str]) -> list[tuple[str, list[str]]]:
     """Assign each host to one wave per the specs (see module docstring)."""
     remaining = list(hosts)
     total = len(hosts)
@@ -138,7 +146,7 @@ def _split(hosts: list[str], specs: list[str], pilots: set[str]) -> list[tuple[s
     return [(name, members) for name, members in waves if members]
 
 
-def _window_step(host: str, tenants: list[Any], now: datetime) -> HostStep:
+def window_step(host: str, tenants: list[Any], now: datetime) -> HostStep:
     closed = [f"{t.slug} ({t.maintenance_window})" for t in tenants
               if t.maintenance_window and not Window.parse(t.maintenance_window).contains(now)]
     return HostStep(host, tuple(t.slug for t in tenants), not closed, tuple(closed))
@@ -146,7 +154,7 @@ def _window_step(host: str, tenants: list[Any], now: datetime) -> HostStep:
 
 def window_check(inventory: Any, step: HostStep, component: str, now: datetime) -> HostStep:
     """The same host step with its windows re-evaluated at ``now`` (the executor calls it per host)."""
-    return _window_step(step.host, _tenants_of(inventory, step.host, component), now)
+    return window_step(step.host, _tenants_of(inventory, step.host, component), now)
 
 
 def plan_upgrade(
@@ -191,8 +199,8 @@ def plan_upgrade(
     by_host = {h: _tenants_of(inventory, h, component) for h in selected}
     pilots = {h for h, ts in by_host.items() if any(getattr(t, "pilot", False) for t in ts)}
     planned = []
-    for index, (name, members) in enumerate(_split(selected, specs, pilots)):
-        steps = tuple(_window_step(h, by_host[h], now) for h in members)
+    for index, (name, members) in enumerate(split_waves(selected, specs, pilots)):
+        steps = tuple(window_step(h, by_host[h], now) for h in members)
         planned.append(Wave(index, name, steps))
     return UpgradePlan(component, to_version, tuple(planned), batch, max_failures, ignore_windows)
 
