@@ -27,6 +27,7 @@ ARGS: dict[str, list[str]] = {
     "lock release": ["givors"],
     "restore": ["--tenant", "givors", "--mailbox", "dgs@givors.test"],
     "runbook run": ["TnoTenantEndpointDown", "--tenant", "givors"],
+    "tenant dns": ["givors", "--publish"],  # changing only with --publish (plain and --check are read-only)
     "tenant remove": ["givors"],
     "tenant onboard": ["givors"],
     "upgrade run": ["office", "--to", "99.0"],
@@ -35,7 +36,7 @@ ARGS: dict[str, list[str]] = {
 READ_ONLY = {
     "backup list", "backup verify", "drift", "history", "inventory show", "inventory validate",
     "lab credentials", "lab smoke", "lab ssh", "lab ssh-config", "lab status", "lock list", "plan",
-    "runbook list", "runbook show", "runbook validate", "status", "tenant dns", "tenant list",
+    "runbook list", "runbook show", "runbook validate", "status", "tenant list",
     "tenant show", "upgrade status", "monitoring alertmanager", "monitoring dashboards",
     "monitoring rules", "monitoring targets", "runbook render", "inventory export", "exporter",
 }

@@ -58,3 +58,14 @@ def test_missing_dkim_key_is_one_error_line(tmp_path):
     env.ssh.results[env.inventory.tenant("givors").placement.mail] = (1, "No such file")
     with pytest.raises(OperationFailed, match=r"no DKIM key for .* yet; run 'tnoctl deploy' first"):
         run(env, TenantDnsRequest("givors"))
+
+
+def test_mta_sts_record_id_follows_the_policy():
+    from tnoctl.actions.tenant_dns import mta_sts_id, mta_sts_policy
+
+    records = records_for("givors.test", "mail.givors.test", None, None)
+    txt = {r["name"]: r["value"] for r in records if r["type"] == "TXT"}
+    policy = mta_sts_policy("mail.givors.test")
+    assert "mx: mail.givors.test\r\n" in policy and policy.startswith("version: STSv1\r\n")
+    assert txt["_mta-sts.givors.test."] == f"v=STSv1; id={mta_sts_id(policy)}"
+    assert mta_sts_id(policy) != mta_sts_id(mta_sts_policy("mail.other.test"))

@@ -1,4 +1,7 @@
-"""`tenant dns SLUG`: the DNS records a commune must publish (MX, SPF, DKIM, DMARC, autoconfig).
+"""`tenant dns SLUG`: the DNS records a commune must publish (MX, SPF, DKIM, DMARC, MTA-STS, autoconfig).
+
+``--check`` and ``--publish`` (tnoctl.actions.tenant_dns_sync) compare these records with what the
+configured DNS server serves and send the difference by RFC 2136.
 
 The DKIM public key is read over SSH (``env.ssh``) from the tenant's mail host, where the role
 generated it (`/etc/opendkim/keys/<domain>/<selector>.txt`): private keys never leave the host.
@@ -7,6 +10,7 @@ Read-only: no lock, no audit record.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -27,6 +31,19 @@ def dkim_txt_value(opendkim_txt: str) -> str:
     return value
 
 
+MTA_STS_MAX_AGE = 604800
+
+
+def mta_sts_policy(mail_fqdn: str) -> str:
+    """The MTA-STS policy (RFC 8461) served at https://mta-sts.<domain>/.well-known/mta-sts.txt (pure)."""
+    return f"version: STSv1\r\nmode: enforce\r\nmx: {mail_fqdn}\r\nmax_age: {MTA_STS_MAX_AGE}\r\n"
+
+
+def mta_sts_id(policy: str) -> str:
+    """The policy id published in ``_mta-sts`` TXT: changes exactly when the policy text changes (pure)."""
+    return hashlib.sha256(policy.encode()).hexdigest()[:20]
+
+
 def records_for(domain: str, mail_fqdn: str, office_fqdn: str | None, dkim_value: str | None) -> list[dict]:
     """The records of one mail domain (pure; tested)."""
     dmarc = f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"
@@ -34,6 +51,7 @@ def records_for(domain: str, mail_fqdn: str, office_fqdn: str | None, dkim_value
         {"name": f"{domain}.", "type": "MX", "value": f"10 {mail_fqdn}."},
         {"name": f"{domain}.", "type": "TXT", "value": "v=spf1 mx -all"},
         {"name": f"_dmarc.{domain}.", "type": "TXT", "value": dmarc},
+        {"name": f"_mta-sts.{domain}.", "type": "TXT", "value": f"v=STSv1; id={mta_sts_id(mta_sts_policy(mail_fqdn))}"},
         {"name": f"_submission._tcp.{domain}.", "type": "SRV", "value": f"0 1 587 {mail_fqdn}."},
         {"name": f"_imaps._tcp.{domain}.", "type": "SRV", "value": f"0 1 993 {mail_fqdn}."},
         {"name": f"autoconfig.{domain}.", "type": "CNAME", "value": f"{mail_fqdn}."},
@@ -73,6 +91,11 @@ def run(env: Env, request: TenantDnsRequest) -> Outcome:
         rows.extend(records_for(domain, f"mail.{domain}", office, dkim))
     lines = [f"{row['name']:<40} IN {row['type']:<5} {_zone_value(row)}" for row in rows]
     return Outcome(data={"records": rows}, lines=lines)
+
+
+def zone_value(row: dict) -> str:
+    """A record's value in zone-file/presentation syntax (TXT split into quoted 250-byte chunks)."""
+    return _zone_value(row)
 
 
 def _zone_value(row: dict) -> str:

@@ -33,7 +33,7 @@ from pydantic.fields import FieldInfo
 from tnoctl import paths
 from tnoctl.config.schema import Mailbox, Retention, Tenant
 
-ROLES = ("tno_common", "tno_mail", "tno_office", "tno_proxy")
+ROLES = ("tno_common", "tno_acme", "tno_mail", "tno_office", "tno_proxy")
 BEGIN = "# BEGIN tno_tenants options, generated from tnoctl/config/schema.py by `make generate`; do not edit"
 END = "# END tno_tenants options"
 

@@ -25,7 +25,7 @@ from typing import Any
 from tnoctl.config.schema import Tenant
 
 GROUP_OF_SERVICE = {"mail": "mail", "office": "office"}
-PLATFORM_VAULT_PREFIXES = ("tno_vault_borg_", "tno_vault_office_")
+PLATFORM_VAULT_PREFIXES = ("tno_vault_borg_", "tno_vault_office_", "tno_vault_dns_", "tno_vault_acme_")
 """Vault namespaces of the platform: never referenced by a tenant file."""
 
 

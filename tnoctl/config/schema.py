@@ -33,6 +33,13 @@ APT_SUITE_RE = re.compile(r"^(?:\./|[A-Za-z0-9][A-Za-z0-9._/+-]{0,63})\Z")
 """A suite name (component layout) or a directory ending in "/" such as "./" (flat layout)."""
 PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]{1,62}\Z")
 PROBE_WOPI_RE = re.compile(r"^http://(?:\d{1,3}(?:\.\d{1,3}){3}|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)\Z")
+ACME_URL_RE = re.compile(r"^https://[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?"
+                         r"(?:/[A-Za-z0-9._~%/+-]*)?\Z")
+DNS_SERVER_RE = re.compile(r"^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}"
+                           r"[A-Za-z0-9])?)(?::\d{1,5})?\Z")
+"""A DNS server: IPv4, [IPv6] or host name, optionally :port (no whitespace, no control characters)."""
+TSIG_NAME_RE = re.compile(r"^(?=.{1,253}\Z)(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.)*"
+                          r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?\Z")
 PATH_RE = re.compile(r"^[A-Za-z0-9._/+~@:-]{1,200}\Z")
 RELAYHOST_RE = re.compile(r"^(?:|\[[A-Za-z0-9.:-]{1,253}\](?::\d{1,5})?|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?"
                           r"(?::\d{1,5})?)\Z")
@@ -87,6 +94,7 @@ Text = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_print
 
 AptWord = Annotated[str, Field(max_length=64), _check(APT_WORD_RE, "an APT suite or component name")]
 PathText = Annotated[str, Field(max_length=200), _check(PATH_RE, "a path without spaces or special characters")]
+VaultName = Annotated[str, Field(max_length=120), _check(VAULT_RE, "a vault name like tno_vault_x")]
 
 
 class Strict(BaseModel):
@@ -229,7 +237,35 @@ class Platform(Strict):
         default_factory=dict, description="Per tenant slug, WOPI hosts (https URLs) the tenant may list outside "
         "its own domains (a WOPI host must otherwise be one of its domains or a sub-domain)."
     )
-    tno_tls_cert_dir: PathText = Field(description="Controller dir with <inventory_hostname>.crt/.key and ca.crt.")
+    tno_tls_cert_dir: PathText = Field(description="Controller dir with <inventory_hostname>.crt/.key and ca.crt "
+                                       "(used when tno_tls_mode is `files`).")
+    tno_tls_mode: Literal["files", "acme"] = Field(
+        "files", description="Where service certificates come from: `files` (tno_tls_cert_dir: the lab CA or the "
+        "operator's own files, for offline sites) or `acme` (one certificate per tenant from an ACME CA by "
+        "DNS-01, see docs/certificates.md).")
+    tno_acme_directory_url: Annotated[str, Field(max_length=200), _check(ACME_URL_RE, "an https:// ACME "
+                                                                         "directory URL")] | None = Field(
+        None, description="ACME directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory). Required "
+        "when tno_tls_mode is `acme`.")
+    tno_acme_contact: Annotated[str, Field(max_length=254), _check(EMAIL_RE, "an e-mail address")] | None = Field(
+        None, description="Contact e-mail of the ACME account (expiry notices). Required when tno_tls_mode is "
+        "`acme`.")
+    tno_acme_eab_kid_vault: VaultName | None = Field(
+        None, description="Vault variable holding the External Account Binding key id, for CAs that require "
+        "one; unset: no EAB. Set together with tno_acme_eab_hmac_vault.")
+    tno_acme_eab_hmac_vault: VaultName | None = Field(
+        None, description="Vault variable holding the External Account Binding HMAC key (base64url).")
+    tno_dns_server: Annotated[str, Field(max_length=260), _check(DNS_SERVER_RE, "a DNS server like 192.0.2.53, "
+                                                                 "[2001:db8::53]:53 or ns1.example.fr")] | None = (
+        Field(None, description="Primary authoritative DNS server that accepts RFC 2136 updates (ACME DNS-01 "
+              "challenges, `tnoctl tenant dns --publish`) and that `tnoctl tenant dns --check` queries."))
+    tno_dns_tsig_key_name: Annotated[str, Field(max_length=253), _check(TSIG_NAME_RE, "a TSIG key name like "
+                                                                        "tno-update.")] | None = Field(
+        None, description="Name of the TSIG key signing RFC 2136 updates (as configured on the DNS server).")
+    tno_dns_tsig_algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512"] = Field(
+        "hmac-sha256", description="TSIG algorithm of that key.")
+    tno_dns_tsig_secret_vault: VaultName | None = Field(
+        None, description="Vault variable holding the TSIG secret (base64). Never printed or logged.")
     tno_backup_host: HostName = Field(description="Host (in group `backup`) receiving borg backups.")
     tno_backup_retention: Retention = Field(default_factory=Retention, description="Default retention.")
     tno_backup_storage_quota: Annotated[str, Field(max_length=8), _check(
@@ -238,6 +274,22 @@ class Platform(Strict):
         "decimal units M/G/T, at least 10M): a client host cannot fill the shared backup disk. Empty: no quota."
     )
     tno_timezone: Literal["Europe/Paris"] = Field("Europe/Paris", description="Time zone of the hosts.")
+
+    @model_validator(mode="after")
+    def _acme_complete(self) -> Platform:
+        """`acme` needs a directory, a contact and a DNS server + TSIG key; EAB comes as a pair."""
+        if self.tno_tls_mode == "acme":
+            missing = [name for name in ("tno_acme_directory_url", "tno_acme_contact", "tno_dns_server",
+                                         "tno_dns_tsig_key_name", "tno_dns_tsig_secret_vault")
+                       if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"tno_tls_mode is acme but {', '.join(missing)} is not set")
+        if (self.tno_acme_eab_kid_vault is None) != (self.tno_acme_eab_hmac_vault is None):
+            raise ValueError("tno_acme_eab_kid_vault and tno_acme_eab_hmac_vault must be set together")
+        dns_update = (self.tno_dns_tsig_key_name, self.tno_dns_tsig_secret_vault)
+        if any(v is not None for v in dns_update) and None in dns_update:
+            raise ValueError("tno_dns_tsig_key_name and tno_dns_tsig_secret_vault must be set together")
+        return self
 
     @model_validator(mode="after")
     def _flat_or_components(self) -> Platform:

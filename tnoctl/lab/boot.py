@@ -8,9 +8,9 @@ nothing leaks into the machine's mount table. Steps:
 1. lazily unmount the *other* hosts' /run/netns/* copies in this namespace (otherwise this host
    would keep a deleted neighbour's netns — and its address — alive after a restart);
 2. mount the overlay (lower = cached base, upper/work = the host's own disk);
-3. write the host's identity: hostname, mailname, /etc/hosts, machine-id, the operator account's
-   authorized_keys (root has none and cannot log in), ssh host keys on first boot, the lab CA in
-   the trust store (when changed);
+3. write the host's identity: hostname, mailname, /etc/hosts, /etc/resolv.conf (the lab DNS),
+   machine-id, the operator account's authorized_keys (root has none and cannot log in), ssh host
+   keys on first boot, the lab CA and pebble's current root in the trust store (when changed);
 4. exec systemd-nspawn -b (real systemd as PID 1) in the host's network namespace.
 """
 
@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 
 CA_TARGET = "usr/local/share/ca-certificates/tno-lab-ca.crt"
+ACME_ROOT_TARGET = "usr/local/share/ca-certificates/tno-lab-acme-root.crt"
+"""pebble's root (new at every pebble start): trusted next to the lab CA, absent when pebble is not up."""
 HOST_KEY_TYPES = ("ed25519", "ecdsa")
 """Host keys made at first boot. No RSA: generating five 3072-bit keys dominated `lab up` on 2 cores."""
 HOST_KEYS_CONF = "".join(f"HostKey /etc/ssh/ssh_host_{t}_key\n" for t in HOST_KEY_TYPES)
@@ -104,6 +106,8 @@ def prepare(spec: dict[str, str]) -> None:
     _write(merged / "etc/hostname", f"{name}\n")
     _write(merged / "etc/mailname", f"{name}.lab.test\n")
     _write(merged / "etc/hosts", spec["hosts_text"])
+    if spec.get("resolv_text"):
+        _write(merged / "etc/resolv.conf", spec["resolv_text"])
     machine_id = merged / "etc/machine-id"
     if not machine_id.exists() or not machine_id.read_text().strip():
         _write(machine_id, uuid.uuid4().hex + "\n", 0o444)
@@ -113,6 +117,10 @@ def prepare(spec: dict[str, str]) -> None:
     ca_text = Path(spec["ca_cert"]).read_text() if spec.get("ca_cert") else None
     ca_path = merged / CA_TARGET
     need_ca = ca_text is not None and (not ca_path.exists() or ca_path.read_text() != ca_text)
+    acme_text = Path(spec["acme_root"]).read_text() if spec.get("acme_root") else ""
+    acme_path = merged / ACME_ROOT_TARGET
+    current_acme = acme_path.read_text() if acme_path.exists() else ""
+    need_ca = need_ca or acme_text != current_acme
     if need_keys or need_ca:
         _sh("mount", "--rbind", "/dev", str(merged / "dev"))
         _sh("mount", "-t", "proc", "proc", str(merged / "proc"))
@@ -120,8 +128,13 @@ def prepare(spec: dict[str, str]) -> None:
             for key_type in HOST_KEY_TYPES:
                 key = f"/etc/ssh/ssh_host_{key_type}_key"
                 _sh("chroot", str(merged), "ssh-keygen", "-q", "-t", key_type, "-N", "", "-C", name, "-f", key)
-        if need_ca and ca_text is not None:
-            _write(ca_path, ca_text)
+        if need_ca:
+            if ca_text is not None:
+                _write(ca_path, ca_text)
+            if acme_text:
+                _write(acme_path, acme_text)
+            else:
+                acme_path.unlink(missing_ok=True)
             _sh("chroot", str(merged), "update-ca-certificates", "--fresh")
         _sh("umount", "-R", "-l", str(merged / "dev"))
         _sh("umount", "-l", str(merged / "proc"))

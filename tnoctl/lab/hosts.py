@@ -23,6 +23,7 @@ from tnoctl import paths
 from tnoctl.errors import OperationFailed
 from tnoctl.lab import net, procs
 from tnoctl.lab.base import OPERATOR
+from tnoctl.lab.dns import render_resolv_conf
 from tnoctl.lab.topology import LabHost
 
 NSPAWN_STOP_TIMEOUT = 30.0
@@ -95,7 +96,8 @@ def _boot_env() -> dict[str, str]:
 
 
 def start(
-    lab_dir: Path, host: LabHost, lower: Path, base_name: str, hosts_text: str, pubkey: str, ca_cert: Path | None
+    lab_dir: Path, host: LabHost, lower: Path, base_name: str, hosts_text: str, pubkey: str, ca_cert: Path | None,
+    acme_root: Path | None = None,
 ) -> procs.ProcRecord:
     """Create the host's netns and boot it detached; returns the nspawn record (not yet waited for)."""
     hd = host_dir(lab_dir, host.name)
@@ -115,6 +117,8 @@ def start(
         "authorized_keys": pubkey,
         "operator": OPERATOR,
         "ca_cert": str(ca_cert) if ca_cert else "",
+        "acme_root": str(acme_root) if acme_root else "",
+        "resolv_text": render_resolv_conf(),
         "lock_note": str(hd.lock_note),
     }
     spec_path = hd.root / "boot.json"

@@ -1,7 +1,8 @@
 """`Lab`: bring the whole lab up, down, report it, restart one host.
 
 This is the orchestration of the single-job modules: base image (base.py), network (net.py),
-hosts (hosts.py), apt proxy and repo server (aptproxy.py), SSH client files (sshfiles.py),
+hosts (hosts.py), apt proxy and repo server (aptproxy.py), lab DNS (dns.py: knotd) and ACME CA
+(acme.py: pebble), SSH client files (sshfiles.py),
 the lab CA (ca.py) and the local apt repo (aptrepo.py). `up` converges: whatever is already
 running is kept, whatever is stale (killed processes, leftover netns/veths/nspawn dirs) is
 cleaned first. `down` leaves no process, netns, bridge or mount behind.
@@ -94,8 +95,26 @@ class Lab:
         """The local apt repo (`repo/`), its keyring and its server's PID record."""
         return self.lab_dir / "apt"
 
+    @property
+    def dns_dir(self) -> Path:
+        """knotd's run dir (config with the TSIG secret, zones, journal, PID record)."""
+        return self.lab_dir / "dns"
+
+    @property
+    def acme_dir(self) -> Path:
+        """pebble's run dir (config, console log, PID record)."""
+        return self.lab_dir / "acme"
+
+    @property
+    def acme_root_path(self) -> Path:
+        """pebble's current root, fetched at start; lab hosts trust it next to the lab CA."""
+        from tnoctl.lab.acme import ROOT_FILE
+
+        return self.lab_dir / "ca" / ROOT_FILE
+
     def _servers(self) -> dict[str, Path]:
-        return {"apt-cacher-ng": self.acng_dir / "acng.json", "apt repo server": self.apt_dir / "server.json"}
+        return {"apt-cacher-ng": self.acng_dir / "acng.json", "apt repo server": self.apt_dir / "server.json",
+                "lab DNS (knotd)": self.dns_dir / "knotd.json", "lab ACME CA (pebble)": self.acme_dir / "pebble.json"}
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -207,6 +226,35 @@ class Lab:
                 _make_world_readable(self.apt_dir)
                 record = aptproxy.start_repo_server(self.apt_dir / "repo", self.apt_dir / "server.log")
                 record.save(repo_record)
+        self._start_dns_and_acme()
+
+    def _tsig_secret(self) -> str:
+        """The lab DNS's TSIG secret from the lab inventory's vault (never logged)."""
+        from tnoctl.config.vault import decrypt_value
+        from tnoctl.lab.dns import TSIG_VAULT_NAME
+
+        return decrypt_value(self.inventory_path, self.inventory_path / "vault-password", TSIG_VAULT_NAME)
+
+    def _start_dns_and_acme(self) -> None:
+        """knotd on 198.18.0.1:53, then pebble resolving through it; pebble's root fetched for the hosts."""
+        from tnoctl.lab import acme, dns
+
+        knot_record = self.dns_dir / "knotd.json"
+        if not self._server_running(knot_record):
+            with step("lab DNS (knotd) on 198.18.0.1:53"):
+                self.dns_dir.mkdir(parents=True, exist_ok=True)
+                dns.start_knot(self.dns_dir, self.topology, self._tsig_secret()).save(knot_record)
+        pebble_record = self.acme_dir / "pebble.json"
+        if not self._server_running(pebble_record):
+            with step(f"lab ACME CA (pebble) on {acme.DIRECTORY_URL}"):
+                from tnoctl.lab import ca
+
+                ca_dir, certs_dir = self.lab_dir / "ca", self.lab_dir / "acme" / "certs"
+                certs_dir.mkdir(parents=True, exist_ok=True)
+                ca.ensure_host_certs(ca_dir, certs_dir, {"acme": acme.CERT_SANS})
+                record = acme.start_pebble(self.acme_dir, certs_dir / "acme.crt", certs_dir / "acme.key")
+                record.save(pebble_record)
+                acme.fetch_root(ca_dir / "ca.crt", self.acme_root_path)
 
     def _start_hosts(self, image: base.BaseImage, pubkey: str, ca_cert: Path | None) -> None:
         hosts_text = etchosts.render_hosts_file(self.topology)
@@ -217,11 +265,15 @@ class Lab:
             started = []
             for status in to_start:
                 host = self.topology.host(status.name)
-                record = hosts.start(self.lab_dir, host, image.rootfs, image.name, hosts_text, pubkey, ca_cert)
+                record = hosts.start(self.lab_dir, host, image.rootfs, image.name, hosts_text, pubkey, ca_cert,
+                                     self._acme_root())
                 started.append((host, record))
             with ThreadPoolExecutor(max_workers=len(started)) as pool:
                 for fut in [pool.submit(hosts.wait_booted, self.lab_dir, h, r) for h, r in started]:
                     fut.result()
+
+    def _acme_root(self) -> Path | None:
+        return self.acme_root_path if self.acme_root_path.is_file() else None
 
     def _write_client_files(self) -> None:
         """known_hosts from the hosts' upper dirs + ssh_config."""
@@ -315,6 +367,9 @@ class Lab:
         net.remove_bridge()
         shutil.rmtree(hosts_root, ignore_errors=True)
         shutil.rmtree(self.acng_dir, ignore_errors=True)
+        shutil.rmtree(self.dns_dir, ignore_errors=True)  # its knot.conf holds the TSIG secret
+        shutil.rmtree(self.acme_dir, ignore_errors=True)
+        self.acme_root_path.unlink(missing_ok=True)  # pebble's root dies with pebble
         for path in (self.known_hosts_path, self.ssh_config_path, self.apt_dir / "server.log"):
             path.unlink(missing_ok=True)
 
@@ -345,7 +400,8 @@ class Lab:
             with step(f"starting {name}"):
                 hosts_text = etchosts.render_hosts_file(self.topology)
                 ca_cert = ca_path if ca_path.is_file() else None
-                record = hosts.start(self.lab_dir, host, image.rootfs, image.name, hosts_text, pubkey, ca_cert)
+                record = hosts.start(self.lab_dir, host, image.rootfs, image.name, hosts_text, pubkey, ca_cert,
+                                     self._acme_root())
                 hosts.wait_booted(self.lab_dir, host, record)
             self._write_client_files()
             self._wait_systemd([name])
