@@ -97,15 +97,19 @@ def test_incremental_output_equals_a_fresh_full_render(tmp_path: Path) -> None:
     assert incremental[("tnoctl_store_unknown_tenant_records", (("kind", "backups"),))] == 1
 
 
-def test_probe_view_keeps_only_the_canary_mailboxes() -> None:
+def test_probe_view_holds_rows_only_and_probes_the_same(monkeypatch) -> None:
     from tnoctl import paths
-    from tnoctl.config.load import load_inventory
+    from tnoctl.config import validate
+    from tnoctl.config.load import TenantRow, load_inventory
     from tnoctl.probes import targets
 
     inv = load_inventory(paths.LAB_INVENTORY)
+    parsed: list[str] = []
+    real = validate.check_tenant_file
+    monkeypatch.setattr(validate, "check_tenant_file", lambda path, *a, **k: parsed.append(path) or real(path, *a, **k))
     view = exporter_app.probe_view(inv)
+    assert all(isinstance(t, TenantRow) for t in view.tenants) and parsed == []  # no file parsed, no mailbox kept
     assert [t.slug for t in view.tenants] == [t.slug for t in inv.tenants]
-    assert all(m.local == "canary" for t in view.tenants for m in t.mailboxes)
     assert [targets.canary(t) for t in view.tenants] == [targets.canary(t) for t in inv.tenants]
     opts = targets.ProbeOptions()
     assert ([(p.tenant, p.check) for p in targets.network_probes(view, opts)]

@@ -138,12 +138,11 @@ class _InventoryHolder:
         self._probes = None  # the round's probe list, rebuilt only when the inventory is reloaded
 
     def reload(self) -> None:
-        from tnoctl.config.load import load_inventory
         from tnoctl.exporter.app import probe_view
 
-        try:
-            self.inventory = probe_view(load_inventory(self.app.inventory, self.app.vault_password_file))
-            self.app.env.reload_inventory()  # the backup sync thread reads the Env's inventory
+        try:  # one inventory for the process: the Env's (cached loader), read by the backup sync thread too
+            self.app.env.reload_inventory()
+            self.inventory = probe_view(self.app.env.inventory)
             self.failed = False
             self._known = None
             self._ssh = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -44,23 +45,29 @@ def targets(app: AppContext, out: Path | None, by_address: bool, tenants: tuple[
     Example:
       tnoctl monitoring targets --by-address --out /var/lib/prometheus/file_sd
     """
-    from tnoctl.exporter.file_sd import groups, host_groups
+    from tnoctl.exporter.file_sd import MODULES, host_groups, render_groups
     from tnoctl.probes.targets import endpoints
 
     inv = app.env.inventory  # the cached loader; endpoints need rows only (no tenant file parsed)
     for slug in tenants:
         inv.row(slug)
-    files = {**groups(endpoints(SimpleNamespace(tenants=inv.rows, hosts=inv.hosts), tenants or None), by_address),
-             **host_groups(inv)}
-    if out is None:
-        app.print_json(files)
+    found = endpoints(SimpleNamespace(tenants=inv.rows, hosts=inv.hosts), tenants or None)
+    hosts = host_groups(inv)
+    if out is None:  # the --json text of {file: body}; blackbox bodies rendered as text (175,000 groups at scale)
+        texts = {**render_groups(found, by_address, 1),
+                 **{name: json.dumps(body, indent=2).replace("\n", "\n  ") for name, body in hosts.items()}}
+        app.stdout.write("{\n" + ",\n".join(f"  {json.dumps(name)}: {text}" for name, text in texts.items())
+                         + "\n}\n")
         return
     out.mkdir(parents=True, exist_ok=True)
-    for name, body in files.items():
+    bodies = {**render_groups(found, by_address), **{name: json.dumps(body, indent=2) for name, body in hosts.items()}}
+    counts = Counter(f"blackbox-{MODULES[ep.service]}.json" for ep in found)
+    counts.update({name: len(body) for name, body in hosts.items()})
+    for name, text in bodies.items():
         tmp = out / f".{name}.tmp"
-        tmp.write_text(json.dumps(body, indent=2) + "\n")
+        tmp.write_text(text + "\n")
         os.replace(tmp, out / name)
-        app.info(f"wrote {out / name} ({len(body)} targets)")
+        app.info(f"wrote {out / name} ({counts[name]} targets)")
 
 
 @monitoring.command()

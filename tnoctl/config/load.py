@@ -8,13 +8,13 @@ verb costs what its tenants cost. Raises InvalidInput whose ``details`` hold eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
-from tnoctl.config import logical, scan, validate
+from tnoctl.config import index, logical, scan, validate
 from tnoctl.config.hosts import Host, load_hosts
 from tnoctl.config.schema import Platform, Tenant
 from tnoctl.config.vaultnames import VaultNames
@@ -23,9 +23,15 @@ from tnoctl.errors import InvalidInput, unknown
 PLATFORM_REL = "group_vars/all/platform.yml"
 
 
-@dataclass(frozen=True)
-class TenantRow:
-    """What the read verbs list for a tenant, from the validation cache (no file parsed)."""
+class RowPlacement(NamedTuple):
+    """``.mail`` / ``.office`` of a row, like Tenant.placement."""
+
+    mail: str | None
+    office: str | None
+
+
+class TenantRow(NamedTuple):
+    """What the read verbs, planners and probes need of a tenant, from the index (no file parsed)."""
 
     rel: str
     slug: str
@@ -33,10 +39,14 @@ class TenantRow:
     insee: str
     domains: tuple[str, ...]
     services: tuple[str, ...]
-    placement: Any  # .mail / .office, like Tenant.placement
+    placement: RowPlacement
     pilot: bool
     maintenance_window: str
     mailboxes: int
+    backup: dict[str, int]
+    """Retention overrides set in the file (keys absent when not overridden)."""
+    canary: tuple[str, str] | None
+    """(address, vault variable) of the canary mailbox the probes log in with, if any."""
 
     @property
     def primary_domain(self) -> str:
@@ -44,28 +54,77 @@ class TenantRow:
         return self.domains[0]
 
     @classmethod
-    def of(cls, rel: str, s: dict[str, Any]) -> TenantRow:
-        """Build from a cached check summary (logical.summary)."""
-        return cls(rel, s["slug"], s["name"], s["insee"], tuple(s["domains"]), tuple(s["services"]),
-                   SimpleNamespace(mail=s["placement"]["mail"], office=s["placement"]["office"]),
-                   s["pilot"], s["maintenance_window"], s["mailboxes"])
+    def of(cls, rec: index.Record) -> TenantRow:
+        """Build from an index record (index.record)."""
+        rel, slug, name, insee, domains, services, mail, office, pilot, window, boxes, backup, canary = rec
+        return cls(rel, slug, name, insee, tuple(domains), tuple(services), RowPlacement(mail, office), pilot,
+                   window, boxes, backup, tuple(canary) if canary is not None else None)
+
+
+class RowTable:
+    """Every tenant's index record, sorted by slug; rows are built only for the tenants asked for.
+
+    From a full validation it holds the records; from a warm index (index.py) the verified body,
+    decoded on first need (`tenant show` decodes a few lines only). A malformed body falls back to
+    ``rebuild`` (the full validation).
+    """
+
+    def __init__(self, records: list[index.Record] | None = None, body: bytes | None = None,
+                 rels: list[str] | None = None, rebuild: Callable[[], list[index.Record]] | None = None) -> None:
+        if records is not None:
+            self.__dict__["records"] = records
+        self._body, self._rels, self._rebuild = body, rels or [], rebuild
+
+    @cached_property
+    def records(self) -> list[index.Record]:
+        """Every record, sorted by slug."""
+        found = index.parse(self._body or b"", self._rels)
+        if found is None and self._rebuild is not None:
+            found = self._rebuild()
+        return found or []
+
+    @cached_property
+    def _position(self) -> dict[str, int]:
+        return {rec[1]: i for i, rec in enumerate(self.records)}
+
+    def get(self, slug: str) -> TenantRow | None:
+        """The row of ``slug`` (one record decoded), or None."""
+        if "records" not in self.__dict__ and self._body is not None:
+            found = index.find(self._body.split(b"\n") if self._body else [], slug)
+            if found is not False:
+                return None if found is None else TenantRow.of(found)  # type: ignore[arg-type]
+        i = self._position.get(slug)
+        return None if i is None else TenantRow.of(self.records[i])
+
+    def slugs(self) -> list[str]:
+        """Every slug, sorted."""
+        return [rec[1] for rec in self.records]
+
+    def all(self) -> list[TenantRow]:
+        """Every row, sorted by slug."""
+        return [TenantRow.of(rec) for rec in self.records]
 
 
 @dataclass
 class Inventory:
-    """A valid inventory: hosts with groups, platform variables, one row per tenant sorted by slug."""
+    """A valid inventory: hosts with groups, platform variables, the tenant index (rows sorted by slug)."""
 
     path: Path
     hosts: dict[str, Host]
     platform: Platform
-    rows: list[TenantRow] = field(default_factory=list)
+    table: RowTable = field(default_factory=lambda: RowTable([]))
     _models: dict[str, Tenant] = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def rows(self) -> list[TenantRow]:
+        """One row per tenant, sorted by slug (no file parsed)."""
+        return self.table.all()
 
     def row(self, slug: str) -> TenantRow:
         """The row of tenant ``slug``; InvalidInput listing the known ones otherwise."""
-        found = self._by_slug.get(slug)
+        found = self.table.get(slug)
         if found is None:
-            raise unknown("tenant", slug, (r.slug for r in self.rows))
+            raise unknown("tenant", slug, self.table.slugs())
         return found
 
     def tenant(self, slug: str) -> Tenant:
@@ -92,9 +151,10 @@ class Inventory:
         host = self.hosts.get(name)
         if host is None:
             return []
-        return [r for r in self.rows
-                if ("mail" in host.groups and r.placement.mail == name and "mail" in r.services)
-                or ({"office", "proxy"} & host.groups and r.placement.office == name and "office" in r.services)]
+        mail = "mail" in host.groups
+        office = bool({"office", "proxy"} & host.groups)
+        return [TenantRow.of(rec) for rec in self.table.records
+                if (mail and rec[6] == name and "mail" in rec[5]) or (office and rec[7] == name and "office" in rec[5])]
 
     def slugs_on_host(self, name: str) -> list[str]:
         """Slugs of the tenants a host serves (no file parsed)."""
@@ -103,10 +163,6 @@ class Inventory:
     def tenants_on_host(self, name: str) -> list[Tenant]:
         """Full models of the tenants a host serves (only their files are parsed)."""
         return [self.tenant(r.slug) for r in self.rows_on_host(name)]
-
-    @cached_property
-    def _by_slug(self) -> dict[str, TenantRow]:
-        return {r.slug: r for r in self.rows}
 
 
 MAX_ERRORS = 200
@@ -140,11 +196,41 @@ def _groups(hosts: dict[str, Host]) -> dict[str, set[str]]:
 
 
 def _checked(path: Path, vault_password_file: Path | None, cache_dir: Path | None, workers: int | None):
-    """The one validation path: (hosts, platform, summaries, vault names, stats); InvalidInput on errors."""
+    """The one validation path: (hosts, platform, row table, vault names, stats); InvalidInput on errors.
+
+    A warm run whose inventory matches the validated index (index.py) reads the index only; any
+    other run checks every file (cached per file by scan.py) and, when all is valid, rewrites it.
+    """
     hosts, platform, errors = _common(path)
     names = VaultNames(path, vault_password_file, cache_dir)
-    results, stray, stats = scan.scan(path, names, cache_dir=cache_dir, workers=workers)
-    errors += stray
+    files, stray = scan.list_tenant_files(path)
+    index_path = index_key = None
+    if cache_dir is not None and not errors and not stray and platform is not None:
+        listing, newest = index.listing_digest(files)
+        index_key = index.key(path, scan.fingerprint(names.digest), _groups(hosts), _extra_wopi(platform), listing)
+        index_path = cache_dir / index.NAME
+        body = index.load(index_path, index_key, len(files), newest)
+        if body is not None:
+            n = len(files)
+
+            def rebuild() -> list[index.Record]:
+                return _full(path, names, cache_dir, workers, (files, stray), hosts, platform, errors,
+                             index_path, index_key)[0].records
+
+            table = RowTable(body=body, rels=[rel for rel, _ in files], rebuild=rebuild)
+            return hosts, platform, table, names, {"files": n, "parsed": 0, "cached": n, "hashed": 0}
+    table, stats = _full(path, names, cache_dir, workers, (files, stray), hosts, platform, errors, index_path,
+                         index_key)
+    return hosts, platform, table, names, stats
+
+
+def _full(path: Path, names: VaultNames, cache_dir: Path | None, workers: int | None, listing: Any,
+          hosts: dict[str, Host], platform: Platform | None, errors: list[str], index_path: Path | None,
+          index_key: str | None) -> tuple[RowTable, dict[str, int]]:
+    """Check every tenant file (scan.py's per-file cache) and the cross-tenant rules; write the index if valid."""
+    errors = list(errors)
+    results, stats = scan.scan(path, names, cache_dir=cache_dir, workers=workers, listing=listing)
+    errors += listing[1]
     summaries = []
     for rel, errs, summary in results:
         errors += errs
@@ -153,15 +239,17 @@ def _checked(path: Path, vault_password_file: Path | None, cache_dir: Path | Non
     errors += logical.cross_rules(summaries, _groups(hosts), _extra_wopi(platform))
     if errors or platform is None:
         raise _fail(path, errors)
-    return hosts, platform, summaries, names, stats
+    records = sorted((index.record(rel, s) for rel, s in summaries), key=lambda rec: rec[1])
+    if index_path is not None and index_key is not None:
+        index.save(index_path, index_key, records)
+    return RowTable(records), stats
 
 
 def load_inventory(path: Path, vault_password_file: Path | None = None, cache_dir: Path | None = None,
                    workers: int | None = None) -> Inventory:
     """Validate everything (cached under ``cache_dir``); raise InvalidInput with every message when wrong."""
-    hosts, platform, summaries, _names, _stats = _checked(path, vault_password_file, cache_dir, workers)
-    rows = sorted((TenantRow.of(rel, s) for rel, s in summaries), key=lambda r: r.slug)
-    return Inventory(path, hosts, platform, rows)
+    hosts, platform, table, _names, _stats = _checked(path, vault_password_file, cache_dir, workers)
+    return Inventory(path, hosts, platform, table)
 
 
 @dataclass
@@ -178,5 +266,5 @@ class Report:
 def validate_inventory(path: Path, vault_password_file: Path | None = None, cache_dir: Path | None = None,
                        workers: int | None = None) -> Report:
     """Check the inventory without keeping models; cached and parallel; raise InvalidInput on errors."""
-    hosts, _platform, _summaries, names, stats = _checked(path, vault_password_file, cache_dir, workers)
+    hosts, _platform, _table, names, stats = _checked(path, vault_password_file, cache_dir, workers)
     return Report([], len(hosts), stats["files"], stats, names.digest is not None)

@@ -25,6 +25,8 @@ from typing import Any
 from tnoctl.config.schema import Tenant
 
 GROUP_OF_SERVICE = {"mail": "mail", "office": "office"}
+CANARY_LOCAL = "canary"
+"""Local part of the mailbox the probes log in with (tnoctl.probes.targets); kept in the summary."""
 PLATFORM_VAULT_PREFIXES = ("tno_vault_borg_", "tno_vault_office_", "tno_vault_dns_", "tno_vault_acme_")
 """Vault namespaces of the platform: never referenced by a tenant file."""
 
@@ -59,7 +61,17 @@ def summary(tenant: Tenant) -> dict[str, Any]:
         "placement": {"mail": tenant.placement.mail, "office": tenant.placement.office},
         "vault_prefixes": _vault_prefixes(tenant),
         "wopi": [wopi_host(url) for url in tenant.office.wopi_hosts],
+        "backup": {k: v for k, v in tenant.backup.model_dump().items() if v is not None},
+        "canary": _canary(tenant),
     }
+
+
+def _canary(tenant: Tenant) -> list[str] | None:
+    """[address, vault variable] of the tenant's canary mailbox (the probes' login), or None."""
+    for box in tenant.mailboxes:
+        if box.local == CANARY_LOCAL:
+            return [f"{box.local}@{box.domain or tenant.primary_domain}", box.password_vault]
+    return None
 
 
 def _vault_prefixes(tenant: Tenant) -> list[str]:

@@ -143,14 +143,16 @@ def _check_all(root: Path, rels: list[str], vault_names: frozenset[str] | None, 
     return results
 
 
-def scan(root: Path, vault: Any, cache_dir: Path | None = None,
-         workers: int | None = None) -> tuple[list[Result], list[str], dict[str, int]]:
-    """Check every tenant file; return (results in file order, stray-file errors, stats).
+def scan(root: Path, vault: Any, cache_dir: Path | None = None, workers: int | None = None,
+         listing: tuple[list[tuple[str, Stat]], list[str]] | None = None) -> tuple[list[Result], dict[str, int]]:
+    """Check every tenant file; return (results in file order, stats).
 
     ``vault`` gives ``digest`` (str or None, cheap) and ``names()`` (the name set, parsed only when
-    some file must really be checked): see :class:`tnoctl.config.vault.VaultNames`.
+    some file must really be checked): see :class:`tnoctl.config.vault.VaultNames`. ``listing`` is
+    :func:`list_tenant_files`'s answer when the caller already has it (its stray-file errors are the
+    caller's to report).
     """
-    files, stray = list_tenant_files(root)
+    files, _stray = listing if listing is not None else list_tenant_files(root)
     key = fingerprint(vault.digest)
     cache_path = cache_dir / CACHE_NAME if cache_dir is not None else None
     index, results, written_ns = _load_cache(cache_path, key)
@@ -181,5 +183,5 @@ def scan(root: Path, vault: Any, cache_dir: Path | None = None,
         kept = {new_index[rel][1]: [res[1], res[2]] for (rel, _), res in zip(files, ordered, strict=True)
                 if rel in new_index}
         _save_cache(cache_path, key, new_index, kept)
-    return ordered, stray, {"files": len(files), "parsed": len(todo), "cached": len(files) - len(todo),
+    return ordered, {"files": len(files), "parsed": len(todo), "cached": len(files) - len(todo),
                             "hashed": hashed}

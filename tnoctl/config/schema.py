@@ -100,7 +100,7 @@ VaultName = Annotated[str, Field(max_length=120), _check(VAULT_RE, "a vault name
 class Strict(BaseModel):
     """Base: unknown keys are errors; no silent coercion of numbers into strings."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)
 
 
 class Placement(Strict):

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -38,20 +39,14 @@ def known_from_inventory(inventory: Any) -> dict[str, tuple[str, ...]]:
 
 
 def probe_view(inventory: Any) -> Any:
-    """The inventory as the exporter keeps it: every tenant with its canary mailbox only.
+    """The inventory as the exporter's probes see it: hosts, platform, and the index rows as tenants.
 
-    The probes need each tenant's slug, services, placement, domains and canary; at 35,000 communes
-    the other 1.8 M mailboxes are most of a loaded inventory's memory (issue 18: exporter <= 1 GB).
+    The probes need each tenant's slug, services, placement, domains and canary mailbox, all in the
+    loader's rows (config.load.TenantRow): no tenant file is parsed and no mailbox list is held, so
+    at 35,000 communes the exporter keeps one small row per tenant (issue 18: exporter <= 1 GB).
     """
-    from dataclasses import replace
-
-    from tnoctl.probes.targets import CANARY_LOCAL
-
-    tenants = [t.model_copy(update={"mailboxes": [m for m in t.mailboxes if m.local == CANARY_LOCAL]})
-               for t in inventory.tenants]
-    view = replace(inventory, _models={})
-    view.__dict__["tenants"] = tenants  # replaced models are the truth for Inventory.tenant()/.tenants
-    return view
+    return SimpleNamespace(path=inventory.path, hosts=inventory.hosts, platform=inventory.platform,
+                           tenants=inventory.rows)
 
 
 def build(state_dir: Path, known: Callable[[], Known] | None = None,

@@ -19,6 +19,7 @@ verify the certificate against the IP, which the lab certificates carry as IP SA
 from __future__ import annotations
 
 from collections.abc import Iterable
+from json.encoder import encode_basestring_ascii as _esc  # type: ignore[attr-defined]
 from typing import Any
 
 from tnoctl.probes.targets import Endpoint
@@ -57,6 +58,36 @@ def groups(endpoints: Iterable[Endpoint], by_address: bool = False) -> dict[str,
     for module in sorted(set(MODULES.values())):  # an empty file keeps Prometheus from erroring on a missing one
         out.setdefault(f"blackbox-{module}.json", [])
     return dict(sorted(out.items()))
+
+
+def render_groups(endpoints: Iterable[Endpoint], by_address: bool = False, depth: int = 0) -> dict[str, str]:
+    """:func:`groups` as JSON text: each file's list exactly as ``json.dumps(indent=2)`` writes it at ``depth``.
+
+    At 35,000 communes there are 175,000 groups: rendering each with one template instead of building
+    and encoding dicts is what keeps `monitoring targets` within seconds (issue 18). The text equals
+    the encoding of :func:`groups` (tests/unit/test_jsonout.py).
+    """
+    i1, i2, i3 = ("\n" + "  " * (depth + n) for n in (1, 2, 3))
+    head = "{" + i2 + '"targets": [' + i3
+    mid = i2 + "]," + i2 + '"labels": {' + i3 + '"tenant": '
+    sep = "," + i3
+    tail = i2 + "}" + i1 + "}"
+    parts: dict[str, list[str]] = {}
+    for ep in endpoints:
+        module = MODULES[ep.service]
+        target, extra = _target(ep, by_address)
+        mod = _esc(module)
+        text = (f'{head}{_esc(target)}{mid}{_esc(ep.tenant)}{sep}"component": {_esc(ep.component)}{sep}"service": '
+                f'{_esc(ep.service)}{sep}"module": {mod}{sep}"host": {_esc(ep.host)}{sep}"server_name": '
+                f'{_esc(ep.server_name)}{sep}"__param_module": {mod}')
+        for key, value in extra.items():
+            text += f"{sep}{_esc(key)}: {_esc(value)}"
+        parts.setdefault(f"blackbox-{module}.json", []).append(text + tail)
+    for module in sorted(set(MODULES.values())):
+        parts.setdefault(f"blackbox-{module}.json", [])
+    outer = "\n" + "  " * depth
+    return {name: ("[" + i1 + ("," + i1).join(items) + outer + "]") if items else "[]"
+            for name, items in sorted(parts.items())}
 
 
 NODE_PORT = 9100  # role tno_monitoring: tno_monitoring_node_exporter_port

@@ -56,9 +56,13 @@ class BackupTarget:
 
 
 def retention_of(tenant: Any, platform: Any) -> dict[str, int]:
-    """Platform retention with the tenant's overrides applied (same rule as the Ansible view)."""
+    """Platform retention with the tenant's overrides applied (same rule as the Ansible view).
+
+    ``tenant`` is a model (``backup`` a BackupOverride) or an inventory row (``backup`` a dict).
+    """
     merged = dict(platform.tno_backup_retention.model_dump())
-    merged.update({k: v for k, v in tenant.backup.model_dump().items() if v is not None})
+    overrides = tenant.backup if isinstance(tenant.backup, dict) else tenant.backup.model_dump()
+    merged.update({k: v for k, v in overrides.items() if v is not None})
     return merged
 
 
@@ -71,7 +75,10 @@ def plan_targets(inventory: Any, tenants: list[str] | tuple[str, ...] = ()) -> l
     backup_host = inventory.platform.tno_backup_host
     if backup_host not in inventory.hosts:
         raise InvalidInput(f"tno_backup_host '{backup_host}' is not a host of the inventory")
-    chosen = [inventory.tenant(s) for s in sorted(set(tenants))] if tenants else list(inventory.tenants)
+    if hasattr(inventory, "rows"):  # the loader's rows: no tenant file parsed (the exporter's sync, every 30 s)
+        chosen = [inventory.row(s) for s in sorted(set(tenants))] if tenants else list(inventory.rows)
+    else:
+        chosen = [inventory.tenant(s) for s in sorted(set(tenants))] if tenants else list(inventory.tenants)
     out = []
     for tenant in chosen:
         mail, office = (getattr(tenant.placement, c) if c in tenant.services else None for c in ("mail", "office"))

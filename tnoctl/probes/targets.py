@@ -13,19 +13,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from tnoctl.config import logical
 from tnoctl.probes import backup_freshness, https, imap, office, office_document, queue, roundtrip, smtp
 from tnoctl.probes.base import Probe, ProbeResult
 from tnoctl.state.store import Store
 
-CANARY_LOCAL = "canary"
+CANARY_LOCAL = logical.CANARY_LOCAL
 SecretLookup = Callable[[str], "str | None"]
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """One network service of one tenant, as reached from the monitoring host."""
+class Endpoint(NamedTuple):
+    """One network service of one tenant, as reached from the monitoring host (a tuple: 175,000 at scale)."""
 
     tenant: str
     component: str  # mail | office
@@ -59,22 +59,30 @@ def primary_domain(tenant: Any) -> str:
 def endpoints(inventory: Any, only: Iterable[str] | None = None) -> list[Endpoint]:
     """Every service endpoint of every (selected) tenant, in tenant order."""
     wanted = set(only) if only else None
+    hosts = inventory.hosts
     out: list[Endpoint] = []
     for tenant in inventory.tenants:
         if wanted is not None and tenant.slug not in wanted:
             continue
         services = set(getattr(tenant, "services", ("mail", "office")))
+        where = {c: _placement(tenant, c) for c in ("mail", "office")}
+        domain = primary_domain(tenant)
         for component, service, port, prefix in SERVICES:
-            host = _placement(tenant, component)
-            if component not in services or not host or host not in inventory.hosts:
+            host = where[component]
+            if component not in services or not host or host not in hosts:
                 continue
-            out.append(Endpoint(tenant.slug, component, service, host, inventory.hosts[host].address, port,
-                                f"{prefix}.{primary_domain(tenant)}"))
+            out.append(Endpoint(tenant.slug, component, service, host, hosts[host].address, port,
+                                f"{prefix}.{domain}"))
     return out
 
 
 def canary(tenant: Any) -> tuple[str, str] | None:
-    """(address, vault variable name) of the tenant's canary mailbox, if it has one."""
+    """(address, vault variable name) of the tenant's canary mailbox, if it has one.
+
+    An inventory row (config.load.TenantRow) carries it as ``canary``; a full model has its mailboxes.
+    """
+    if isinstance(getattr(tenant, "mailboxes", None), int):  # a row: the index kept the canary
+        return tenant.canary
     for mb in getattr(tenant, "mailboxes", []):
         if mb.local == CANARY_LOCAL:
             return f"{mb.local}@{mb.domain or primary_domain(tenant)}", mb.password_vault
