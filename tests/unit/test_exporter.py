@@ -292,6 +292,8 @@ def test_parse_listen_rejects_garbage() -> None:
 
 
 def test_exporter_verb_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """No probes and no backup sync: a unit test never reaches the lab hosts (with the lab up, an in-flight
+    sync round over SSH held the exit until its pool threads joined)."""
     import os
     import re
     import signal
@@ -302,7 +304,8 @@ def test_exporter_verb_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     fill(tmp_path)
     env = {**os.environ, "PYTHONPATH": str(paths.PROJECT_ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "tnoctl", "--inventory", str(paths.LAB_INVENTORY),
-                             "--state-dir", str(tmp_path), "exporter", "--listen", "127.0.0.1:0", "--no-probes"],
+                             "--state-dir", str(tmp_path), "exporter", "--listen", "127.0.0.1:0", "--no-probes",
+                             "--no-backup-sync"],
                             stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stderr is not None
