@@ -239,7 +239,11 @@ def stop(lab_dir: Path, name: str) -> str:
 def remove_nspawn_leftovers(
     name: str, lock_name: str | None, run_dir: Path = Path("/run/systemd/nspawn")
 ) -> None:
-    """Remove nspawn's per-machine propagate dir and lock file and, when empty, its run dirs."""
+    """Remove nspawn's per-machine propagate dir and lock file and, when empty, its run dirs and its cgroup."""
+    from tnoctl.lab.boot import release_cgroup
+
+    with contextlib.suppress(OSError):
+        release_cgroup(name, Path("/proc/self/cgroup").read_text())
     shutil.rmtree(run_dir / "propagate" / name, ignore_errors=True)
     if lock_name and lock_name.startswith("inode-") and "/" not in lock_name:
         (run_dir / "locks" / lock_name).unlink(missing_ok=True)
