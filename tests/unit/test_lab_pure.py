@@ -200,3 +200,32 @@ def test_extra_hosts_get_no_bare_name_the_ca_would_refuse() -> None:
     sans = etchosts.cert_sans(topo)
     assert sans["office1"][:2] == ["office1", "office1.lab.test"]
     assert sans["office3"] == ["office3.lab.test"]
+
+
+def test_each_lab_host_gets_a_cgroup_of_its_own_in_every_hierarchy_nspawn_uses(tmp_path):
+    """Five nspawns sharing the caller's /payload made their systemd instances remove each other's unit
+    cgroups (219/CGROUP at boot): each host's wrapper moves into <caller's cgroup>/tno-lab-<host> first."""
+    from tnoctl.lab.boot import cgroup_hierarchies
+
+    hybrid = "9:name=systemd:/\n4:memory:/process_api/x\n0::/\n"
+    for sub in ("systemd", "unified"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "cgroup.procs").write_text("")
+    assert cgroup_hierarchies(hybrid, tmp_path) == [tmp_path / "systemd", tmp_path / "unified"]
+    v2 = tmp_path / "v2"
+    (v2 / "user.slice" / "s.scope").mkdir(parents=True)
+    (v2 / "cgroup.procs").write_text("")
+    assert cgroup_hierarchies("0::/user.slice/s.scope\n", v2) == [v2 / "user.slice" / "s.scope"]
+    assert cgroup_hierarchies("0::/\n", tmp_path / "none") == []
+    assert cgroup_hierarchies("", v2) == []
+
+
+def test_release_cgroup_removes_only_the_hosts_empty_dirs(tmp_path, monkeypatch):
+    from tnoctl.lab import boot
+
+    parent = tmp_path / "cg"
+    (parent / "tno-lab-mail1" / "payload" / "system.slice").mkdir(parents=True)
+    (parent / "tno-lab-mail2").mkdir()
+    monkeypatch.setattr(boot, "cgroup_hierarchies", lambda text: [parent])
+    boot.release_cgroup("mail1", "0::/\n")
+    assert not (parent / "tno-lab-mail1").exists() and (parent / "tno-lab-mail2").is_dir()

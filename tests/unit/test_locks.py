@@ -182,3 +182,41 @@ def test_racing_recoverers_only_one_wins(tmp_path):
     assert outcomes == ["locked"] * (RACERS - 1) + ["won"]
     assert [p.exitcode for p in procs] == [0] * RACERS
     assert locks.list_locks(tmp_path) == []
+
+
+def test_a_sibling_thread_of_the_same_operation_waits_its_turn(tmp_path, monkeypatch):
+    """An OS upgrade batch runs a commune's mail and office hosts at once: the second waits, never fails."""
+    import threading
+
+    monkeypatch.setattr(locks, "_SAME_OPERATION_POLL", 0.01)
+    order: list[str] = []
+    first_holds, second_asked = threading.Event(), threading.Event()
+
+    def first() -> None:
+        with locks.hold(tmp_path, ["vaulx"], "upgrade", "op-1"):
+            order.append("first in")
+            first_holds.set()
+            assert second_asked.wait(5)
+            order.append("first out")
+
+    def second() -> None:
+        assert first_holds.wait(5)
+        second_asked.set()
+        with locks.hold(tmp_path, ["vaulx"], "upgrade", "op-1"):
+            order.append("second in")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert order == ["first in", "first out", "second in"]
+    assert not locks.lock_path(tmp_path, "vaulx").exists()
+
+
+def test_the_same_thread_or_another_operation_is_still_refused(tmp_path):
+    with locks.hold(tmp_path, ["vaulx"], "upgrade", "op-1"):
+        with pytest.raises(Locked, match="vaulx is locked by upgrade"):
+            locks.acquire(tmp_path, "vaulx", "upgrade", "op-1")  # same thread: waiting would never end
+        with pytest.raises(Locked, match="vaulx is locked by upgrade"):
+            locks.acquire(tmp_path, "vaulx", "deploy", "op-2")

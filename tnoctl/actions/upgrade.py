@@ -12,7 +12,7 @@ takes neither. Exit 0 when every host is upgraded, 1 when one failed, was rolled
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,10 +22,9 @@ from tnoctl.actions import upgrade_preflight
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
 from tnoctl.actions.upgrade_gate import baseline_failures, installed_version
-from tnoctl.actions.upgrade_host import HostOutcome, Rollout, execute, resumable_plan
+from tnoctl.actions.upgrade_host import HostOutcome, Rollout, RolloutOptions, execute, resumable_plan
 from tnoctl.errors import ExitCode, InvalidInput
 from tnoctl.plan.upgrade import (
-    DEFAULT_WAVES,
     VERSION_VAR,
     UpgradePlan,
     component_hosts,
@@ -41,7 +40,7 @@ STATUS_COLUMNS = ["wave", "host", "tenants", "state", "done steps", "detail"]
 
 
 @dataclass(frozen=True)
-class UpgradeRequest:
+class UpgradeRequest(RolloutOptions):
     """A rollout (``component`` + ``to_version``) or the resume of a stored one (``resume_id``).
 
     ``confirm`` receives the plan preview (rows of :data:`PLAN_COLUMNS`, summary in ``message``),
@@ -50,25 +49,13 @@ class UpgradeRequest:
 
     component: str | None = None
     to_version: str | None = None
-    waves: str = DEFAULT_WAVES
-    batch: int = 1
-    max_failures: int = 0
-    hosts: tuple[str, ...] = ()
-    tenants: tuple[str, ...] = ()
-    ignore_windows: bool = False
-    gate_timeout: float = 180.0
     safety_backup: bool = True
     pin: bool = True
-    resume_id: str | None = None
-    dry_run: bool = False
-    confirm: Callable[[Outcome], bool] | None = None
 
     def params(self) -> dict[str, object]:
         """The audit parameters of the operation (what the operator asked for)."""
-        return {"component": self.component, "to_version": self.to_version, "waves": self.waves,
-                "batch": self.batch, "max_failures": self.max_failures, "hosts": self.hosts,
-                "tenants": self.tenants, "ignore_windows": self.ignore_windows, "gate_timeout": self.gate_timeout,
-                "safety_backup": self.safety_backup, "pin": self.pin, "resume": self.resume_id}
+        return {"component": self.component, "to_version": self.to_version, **self.rollout_params(),
+                "safety_backup": self.safety_backup, "pin": self.pin}
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,10 +33,10 @@ from typing import Any
 
 from tnoctl.actions import upgrade_gate
 from tnoctl.actions.env import Env
-from tnoctl.actions.operation import operation
+from tnoctl.actions.operation import Outcome, operation
 from tnoctl.errors import Locked, OperationFailed
 from tnoctl.plan.calls import PlaybookCall
-from tnoctl.plan.upgrade import HostStep, UpgradePlan, apply_call, window_check
+from tnoctl.plan.upgrade import DEFAULT_WAVES, HostStep, UpgradePlan, apply_call, window_check
 from tnoctl.state import store as state_store
 from tnoctl.state.journal import HostProgress, Journal
 
@@ -50,6 +51,29 @@ FAILED_STATES = ("failed", "rolled_back")
 class Interrupted(Exception):
     """The operator asked to stop (SIGINT); the host's current step is left unfinished in the journal."""
 
+
+
+@dataclass(frozen=True, kw_only=True)
+class RolloutOptions:
+    """What every rollout request shares (`upgrade office|mail` and `upgrade os`): waves, batches, scope,
+    windows, gate, resume, preview. ``confirm`` receives the plan preview; None means go on (``--yes``)."""
+
+    waves: str = DEFAULT_WAVES
+    batch: int = 1
+    max_failures: int = 0
+    hosts: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()
+    ignore_windows: bool = False
+    gate_timeout: float = 180.0
+    resume_id: str | None = None
+    dry_run: bool = False
+    confirm: Callable[[Outcome], bool] | None = None
+
+    def rollout_params(self) -> dict[str, object]:
+        """The shared audit parameters of the operation (what the operator asked for)."""
+        return {"waves": self.waves, "batch": self.batch, "max_failures": self.max_failures, "hosts": self.hosts,
+                "tenants": self.tenants, "ignore_windows": self.ignore_windows, "gate_timeout": self.gate_timeout,
+                "resume": self.resume_id}
 
 @dataclass
 class Rollout:

@@ -41,13 +41,14 @@ from tnoctl.actions.upgrade_host import (
     HostOutcome,
     HostRun,
     Rollout,
+    RolloutOptions,
     resumable_plan,
 )
 from tnoctl.actions.upgrade_host import _record_tenants as record_tenants
 from tnoctl.errors import ExitCode, InvalidInput, OperationFailed
 from tnoctl.plan import upgrade_os as planner
 from tnoctl.plan.calls import PlaybookCall
-from tnoctl.plan.upgrade import DEFAULT_WAVES, UpgradePlan, plan_from_dict, plan_to_dict
+from tnoctl.plan.upgrade import UpgradePlan, plan_from_dict, plan_to_dict
 from tnoctl.state.journal import Journal
 
 SIMULATE = ["apt-get", "-s", "-q", "upgrade"]
@@ -59,7 +60,7 @@ PLAN_COLUMNS = ["wave", "host", "tenants", "packages", "window", "rollback"]
 
 
 @dataclass(frozen=True)
-class OsUpgradeRequest:
+class OsUpgradeRequest(RolloutOptions):
     """An OS rollout (``packages``/``security_only`` select the updates) or the resume of one (``resume_id``).
 
     ``confirm`` receives the plan preview and returns whether to go on; None means go on (``--yes``).
@@ -67,23 +68,11 @@ class OsUpgradeRequest:
 
     packages: tuple[str, ...] = ()
     security_only: bool = False
-    waves: str = DEFAULT_WAVES
-    batch: int = 1
-    max_failures: int = 0
-    hosts: tuple[str, ...] = ()
-    tenants: tuple[str, ...] = ()
-    ignore_windows: bool = False
-    gate_timeout: float = 180.0
-    resume_id: str | None = None
-    dry_run: bool = False
-    confirm: Callable[[Outcome], bool] | None = None
 
     def params(self) -> dict[str, object]:
         """The audit parameters of the operation."""
         return {"component": "os", "packages": self.packages, "security_only": self.security_only,
-                "waves": self.waves, "batch": self.batch, "max_failures": self.max_failures, "hosts": self.hosts,
-                "tenants": self.tenants, "ignore_windows": self.ignore_windows, "gate_timeout": self.gate_timeout,
-                "resume": self.resume_id}
+                **self.rollout_params()}
 
 
 @dataclass

@@ -16,6 +16,7 @@ nothing leaks into the machine's mount table. Steps:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -50,6 +51,64 @@ def nspawn_argv(name: str, merged: str) -> list[str]:
         "--timezone=off",  # like a real server, the host owns /etc/localtime (tno_common sets it)
         "--link-journal=no",
     ]
+
+
+CGROUP_PREFIX = "tno-lab-"
+"""Each lab host's nspawn runs in a cgroup of its own, ``<caller's cgroup>/tno-lab-<host>`` (see own_cgroup)."""
+
+
+def cgroup_hierarchies(proc_cgroup: str, root: Path = Path("/sys/fs/cgroup")) -> list[Path]:
+    """The cgroup directories of the caller that nspawn's payload goes under (pure but for `is_file`).
+
+    cgroup v2 alone: ``root/<path of 0::>``; hybrid (v1 ``name=systemd`` plus ``unified``): both.
+    """
+    paths = {}
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) == 3 and parts[0] == "0" and parts[1] == "":
+            paths["unified"] = parts[2]
+        elif len(parts) == 3 and parts[1] == "name=systemd":
+            paths["systemd"] = parts[2]
+    if (root / "cgroup.procs").is_file():  # pure v2
+        return [root / paths["unified"].lstrip("/")] if "unified" in paths else []
+    return [root / sub / paths[sub].lstrip("/") for sub in ("systemd", "unified")
+            if sub in paths and (root / sub / "cgroup.procs").is_file()]
+
+
+def own_cgroup(name: str, pid: int) -> list[Path]:
+    """Move ``pid`` (the boot wrapper, soon nspawn) into ``tno-lab-<name>`` in each hierarchy; the dirs made.
+
+    Why: with --keep-unit and --register=no, nspawn puts the host's systemd in ``<its cgroup>/payload``.
+    Five hosts started by one process shared that one ``/payload``: five systemd instances creating and
+    removing each other's unit cgroups, so a unit could fail with 219/CGROUP at boot (seen on
+    systemd-user-sessions, which then never removed /run/nologin: the operator could not log in).
+    """
+    made = []
+    for parent in cgroup_hierarchies(Path("/proc/self/cgroup").read_text()):
+        mine = parent / f"{CGROUP_PREFIX}{name}"
+        mine.mkdir(exist_ok=True)
+        (mine / "cgroup.procs").write_text(f"{pid}\n")
+        made.append(mine)
+    return made
+
+
+def release_cgroup(name: str, proc_cgroup: str, wait: float = 5.0) -> None:
+    """Remove the host's cgroup dirs (bottom-up) once empty; busy ones stay after ``wait`` seconds.
+
+    Just after nspawn is reaped its supervisor cgroup can still count the exiting task for a moment.
+    """
+    import time
+
+    deadline = time.monotonic() + wait
+    for parent in cgroup_hierarchies(proc_cgroup):
+        mine = parent / f"{CGROUP_PREFIX}{name}"
+        while mine.is_dir():
+            for dirpath, _dirs, _files in sorted(os.walk(mine), key=lambda entry: -len(entry[0])):
+                with contextlib.suppress(OSError):
+                    os.rmdir(dirpath)
+            if not mine.is_dir() or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
 
 
 def _sh(*argv: str) -> None:
@@ -144,6 +203,10 @@ def main(argv: list[str]) -> None:
     """Entry point: prepare, then exec nspawn (this PID becomes the host's nspawn)."""
     spec = json.loads(Path(argv[1]).read_text())
     prepare(spec)
+    try:
+        own_cgroup(spec["name"], os.getpid())
+    except OSError as exc:  # no writable cgroup tree: boot as before, in the caller's cgroup
+        print(f"tnoctl lab: {spec['name']}: no cgroup of its own ({exc}); booting in the caller's", flush=True)
     nspawn = shutil.which("systemd-nspawn") or "/usr/bin/systemd-nspawn"
     args = nspawn_argv(spec["name"], spec["merged"])
     sys.stdout.flush()

@@ -28,6 +28,10 @@ from tnoctl.lab.topology import LabHost
 
 NSPAWN_STOP_TIMEOUT = 30.0
 BOOT_TIMEOUT = 60.0
+PREPARE_TIMEOUT = 300.0
+"""Seconds the boot wrapper may spend preparing a host's disk (host keys, trust store) before it execs
+nspawn. Not part of BOOT_TIMEOUT: five hosts refreshing their trust store at once (pebble's root is new
+at every start) on two cores took long enough to push a healthy boot past its deadline."""
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,8 @@ def wait_booted(lab_dir: Path, host: LabHost, record: procs.ProcRecord, timeout:
     systemd-user-sessions), so that file, read through ``/proc/<PID 1>/root``, is waited for too.
     """
     hd = host_dir(lab_dir, host.name)
-    deadline = time.monotonic() + timeout
+    _wait_prepared(hd, host, record)
+    deadline = time.monotonic() + timeout  # the boot itself: from the moment nspawn runs
     while True:
         if not procs.alive(record):
             tail = hd.console.read_text(errors="replace").splitlines()[-8:] if hd.console.exists() else []
@@ -175,6 +180,25 @@ def wait_booted(lab_dir: Path, host: LabHost, record: procs.ProcRecord, timeout:
         if time.monotonic() > deadline:
             raise OperationFailed(f"{host.name}: unprivileged logins still refused after {timeout:.0f}s "
                                   f"(/run/nologin; see {hd.console})")
+        time.sleep(0.1)
+
+
+def _wait_prepared(hd: HostDir, host: LabHost, record: procs.ProcRecord) -> None:
+    """Wait until the boot wrapper (record.pid) has prepared the disk and become systemd-nspawn."""
+    deadline = time.monotonic() + PREPARE_TIMEOUT
+    comm = Path(f"/proc/{record.pid}/comm")
+    while True:
+        if not procs.alive(record):
+            tail = hd.console.read_text(errors="replace").splitlines()[-8:] if hd.console.exists() else []
+            raise OperationFailed(f"{host.name}: the host exited during boot (see {hd.console})", details=tail)
+        try:
+            if comm.read_text().strip() == "systemd-nspawn":
+                return
+        except OSError:
+            pass  # gone meanwhile: procs.alive says so on the next look
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"{host.name}: disk preparation not finished after {PREPARE_TIMEOUT:.0f}s "
+                                  f"(see {hd.console})")
         time.sleep(0.1)
 
 
@@ -215,7 +239,11 @@ def stop(lab_dir: Path, name: str) -> str:
 def remove_nspawn_leftovers(
     name: str, lock_name: str | None, run_dir: Path = Path("/run/systemd/nspawn")
 ) -> None:
-    """Remove nspawn's per-machine propagate dir and lock file and, when empty, its run dirs."""
+    """Remove nspawn's per-machine propagate dir and lock file and, when empty, its run dirs and its cgroup."""
+    from tnoctl.lab.boot import release_cgroup
+
+    with contextlib.suppress(OSError):
+        release_cgroup(name, Path("/proc/self/cgroup").read_text())
     shutil.rmtree(run_dir / "propagate" / name, ignore_errors=True)
     if lock_name and lock_name.startswith("inode-") and "/" not in lock_name:
         (run_dir / "locks" / lock_name).unlink(missing_ok=True)

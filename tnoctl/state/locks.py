@@ -19,6 +19,8 @@ import logging
 import os
 import re
 import secrets
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -31,6 +33,11 @@ log = logging.getLogger(__name__)
 Warn = Callable[[str], None]
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}\Z")
 _ATTEMPTS = 5
+_SAME_OPERATION_POLL = 0.5
+"""Seconds between looks at a lock held by another thread of the same operation (see acquire)."""
+_HELD_BY_THREAD: dict[tuple[str, str], int] = {}
+"""(lock path, operation id) -> ident of the thread of this process holding it."""
+_HELD_GUARD = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -204,13 +211,23 @@ def _holder_message(tenant: str, info: LockInfo) -> str:
 
 
 def acquire(state_dir: Path, tenant: str, verb: str, operation_id: str, warn: Warn | None = None) -> LockInfo:
-    """Take ``tenant``'s lock or raise Locked naming the holder; recover a stale lock first."""
+    """Take ``tenant``'s lock or raise Locked naming the holder; recover a stale lock first.
+
+    A lock held by another thread of the same operation (an OS upgrade's batch runs a commune's mail
+    host and office host at once) is waited for, not refused: the commune's hosts then take their turn.
+    `hold` takes locks in sorted order, so two such threads cannot wait for each other. The same
+    thread asking again is refused as before (waiting would never end).
+    """
     path = lock_path(state_dir, tenant)
     pid = os.getpid()
     mine = LockInfo(tenant, current_operator(), pid, current_host(), verb, operation_id,
                     rfc3339(utc_now()), process_start_time(pid))
-    for _ in range(_ATTEMPTS):
+    attempts = 0
+    while attempts < _ATTEMPTS:
+        attempts += 1
         if _create(path, mine):
+            with _HELD_GUARD:
+                _HELD_BY_THREAD[(str(path), operation_id)] = threading.get_ident()
             return mine
         try:
             info = _read(path, tenant)
@@ -222,6 +239,10 @@ def acquire(state_dir: Path, tenant: str, verb: str, operation_id: str, warn: Wa
                 f"then 'tnoctl lock release {tenant} --yes'"
             ) from None
         if not is_stale(info):
+            if _held_by_a_sibling_thread(path, info, operation_id):
+                time.sleep(_SAME_OPERATION_POLL)
+                attempts = 0
+                continue
             details = [f"operation {info.operation_id}", f"lock {path}"]
             raise Locked(_holder_message(tenant, info), details=details)
         with _guard(state_dir):
@@ -234,11 +255,23 @@ def acquire(state_dir: Path, tenant: str, verb: str, operation_id: str, warn: Wa
     raise Locked(f"tenant {tenant}: could not take its lock, other operations keep taking it; retry")
 
 
+def _held_by_a_sibling_thread(path: Path, info: LockInfo, operation_id: str) -> bool:
+    """True when ``info`` is this operation's lock, taken by another thread of this very process."""
+    if info.operation_id != operation_id or info.pid != os.getpid() or info.host != current_host():
+        return False
+    with _HELD_GUARD:
+        holder = _HELD_BY_THREAD.get((str(path), operation_id))
+    return holder is not None and holder != threading.get_ident()
+
+
 def release_own(state_dir: Path, tenant: str, operation_id: str) -> bool:
     """Remove ``tenant``'s lock only if it still belongs to ``operation_id``."""
     path = lock_path(state_dir, tenant)
     with _guard(state_dir):
-        return _remove_if(path, tenant, lambda cur: cur.operation_id == operation_id) is not None
+        removed = _remove_if(path, tenant, lambda cur: cur.operation_id == operation_id) is not None
+    with _HELD_GUARD:
+        _HELD_BY_THREAD.pop((str(path), operation_id), None)
+    return removed
 
 
 @contextmanager
