@@ -40,7 +40,9 @@ DEFAULTS_CFG = """\
 # Ansible defaults, plus only what is needed to find the roles, the tenant inventory plugin and the lab
 [defaults]
 roles_path = {roles}
-inventory_plugins = {plugins}
+inventory_plugins = {plugins}/inventory
+action_plugins = {plugins}/action
+library = {plugins}/modules
 [inventory]
 enable_plugins = tno_tenants, ansible.builtin.host_list, ansible.builtin.yaml, ansible.builtin.ini, ansible.builtin.auto
 ignore_patterns = ^tenants$, ^vault-password$, ^README, ^\\.tno$
@@ -83,7 +85,7 @@ def main() -> int:
     tuned_cfg = write_ansible_cfg(work, state)
     defaults_cfg = work / "defaults.cfg"
     defaults_cfg.write_text(
-        DEFAULTS_CFG.format(roles=paths.ROLES_DIR, plugins=paths.PROJECT_ROOT / "plugins" / "inventory")
+        DEFAULTS_CFG.format(roles=paths.ROLES_DIR, plugins=paths.PROJECT_ROOT / "plugins")
     )
     playbook = [
         str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), str(paths.PLAYBOOKS_DIR / "site.yml"),
