@@ -42,6 +42,7 @@ PLAYBOOK = """\
           - {src: svc.conf.j2, dest: "{{ out_dir }}/etc/svc/svc.conf", validate: "/usr/bin/test -s %s"}
           - {content: "{{ inventory_hostname }}.example\\n", dest: "{{ out_dir }}/etc/svc/name", mode: "0644"}
           - {content: "hash={{ secret }}\\n", dest: "{{ out_dir }}/etc/svc/users", mode: "0600", diff: false}
+          - {file: rule.lua, dest: "{{ out_dir }}/etc/svc/rule.lua", mode: "0644"}
       register: written
       notify: Svc changed
     - name: The same template through ansible.builtin.template, for comparison
@@ -83,6 +84,8 @@ def ws(tmp_path: Path) -> dict[str, Path]:
         """))
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "svc.conf.j2").write_text(TEMPLATE)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "rule.lua").write_text("local t = {{1}, {2}}  -- {{ not a template }}\n")
     (tmp_path / "pb.yml").write_text(PLAYBOOK)
     (tmp_path / "out").mkdir()
     return {"root": tmp_path, "out": tmp_path / "out"}
@@ -109,7 +112,8 @@ def test_check_apply_idempotence_diffs_and_handler(ws: dict[str, Path]) -> None:
     assert conf.read_bytes() == (out / "reference.conf").read_bytes()  # rendered as ansible.builtin.template
     assert (out / "etc" / "svc" / "users").read_text() == "hash=s3cr3t-value\n"
     assert oct((out / "etc" / "svc" / "users").stat().st_mode & 0o777) == "0o600"
-    assert (out / "handler-ran").exists() and (out / "changed.txt").read_text() == "svc.conf,name,users\n"
+    assert (out / "etc" / "svc" / "rule.lua").read_text() == "local t = {{1}, {2}}  -- {{ not a template }}\n"
+    assert (out / "handler-ran").exists() and (out / "changed.txt").read_text() == "svc.conf,name,users,rule.lua\n"
 
     (out / "handler-ran").unlink()
     again = _run(ws, "a2", check=False)
