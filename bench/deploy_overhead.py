@@ -56,7 +56,7 @@ ignore_patterns = ^tenants$, ^vault-password$, ^README, ^\\.tno$
 
 CONTROLLER_ONLY = frozenset({
     "set_fact", "debug", "assert", "fail", "meta", "include_tasks", "import_tasks", "include_role",
-    "import_role", "include_vars", "add_host", "group_by", "set_stats", "pause",
+    "import_role", "include_vars", "add_host", "group_by", "set_stats", "pause", "validate_argument_spec",
 })
 """Actions that run on the controller only: no remote module execution."""
 TWO_MODULES = frozenset({"template", "copy"})

@@ -36,4 +36,5 @@ def test_counts_modules_items_and_two_for_template_not_controller_actions(tmp_pa
     _event(events, 7, "runner_on_ok", "office1", "tno_files")
     _event(events, 8, "runner_on_skipped", "office1", "ansible.builtin.copy")
     _event(events, 9, "runner_on_ok", "office1", "ansible.builtin.meta")
+    _event(events, 10, "runner_on_ok", "office1", "ansible.builtin.validate_argument_spec")  # role argument check
     assert _bench().module_executions(events) == {"mail1": 5, "office1": 1}
