@@ -6,7 +6,11 @@
   C  raw `ansible-playbook` with Ansible's defaults (no pipelining, no fact cache, implicit gathering)
 
 Prints each run, the medians and the ratios A/B (tnoctl's own overhead; goal <= 1.05) and
-C/B (tuning gain; goal >= 2). Needs root and the lab up with the fleet deployed
+C/B (tuning gain; goal >= 2), then the remote module executions per host of the last A run, counted
+from its job events (issue 19; goal <= 25 per host): one per task result or loop item that runs on the
+host (controller-only actions such as set_fact, assert, meta, include_* are not counted), two for
+`template`/`copy` (their action runs `stat`, then `copy` or `file`), one for `tno_files`.
+Needs root and the lab up with the fleet deployed
 (`make demo`). Usage: bench/deploy_overhead.py [--rounds 3] [--limit HOST]
 
 `--smoke`: one round limited to the first mail host, without the warm-up run
@@ -16,6 +20,7 @@ C/B (tuning gain; goal >= 2). Needs root and the lab up with the fleet deployed
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -40,11 +45,70 @@ DEFAULTS_CFG = """\
 # Ansible defaults, plus only what is needed to find the roles, the tenant inventory plugin and the lab
 [defaults]
 roles_path = {roles}
-inventory_plugins = {plugins}
+inventory_plugins = {plugins}/inventory
+action_plugins = {plugins}/action
+library = {plugins}/modules
 [inventory]
 enable_plugins = tno_tenants, ansible.builtin.host_list, ansible.builtin.yaml, ansible.builtin.ini, ansible.builtin.auto
 ignore_patterns = ^tenants$, ^vault-password$, ^README, ^\\.tno$
 """
+
+
+CONTROLLER_ONLY = frozenset({
+    "set_fact", "debug", "assert", "fail", "meta", "include_tasks", "import_tasks", "include_role",
+    "import_role", "include_vars", "add_host", "group_by", "set_stats", "pause", "validate_argument_spec",
+})
+"""Actions that run on the controller only: no remote module execution."""
+TWO_MODULES = frozenset({"template", "copy"})
+"""Actions whose plugin runs two modules on the host (stat, then copy or file)."""
+GOAL_EXECUTIONS = 25
+
+
+def _short(action: str) -> str:
+    for prefix in ("ansible.builtin.", "ansible.legacy.", "syndicat.tnoctl."):
+        if action.startswith(prefix):
+            return action[len(prefix):]
+    return action
+
+
+def module_executions(events_dir: Path) -> dict[str, int]:
+    """Remote module executions per host in one run's job_events directory (see the module docstring)."""
+    counts: dict[str, int] = {}
+    for path in events_dir.glob("*.json"):
+        event = json.loads(path.read_text())
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        if kind not in ("runner_on_ok", "runner_on_failed", "runner_item_on_ok", "runner_item_on_failed"):
+            continue
+        if kind.startswith("runner_on_") and (data.get("res") or {}).get("results") is not None:
+            continue  # a loop's summary: its items were counted
+        action = _short(data.get("task_action") or "")
+        if not action or action in CONTROLLER_ONLY:
+            continue
+        host = data.get("host", "?")
+        counts[host] = counts.get(host, 0) + (2 if action in TWO_MODULES else 1)
+    return dict(sorted(counts.items()))
+
+
+def latest_events(state: Path, suffix: str) -> Path | None:
+    """job_events of the newest run under ``state``/runs whose id ends with ``suffix`` (e.g. -apply0)."""
+    runs = sorted(state.glob(f"runs/*{suffix}"), key=lambda p: p.stat().st_mtime)
+    return runs[-1] / "artifacts" / "artifacts" / "job_events" if runs else None
+
+
+def print_executions(state: Path) -> None:
+    """The per-host module executions of the last `tnoctl deploy` (site.yml, then the backup setup)."""
+    for label, suffix in (("site.yml", "-apply0"), ("backup setup", "-backup0")):
+        events = latest_events(state, suffix)
+        if events is None or not events.is_dir():
+            print(f"module executions ({label}): no job events found")
+            continue
+        counts = module_executions(events)
+        print(f"\nremote module executions per host, no-op converge ({label}; goal <= {GOAL_EXECUTIONS}):")
+        for host, count in counts.items():
+            verdict = "meets" if count <= GOAL_EXECUTIONS else "MISSES"
+            print(f"  {host:<12} {count:4d}   {verdict}")
+        print(f"  {'total':<12} {sum(counts.values()):4d}")
 
 
 def first_mail_host() -> str:
@@ -83,7 +147,7 @@ def main() -> int:
     tuned_cfg = write_ansible_cfg(work, state)
     defaults_cfg = work / "defaults.cfg"
     defaults_cfg.write_text(
-        DEFAULTS_CFG.format(roles=paths.ROLES_DIR, plugins=paths.PROJECT_ROOT / "plugins" / "inventory")
+        DEFAULTS_CFG.format(roles=paths.ROLES_DIR, plugins=paths.PROJECT_ROOT / "plugins")
     )
     playbook = [
         str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), str(paths.PLAYBOOKS_DIR / "site.yml"),
@@ -116,6 +180,7 @@ def main() -> int:
     gain = med["C ansible defaults"] / med["B ansible tuned"]
     print(f"\nratio A/B (tnoctl overhead over the same tuned run) = {overhead:.3f}   goal <= 1.05")
     print(f"ratio C/B (Ansible defaults over tuned)             = {gain:.2f}    goal >= 2")
+    print_executions(state)
     return 0
 
 

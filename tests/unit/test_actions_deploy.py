@@ -31,10 +31,15 @@ def _hosts_of(env, slug: str) -> tuple[str, ...]:
     return tuple(sorted({h for h in (t.placement.mail, t.placement.office) if h}))
 
 
+def _one_change(env, slug: str = "givors") -> ChangedTask:
+    return ChangedTask(env.inventory.tenant(slug).placement.mail, "tno_mail", "Write main.cf", None, "-a\n+b\n")
+
+
 def test_deploy_with_confirm_runs_check_then_apply_under_the_lock(inv, tmp_path):
     runner = FakePlaybookRunner()
     env = make_env(inv, tmp_path / "state", playbooks=runner)
     hosts = _hosts_of(env, "givors")
+    runner.script = lambda call: ok_result(call, changed=[_one_change(env)] if call.check else [])
     seen = []
 
     def confirm(preview: deploy.Preview) -> bool:
@@ -56,9 +61,25 @@ def test_deploy_with_confirm_runs_check_then_apply_under_the_lock(inv, tmp_path)
     assert [row[0] for row in outcome.rows] == list(hosts)
 
 
+def test_deploy_whose_preview_shows_no_change_asks_nothing_and_skips_the_apply_pass(inv, tmp_path):
+    runner = FakePlaybookRunner()  # the check pass reports no changed task
+    env = make_env(inv, tmp_path / "state", playbooks=runner)
+    hosts = _hosts_of(env, "givors")
+    outcome = deploy.run(env, deploy.DeployRequest(tenants=("givors",), confirm=lambda p: pytest.fail("asked")))
+    assert outcome.exit_code == ExitCode.OK
+    backup_limit = tuple(sorted({*hosts, env.inventory.platform.tno_backup_host}))
+    assert runner.played == [Played("site.yml", hosts, ("tno_action",), True),
+                             Played("backup.yml", backup_limit, ("tno_action",), False)]  # no site.yml apply
+    assert "nothing to change" in outcome.message and f"{hosts[0]}: no changes" in outcome.lines
+    [record] = audit.read(env.state_dir)
+    assert record["result"] == "ok" and record["details"]["applied"] is False
+    assert [row[0] for row in outcome.rows] == list(hosts)
+
+
 def test_deploy_refused_applies_nothing(inv, tmp_path):
     runner = FakePlaybookRunner()
     env = make_env(inv, tmp_path / "state", playbooks=runner)
+    runner.script = lambda call: ok_result(call, changed=[_one_change(env)])
     outcome = deploy.run(env, deploy.DeployRequest(tenants=("givors",), confirm=lambda preview: False))
     assert outcome.exit_code == ExitCode.REFUSED
     assert [p.check for p in runner.played] == [True]

@@ -172,7 +172,8 @@ def converge(env: Env, op: audit.Operation, deploy_plan: DeployPlan, confirm: Co
     """The body of a deploy inside the caller's operation (``deploy``, ``tenant onboard``).
 
     Check pass when ``confirm`` is given or a window is closed (window guard, exit 4), apply,
-    backup machinery; the outcome carries the summary and ``op``'s exit code.
+    backup machinery; the outcome carries the summary and ``op``'s exit code. When ``confirm`` is
+    given and the preview shows no change, nothing is asked and the apply pass is skipped.
     """
     now = datetime.fromtimestamp(env.clock(), UTC)
     placed = {h: [env.inventory.tenant(s) for s in deploy_plan.tenants_by_host.get(h, ())] for h in deploy_plan.hosts}
@@ -188,6 +189,8 @@ def converge(env: Env, op: audit.Operation, deploy_plan: DeployPlan, confirm: Co
         found = deploy_windows.conflicts(checked.changed_tasks, placed, now) if guard else []
         if found:
             return _refuse_restarts(op, found, checked)
+        if confirm is not None and preview.pending == 0:
+            return _nothing_to_apply(env, op, deploy_plan, checked, preview)
         if confirm is not None and not confirm(preview):
             op.fail(int(ExitCode.REFUSED), "not applied")
             return outcome_of(op, message="not applied")
@@ -203,6 +206,24 @@ def converge(env: Env, op: audit.Operation, deploy_plan: DeployPlan, confirm: Co
         op.details["failed_hosts"] = result.failed_hosts
         op.fail(int(ExitCode.FAILED))
     return _summary(op, deploy_plan, result)
+
+
+def _nothing_to_apply(env: Env, op: audit.Operation, deploy_plan: DeployPlan, checked: RunResult,
+                      preview: Preview) -> Outcome:
+    """An interactive deploy whose preview shows no change: no question, no apply pass (issue 19).
+
+    The backup machinery (plan.setup_calls, not part of the preview) still runs, as after any deploy.
+    The summary is the check pass's (its hosts, 0 changed).
+    """
+    op.details["applied"] = False
+    result = run_setup(env, deploy_plan, op.id, checked) if deploy_plan.setup_calls else checked
+    op.artifacts = str(result.artifacts_dir)
+    if not result.success:
+        op.details["failed_hosts"] = result.failed_hosts
+        op.fail(int(ExitCode.FAILED))
+    outcome = _summary(op, deploy_plan, result, preview.lines())
+    outcome.message = f"nothing to change: no apply pass; {outcome.message}"
+    return outcome
 
 
 def _refuse_restarts(op: audit.Operation, found: list[deploy_windows.RestartConflict],

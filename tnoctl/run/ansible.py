@@ -97,6 +97,9 @@ ANSIBLE_CFG = """\
 [defaults]
 roles_path = {roles}
 inventory_plugins = {plugins}
+# tno_files (issue 19): one module execution per file set; the collection ships the same plugins
+action_plugins = {plugin_root}/action
+library = {plugin_root}/modules
 host_key_checking = True
 forks = {forks}
 gathering = smart
@@ -148,6 +151,7 @@ def write_ansible_cfg(run_dir: Path, state_dir: Path, forks: int = 20) -> Path:
         ANSIBLE_CFG.format(
             roles=paths.ROLES_DIR,
             plugins=paths.PROJECT_ROOT / "plugins" / "inventory",
+            plugin_root=paths.PROJECT_ROOT / "plugins",
             forks=forks,
             facts=state_dir / "facts",
             cp=cp_dir,

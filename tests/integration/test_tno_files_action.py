@@ -1,0 +1,129 @@
+"""The tno_files action plugin + module through real ansible-runner on localhost (issue 19).
+
+Renders exactly as ansible.builtin.template does, is honest in check mode, shows per-file diffs but
+never a `diff: false` file's content, notifies its handler only when a file changed, and is idempotent.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tnoctl.plan.calls import PlaybookCall
+from tnoctl.run.ansible import RunResult, run_playbook
+
+pytestmark = pytest.mark.integration
+
+TEMPLATE = """\
+{{ ansible_managed | comment }}
+host = {{ inventory_hostname }}
+{% for d in domains %}
+domain {{ d }}
+{% endfor %}
+"""
+
+PLAYBOOK = """\
+- name: tno_files test
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Write the service files
+      tno_files:
+        owner: "{{ me }}"
+        group: "{{ my_group }}"
+        mode: "0640"
+        files:
+          - {src: svc.conf.j2, dest: "{{ out_dir }}/etc/svc/svc.conf", validate: "/usr/bin/test -s %s"}
+          - {content: "{{ inventory_hostname }}.example\\n", dest: "{{ out_dir }}/etc/svc/name", mode: "0644"}
+          - {content: "hash={{ secret }}\\n", dest: "{{ out_dir }}/etc/svc/users", mode: "0600", diff: false}
+          - {file: rule.lua, dest: "{{ out_dir }}/etc/svc/rule.lua", mode: "0644"}
+      register: written
+      notify: Svc changed
+    - name: The same template through ansible.builtin.template, for comparison
+      ansible.builtin.template:
+        src: svc.conf.j2
+        dest: "{{ out_dir }}/reference.conf"
+        mode: "0640"
+      check_mode: false
+      diff: false
+    - name: Record which files changed
+      ansible.builtin.copy:
+        dest: "{{ out_dir }}/changed.txt"
+        content: "{{ written.changed_files | map('basename') | join(',') }}\\n"
+        mode: "0644"
+      when: written is changed
+  handlers:
+    - name: Svc changed
+      ansible.builtin.copy:
+        dest: "{{ out_dir }}/handler-ran"
+        content: "yes\\n"
+        mode: "0644"
+"""
+
+
+@pytest.fixture()
+def ws(tmp_path: Path) -> dict[str, Path]:
+    me, my_group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    (tmp_path / "hosts.yml").write_text(textwrap.dedent(f"""\
+        all:
+          vars:
+            out_dir: {tmp_path}/out
+            me: {me}
+            my_group: {my_group}
+            secret: s3cr3t-value
+            domains: [a.example, b.example]
+            ansible_python_interpreter: {sys.executable}
+          hosts:
+            good: {{ansible_connection: local}}
+        """))
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "svc.conf.j2").write_text(TEMPLATE)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "rule.lua").write_text("local t = {{1}, {2}}  -- {{ not a template }}\n")
+    (tmp_path / "pb.yml").write_text(PLAYBOOK)
+    (tmp_path / "out").mkdir()
+    return {"root": tmp_path, "out": tmp_path / "out"}
+
+
+def _run(ws: dict[str, Path], run_id: str, check: bool) -> RunResult:
+    call = PlaybookCall(playbook=str(ws["root"] / "pb.yml"), check=check, diff=check)
+    result = run_playbook(call, inventory=ws["root"] / "hosts.yml", state_dir=ws["root"] / "state", run_id=run_id,
+                          redact=lambda text: text.replace("s3cr3t-value", "********"))
+    assert result.success, [f.message for f in result.failed_tasks]
+    return result
+
+
+def test_check_apply_idempotence_diffs_and_handler(ws: dict[str, Path]) -> None:
+    out = ws["out"]
+    checked = _run(ws, "c1", check=True)
+    assert not (out / "etc").exists() and not (out / "handler-ran").exists()  # check mode wrote nothing
+    [change] = [c for c in checked.changed_tasks if c.task == "Write the service files"]
+    assert "host = good" in change.diff and "domain b.example" in change.diff and "good.example" in change.diff
+    assert "hash=" not in change.diff and "s3cr3t" not in change.diff  # diff: false
+
+    _run(ws, "a1", check=False)
+    conf = out / "etc" / "svc" / "svc.conf"
+    assert conf.read_bytes() == (out / "reference.conf").read_bytes()  # rendered as ansible.builtin.template
+    assert (out / "etc" / "svc" / "users").read_text() == "hash=s3cr3t-value\n"
+    assert oct((out / "etc" / "svc" / "users").stat().st_mode & 0o777) == "0o600"
+    assert (out / "etc" / "svc" / "rule.lua").read_text() == "local t = {{1}, {2}}  -- {{ not a template }}\n"
+    assert (out / "handler-ran").exists() and (out / "changed.txt").read_text() == "svc.conf,name,users,rule.lua\n"
+
+    (out / "handler-ran").unlink()
+    again = _run(ws, "a2", check=False)
+    assert again.hosts["good"].changed == 0 and not (out / "handler-ran").exists()
+
+    conf.write_text(conf.read_text() + "# hand edit\n")
+    drift = _run(ws, "c2", check=True)
+    [change] = [c for c in drift.changed_tasks if c.task == "Write the service files"]
+    assert "-# hand edit" in change.diff
+    assert str(out / "etc" / "svc" / "name") not in change.diff  # only the edited file is in the diff
+    _run(ws, "a3", check=False)
+    assert "hand edit" not in conf.read_text() and (out / "handler-ran").exists()
+    assert (out / "changed.txt").read_text() == "svc.conf\n"
