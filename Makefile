@@ -55,10 +55,11 @@ bench: install  ## offline benchmarks (print ratios side by side); lab ones: ben
 	$(PY) bench/scale.py --tenants 3000 --vault-tenants 300
 	$(PY) bench/exporter.py
 
-bench-lab: install  ## lab benchmarks (root; after 'make demo'): deploy overhead, probes, backups, then upgrade waves
+bench-lab: install  ## lab benchmarks (root; after 'make demo'): deploy overhead, probes, backups, DR RTO, then upgrade waves
 	$(PY) bench/deploy_overhead.py
 	$(PY) bench/probes.py
 	$(PY) bench/backup.py --inventory inventories/lab --tenant givors --mb 200
+	$(PY) bench/backup.py --rto
 	$(PY) bench/upgrade.py --hosts 6
 
 collection: install  ## build the Ansible collection syndicat.tnoctl + EE inputs (build/), then the EE context (offline)

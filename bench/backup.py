@@ -3,6 +3,7 @@
 Usage (root, against a deployed inventory whose backup machinery is set up):
     python bench/backup.py --inventory inventories/lab --tenant givors --mb 200
     python bench/backup.py --smoke     (lab inventory, its first mail tenant, 2 MiB: tests/e2e/test_bench_lab_smoke.py)
+    python bench/backup.py --rto [--tenant feyzin] [--warm]   (lab inventory: disaster recovery time, below)
 
 Steps: fill the tenant's first mailbox to --mb MiB of mail (random attachments, incompressible),
 start from an empty repository (removed on the backup host, re-initialised by the agent's borgmatic),
@@ -12,6 +13,16 @@ archive and a `backup drill` (extract + manifest check). The agent's own figures
 staging (doveadm backup + manifest) and borg create. Prints the figures and the ratios against the
 issue's goals, then removes the bench messages and takes a normal backup (the tenant's earlier
 archives are gone: the repository was re-created — never run this against production).
+
+`--rto` (lab only, the deployed lab fleet): the recovery time objective of `restore --to-host`. A
+sixth host, mail3, is added and booted (tnoctl.lab.spare; with `--warm` it is first deployed as an
+empty standby mail host), the tenant (default: the first mail-only one) is backed up, then
+`tnoctl restore --tenant T --to-host mail3 --yes` is timed end to end (placement, routing deploy,
+backup keys, agent restore + verification, DNS). The baseline is what an administrator would do by hand
+on the same, now provisioned, host: a raw `borg extract` of the same archive with the tenant's key,
+then `systemctl restart postfix dovecot`. The tenant's old host stays up (so the restore redeploys it
+too: it stops accepting the tenant's domains). Prints both, the ratio and the goal (<= 2x); then puts the
+tenant back on its host (placement, redeploy of the mail hosts, DNS) and removes mail3.
 """
 
 from __future__ import annotations
@@ -67,7 +78,11 @@ def main_bench() -> int:
     parser.add_argument("--tenant")
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--smoke", action="store_true", help="lab inventory, first tenant with mail, 2 MiB")
+    parser.add_argument("--rto", action="store_true", help="restore --to-host onto a new lab host vs raw extract")
+    parser.add_argument("--warm", action="store_true", help="with --rto: deploy the new host before the disaster")
     args = parser.parse_args()
+    if args.rto:
+        return rto_bench(args.tenant, args.warm)
     if args.smoke:
         from tnoctl import paths
         from tnoctl.config.load import load_inventory
@@ -136,6 +151,82 @@ def main_bench() -> int:
     timed(env.ssh, mail, ["doveadm", "expunge", "-u", user, "mailbox", "*", "header", "X-Tno-Bench", "1"])
     rc4, _ = tnoctl(args.inventory, "backup", "run", "--tenant", slug)
     print(f"cleanup: bench messages expunged, fresh backup rc {rc4}")
+    return 0
+
+
+def tnoctl_json(inventory: Path, *argv: str) -> tuple[int, float, dict]:
+    """Run a verb in-process with --json; (rc, seconds, parsed stdout or {})."""
+    out = io.StringIO()
+    app = AppContext(inventory=inventory, stdout=out, stderr=io.StringIO())
+    start = time.perf_counter()
+    rc = main(["--inventory", str(inventory), "--json", *argv], app=app)
+    elapsed = time.perf_counter() - start
+    try:
+        return rc, elapsed, json.loads(out.getvalue())
+    except ValueError:
+        return rc, elapsed, {}
+
+
+def rto_rows(rto: float, agent: float, extract: float, start: float, warm: bool) -> list[tuple[str, float, str]]:
+    """The RTO table: tnoctl end to end and its restore step, the raw baseline, the ratio (pure)."""
+    raw = extract + start
+    host = "standby mail3 (deployed, no tenant)" if warm else "fresh mail3 (never deployed)"
+    return [
+        (f"tnoctl restore --to-host, {host}", rto, f"RTO = {rto / raw:.2f}x raw (goal <= 2x)"),
+        ("  of which agent restore + verify", agent, f"{agent / raw:.2f}x raw"),
+        ("raw borg extract, same archive, on mail3", extract, ""),
+        ("raw service start (postfix, dovecot)", start, ""),
+        ("raw extract + service start", raw, ""),
+    ]
+
+
+def rto_bench(slug: str | None, warm: bool) -> int:
+    """`--rto`: see the module docstring. Needs root and the deployed lab fleet."""
+    from tnoctl import paths
+    from tnoctl.actions.env import Env
+    from tnoctl.config.load import load_inventory
+    from tnoctl.lab.spare import SPARE_NAME, spare_host
+
+    inv = paths.LAB_INVENTORY
+    inventory = load_inventory(inv)
+    slug = slug or next(t.slug for t in inventory.tenants if set(t.services) == {"mail"})
+    old = inventory.tenant(slug).placement.mail
+    mail_hosts = sorted(n for n, h in inventory.hosts.items() if "mail" in h.groups)
+    tenant_file = inv / "tenants" / f"{slug}.yml"
+    saved = tenant_file.read_text()
+    try:
+        with spare_host(inv):
+            if warm:
+                rc, seconds = tnoctl(inv, "deploy", "--host", SPARE_NAME, "--yes")
+                assert rc == 0, "deploy of the standby host failed"
+                print(f"{'standby deploy of mail3 (before the disaster)':44s} {seconds:8.2f}s")
+            rc, _ = tnoctl(inv, "backup", "run", "--tenant", slug, "--component", "mail")
+            assert rc == 0, "backup run failed"
+            rc, rto, data = tnoctl_json(inv, "restore", "--tenant", slug, "--to-host", SPARE_NAME, "--yes")
+            assert rc == 0, f"restore --to-host failed (rc {rc}): {data}"
+            archive, agent = data["archive"], float(data.get("duration_seconds", 0.0))
+            env = Env.build(inv, AppContext(inventory=inv).state_dir, inv / "vault-password")
+            backup = env.inventory.platform.tno_backup_host
+            url = f"ssh://{naming.BACKUP_USER}@{env.inventory.hosts[backup].address}{naming.repo_path(slug)}"
+            scratch = "/var/tmp/tno-rto"
+            timed(env.ssh, SPARE_NAME, ["rm", "-rf", scratch])
+            timed(env.ssh, SPARE_NAME, ["install", "-d", scratch])
+            extract_argv = ["env", f"BORG_PASSCOMMAND=cat /etc/tno-backup/{slug}.passphrase",
+                            f"BORG_RSH=ssh -i /etc/tno-backup/keys/{slug} -o IdentitiesOnly=yes -o BatchMode=yes "
+                            "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes",
+                            "sh", "-c", f'cd {scratch} && exec borg extract "$0"', f"{url}::{archive}"]
+            extract = timed(env.ssh, SPARE_NAME, extract_argv)
+            start = timed(env.ssh, SPARE_NAME, ["systemctl", "restart", "postfix", "dovecot"])
+            timed(env.ssh, SPARE_NAME, ["rm", "-rf", scratch])
+            env.close()
+            print(f"tenant {slug}: {old} -> {SPARE_NAME} (archive {archive})")
+            for name, seconds, note in rto_rows(rto, agent, extract, start, warm):
+                print(f"{name:44s} {seconds:8.2f}s  {note}")
+    finally:
+        tenant_file.write_text(saved)
+        rc1, _ = tnoctl(inv, "deploy", *[a for h in mail_hosts for a in ("--host", h)], "--yes")
+        rc2, _ = tnoctl(inv, "tenant", "dns", slug, "--publish", "--yes")
+        print(f"cleanup: {slug} back on {old} (deploy rc {rc1}, dns rc {rc2}); mail3 removed")
     return 0
 
 

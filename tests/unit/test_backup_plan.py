@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tnoctl.actions.restore import set_mail_placement
+from tnoctl.actions.restore_host import set_mail_placement
 from tnoctl.backup import borg, naming
 from tnoctl.config.load import load_inventory
 from tnoctl.errors import InvalidInput

@@ -79,21 +79,25 @@ def test_restore_mailbox_lists_archives_then_imports_into_a_dated_folder(invento
 
 
 def test_restore_to_host_moves_placement_deploys_then_restores_the_tenant(inventory: Path, tmp_path: Path) -> None:
-    ssh = FakeSsh({("backup1", "runuser"): (0, INFO_JSON),
+    from tests.unit.test_restore_host import GENKEY, FakeDns
+
+    ssh = FakeSsh({("backup1", "runuser"): (0, INFO_JSON), ("mail1", "cat"): (0, GENKEY),
                    ("mail1", naming.AGENT): (0, '{"ok": true, "mailboxes": 5, "checked": 30, "missing": 0, '
                                                '"userdb_missing": 0}')})
     runner = FakePlaybookRunner()
     env = _env(inventory, tmp_path, ssh, runner)
-    outcome = restore.run(env, restore.RestoreRequest("givors", to_host="mail1", archive=OLDER))
+    outcome = restore.run(env, restore.RestoreRequest("givors", to_host="mail1", archive=OLDER),
+                          dns_client=lambda e, key: FakeDns())
 
     assert outcome.exit_code == ExitCode.OK, outcome
-    assert runner.played == [
-        Played("site.yml", ("mail1",), ("tno_action",), False),
-        Played("backup.yml", ("backup1", "mail1"), ("tno_action",), False),
+    assert runner.played == [  # mail2 answers: it is redeployed too (routes givors.test to mail1)
+        Played("site.yml", ("mail1", "mail2"), ("tno_action",), False),
+        Played("backup.yml", ("backup1", "mail1", "mail2"), ("tno_action",), False),
     ]
     assert [c.extra_vars for c in runner.calls] == [{"tno_action": "deploy"}] * 2
-    assert ssh.commands == [
+    assert ssh.commands[:4] == [
         ("backup1", INFO),
+        ("mail2", ("true",)),
         ("mail1", (naming.AGENT, "restore-tenant", "givors", OLDER)),
         ("mail1", ("systemctl", "restart", "rspamd")),
     ]
@@ -110,8 +114,8 @@ def test_restore_to_host_stops_when_the_deploy_fails(inventory: Path, tmp_path: 
 
     assert outcome.exit_code == ExitCode.FAILED
     assert [p.playbook for p in runner.played] == ["site.yml"]  # backup.yml and the agent never run
-    assert ssh.commands == [("backup1", INFO)]
-    assert "site.yml failed on mail1: mail1: Install postfix: no route" in outcome.rows[0][3]
+    assert ssh.commands == [("backup1", INFO), ("mail2", ("true",))]
+    assert "site.yml failed on mail1, mail2: mail1: Install postfix: no route" in outcome.rows[0][3]
 
 
 def test_backup_setup_runs_backup_yml_once(inventory: Path, tmp_path: Path) -> None:

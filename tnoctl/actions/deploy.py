@@ -178,7 +178,7 @@ def converge(env: Env, op: audit.Operation, deploy_plan: DeployPlan, confirm: Co
     now = datetime.fromtimestamp(env.clock(), UTC)
     placed = {h: [env.inventory.tenant(s) for s in deploy_plan.tenants_by_host.get(h, ())] for h in deploy_plan.hosts}
     guard = not ignore_windows and any(deploy_windows.any_window_closed(ts, now) for ts in placed.values())
-    _refresh_lab_certificates(env)
+    refresh_lab_certificates(env)
     if confirm is not None or guard:
         checked = run_calls(env, deploy_plan, op.id, check=True, title="plan (check+diff)")
         preview = preview_of(env, deploy_plan, checked)
@@ -249,7 +249,7 @@ def _summary(op: audit.Operation, deploy_plan: DeployPlan, result: RunResult, li
                       message=f"artifacts: {result.artifacts_dir}")
 
 
-def _refresh_lab_certificates(env: Env) -> None:
+def refresh_lab_certificates(env: Env) -> None:
     """In the lab, make sure every host certificate covers the tenants placed on it."""
     from tnoctl import paths
 

@@ -5,32 +5,26 @@ folder ``Restored-<UTC stamp>/``: live folders are never rewritten, mail deliver
 stays where it is, and running the restore twice cannot lose anything (it only adds a second dated
 folder). The result is checked against the archive's manifest (every message present, byte-identical).
 
-Disaster recovery (``--to-host``): the tenant's placement is rewritten in its tenant file, the new host
-is deployed through the normal path (site.yml, then backup.yml so it holds the tenant's key and
-passphrase), then the host agent restores every mailbox, the DKIM private keys and Sieve scripts,
-checks the userdb and verifies the manifest. :func:`run` holds the operation and the tenant lock.
+Disaster recovery (``--to-host``, tnoctl.actions.restore_host): placement, routing (every other mail
+host redeployed), certificates, the tenant's data and its DNS records follow it to the new host.
+:func:`run` holds the operation and the tenant lock.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-from tnoctl.actions.backup import SUMMARY_COLUMNS, TenantResult, last_json, list_archives, summary_rows
-from tnoctl.actions.backup_setup import play
+from tnoctl.actions.backup import SUMMARY_COLUMNS, TenantResult, list_archives, summary_rows
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
+from tnoctl.actions.restore_host import disaster, record, run_agent
+from tnoctl.actions.tenant_dns_sync import ClientFactory
 from tnoctl.backup import borg, naming
 from tnoctl.errors import InvalidInput, OperationFailed
-from tnoctl.plan.backup import BackupTarget, disaster_calls, plan_targets, require_mail
+from tnoctl.plan.backup import BackupTarget, plan_targets, require_mail
 from tnoctl.state import store as state_store
-from tnoctl.state.audit import Operation
-
-_PLACEMENT_BLOCK = re.compile(r"^(placement:\s*\n(?:[ \t]+.*\n)*?[ \t]+mail:[ \t]*)([A-Za-z0-9._-]+)", re.M)
-_PLACEMENT_FLOW = re.compile(r"^(placement:\s*\{[^}\n]*\bmail:\s*)([A-Za-z0-9._-]+)", re.M)
 
 
 @dataclass(frozen=True)
@@ -64,44 +58,31 @@ def check(env: Env, request: RestoreRequest) -> BackupTarget:
     return target
 
 
-def run(env: Env, request: RestoreRequest) -> Outcome:
-    """Restore under the tenant's lock: resolve the archive, then the mailbox or the whole tenant."""
+def run(env: Env, request: RestoreRequest, dns_client: ClientFactory | None = None) -> Outcome:
+    """Restore under the tenant's lock: resolve the archive, then the mailbox or the whole tenant.
+
+    ``dns_client``: the DNS client factory of the disaster recovery's DNS step (tests fake it).
+    """
     target = check(env, request)
     hosts = [request.to_host or target.mail_host, target.backup_host]
+    tenants = [request.tenant]
+    if request.to_host:  # the recovery may redeploy every mail host: lock the tenants they serve, as deploy does
+        mail_hosts = sorted(n for n, h in env.inventory.hosts.items() if "mail" in h.groups)
+        hosts = sorted({*mail_hosts, target.backup_host})
+        tenants = sorted({request.tenant, *(s for h in mail_hosts for s in env.inventory.slugs_on_host(h))})
     params = {"tenant": request.tenant, "mailbox": request.mailbox, "to_host": request.to_host,
               "archive": request.archive}
-    with operation(env, "restore", params, tenants=[request.tenant], hosts=hosts) as op:
+    with operation(env, "restore", params, tenants=tenants, hosts=hosts) as op:
         name = resolve_archive(env, target, request.archive)
         if request.mailbox:
             result = restore_mailbox(env, target, request.mailbox.lower(), name)
         else:
-            result = _disaster(env, op, target, request.to_host or "", name)
+            result = disaster(env, op, target, request.to_host or "", name, dns_client)
         op.details["restore"] = {"archive": name, "ok": result.ok, "detail": result.detail}
         if not result.ok:
             op.fail(reason=result.detail)
         return outcome_of(op, rows=summary_rows([result]), columns=SUMMARY_COLUMNS,
                           data={"archive": name, **dataclasses.asdict(result)})
-
-
-def _disaster(env: Env, op: Operation, target: BackupTarget, to_host: str, archive: str) -> TenantResult:
-    """Placement -> deploy (site.yml, backup.yml) -> agent restore -> verify."""
-    old = move_placement(env.inventory_path, target.slug, to_host)
-    op.details["placement"] = {"mail": {"from": old, "to": to_host}}
-    env.output.info(f"{target.slug}: placement.mail {old} -> {to_host} (tenants/{target.slug}.yml)")
-    for index, call in enumerate(disaster_calls(to_host, target.backup_host)):
-        failures = play(env, op, call, suffix=str(index), hosts=list(call.limit), title=f"restore: {call.playbook}")
-        if failures:
-            return TenantResult(target.slug, False, f"{call.playbook} failed on {to_host}: {'; '.join(failures)}"[:500])
-    return restore_tenant(env, dataclasses.replace(target, mail_host=to_host), archive)
-
-
-def set_mail_placement(text: str, host: str) -> str:
-    """Rewrite ``placement.mail`` in a tenant file's text, keeping comments and layout. Pure."""
-    for pattern in (_PLACEMENT_BLOCK, _PLACEMENT_FLOW):
-        new, count = pattern.subn(lambda m: m.group(1) + host, text, count=1)
-        if count:
-            return new
-    raise InvalidInput("tenant file has no placement.mail to rewrite")
 
 
 def resolve_archive(env: Env, target: BackupTarget, archive: str | None) -> str:
@@ -121,55 +102,11 @@ def restore_mailbox(env: Env, target: BackupTarget, address: str, archive: str) 
     """Import one mailbox of ``archive`` into a dated folder on the tenant's mail host, then verify."""
     folder = naming.restore_folder(datetime.fromtimestamp(env.clock(), UTC))
     start = state_store.now()
-    result = env.ssh.run(target.mail_host, [naming.AGENT, "restore-mailbox", target.slug, address, archive, folder],
-                         timeout=6 * 3600)
-    try:
-        data = last_json(result.stdout)
-    except ValueError:
-        return TenantResult(target.slug, False, f"restore failed: {result.stderr.strip()[-300:]}",
-                            state_store.now() - start)
-    ok = result.ok and bool(data.get("ok"))
+    data, ran, error = run_agent(env, target.mail_host or "",
+                                 ["restore-mailbox", target.slug, address, archive, folder], 6 * 3600)
+    if data is None:
+        return TenantResult(target.slug, False, f"restore failed: {error}", state_store.now() - start)
+    ok = ran and bool(data.get("ok"))
     detail = f"{address} <- {archive} into {folder}/: {data.get('checked')} messages, {data.get('missing')} missing"
-    _record(env, target.slug, ok, start)
+    record(env, target.slug, ok, start)
     return TenantResult(target.slug, ok, detail, state_store.now() - start, data)
-
-
-def move_placement(inventory_path: Path, slug: str, host: str) -> str:
-    """Point the tenant's mail placement at ``host`` in ``tenants/<slug>.yml``; return the old host."""
-    from tnoctl.config.vault import atomic_write
-
-    path = inventory_path / "tenants" / f"{slug}.yml"
-    text = path.read_text()
-    old = _current_mail(text)
-    atomic_write(path, set_mail_placement(text, host).encode(), 0o644)
-    return old
-
-
-def _current_mail(text: str) -> str:
-    for pattern in (_PLACEMENT_BLOCK, _PLACEMENT_FLOW):
-        match = pattern.search(text)
-        if match:
-            return match.group(2)
-    return ""
-
-
-def restore_tenant(env: Env, target: BackupTarget, archive: str) -> TenantResult:
-    """Host agent restore of a whole tenant on its (new) mail host, then restart Rspamd (signer)."""
-    start = state_store.now()
-    result = env.ssh.run(target.mail_host, [naming.AGENT, "restore-tenant", target.slug, archive], timeout=12 * 3600)
-    try:
-        data = last_json(result.stdout)
-    except ValueError:
-        return TenantResult(target.slug, False, f"restore failed: {result.stderr.strip()[-300:]}",
-                            state_store.now() - start)
-    env.ssh.run(target.mail_host, ["systemctl", "restart", "rspamd"])
-    ok = result.ok and bool(data.get("ok"))
-    detail = (f"{archive} -> {target.mail_host}: {data.get('mailboxes')} mailboxes, {data.get('checked')} messages, "
-              f"{data.get('missing')} missing, userdb missing {data.get('userdb_missing')}")
-    _record(env, target.slug, ok, start)
-    return TenantResult(target.slug, ok, detail, state_store.now() - start, data)
-
-
-def _record(env: Env, slug: str, ok: bool, start: float) -> None:
-    end = state_store.now()
-    env.store.record_operation(state_store.OperationRecord(slug, "restore", ok, end, end - start))

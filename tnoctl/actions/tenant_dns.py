@@ -1,4 +1,5 @@
-"""`tenant dns SLUG`: the DNS records a commune must publish (MX, SPF, DKIM, DMARC, MTA-STS, autoconfig).
+"""`tenant dns SLUG`: the DNS records a commune must publish (MX, SPF, DKIM, DMARC, MTA-STS, autoconfig,
+and the addresses of its mail service names).
 
 ``--check`` and ``--publish`` (tnoctl.actions.tenant_dns_sync) compare these records with what the
 configured DNS server serves and send the difference by RFC 2136.
@@ -6,11 +7,17 @@ configured DNS server serves and send the difference by RFC 2136.
 The DKIM public key is read over SSH (``env.ssh``) from the tenant's mail host, where the role
 generated it (`/etc/opendkim/keys/<domain>/<selector>.txt`): private keys never leave the host.
 Read-only: no lock, no audit record.
+
+The ``mail.``/``smtp.``/``imap.<domain>`` A records carry the mail host's inventory address
+(``ansible_host``, when it is an IP address): after `restore --to-host` they are what makes the
+commune's mail follow it to the new host. A site whose controller reaches the hosts on addresses
+other than their public ones must not publish them (``--check`` then reports them as different).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -44,8 +51,13 @@ def mta_sts_id(policy: str) -> str:
     return hashlib.sha256(policy.encode()).hexdigest()[:20]
 
 
-def records_for(domain: str, mail_fqdn: str, office_fqdn: str | None, dkim_value: str | None) -> list[dict]:
-    """The records of one mail domain (pure; tested)."""
+MAIL_NAMES = ("mail", "smtp", "imap")
+"""Service names of a domain that point at its mail host (the names the host's certificate covers)."""
+
+
+def records_for(domain: str, mail_fqdn: str, office_fqdn: str | None, dkim_value: str | None,
+                mail_address: str | None = None) -> list[dict]:
+    """The records of one mail domain (pure; tested); A records of MAIL_NAMES when ``mail_address`` is given."""
     dmarc = f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"
     records = [
         {"name": f"{domain}.", "type": "MX", "value": f"10 {mail_fqdn}."},
@@ -58,6 +70,8 @@ def records_for(domain: str, mail_fqdn: str, office_fqdn: str | None, dkim_value
     ]
     if dkim_value:
         records.insert(2, {"name": f"{DKIM_SELECTOR}._domainkey.{domain}.", "type": "TXT", "value": dkim_value})
+    if mail_address:
+        records += [{"name": f"{name}.{domain}.", "type": "A", "value": mail_address} for name in MAIL_NAMES]
     if office_fqdn:
         records.append({"name": f"{office_fqdn}.", "type": "CNAME", "value": "<the office proxy's public name>."})
     return records
@@ -79,6 +93,7 @@ def run(env: Env, request: TenantDnsRequest) -> Outcome:
     """The records of every domain of the tenant; ``data["records"]`` for --json, zone lines for humans."""
     tenant = env.inventory.tenant(request.slug)
     mail_host = tenant.placement.mail
+    address = mail_address(env, mail_host) if "mail" in tenant.services else None
     rows: list[dict] = []
     for domain in tenant.domains:
         dkim = None
@@ -88,9 +103,20 @@ def run(env: Env, request: TenantDnsRequest) -> Outcome:
                 raise OperationFailed(f"{mail_host}: no DKIM key for {domain} yet; run 'tnoctl deploy' first")
             dkim = dkim_txt_value(result.stdout)
         office = f"office.{domain}" if "office" in tenant.services else None
-        rows.extend(records_for(domain, f"mail.{domain}", office, dkim))
+        rows.extend(records_for(domain, f"mail.{domain}", office, dkim, address))
     lines = [f"{row['name']:<40} IN {row['type']:<5} {_zone_value(row)}" for row in rows]
     return Outcome(data={"records": rows}, lines=lines)
+
+
+def mail_address(env: Env, host: str | None) -> str | None:
+    """The inventory address of the tenant's mail host when it is an IP address (else no A record)."""
+    known = env.inventory.hosts.get(host or "")
+    if known is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(known.address))
+    except ValueError:
+        return None
 
 
 def zone_value(row: dict) -> str:

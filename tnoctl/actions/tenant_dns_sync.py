@@ -1,13 +1,14 @@
 """`tenant dns SLUG --check | --publish`: compare a commune's mail records with its DNS, publish the difference.
 
-Checked records are the ones mail delivery and reputation depend on: MX, SPF, DKIM, DMARC and the
-MTA-STS TXT (``KINDS``). Each is *published* (the expected value is served), *missing* (no record of
-that kind at that name) or *different* (a record of that kind is there with another value, e.g. an old
-DKIM key or a stricter SPF). ``--check`` exits 1 when any is missing or different, naming tenant and
+Checked records are the ones mail delivery and reputation depend on: MX, SPF, DKIM, DMARC, the MTA-STS
+TXT and the A records of the mail service names (``KINDS``). Each is *published* (the expected value is
+served), *missing* (no record of that kind at that name) or *different* (a record of that kind is there
+with another value, e.g. an old DKIM key, a stricter SPF, or the address of the host the commune's mail
+left after `restore --to-host`). ``--check`` exits 1 when any is missing or different, naming tenant and
 record. ``--publish`` sends one RFC 2136 update per zone, signed with the platform's TSIG key, that
-replaces the different values of that kind (other TXT records at the same name are left alone) and
-adds the missing ones; it runs in an operation context (audit record, tenant lock). The zone of a
-domain is the domain itself (the platform manages each commune's zone at its apex).
+replaces the different values of that kind (other TXT records at the same name are left alone) and adds
+the missing ones; it runs in an operation context (audit record, tenant lock). The zone of a domain is
+the domain itself (the platform manages each commune's zone at its apex).
 
 The pure part (`classify`, `plan_update`) is tested against a fake DNS client; the TSIG secret is read
 from the vault only for `--publish` and is never printed.
@@ -26,7 +27,9 @@ from tnoctl.errors import ExitCode, InvalidInput
 from tnoctl.run.dnsclient import DnsClient
 
 PREFIXES = {"spf": "v=spf1", "dkim": "v=DKIM1", "dmarc": "v=DMARC1", "mta-sts": "v=STSv1"}
-KINDS = ("mx", "spf", "dkim", "dmarc", "mta-sts")
+KINDS = ("mx", "spf", "dkim", "dmarc", "mta-sts", "a")
+WHOLE_RRSET = ("MX", "A")
+"""Types whose served values are all of our kind: a difference replaces the whole RRset."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class Expected:
     domain: str
     kind: str  # one of KINDS
     name: str  # absolute, trailing dot
-    rtype: str  # MX | TXT
+    rtype: str  # MX | TXT | A
     value: str  # MX: "10 mail.x."; TXT: the joined string
 
 
@@ -51,8 +54,8 @@ class Status:
 
 def kind_of(name: str, rtype: str, value: str) -> str | None:
     """Which checked kind a tenant_dns row is (None: not checked here, e.g. SRV/CNAME) (pure)."""
-    if rtype == "MX":
-        return "mx"
+    if rtype in WHOLE_RRSET:
+        return rtype.lower()
     if rtype != "TXT":
         return None
     return next((kind for kind, prefix in PREFIXES.items() if value.startswith(prefix)), None)
@@ -77,8 +80,8 @@ def _norm(rtype: str, value: str) -> str:
 
 
 def same_kind(expected: Expected, value: str) -> bool:
-    """True when a served value is of the expected record's kind (any MX; TXT with the kind's prefix)."""
-    return expected.rtype == "MX" or value.startswith(PREFIXES[expected.kind])
+    """True when a served value is of the expected record's kind (any MX or A; TXT with the kind's prefix)."""
+    return expected.rtype in WHOLE_RRSET or value.startswith(PREFIXES[expected.kind])
 
 
 def classify(expected: Expected, served: list[str]) -> Status:
@@ -108,7 +111,7 @@ def _txt(value: str) -> str:
 def plan_update(statuses: list[Status]) -> dict[str, tuple[list, list]]:
     """zone → (deletes, adds) for the records not published; different values of the same kind are removed.
 
-    An MX that differs is replaced as a whole RRset (the commune's mail must go to its mail host); a TXT
+    An MX or A that differs is replaced as a whole RRset (the commune's mail must go to its mail host); a TXT
     that differs loses only the values of its kind (an SPF replaces an SPF, never a site-verification TXT).
     """
     plan: dict[str, tuple[list, list]] = {}
@@ -118,8 +121,8 @@ def plan_update(statuses: list[Status]) -> dict[str, tuple[list, list]]:
         rec = status.record
         deletes, adds = plan.setdefault(rec.domain, ([], []))
         if status.state == "different":
-            if rec.rtype == "MX":
-                deletes.append((rec.name, "MX", None))
+            if rec.rtype in WHOLE_RRSET:
+                deletes.append((rec.name, rec.rtype, None))
             else:
                 deletes += [(rec.name, "TXT", _txt(v)) for v in status.found]
         adds.append((rec.name, rec.rtype, _txt(rec.value) if rec.rtype == "TXT" else rec.value))
@@ -169,33 +172,42 @@ def _data(slug: str, statuses: list[Status]) -> dict:
          "expected": s.record.value, "found": list(s.found)} for s in statuses]}
 
 
-def _errors(slug: str, statuses: list[Status]) -> list[str]:
+def errors_of(slug: str, statuses: list[Status]) -> list[str]:
+    """One line per record still missing or different, naming tenant, kind, name and type."""
     return [f"{slug}: {s.record.kind} {s.record.name} {s.record.rtype} is {s.state}"
             for s in statuses if s.state != "published"]
+
+
+def publish(env: Env, slug: str, expected: list[Expected], client: DnsClient) -> list[Status]:
+    """Send what is not published (one update per zone), then re-check; inside the caller's operation."""
+    plan = plan_update(check(expected, client))
+    for zone, (deletes, adds) in sorted(plan.items()):
+        client.update(zone, deletes, adds)
+        env.output.info(f"{slug}: {zone}: {len(adds)} record(s) published, {len(deletes)} removed")
+    return check(expected, client)
+
+
+def expected_of(env: Env, slug: str) -> list[Expected]:
+    """The checked records of tenant ``slug`` (DKIM read from its mail host over SSH)."""
+    rows = records_run(env, TenantDnsRequest(slug)).data["records"]
+    return expected_records(rows, tuple(env.inventory.tenant(slug).domains))
 
 
 def run(env: Env, request: DnsSyncRequest, client_factory: ClientFactory | None = None) -> Outcome:
     """Check (read-only) or publish then re-check; exit 1 when a record is still missing or different."""
     client_factory = client_factory or platform_client
-    rows = records_run(env, TenantDnsRequest(request.slug)).data["records"]
-    tenant = env.inventory.tenant(request.slug)
-    expected = expected_records(rows, tuple(tenant.domains))
+    expected = expected_of(env, request.slug)
     columns = ["kind", "name", "type", "state"]
     if not request.publish:
         statuses = check(expected, client_factory(env, False))
-        errors = _errors(request.slug, statuses)
+        errors = errors_of(request.slug, statuses)
         code = ExitCode.FAILED if errors else ExitCode.OK
         return Outcome(exit_code=code, result="ok" if not errors else "failed", rows=_rows(statuses),
                        columns=columns, data=_data(request.slug, statuses), errors=errors)
     params = {"tenant": request.slug, "publish": True}
     with operation(env, "tenant dns publish", params, tenants=[request.slug]) as op:
-        client = client_factory(env, True)
-        plan = plan_update(check(expected, client))
-        for zone, (deletes, adds) in sorted(plan.items()):
-            client.update(zone, deletes, adds)
-            env.output.info(f"{request.slug}: {zone}: {len(adds)} record(s) published, {len(deletes)} removed")
-        statuses = check(expected, client)
-        errors = _errors(request.slug, statuses)
+        statuses = publish(env, request.slug, expected, client_factory(env, True))
+        errors = errors_of(request.slug, statuses)
         if errors:
             op.fail(ExitCode.FAILED, f"{len(errors)} record(s) still not published")
         return outcome_of(op, rows=_rows(statuses), columns=columns, data=_data(request.slug, statuses),

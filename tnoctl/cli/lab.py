@@ -32,15 +32,27 @@ def lab() -> None:
 
 @lab.command()
 @click.option("--fresh", is_flag=True, help="Discard the hosts' disks first (brand-new machines).")
+@click.option("--host", "only", multiple=True, metavar="HOST",
+              help="Boot only this host of the inventory (repeatable); the others are left as they are.")
 @click.pass_obj
-def up(app: AppContext, fresh: bool) -> int:
+def up(app: AppContext, fresh: bool, only: tuple[str, ...]) -> int:
     """Bring the lab up (idempotent; cleans what a killed lab left behind). Needs root.
+
+    --host boots one more machine into a running lab, e.g. a sixth host added to hosts.yml for a
+    disaster-recovery exercise (docs/backups.md), without touching the other hosts.
 
     \b
     Example:
       sudo tnoctl lab up
       sudo tnoctl lab up --fresh
+      sudo tnoctl lab up --host mail3
     """
+    if only:
+        if fresh:
+            raise click.UsageError("--fresh and --host cannot be combined")
+        if not _lab(app).up_hosts(list(only)):
+            app.info(f"already running: {', '.join(only)}")
+        return 0
     started = _lab(app).up(fresh=fresh)
     if not started:
         app.info("the lab is already up")

@@ -160,13 +160,7 @@ class Lab:
                 self._write_client_files()
                 log(f"lab is already up ({len(self.topology.hosts)} hosts); ssh -F {self.ssh_config_path} HOST")
                 return False
-            self._clean_stale()
-            image = base.ensure_base(self.cache_dir)
-            pubkey = sshfiles.ensure_key(self.lab_dir).with_suffix(".pub").read_text()
-            ca_cert = self._ensure_ca()
-            self._ensure_apt_repo()
-            net.ensure_bridge()
-            self._start_servers()
+            image, pubkey, ca_cert = self._shared_parts()
             self._start_hosts(image, pubkey, ca_cert)
             self._write_client_files()
             self._wait_systemd()
@@ -174,6 +168,54 @@ class Lab:
         log(f"lab up: {len(self.topology.hosts)} hosts in {time.monotonic() - t0:.1f}s; "
             f"ssh -F {self.ssh_config_path} {self.topology.hosts[0].name}")
         return True
+
+    def up_hosts(self, names: list[str]) -> list[str]:
+        """Boot only ``names`` (hosts of the lab inventory), with the lab's shared parts; return those started.
+
+        The other hosts are left as they are: a host added to the inventory later (e.g. ``mail3``, a
+        fresh machine for a disaster-recovery exercise: tnoctl.lab.spare) joins a running lab in
+        seconds, without `lab up` touching the session's fleet. Hosts already running are kept.
+        """
+        require_root()
+        for name in names:
+            self.topology.host(name)  # unknown name: error before anything starts
+        t0 = time.monotonic()
+        with self._locked():
+            image, pubkey, ca_cert = self._shared_parts()
+            started = self._start_hosts(image, pubkey, ca_cert, only=names)
+            self._write_client_files()
+            if started:
+                self._wait_systemd(started)
+                self._refresh_apt_lists(started)
+        log(f"lab hosts up: {', '.join(started) or 'none started (already running)'} "
+            f"in {time.monotonic() - t0:.1f}s")
+        return started
+
+    def remove_host(self, name: str) -> str:
+        """Power one host off and discard its directory (disk included); ssh files rewritten without it.
+
+        The host need not be in the inventory any more (the undo of a temporary host); `lab down`
+        also removes every host directory it finds.
+        """
+        require_root()
+        with self._locked():
+            outcome = self._stop_one(name)
+            hosts.remove(self.lab_dir, name)
+            if self.ssh_config_path.exists():
+                self._write_client_files()
+        return outcome
+
+    def _shared_parts(self) -> tuple[base.BaseImage, str, Path]:
+        """What every host boot needs, converged: stale leftovers cleaned, base image, lab key, CA and
+        host certificates, apt repo, bridge, servers; returns (image, public key, CA certificate)."""
+        self._clean_stale()
+        image = base.ensure_base(self.cache_dir)
+        pubkey = sshfiles.ensure_key(self.lab_dir).with_suffix(".pub").read_text()
+        ca_cert = self._ensure_ca()
+        self._ensure_apt_repo()
+        net.ensure_bridge()
+        self._start_servers()
+        return image, pubkey, ca_cert
 
     def _clean_stale(self) -> None:
         """Remove what killed processes left: dead records, netns, veths, nspawn dirs (disks kept)."""
@@ -256,11 +298,13 @@ class Lab:
                 record.save(pebble_record)
                 acme.fetch_root(ca_dir / "ca.crt", self.acme_root_path)
 
-    def _start_hosts(self, image: base.BaseImage, pubkey: str, ca_cert: Path | None) -> None:
+    def _start_hosts(self, image: base.BaseImage, pubkey: str, ca_cert: Path | None,
+                     only: list[str] | None = None) -> list[str]:
+        """Boot the hosts that are not running (of ``only`` when given); their names."""
         hosts_text = etchosts.render_hosts_file(self.topology)
-        to_start = [s for s in self.status() if s.state != "running"]
+        to_start = [s for s in self.status() if s.state != "running" and (only is None or s.name in only)]
         if not to_start:
-            return
+            return []
         with step(f"starting {', '.join(s.name for s in to_start)}"):
             started = []
             for status in to_start:
@@ -271,6 +315,7 @@ class Lab:
             with ThreadPoolExecutor(max_workers=len(started)) as pool:
                 for fut in [pool.submit(hosts.wait_booted, self.lab_dir, h, r) for h, r in started]:
                     fut.result()
+        return [s.name for s in to_start]
 
     def _acme_root(self) -> Path | None:
         return self.acme_root_path if self.acme_root_path.is_file() else None

@@ -103,11 +103,33 @@ def setup_call(hosts: list[str] | tuple[str, ...] = ()) -> PlaybookCall:
     return PlaybookCall(playbook=BACKUP_PLAYBOOK, extra_vars={"tno_action": "deploy"}, limit=tuple(sorted(hosts)))
 
 
-def disaster_calls(new_host: str, backup_host: str) -> list[PlaybookCall]:
-    """Deploy a fresh mail host through the normal path, then its backup side (keys on the backup host)."""
+def disaster_hosts(new_host: str, old_host: str | None, mail_hosts: list[str] | tuple[str, ...],
+                   old_reachable: bool) -> tuple[str, ...]:
+    """The hosts ``site.yml`` deploys when a tenant's mail moves from ``old_host`` to ``new_host``.
+
+    The new host, and every other mail host: their inter-commune transport and TLS policy maps name
+    the tenant's domains with its mail host's address. The old host is one of them only while it
+    answers (it then stops accepting the tenant's domains locally); a dead host is left out, or the
+    whole run would fail on it. A restore onto the same host (rebuilt in place) changes no route:
+    the host alone.
+    """
+    if not old_host or old_host == new_host:
+        return (new_host,)
+    others = {h for h in mail_hosts if h != old_host or old_reachable}
+    return tuple(sorted({new_host, *others}))
+
+
+def disaster_calls(new_host: str, backup_host: str, site_hosts: list[str] | tuple[str, ...] = (),
+                   old_host: str | None = None) -> list[PlaybookCall]:
+    """Deploy the new mail host (and the hosts whose routing follows) through the normal path, then the
+    backup side: the new host's key authorized on the backup host, and (when it answers, i.e. is in
+    ``site_hosts``) the old host's backup of the tenant dropped.
+    """
+    deployed = tuple(sorted({new_host, *site_hosts}))
+    backed = {new_host, backup_host, *([old_host] if old_host and old_host in deployed else [])}
     return [
-        PlaybookCall(playbook=SITE_PLAYBOOK, extra_vars={"tno_action": "deploy"}, limit=(new_host,)),
-        setup_call((new_host, backup_host)),
+        PlaybookCall(playbook=SITE_PLAYBOOK, extra_vars={"tno_action": "deploy"}, limit=deployed),
+        setup_call(tuple(backed)),
     ]
 
 

@@ -1,0 +1,159 @@
+"""Disaster recovery of a whole tenant onto a mail host (``restore --to-host H``), inside restore's operation.
+
+Steps, in order (a failed step stops the recovery, naming it; nothing after it runs):
+
+1. ``placement``  ``tenants/<slug>.yml``: ``placement.mail`` rewritten to H (text edit keeping comments);
+2. ``reach``      when the tenant moves off another host: does the old host answer over SSH? (a dead
+                  host is left out of the deploy, and the operator is told to redeploy it before it
+                  comes back, or it would still accept the tenant's domains locally);
+3. ``deploy``     certificates first (in the lab: the host certificates re-issued for the new
+                  placement, as `deploy` does), then ``site.yml`` on H and every other reachable mail
+                  host (their transport and TLS policy maps route the tenant's domains to H:
+                  plan.backup.disaster_hosts), then ``backup.yml`` on H, the backup host and the
+                  old host when it answers (plan.backup.disaster_calls);
+4. ``restore``    the host agent restores every mailbox, the DKIM keys and Sieve scripts on H, checks
+                  the userdb and the archive's manifest; Rspamd restarted (DKIM signer);
+5. ``dns``        when the platform names a DNS server: the tenant's records published and checked
+                  (as `tenant dns --publish`): the A records of ``mail./smtp./imap.<domain>`` now carry
+                  H's address. Without a DNS server, the records to change are printed as a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from tnoctl.actions.backup import TenantResult, last_json
+from tnoctl.actions.backup_setup import play
+from tnoctl.actions.deploy import refresh_lab_certificates
+from tnoctl.actions.env import Env
+from tnoctl.actions.tenant_dns_sync import ClientFactory
+from tnoctl.backup import naming
+from tnoctl.errors import InvalidInput, OperationFailed
+from tnoctl.plan.backup import BackupTarget, disaster_calls, disaster_hosts
+from tnoctl.state import store as state_store
+from tnoctl.state.audit import Operation
+
+_PLACEMENT_BLOCK = re.compile(r"^(placement:\s*\n(?:[ \t]+.*\n)*?[ \t]+mail:[ \t]*)([A-Za-z0-9._-]+)", re.M)
+_PLACEMENT_FLOW = re.compile(r"^(placement:\s*\{[^}\n]*\bmail:\s*)([A-Za-z0-9._-]+)", re.M)
+REACH_TIMEOUT = 20
+
+
+def disaster(env: Env, op: Operation, target: BackupTarget, to_host: str, archive: str,
+             dns_client: ClientFactory | None = None) -> TenantResult:
+    """Placement -> reach -> deploy (certificates, site.yml, backup.yml) -> agent restore -> DNS.
+
+    ``dns_client`` builds the DNS client (default: the platform's server with its TSIG key; tests fake it).
+    """
+    old = move_placement(env.inventory_path, target.slug, to_host)
+    env.reload_inventory()  # the new placement: certificates, DNS records and probes read it
+    op.details["placement"] = {"mail": {"from": old, "to": to_host}}
+    env.output.info(f"{target.slug}: placement.mail {old} -> {to_host} (tenants/{target.slug}.yml)")
+    reachable = old not in ("", to_host) and answers(env, old)
+    if old not in ("", to_host) and not reachable:
+        env.output.warn(f"{old} does not answer: left out of the deploy; before it comes back, redeploy it "
+                        f"(tnoctl deploy --host {old}) so that it stops accepting {target.slug}'s domains")
+    mail_hosts = sorted(n for n, h in env.inventory.hosts.items() if "mail" in h.groups)
+    site_hosts = disaster_hosts(to_host, old or None, mail_hosts, reachable)
+    op.details["deployed"] = list(site_hosts)
+    refresh_lab_certificates(env)
+    for index, call in enumerate(disaster_calls(to_host, target.backup_host, site_hosts, old or None)):
+        failures = play(env, op, call, suffix=str(index), hosts=list(call.limit), title=f"restore: {call.playbook}")
+        if failures:
+            hosts = ", ".join(call.limit)
+            return TenantResult(target.slug, False, f"{call.playbook} failed on {hosts}: {'; '.join(failures)}"[:500])
+    result = restore_tenant(env, dataclasses.replace(target, mail_host=to_host), archive)
+    if not result.ok:
+        return result
+    dns = publish_dns(env, op, target.slug, dns_client)
+    if dns:
+        return dataclasses.replace(result, ok=False, detail=f"{result.detail}; DNS: {'; '.join(dns)}"[:500])
+    return result
+
+
+def answers(env: Env, host: str) -> bool:
+    """True when ``host`` runs a command over SSH within REACH_TIMEOUT seconds."""
+    try:
+        return env.ssh.run(host, ["true"], timeout=REACH_TIMEOUT).ok
+    except OperationFailed:
+        return False
+
+
+def publish_dns(env: Env, op: Operation, slug: str, dns_client: ClientFactory | None = None) -> list[str]:
+    """Publish and check the tenant's records on the platform DNS server; the problems left ([] if none).
+
+    Without a DNS server in the platform settings, nothing is sent: the operator is told what to change.
+    """
+    from tnoctl.actions import tenant_dns_sync
+
+    try:
+        expected = tenant_dns_sync.expected_of(env, slug)
+        if env.inventory.platform.tno_dns_server is None:
+            moved = [f"{r.name} A {r.value}" for r in expected if r.rtype == "A"]
+            if moved:
+                env.output.warn(f"{slug}: no tno_dns_server: publish these records yourself: {', '.join(moved)}")
+            return []
+        client = (dns_client or tenant_dns_sync.platform_client)(env, True)
+        statuses = tenant_dns_sync.publish(env, slug, expected, client)
+    except (InvalidInput, OperationFailed) as exc:
+        return [f"{exc} (then: tnoctl tenant dns {slug} --publish)"]
+    op.details["dns"] = {f"{s.record.name} {s.record.rtype}": s.state for s in statuses}
+    return tenant_dns_sync.errors_of(slug, statuses)
+
+
+def set_mail_placement(text: str, host: str) -> str:
+    """Rewrite ``placement.mail`` in a tenant file's text, keeping comments and layout. Pure."""
+    for pattern in (_PLACEMENT_BLOCK, _PLACEMENT_FLOW):
+        new, count = pattern.subn(lambda m: m.group(1) + host, text, count=1)
+        if count:
+            return new
+    raise InvalidInput("tenant file has no placement.mail to rewrite")
+
+
+def move_placement(inventory_path: Path, slug: str, host: str) -> str:
+    """Point the tenant's mail placement at ``host`` in ``tenants/<slug>.yml``; return the old host."""
+    from tnoctl.config.vault import atomic_write
+
+    path = inventory_path / "tenants" / f"{slug}.yml"
+    text = path.read_text()
+    old = _current_mail(text)
+    atomic_write(path, set_mail_placement(text, host).encode(), 0o644)
+    return old
+
+
+def _current_mail(text: str) -> str:
+    for pattern in (_PLACEMENT_BLOCK, _PLACEMENT_FLOW):
+        match = pattern.search(text)
+        if match:
+            return match.group(2)
+    return ""
+
+
+def restore_tenant(env: Env, target: BackupTarget, archive: str) -> TenantResult:
+    """Host agent restore of a whole tenant on its (new) mail host, then restart Rspamd (signer)."""
+    start = state_store.now()
+    data, ran, error = run_agent(env, target.mail_host or "", ["restore-tenant", target.slug, archive], 12 * 3600)
+    if data is None:
+        return TenantResult(target.slug, False, f"restore failed: {error}", state_store.now() - start)
+    env.ssh.run(target.mail_host or "", ["systemctl", "restart", "rspamd"])
+    ok = ran and bool(data.get("ok"))
+    detail = (f"{archive} -> {target.mail_host}: {data.get('mailboxes')} mailboxes, {data.get('checked')} messages, "
+              f"{data.get('missing')} missing, userdb missing {data.get('userdb_missing')}")
+    record(env, target.slug, ok, start)
+    return TenantResult(target.slug, ok, detail, state_store.now() - start, data)
+
+
+def run_agent(env: Env, host: str, args: list[str], timeout: float) -> tuple[dict | None, bool, str]:
+    """Run the host agent (``tno-backup ARGS``) on ``host``: (its last JSON line or None, rc 0, stderr tail)."""
+    result = env.ssh.run(host, [naming.AGENT, *args], timeout=timeout)
+    try:
+        return last_json(result.stdout), result.ok, ""
+    except ValueError:
+        return None, False, result.stderr.strip()[-300:]
+
+
+def record(env: Env, slug: str, ok: bool, start: float) -> None:
+    """The restore in the state store (the exporter's last-restore figures)."""
+    end = state_store.now()
+    env.store.record_operation(state_store.OperationRecord(slug, "restore", ok, end, end - start))
