@@ -36,12 +36,13 @@ ARGS: dict[str, list[str]] = {
 READ_ONLY = {
     "backup list", "backup verify", "drift", "history", "inventory show", "inventory validate",
     "lab credentials", "lab smoke", "lab ssh", "lab ssh-config", "lab status", "lock list", "plan",
-    "runbook list", "runbook show", "runbook validate", "status", "tenant list",
+    "runbook list", "runbook show", "runbook validate", "status", "tenant list", "dns plan", "dns check",
     "tenant show", "upgrade status", "monitoring alertmanager", "monitoring dashboards",
     "monitoring rules", "monitoring targets", "runbook render", "inventory export", "exporter",
 }
 """Verbs that change no host and no data (the monitoring/render/export verbs write only the files
-the operator names with --out; the exporter serves metrics)."""
+the operator names with --out; the exporter serves metrics; drift and dns check record their result in
+the state store)."""
 
 CHANGES_WITHOUT_CONFIRMATION = {
     "backup run": "adds an archive, like the hourly timer; never removes anything",

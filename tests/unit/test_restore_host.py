@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.unit.dnsfakes import DKIM_VALUE, dkim_reply
 from tests.unit.fakes import FakePlaybookRunner, FakeSsh, Played, failed_result, make_env
 from tnoctl import paths
 from tnoctl.actions import restore
 from tnoctl.actions.env import Env
-from tnoctl.actions.tenant_dns import records_for
+from tnoctl.actions.tenant_dns import dkim_argv, records_for
 from tnoctl.actions.tenant_dns_sync import Expected, classify, plan_update
 from tnoctl.backup import borg, naming
 from tnoctl.errors import ExitCode, Locked, OperationFailed
@@ -66,8 +67,11 @@ def _plain(presentation: str) -> str:
 
 
 def _lab_zone() -> dict[tuple[str, str], list[str]]:
-    """What the lab DNS serves for feyzin.test before the disaster: its mail names on mail2."""
-    return {(f"{name}.feyzin.test.", "A"): [OLD_ADDRESS] for name in ("mail", "smtp", "imap")}
+    """What the DNS serves for feyzin.test before the disaster: every record published, its mail names on mail2."""
+    zone: dict[tuple[str, str], list[str]] = {}
+    for row in records_for("feyzin.test", "mail.feyzin.test", None, {"tno2026": DKIM_VALUE}, OLD_ADDRESS):
+        zone.setdefault((row["name"], row["type"]), []).append(row["value"])
+    return zone
 
 
 @pytest.fixture()
@@ -88,7 +92,7 @@ def _ssh(old_answers: bool = True) -> FakeSsh:
         return 0, ""
 
     return FakeSsh({("backup1", "runuser"): (0, INFO_JSON), (OLD, "true"): reach,
-                    (NEW, naming.AGENT): (0, AGENT_OK), (NEW, "cat"): (0, GENKEY)})
+                    (NEW, naming.AGENT): (0, AGENT_OK), (NEW, "grep"): dkim_reply(GENKEY)})
 
 
 def _env(inventory: Path, tmp_path: Path, ssh: FakeSsh, runner: FakePlaybookRunner | None = None) -> Env:
@@ -122,11 +126,11 @@ def test_new_host_gets_the_tenant_routing_backups_and_dns_follow(inventory: Path
         (OLD, ("true",)),
         (NEW, (naming.AGENT, "restore-tenant", SLUG, ARCHIVE)),
         (NEW, ("systemctl", "restart", "rspamd")),
-        (NEW, ("cat", "/etc/opendkim/keys/feyzin.test/tno2026.txt")),  # DKIM read where it now lives
+        (NEW, tuple(dkim_argv(["feyzin.test"]))),  # DKIM read where it now lives
     ]
     tenant = yaml.safe_load((inventory / "tenants" / f"{SLUG}.yml").read_text())
     assert tenant["placement"] == {"mail": NEW}
-    for name in ("mail", "smtp", "imap"):
+    for name in ("mail", "smtp", "imap", "autoconfig"):
         assert dns.records[(f"{name}.feyzin.test.", "A")] == [NEW_ADDRESS]
     ((zone, deletes, adds),) = dns.updates
     assert zone == "feyzin.test"
@@ -194,7 +198,7 @@ def test_without_a_dns_server_the_records_to_change_are_printed(inventory: Path,
 def test_restore_onto_the_same_host_redeploys_it_alone(inventory: Path, tmp_path: Path) -> None:
     """A host rebuilt in place (tests/e2e/test_backup.py::test_2): no route changes, no reach check."""
     ssh = FakeSsh({("backup1", "runuser"): (0, INFO_JSON), (OLD, naming.AGENT): (0, AGENT_OK),
-                   (OLD, "cat"): (0, GENKEY)})
+                   (OLD, "grep"): dkim_reply(GENKEY)})
     runner = FakePlaybookRunner()
     env = _env(inventory, tmp_path, ssh, runner)
     dns = FakeDns(_lab_zone())
@@ -222,7 +226,8 @@ def test_disaster_plan_is_pure() -> None:
 def test_a_records_of_the_mail_names_carry_the_mail_host_address() -> None:
     rows = records_for("feyzin.test", "mail.feyzin.test", None, None, NEW_ADDRESS)
     assert [(r["name"], r["value"]) for r in rows if r["type"] == "A"] == [
-        ("mail.feyzin.test.", NEW_ADDRESS), ("smtp.feyzin.test.", NEW_ADDRESS), ("imap.feyzin.test.", NEW_ADDRESS)]
+        ("mail.feyzin.test.", NEW_ADDRESS), ("smtp.feyzin.test.", NEW_ADDRESS), ("imap.feyzin.test.", NEW_ADDRESS),
+        ("autoconfig.feyzin.test.", NEW_ADDRESS)]
     assert not [r for r in records_for("feyzin.test", "mail.feyzin.test", None, None) if r["type"] == "A"]
     expected = Expected("feyzin.test", "a", "mail.feyzin.test.", "A", NEW_ADDRESS)
     status = classify(expected, [OLD_ADDRESS])

@@ -184,6 +184,18 @@ def _restore(env: Env, p: Parsed) -> Outcome:
     return restore.run(env, restore.RestoreRequest(p["tenant"], p["mailbox"], None, p["archive"]))
 
 
+def _dns_check(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import dns
+
+    return dns.check(env, dns.DnsRequest(p["tenants"]))
+
+
+def _dns_publish(env: Env, p: Parsed) -> Outcome:
+    from tnoctl.actions import dns
+
+    return dns.publish(env, dns.PublishRequest(p["tenants"]))
+
+
 def _upgrade_status(env: Env, p: Parsed) -> Outcome:
     from tnoctl.actions import upgrade
 
@@ -194,6 +206,8 @@ ACTIONS: dict[str, Verb] = {
     "deploy": Verb((), (TENANTS, HOSTS, YES), _deploy, changes=True),
     "plan": Verb((), (TENANTS, HOSTS, Option("exit_zero", ("--exit-zero",))), _plan),
     "drift": Verb((), (TENANTS, JSON), _drift),
+    "dns check": Verb((), (TENANTS, JSON), _dns_check),
+    "dns publish": Verb((), (TENANTS, YES, JSON), _dns_publish, changes=True),
     "lock release": Verb(("tenant",), (YES,), _lock_release, changes=True),
     "lock list": Verb((), (JSON,), _lock_list),
     "history": Verb((), (Option("tenants", ("--tenant", "-t"), "multi"), Option("limit", ("--limit", "-n"), "int"),

@@ -1,17 +1,20 @@
-"""`tenant dns SLUG`: the DNS records a commune must publish (MX, SPF, DKIM, DMARC, MTA-STS, autoconfig,
-and the addresses of its mail service names).
+"""The DNS records a commune must publish: the one record builder of `dns plan|check|publish` and `tenant dns`.
 
-``--check`` and ``--publish`` (tnoctl.actions.tenant_dns_sync) compare these records with what the
-configured DNS server serves and send the difference by RFC 2136.
+Per domain (:func:`records_for`, pure): MX, SPF, DKIM (every active selector), DMARC, MTA-STS TXT,
+TLS-RPT (``_smtp._tls``), the SRV records of RFC 6186 (offered: submission 587, IMAP 143, IMAPS 993;
+``_submissions``/``_pop3``/``_pop3s`` published as "not offered", target ``.``) and the addresses (A, or
+AAAA for an IPv6 inventory address) of the service names: ``mail./smtp./imap./autoconfig.`` → the mail
+host, ``office.`` (and ``mta-sts.`` when the tenant also has mail) → the office host, which runs the
+proxy. An office-only commune gets only its office names: its mail, and so its MX, is not ours.
 
-The DKIM public key is read over SSH (``env.ssh``) from the tenant's mail host, where the role
-generated it (`/etc/opendkim/keys/<domain>/<selector>.txt`): private keys never leave the host.
-Read-only: no lock, no audit record.
+The DKIM public keys are read over SSH (``env.ssh``) from the mail hosts, where the role generated them
+(`/etc/opendkim/keys/<domain>/<selector>.txt`), one command per mail host for all its selected
+tenants (:func:`tenant_records`): private keys never leave the host. Read-only: no lock, no audit.
 
-The ``mail.``/``smtp.``/``imap.<domain>`` A records carry the mail host's inventory address
-(``ansible_host``, when it is an IP address): after `restore --to-host` they are what makes the
-commune's mail follow it to the new host. A site whose controller reaches the hosts on addresses
-other than their public ones must not publish them (``--check`` then reports them as different).
+The addresses are the hosts' inventory addresses (``ansible_host``, when it is an IP address): after
+`restore --to-host` they are what makes the commune's mail follow it to the new host. A site whose
+controller reaches the hosts on addresses other than their public ones must not publish them
+(`dns check` then reports them as different).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from tnoctl.actions.env import Env
@@ -51,35 +55,160 @@ def mta_sts_id(policy: str) -> str:
     return hashlib.sha256(policy.encode()).hexdigest()[:20]
 
 
-MAIL_NAMES = ("mail", "smtp", "imap")
-"""Service names of a domain that point at its mail host (the names the host's certificate covers)."""
+MAIL_NAMES = ("mail", "smtp", "imap", "autoconfig")
+"""Service names of a domain that point at its mail host (the names its ACME certificate covers)."""
+OFFICE_NAMES = ("office", "mta-sts")
+"""Service names of a domain that point at its office host (the proxy: nginx serves both)."""
+SRV_RECORDS = (("_submission", 587), ("_imap", 143), ("_imaps", 993))
+"""RFC 6186 services the mail host offers (submission with STARTTLS, IMAP with STARTTLS, IMAPS)."""
+SRV_NOT_OFFERED = ("_submissions", "_pop3", "_pop3s")
+"""RFC 6186/8314 services it does not offer: target "." tells clients not to try them."""
 
 
-def records_for(domain: str, mail_fqdn: str, office_fqdn: str | None, dkim_value: str | None,
-                mail_address: str | None = None) -> list[dict]:
-    """The records of one mail domain (pure; tested); A records of MAIL_NAMES when ``mail_address`` is given."""
+def records_for(domain: str, mail_fqdn: str | None, office_fqdn: str | None, dkim: Mapping[str, str] | None,
+                mail_address: str | None = None, office_address: str | None = None) -> list[dict]:
+    """The records of one domain (pure; tested): each a dict ``kind``, ``name``, ``type``, ``value``.
+
+    Mail records (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, SRV, the mail names' addresses) only when the
+    tenant has mail (``mail_fqdn``): an office-only commune's mail is elsewhere and its MX is not ours.
+    ``dkim``: selector → TXT value of every active DKIM key of the domain. Addresses of the service names
+    (A, or AAAA for an IPv6 address) only when ``mail_address``/``office_address`` is given; the office
+    names only when the tenant has office (``office_fqdn``), ``mta-sts.`` only when it has both.
+    """
     dmarc = f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"
-    records = [
-        {"name": f"{domain}.", "type": "MX", "value": f"10 {mail_fqdn}."},
-        {"name": f"{domain}.", "type": "TXT", "value": "v=spf1 mx -all"},
-        {"name": f"_dmarc.{domain}.", "type": "TXT", "value": dmarc},
-        {"name": f"_mta-sts.{domain}.", "type": "TXT", "value": f"v=STSv1; id={mta_sts_id(mta_sts_policy(mail_fqdn))}"},
-        {"name": f"_submission._tcp.{domain}.", "type": "SRV", "value": f"0 1 587 {mail_fqdn}."},
-        {"name": f"_imaps._tcp.{domain}.", "type": "SRV", "value": f"0 1 993 {mail_fqdn}."},
-        {"name": f"autoconfig.{domain}.", "type": "CNAME", "value": f"{mail_fqdn}."},
+
+    def row(kind: str, name: str, rtype: str, value: str) -> dict:
+        return {"kind": kind, "name": name, "type": rtype, "value": value}
+
+    records: list[dict] = []
+    if office_fqdn and office_address:
+        names = OFFICE_NAMES if mail_fqdn else OFFICE_NAMES[:1]
+        records += [row("a", f"{name}.{domain}.", address_type(office_address), office_address) for name in names]
+    if not mail_fqdn:
+        return records
+    records[:0] = [
+        row("mx", f"{domain}.", "MX", f"10 {mail_fqdn}."),
+        row("spf", f"{domain}.", "TXT", "v=spf1 mx -all"),
+        *(row("dkim", f"{selector}._domainkey.{domain}.", "TXT", value)
+          for selector, value in sorted((dkim or {}).items())),
+        row("dmarc", f"_dmarc.{domain}.", "TXT", dmarc),
+        row("mta-sts", f"_mta-sts.{domain}.", "TXT", f"v=STSv1; id={mta_sts_id(mta_sts_policy(mail_fqdn))}"),
+        row("tls-rpt", f"_smtp._tls.{domain}.", "TXT", f"v=TLSRPTv1; rua=mailto:postmaster@{domain}"),
+        *(row("srv", f"{service}._tcp.{domain}.", "SRV", f"0 1 {port} {mail_fqdn}.") for service, port in SRV_RECORDS),
+        *(row("srv", f"{service}._tcp.{domain}.", "SRV", "0 0 0 .") for service in SRV_NOT_OFFERED),
     ]
-    if dkim_value:
-        records.insert(2, {"name": f"{DKIM_SELECTOR}._domainkey.{domain}.", "type": "TXT", "value": dkim_value})
     if mail_address:
-        records += [{"name": f"{name}.{domain}.", "type": "A", "value": mail_address} for name in MAIL_NAMES]
-    if office_fqdn:
-        records.append({"name": f"{office_fqdn}.", "type": "CNAME", "value": "<the office proxy's public name>."})
+        records += [row("a", f"{name}.{domain}.", address_type(mail_address), mail_address) for name in MAIL_NAMES]
     return records
 
 
-def dkim_path(domain: str) -> str:
+def address_type(address: str) -> str:
+    """A for an IPv4 address, AAAA for an IPv6 one (pure)."""
+    return "AAAA" if ipaddress.ip_address(address).version == 6 else "A"
+
+
+KEY_DIR = "/etc/opendkim/keys"
+"""Where the mail role keeps each domain's keys: ``<KEY_DIR>/<domain>/<selector>.private`` and ``.txt``."""
+SELECTOR_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def dkim_path(domain: str, selector: str = DKIM_SELECTOR) -> str:
     """Where the mail role leaves a domain's DKIM public key record."""
-    return f"/etc/opendkim/keys/{domain}/{DKIM_SELECTOR}.txt"
+    return f"{KEY_DIR}/{domain}/{selector}.txt"
+
+
+def dkim_argv(domains: Sequence[str]) -> list[str]:
+    """One command printing every ``<selector>.txt`` of these domains' key directories (pure).
+
+    ``grep -Z`` ends each file name with a NUL byte (no name can be confused with the content); ``-s``:
+    a domain without a key directory yet is just absent from the output.
+    """
+    return ["grep", "-r", "-s", "-H", "-Z", "--include=*.txt", "-e", "", "--", *(f"{KEY_DIR}/{d}" for d in domains)]
+
+
+def parse_dkim(output: str, domains: Sequence[str]) -> dict[str, dict[str, str]]:
+    """domain → selector → TXT value from the output of :func:`dkim_argv` (pure).
+
+    Every ``<selector>.txt`` directly in a domain's directory is an active selector (a rotation keeps the
+    old key next to the new one until the operator removes it, docs/roles.md). Other files are ignored.
+    """
+    chunks: dict[tuple[str, str], list[str]] = {}
+    prefixes = {f"{KEY_DIR}/{d}/": d for d in domains}
+    for line in output.splitlines():
+        path, sep, content = line.partition("\0")
+        if not sep or not path.endswith(".txt"):
+            continue
+        head, _, leaf = path.rpartition("/")
+        domain = prefixes.get(head + "/")
+        selector = leaf[: -len(".txt")]
+        if domain is not None and SELECTOR_RE.fullmatch(selector):
+            chunks.setdefault((domain, selector), []).append(content)
+    out: dict[str, dict[str, str]] = {d: {} for d in domains}
+    for (domain, selector), lines in sorted(chunks.items()):
+        out[domain][selector] = dkim_txt_value("\n".join(lines))
+    return out
+
+
+def read_dkim(env: Env, host: str, domains: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Every active DKIM key of ``domains`` on mail host ``host``, in one SSH command (``env.ssh``)."""
+    if not domains:
+        return {}
+    result = env.ssh.run(host, dkim_argv(domains))
+    if result.rc not in (0, 1, 2) or (result.rc == 2 and not result.stdout and result.stderr.strip()):
+        first = (result.stderr.strip().splitlines() or [f"exit status {result.rc}"])[0]
+        raise OperationFailed(f"{host}: cannot read the DKIM keys: {first[:200]}")
+    return parse_dkim(result.stdout, domains)
+
+
+@dataclass(frozen=True)
+class TenantRecords:
+    """The records one tenant must publish, or why they cannot be computed (``error``)."""
+
+    slug: str
+    domains: tuple[str, ...]
+    records: list[dict]
+    error: str = ""
+
+
+def tenant_records(env: Env, slugs: Sequence[str]) -> list[TenantRecords]:
+    """The records of each tenant (in ``slugs`` order); DKIM keys read with one SSH command per mail host.
+
+    A mail host that cannot be read, or a domain without a DKIM key yet (not deployed), makes an
+    ``error`` for its tenants only; the others are computed.
+    """
+    tenants = [env.inventory.row(slug) for slug in slugs]  # index rows: no tenant file parsed
+    by_host: dict[str, list[str]] = {}
+    for tenant in tenants:
+        if "mail" in tenant.services and tenant.placement.mail:
+            by_host.setdefault(tenant.placement.mail, []).extend(tenant.domains)
+    keys: dict[str, dict[str, str]] = {}
+    host_errors: dict[str, str] = {}
+    for host, domains in sorted(by_host.items()):
+        try:
+            keys.update(read_dkim(env, host, sorted(set(domains))))
+        except OperationFailed as exc:
+            host_errors[host] = exc.message
+    out = []
+    for tenant in tenants:
+        has_mail = "mail" in tenant.services and bool(tenant.placement.mail)
+        has_office = "office" in tenant.services and bool(tenant.placement.office)
+        mail_host = tenant.placement.mail if has_mail else None
+        if mail_host in host_errors:
+            out.append(TenantRecords(tenant.slug, tuple(tenant.domains), [], host_errors[mail_host]))
+            continue
+        missing = [d for d in tenant.domains if has_mail and not keys.get(d)]
+        if missing:
+            error = f"{mail_host}: no DKIM key for {', '.join(missing)} yet; run 'tnoctl deploy' first"
+            out.append(TenantRecords(tenant.slug, tuple(tenant.domains), [], error))
+            continue
+        mail_ip = host_address(env, mail_host) if has_mail else None
+        office_ip = host_address(env, tenant.placement.office) if has_office else None
+        rows: list[dict] = []
+        for domain in tenant.domains:
+            rows += records_for(domain, f"mail.{domain}" if has_mail else None,
+                                f"office.{domain}" if has_office else None, keys.get(domain), mail_ip, office_ip)
+        out.append(TenantRecords(tenant.slug, tuple(tenant.domains), rows))
+    return out
 
 
 @dataclass(frozen=True)
@@ -91,25 +220,19 @@ class TenantDnsRequest:
 
 def run(env: Env, request: TenantDnsRequest) -> Outcome:
     """The records of every domain of the tenant; ``data["records"]`` for --json, zone lines for humans."""
-    tenant = env.inventory.tenant(request.slug)
-    mail_host = tenant.placement.mail
-    address = mail_address(env, mail_host) if "mail" in tenant.services else None
-    rows: list[dict] = []
-    for domain in tenant.domains:
-        dkim = None
-        if mail_host and "mail" in tenant.services:
-            result = env.ssh.run(mail_host, ["cat", dkim_path(domain)])
-            if not result.ok:
-                raise OperationFailed(f"{mail_host}: no DKIM key for {domain} yet; run 'tnoctl deploy' first")
-            dkim = dkim_txt_value(result.stdout)
-        office = f"office.{domain}" if "office" in tenant.services else None
-        rows.extend(records_for(domain, f"mail.{domain}", office, dkim, address))
-    lines = [f"{row['name']:<40} IN {row['type']:<5} {_zone_value(row)}" for row in rows]
-    return Outcome(data={"records": rows}, lines=lines)
+    (found,) = tenant_records(env, [request.slug])
+    if found.error:
+        raise OperationFailed(found.error)
+    return Outcome(data={"records": found.records}, lines=[zone_line(row) for row in found.records])
 
 
-def mail_address(env: Env, host: str | None) -> str | None:
-    """The inventory address of the tenant's mail host when it is an IP address (else no A record)."""
+def zone_line(row: dict) -> str:
+    """One record as a zone-file line (names padded for reading)."""
+    return f"{row['name']:<40} IN {row['type']:<5} {_zone_value(row)}"
+
+
+def host_address(env: Env, host: str | None) -> str | None:
+    """The inventory address of ``host`` when it is an IP address (else no A/AAAA record)."""
     known = env.inventory.hosts.get(host or "")
     if known is None:
         return None

@@ -1,34 +1,38 @@
-"""`tenant dns SLUG --check | --publish`: compare a commune's mail records with its DNS, publish the difference.
+"""Compare a commune's DNS records with what its zone serves, publish the difference, record the result.
 
-Checked records are the ones mail delivery and reputation depend on: MX, SPF, DKIM, DMARC, the MTA-STS
-TXT and the A records of the mail service names (``KINDS``). Each is *published* (the expected value is
-served), *missing* (no record of that kind at that name) or *different* (a record of that kind is there
-with another value, e.g. an old DKIM key, a stricter SPF, or the address of the host the commune's mail
-left after `restore --to-host`). ``--check`` exits 1 when any is missing or different, naming tenant and
-record. ``--publish`` sends one RFC 2136 update per zone, signed with the platform's TSIG key, that
-replaces the different values of that kind (other TXT records at the same name are left alone) and adds
-the missing ones; it runs in an operation context (audit record, tenant lock). The zone of a domain is
-the domain itself (the platform manages each commune's zone at its apex).
+Every record of the builder (tnoctl.actions.tenant_dns) is checked: MX, SPF, DKIM, DMARC, MTA-STS,
+TLS-RPT, SRV and the addresses of the service names (``KINDS``). Each is *published* (the expected value
+is served), *missing* (no record of that kind at that name) or *different* (a record of that kind is
+there with another value, e.g. an old DKIM key, a stricter SPF, or the address of the host the commune's
+mail left after `restore --to-host`). Publishing sends one RFC 2136 update per zone, signed with the
+platform's TSIG key, that replaces the different values of that kind (other TXT records at the same name
+are left alone) and adds the missing ones. The zone of a domain is the domain itself (the platform
+manages each commune's zone at its apex).
+
+Every check, including the one after a publish, is recorded in the state store, one
+:class:`~tnoctl.state.store.DnsRecordCheck` per record, all with the check's time (the exporter's
+``tnoctl_dns_record_ok`` reads the latest check of each tenant). The verbs are in tnoctl.actions.dns.
 
 The pure part (`classify`, `plan_update`) is tested against a fake DNS client; the TSIG secret is read
-from the vault only for `--publish` and is never printed.
+from the vault only to publish and is never printed.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tnoctl.actions.env import Env
-from tnoctl.actions.operation import Outcome, operation, outcome_of
-from tnoctl.actions.tenant_dns import TenantDnsRequest, zone_value
-from tnoctl.actions.tenant_dns import run as records_run
-from tnoctl.errors import ExitCode, InvalidInput
+from tnoctl.actions.tenant_dns import tenant_records, zone_value
+from tnoctl.errors import InvalidInput, OperationFailed
 from tnoctl.run.dnsclient import DnsClient
+from tnoctl.state.store import DnsRecordCheck
 
-PREFIXES = {"spf": "v=spf1", "dkim": "v=DKIM1", "dmarc": "v=DMARC1", "mta-sts": "v=STSv1"}
-KINDS = ("mx", "spf", "dkim", "dmarc", "mta-sts", "a")
-WHOLE_RRSET = ("MX", "A")
+PREFIXES = {"spf": "v=spf1", "dkim": "v=DKIM1", "dmarc": "v=DMARC1", "mta-sts": "v=STSv1", "tls-rpt": "v=TLSRPTv1"}
+"""TXT kinds: a served TXT value is of the kind when it starts with the prefix (RFC 7208, 6376, 7489, 8461, 8460)."""
+KINDS = ("mx", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt", "srv", "a")
+WHOLE_RRSET = ("MX", "A", "AAAA", "SRV", "CNAME")
 """Types whose served values are all of our kind: a difference replaces the whole RRset."""
 
 
@@ -39,8 +43,13 @@ class Expected:
     domain: str
     kind: str  # one of KINDS
     name: str  # absolute, trailing dot
-    rtype: str  # MX | TXT | A
+    rtype: str  # MX | TXT | SRV | A | AAAA
     value: str  # MX: "10 mail.x."; TXT: the joined string
+
+    @property
+    def label(self) -> str:
+        """How errors, the state store and the ``record`` label of the metrics name it: ``kind name type``."""
+        return f"{self.kind} {self.name} {self.rtype}"
 
 
 @dataclass(frozen=True)
@@ -52,31 +61,24 @@ class Status:
     found: tuple[str, ...] = ()  # the values of that kind the server returned (public data)
 
 
-def kind_of(name: str, rtype: str, value: str) -> str | None:
-    """Which checked kind a tenant_dns row is (None: not checked here, e.g. SRV/CNAME) (pure)."""
-    if rtype in WHOLE_RRSET:
-        return rtype.lower()
-    if rtype != "TXT":
-        return None
-    return next((kind for kind, prefix in PREFIXES.items() if value.startswith(prefix)), None)
-
-
 def expected_records(rows: list[dict], domains: tuple[str, ...]) -> list[Expected]:
-    """The checked subset of `tenant dns` rows, each tied to the tenant domain whose zone holds it (pure)."""
+    """The builder's rows as Expected records, each tied to the tenant domain whose zone holds it (pure)."""
     result = []
     for row in rows:
-        kind = kind_of(row["name"], row["type"], row["value"])
-        if kind is None:
-            continue
         owner = row["name"].rstrip(".")
         domain = max((d for d in domains if owner == d or owner.endswith("." + d)), key=len)
-        result.append(Expected(domain, kind, row["name"], row["type"], row["value"]))
+        result.append(Expected(domain, row["kind"], row["name"], row["type"], row["value"]))
     return result
 
 
 def _norm(rtype: str, value: str) -> str:
-    """Comparable form: MX lower-cased with one space; TXT as served (exact)."""
-    return " ".join(value.lower().split()) if rtype == "MX" else value
+    """Comparable form: MX/SRV/CNAME lower-cased with one space; addresses canonical; TXT as served (exact)."""
+    if rtype in ("A", "AAAA"):
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            return value
+    return value if rtype == "TXT" else " ".join(value.lower().split())
 
 
 def same_kind(expected: Expected, value: str) -> bool:
@@ -129,14 +131,6 @@ def plan_update(statuses: list[Status]) -> dict[str, tuple[list, list]]:
     return plan
 
 
-@dataclass(frozen=True)
-class DnsSyncRequest:
-    """Which tenant, and whether to publish the difference (else only check)."""
-
-    slug: str
-    publish: bool = False
-
-
 ClientFactory = Callable[[Env, bool], DnsClient]
 
 
@@ -147,68 +141,52 @@ def platform_client(env: Env, with_key: bool) -> DnsClient:
 
     platform = env.inventory.platform
     if platform.tno_dns_server is None:
-        raise InvalidInput("group_vars/all/platform.yml: tno_dns_server: not set (needed by tenant dns "
-                           "--check/--publish)")
+        raise InvalidInput("group_vars/all/platform.yml: tno_dns_server: not set (needed by dns check/publish)")
     key = None
     if with_key:
         if platform.tno_dns_tsig_key_name is None or platform.tno_dns_tsig_secret_vault is None:
             raise InvalidInput("group_vars/all/platform.yml: tno_dns_tsig_key_name: not set (needed by "
-                               "tenant dns --publish)")
+                               "dns publish)")
         if env.vault_password_file is None:
-            raise InvalidInput("tenant dns --publish needs the vault password (--vault-password-file or "
+            raise InvalidInput("dns publish needs the vault password (--vault-password-file or "
                                "$TNO_VAULT_PASSWORD_FILE)")
         secret = decrypt_value(env.inventory_path, env.vault_password_file, platform.tno_dns_tsig_secret_vault)
         key = TsigKey(platform.tno_dns_tsig_key_name, platform.tno_dns_tsig_algorithm, secret)
     return DnspythonClient(platform.tno_dns_server, key)
 
 
-def _rows(statuses: list[Status]) -> list[list[object]]:
-    return [[s.record.kind, s.record.name, s.record.rtype, s.state] for s in statuses]
-
-
-def _data(slug: str, statuses: list[Status]) -> dict:
-    return {"tenant": slug, "records": [
-        {"kind": s.record.kind, "name": s.record.name, "type": s.record.rtype, "state": s.state,
-         "expected": s.record.value, "found": list(s.found)} for s in statuses]}
-
-
 def errors_of(slug: str, statuses: list[Status]) -> list[str]:
     """One line per record still missing or different, naming tenant, kind, name and type."""
-    return [f"{slug}: {s.record.kind} {s.record.name} {s.record.rtype} is {s.state}"
-            for s in statuses if s.state != "published"]
+    return [f"{slug}: {s.record.label} is {s.state}" for s in statuses if s.state != "published"]
+
+
+def record(env: Env, slug: str, statuses: list[Status], checked_at: float) -> None:
+    """Write one check of one tenant to the state store: every record with the same ``checked_at``."""
+    store = env.store
+    for status in statuses:
+        store.record_dns(DnsRecordCheck(slug, status.record.label, status.state == "published", status.state,
+                                        checked_at))
+
+
+def check_tenant(env: Env, slug: str, expected: list[Expected], client: DnsClient) -> list[Status]:
+    """Check one tenant's records and record the result (read-only on the DNS side)."""
+    statuses = check(expected, client)
+    record(env, slug, statuses, env.clock())
+    return statuses
 
 
 def publish(env: Env, slug: str, expected: list[Expected], client: DnsClient) -> list[Status]:
-    """Send what is not published (one update per zone), then re-check; inside the caller's operation."""
+    """Send what is not published (one update per zone), then re-check and record; in the caller's operation."""
     plan = plan_update(check(expected, client))
     for zone, (deletes, adds) in sorted(plan.items()):
         client.update(zone, deletes, adds)
         env.output.info(f"{slug}: {zone}: {len(adds)} record(s) published, {len(deletes)} removed")
-    return check(expected, client)
+    return check_tenant(env, slug, expected, client)
 
 
 def expected_of(env: Env, slug: str) -> list[Expected]:
-    """The checked records of tenant ``slug`` (DKIM read from its mail host over SSH)."""
-    rows = records_run(env, TenantDnsRequest(slug)).data["records"]
-    return expected_records(rows, tuple(env.inventory.tenant(slug).domains))
-
-
-def run(env: Env, request: DnsSyncRequest, client_factory: ClientFactory | None = None) -> Outcome:
-    """Check (read-only) or publish then re-check; exit 1 when a record is still missing or different."""
-    client_factory = client_factory or platform_client
-    expected = expected_of(env, request.slug)
-    columns = ["kind", "name", "type", "state"]
-    if not request.publish:
-        statuses = check(expected, client_factory(env, False))
-        errors = errors_of(request.slug, statuses)
-        code = ExitCode.FAILED if errors else ExitCode.OK
-        return Outcome(exit_code=code, result="ok" if not errors else "failed", rows=_rows(statuses),
-                       columns=columns, data=_data(request.slug, statuses), errors=errors)
-    params = {"tenant": request.slug, "publish": True}
-    with operation(env, "tenant dns publish", params, tenants=[request.slug]) as op:
-        statuses = publish(env, request.slug, expected, client_factory(env, True))
-        errors = errors_of(request.slug, statuses)
-        if errors:
-            op.fail(ExitCode.FAILED, f"{len(errors)} record(s) still not published")
-        return outcome_of(op, rows=_rows(statuses), columns=columns, data=_data(request.slug, statuses),
-                          errors=errors)
+    """The records of tenant ``slug`` (DKIM read from its mail host over SSH); OperationFailed if unreadable."""
+    (found,) = tenant_records(env, [slug])
+    if found.error:
+        raise OperationFailed(found.error)
+    return expected_records(found.records, found.domains)

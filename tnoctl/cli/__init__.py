@@ -35,6 +35,7 @@ VERBS: dict[str, str] = {
     "restore": "tnoctl.cli.restore:restore",
     "runbook": "tnoctl.cli.runbook:runbook",
     "drift": "tnoctl.cli.drift:drift",
+    "dns": "tnoctl.cli.dns:dns",
 }
 
 EXIT_CODES_HELP = """\b

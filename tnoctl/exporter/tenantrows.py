@@ -171,6 +171,28 @@ def _operation_rows(tenant: str, records: Records, _services: Services) -> list[
     return out
 
 
+DNS_SPECS: list[Spec] = [
+    ("tnoctl_dns_record_ok",
+     "1 if the record (kind name type) was published as expected at the tenant's last dns check.",
+     ["tenant", "record"]),
+    ("tnoctl_dns_check_timestamp_seconds", "Time of the tenant's last dns check (dns check, dns publish).", ["tenant"]),
+]
+
+
+def _dns_rows(tenant: str, records: Records, _services: Services) -> list[list[Row]]:
+    """Only the records of the tenant's latest check: a record it no longer needs stops being exported."""
+    ok, checked = out = _empty(DNS_SPECS)
+    latest = records.get("dns", {})
+    if not latest:
+        return out
+    last = max(rec.checked_at for rec in latest.values())
+    for _, rec in sorted(latest.items()):
+        if rec.checked_at == last:
+            ok.append(((tenant, rec.record), 1.0 if rec.ok else 0.0))
+    checked.append(((tenant,), last))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- probes
 PROBE_SPECS: list[Spec] = [
     ("tnoctl_probe_success", "1 if the app-level check passed." + CACHED, TCC),
@@ -217,5 +239,6 @@ STORE_SOURCES: tuple[TenantSource, ...] = (
     TenantSource("upgrades", ("upgrades",), UPGRADE_SPECS, _upgrade_rows, _count),
     TenantSource("drift", ("drift",), DRIFT_SPECS, _drift_rows, _count),
     TenantSource("operations", ("operations",), OPERATION_SPECS, _operation_rows, _count),
+    TenantSource("dns", ("dns",), DNS_SPECS, _dns_rows, _count),
 )
 PROBE_SOURCE = TenantSource("probes", ("probes",), PROBE_SPECS, _probe_rows, _count)

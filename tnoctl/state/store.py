@@ -161,12 +161,36 @@ class ArchiveRecord:
         return (self.tenant, self.archive)
 
 
+DNS_STATES: tuple[str, ...] = ("published", "missing", "different")
+
+
+@dataclass(frozen=True)
+class DnsRecordCheck:
+    """One record of one `dns check` of a tenant (``record``: ``kind name type``, e.g. ``mx givors.test. MX``).
+
+    Every record of one check carries the same ``checked_at``; the exporter shows only the records of
+    a tenant's latest check, so a record the tenant no longer needs (a retired DKIM selector, a removed
+    domain) stops being exported at the next check instead of alerting forever.
+    """
+
+    KIND: ClassVar[str] = "dns"
+    tenant: str
+    record: str
+    ok: bool
+    state: str
+    checked_at: float
+
+    def key(self) -> tuple[str, ...]:
+        """One record per tenant and DNS record: its latest check."""
+        return (self.tenant, self.record)
+
+
 Record = (BackupResult | BackupVerification | VersionRecord | UpgradeRecord | DriftRecord | OperationRecord
-          | ArchiveRecord)
+          | ArchiveRecord | DnsRecordCheck)
 RECORD_TYPES: dict[str, type] = {
     t.KIND: t
     for t in (BackupResult, BackupVerification, VersionRecord, UpgradeRecord, DriftRecord, OperationRecord,
-              ArchiveRecord)
+              ArchiveRecord, DnsRecordCheck)
 }
 
 
@@ -262,6 +286,8 @@ def _decode(kind: str, line: bytes) -> Record:
         raise ValueError(f"state: not one of {', '.join(UPGRADE_STATES)}")
     if isinstance(record, ArchiveRecord) and record.state not in ARCHIVE_STATES:
         raise ValueError(f"state: not one of {', '.join(ARCHIVE_STATES)}")
+    if isinstance(record, DnsRecordCheck) and (record.state not in DNS_STATES or not record.record):
+        raise ValueError(f"state: not one of {', '.join(DNS_STATES)}, or no record")
     return record
 
 
@@ -394,6 +420,10 @@ class Store:
         """Record the outcome of a verb on a tenant."""
         self.append(record)
 
+    def record_dns(self, record: DnsRecordCheck) -> None:
+        """Record the check result of one DNS record of a tenant."""
+        self.append(record)
+
     def compact(self, kind: str | None = None) -> dict[str, int]:
         """Rewrite each file to its latest records; return lines kept per kind. Safe against appenders."""
         kept: dict[str, int] = {}
@@ -471,6 +501,10 @@ class Store:
     def archive_ledger(self, tenant: str) -> dict[str, ArchiveRecord]:
         """The latest record of every archive tnoctl knows of in ``tenant``'s repository, by name."""
         return {r.archive: r for (t, _), r in self._latest(ArchiveRecord.KIND).items() if t == tenant}
+
+    def latest_dns(self) -> dict[tuple[str, str], DnsRecordCheck]:
+        """Latest check per (tenant, record) (records of older checks included: see :class:`DnsRecordCheck`)."""
+        return {(r.tenant, r.record): r for r in self._latest(DnsRecordCheck.KIND).values()}
 
     def latest_operations(self) -> dict[tuple[str, str], OperationRecord]:
         """Latest outcome per (tenant, verb)."""
