@@ -1,11 +1,13 @@
-"""End-to-end: the lab DNS (knotd), the lab ACME CA (pebble) and `tenant dns --check/--publish` (issue 15).
+"""End-to-end: the lab DNS (knotd), the lab ACME CA (pebble), `tenant dns` and `dns check/publish` (issue 15).
 
 Reuses the session `fleet` (no second deploy, no second `lab up`). What it proves on the running lab:
 knotd serves the lab zones on 198.18.0.1:53 and refuses unsigned updates; lab hosts resolve through it
 and trust pebble's root; `tenant dns --check` reports a fresh zone's mail records as missing (exit 1),
 `--publish --yes` publishes them (then exit 0), a DKIM record deleted behind tnoctl's back (a TSIG-signed
 delete, what `nsupdate` does) is named by `--check` and restored by `--publish`; certbot with the
-RFC 2136 plugin on a lab host gets a certificate from pebble by DNS-01 through the lab DNS.
+RFC 2136 plugin on a lab host gets a certificate from pebble by DNS-01 through the lab DNS; `dns publish`
+then `dns check --json` pass for every tenant, a deleted DKIM record makes `dns check` exit 1 naming it
+and the exporter's render show tnoctl_dns_record_ok 0 for it, until `dns publish` restores it.
 
 Budget (CI): the DNS tests take seconds; the certbot test installs certbot on one host through
 apt-cacher-ng and issues one certificate (expected < 60 s). Secrets (the TSIG key) never reach output.
@@ -134,3 +136,50 @@ def test_certbot_rfc2136_gets_a_pebble_certificate_through_the_lab_dns(fleet, la
     finally:
         fleet.ssh(host, "rm", "-f", creds, check=False)
         fleet.ssh(host, "certbot", "delete", "--non-interactive", "--cert-name", "tno-e2e", check=False)
+
+
+def _dns_metrics(fleet: Any) -> dict[tuple[str, str], float]:
+    """tnoctl_dns_record_ok by (tenant, record), through the exporter's render path over the fleet's store."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from tnoctl.exporter import app as exporter_app
+
+    text = exporter_app.build(fleet.state_dir).collector.render()
+    return {(s.labels["tenant"], s.labels["record"]): s.value for fam in text_string_to_metric_families(text)
+            if fam.name == "tnoctl_dns_record_ok" for s in fam.samples}
+
+
+def test_dns_check_fleet_json_repair_and_metric(fleet):
+    """`dns publish --yes` then `dns check` exit 0 for every tenant; a DKIM TXT deleted behind tnoctl's back is
+    named by `dns check --json` (exit 1) and exported as tnoctl_dns_record_ok 0; `dns publish` restores it (1)."""
+    rc, _out, err = fleet.tnoctl("dns", "publish", "--yes")
+    assert rc == 0, err
+    rc, out, err = fleet.tnoctl("dns", "check", "--json")
+    assert rc == 0, err
+    checked = json.loads(out)
+    assert {t["tenant"] for t in checked["tenants"]} == set(fleet.tenants())
+    assert {r["state"] for r in checked["records"]} == {"published"}
+
+    slug = _mail_tenant(fleet)
+    domain = fleet.domain(slug)
+    label = f"dkim tno2026._domainkey.{domain}. TXT"
+    secret = _tsig_secret(fleet)
+    keyring = dns.tsigkeyring.from_text({labdns.TSIG_KEY_NAME: (labdns.TSIG_ALGORITHM, secret)})
+    delete = dns.update.UpdateMessage(domain, keyring=keyring, keyname=dns.name.from_text(labdns.TSIG_KEY_NAME),
+                                      keyalgorithm=labdns.TSIG_ALGORITHM)
+    delete.delete(f"tno2026._domainkey.{domain}.", "TXT")
+    assert dns.query.tcp(delete, SERVER, timeout=5).rcode() == dns.rcode.NOERROR
+
+    rc, out, err = fleet.tnoctl("dns", "check", "--json")
+    assert rc == 1
+    assert {r["record"]: r["state"] for r in json.loads(out)["records"] if r["tenant"] == slug}[label] == "missing"
+    assert [line for line in err.splitlines() if line.endswith((" is missing", " is different"))] == [
+        f"{slug}: {label} is missing"]
+    assert _dns_metrics(fleet)[(slug, label)] == 0.0
+
+    rc, out, err = fleet.tnoctl("dns", "publish", "--tenant", slug, "--yes", "--json")
+    assert rc == 0, err
+    assert secret not in out and secret not in err
+    assert _dns_metrics(fleet)[(slug, label)] == 1.0
+    rc, _out, err = fleet.tnoctl("dns", "check", "--tenant", slug)
+    assert rc == 0, err
