@@ -371,7 +371,7 @@ class Platform(Strict):
     tno_dns_server: Annotated[str, Field(max_length=260), _check(DNS_SERVER_RE, "a DNS server like 192.0.2.53, "
                                                                  "[2001:db8::53]:53 or ns1.example.fr")] | None = (
         Field(None, description="Primary authoritative DNS server that accepts RFC 2136 updates (ACME DNS-01 "
-              "challenges, `tnoctl tenant dns --publish`) and that `tnoctl tenant dns --check` queries."))
+              "challenges, `tnoctl dns publish`) and that `tnoctl dns check` queries."))
     tno_dns_tsig_key_name: Annotated[str, Field(max_length=253), _check(TSIG_NAME_RE, "a TSIG key name like "
                                                                         "tno-update.")] | None = Field(
         None, description="Name of the TSIG key signing RFC 2136 updates (as configured on the DNS server).")

@@ -5,7 +5,7 @@ keeps a label set after a tenant is removed; each scrape reflects exactly the st
 inventory. Each sub-collector is timed and isolated: if one fails, the others still come and
 ``tnoctl_collector_success{collector}`` says which failed.
 
-Per-tenant families (backups, versions, upgrades, drift, operations, probes; their rows are in
+Per-tenant families (backups, versions, upgrades, drift, operations, dns, probes; their rows are in
 :mod:`tnoctl.exporter.tenantrows`) are rendered incrementally (:mod:`tnoctl.exporter.incremental`):
 at each scrape only the tenants whose records or probe results changed since the previous one are
 re-rendered, and a gzip scrape recompresses only their blocks (35,000 tenants: issue 18).
