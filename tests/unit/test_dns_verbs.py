@@ -16,7 +16,7 @@ from tnoctl import paths
 from tnoctl.actions import dns as action
 from tnoctl.actions import tenant_dns_sync
 from tnoctl.errors import ExitCode, InvalidInput
-from tnoctl.state.store import DnsRecordCheck, Store
+from tnoctl.state.store import DnsRecordCheck, DriftRecord, Store
 
 NOW = 1_800_000_000.0
 
@@ -166,11 +166,11 @@ def test_exporter_renders_the_latest_check_of_each_tenant_only(tmp_path):
     from tnoctl.exporter import app as exporter_app
 
     store = Store(tmp_path)
-    store.record_dns(DnsRecordCheck("alpha", "dkim old._domainkey.a.test. TXT", False, "missing", NOW - 600))
-    store.record_dns(DnsRecordCheck("alpha", "mx a.test. MX", False, "different", NOW - 600))
-    store.record_dns(DnsRecordCheck("alpha", "mx a.test. MX", True, "published", NOW))
-    store.record_dns(DnsRecordCheck("alpha", "spf a.test. TXT", False, "missing", NOW))
-    store.record_dns(DnsRecordCheck("ghost", "mx g.test. MX", False, "missing", NOW))
+    store.record_dns([DnsRecordCheck("alpha", "dkim old._domainkey.a.test. TXT", False, "missing", NOW - 600)])
+    store.record_dns([DnsRecordCheck("alpha", "mx a.test. MX", False, "different", NOW - 600)])
+    store.record_dns([DnsRecordCheck("alpha", "mx a.test. MX", True, "published", NOW)])
+    store.record_dns([DnsRecordCheck("alpha", "spf a.test. TXT", False, "missing", NOW)])
+    store.record_dns([DnsRecordCheck("ghost", "mx g.test. MX", False, "missing", NOW)])
     exp = exporter_app.build(tmp_path, lambda: {"alpha": ("mail",)})
     text = exp.collector.render()
     got = _samples(text)
@@ -181,8 +181,8 @@ def test_exporter_renders_the_latest_check_of_each_tenant_only(tmp_path):
     assert not [k for k in got if "ghost" in str(k)]  # not in the inventory
     assert got[("tnoctl_store_unknown_tenant_records", (("kind", "dns"),))] == 1
     assert got[("tnoctl_collector_success", (("collector", "dns"),))] == 1.0
-    store.record_dns(DnsRecordCheck("alpha", "spf a.test. TXT", True, "published", NOW + 60))
-    store.record_dns(DnsRecordCheck("alpha", "mx a.test. MX", True, "published", NOW + 60))
+    store.record_dns([DnsRecordCheck("alpha", "spf a.test. TXT", True, "published", NOW + 60)])
+    store.record_dns([DnsRecordCheck("alpha", "mx a.test. MX", True, "published", NOW + 60)])
     got = _samples(exp.collector.render())  # incremental: the changed tenant is re-rendered
     assert got[("tnoctl_dns_record_ok", (("record", "spf a.test. TXT"), ("tenant", "alpha")))] == 1.0
     assert got[("tnoctl_dns_check_timestamp_seconds", (("tenant", "alpha"),))] == NOW + 60
@@ -190,12 +190,38 @@ def test_exporter_renders_the_latest_check_of_each_tenant_only(tmp_path):
 
 def test_store_skips_a_dns_line_with_a_bad_state(tmp_path):
     store = Store(tmp_path)
-    store.record_dns(DnsRecordCheck("alpha", "mx a.test. MX", True, "published", NOW))
+    store.record_dns([DnsRecordCheck("alpha", "mx a.test. MX", True, "published", NOW)])
     with open(store.path("dns"), "ab") as fh:
         fh.write(b'{"tenant":"alpha","record":"x","ok":true,"state":"pwned","checked_at":1}\n')
         fh.write(b'{"tenant":"alpha","record":"","ok":true,"state":"missing","checked_at":1}\n')
     assert list(store.latest_dns()) == [("alpha", "mx a.test. MX")]
     assert store.read_stats()["dns"].invalid_lines == 2
+
+
+def test_one_check_is_one_write_and_one_fsync(tmp_path, monkeypatch):
+    import os
+
+    store = Store(tmp_path)
+    store.record_dns([DnsRecordCheck("beta", "mx b.test. MX", True, "published", NOW)])  # the file exists
+    calls = {"write": 0, "fsync": 0}
+    real_write, real_fsync = os.write, os.fsync
+
+    def write(fd, data):
+        calls["write"] += 1
+        return real_write(fd, data)
+
+    def fsync(fd):
+        calls["fsync"] += 1
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "fsync", fsync)
+    store.record_dns([DnsRecordCheck("alpha", f"a {n}.a.test. A", True, "published", NOW) for n in range(20)])
+    monkeypatch.undo()
+    assert calls == {"write": 1, "fsync": 1}
+    assert len(store.latest_dns()) == 21
+    with pytest.raises(ValueError):
+        store.append_many([DnsRecordCheck("a", "r", True, "published", NOW), DriftRecord("a", "mail", False, 0, 1)])
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -162,10 +162,8 @@ def errors_of(slug: str, statuses: list[Status]) -> list[str]:
 
 def record(env: Env, slug: str, statuses: list[Status], checked_at: float) -> None:
     """Write one check of one tenant to the state store: every record with the same ``checked_at``."""
-    store = env.store
-    for status in statuses:
-        store.record_dns(DnsRecordCheck(slug, status.record.label, status.state == "published", status.state,
-                                        checked_at))
+    env.store.record_dns([DnsRecordCheck(slug, s.record.label, s.state == "published", s.state, checked_at)
+                          for s in statuses])
 
 
 def check_tenant(env: Env, slug: str, expected: list[Expected], client: DnsClient) -> list[Status]:
