@@ -14,7 +14,7 @@ Steps, in order (a failed step stops the recovery, naming it; nothing after it r
 4. ``restore``    the host agent restores every mailbox, the DKIM keys and Sieve scripts on H, checks
                   the userdb and the archive's manifest; Rspamd restarted (DKIM signer);
 5. ``dns``        when the platform names a DNS server: the tenant's records published and checked
-                  (as `tenant dns --publish`): the A records of ``mail./smtp./imap.<domain>`` now carry
+                  (as `dns publish`): the A records of ``mail./smtp./imap./autoconfig.<domain>`` now carry
                   H's address. Without a DNS server, the records to change are printed as a warning.
 """
 
@@ -90,14 +90,14 @@ def publish_dns(env: Env, op: Operation, slug: str, dns_client: ClientFactory | 
     try:
         expected = tenant_dns_sync.expected_of(env, slug)
         if env.inventory.platform.tno_dns_server is None:
-            moved = [f"{r.name} A {r.value}" for r in expected if r.rtype == "A"]
+            moved = [f"{r.name} {r.rtype} {r.value}" for r in expected if r.kind == "a"]
             if moved:
                 env.output.warn(f"{slug}: no tno_dns_server: publish these records yourself: {', '.join(moved)}")
             return []
         client = (dns_client or tenant_dns_sync.platform_client)(env, True)
         statuses = tenant_dns_sync.publish(env, slug, expected, client)
     except (InvalidInput, OperationFailed) as exc:
-        return [f"{exc} (then: tnoctl tenant dns {slug} --publish)"]
+        return [f"{exc} (then: tnoctl dns publish --tenant {slug})"]
     op.details["dns"] = {f"{s.record.name} {s.record.rtype}": s.state for s in statuses}
     return tenant_dns_sync.errors_of(slug, statuses)
 

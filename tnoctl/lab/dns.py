@@ -5,7 +5,7 @@ challenges against real DNS, so the lab needs a real authoritative server that a
 dynamic updates. One zone per lab tenant domain plus ``lab.test`` (hosts, ``ns``, ``acme``); lab hosts
 resolve through it (resolv.conf written at boot, like /etc/hosts). The TSIG secret is read from the
 lab inventory's vault (``tno_vault_dns_tsig_key``, the name the platform setting
-``tno_dns_tsig_secret_vault`` gives), so `tnoctl tenant dns --publish` and certbot's credentials file
+``tno_dns_tsig_secret_vault`` gives), so `tnoctl dns publish` and certbot's credentials file
 use exactly the key knotd checks: one source, no lab branch in product code.
 
 knotd runs in the foreground (PID-tracked by tnoctl.lab.procs) as root only to bind port 53; its
@@ -41,8 +41,8 @@ def lab_zones(topology: Topology) -> dict[str, list[Record]]:
     """zone → records: ``lab.test`` (hosts, ns, acme) and every tenant domain's service names (pure).
 
     Tenant zones get only what the lab itself must resolve (the service names pointing at the host that
-    serves them); mail records (MX, SPF, DKIM, DMARC, MTA-STS) are *published* by `tnoctl tenant dns
-    --publish`, which is what the e2e test proves.
+    serves them); mail records (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, SRV) are *published* by `tnoctl dns
+    publish`, which is what the e2e test proves.
     """
     address = {host.name: host.address for host in topology.hosts}
     lab: list[Record] = [("ns", "A", GATEWAY), ("labgw", "A", GATEWAY), ("acme", "A", GATEWAY)]

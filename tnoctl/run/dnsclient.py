@@ -2,7 +2,7 @@
 
 Why here: like SSH and ansible-runner, talking to a DNS server is I/O the actions reach through one
 typed object (and tests replace with a fake). Queries go straight to the configured server (not the
-machine's resolver), so `tenant dns --check` sees what the primary publishes, without caches. The TSIG
+machine's resolver), so `dns check` sees what the primary publishes, without caches. The TSIG
 secret is held only in the dnspython keyring object and never appears in messages.
 """
 
