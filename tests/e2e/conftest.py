@@ -32,7 +32,11 @@ def lab() -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.fail("end-to-end lab tests need root; run as root (CI does) or deselect them: -m 'not root'")
     the_lab = Lab(paths.LAB_INVENTORY)
-    the_lab.up()
+    try:
+        the_lab.up()
+    except BaseException:  # a half-booted lab is taken down: the next run starts clean, nothing keeps running
+        the_lab.down()
+        raise
     yield the_lab
     if os.environ.get("TNO_E2E_KEEP_LAB") == "1":  # developer convenience: iterate on a running fleet
         return
