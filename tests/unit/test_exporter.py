@@ -26,6 +26,7 @@ from tnoctl.probes.base import Probe, ProbeResult
 from tnoctl.state.store import (
     BackupResult,
     BackupVerification,
+    DnsRecordCheck,
     DriftRecord,
     OperationRecord,
     Store,
@@ -46,6 +47,7 @@ def fill(state: Path) -> Store:
     store.record_upgrade(UpgradeRecord("alpha", "office", "failed", NOW - 500, NOW - 400))
     store.record_drift(DriftRecord("alpha", "mail", True, 3, NOW))
     store.record_operation(OperationRecord("alpha", "deploy", True, NOW, 30))
+    store.record_dns([DnsRecordCheck("alpha", "mx alpha.test. MX", True, "published", NOW)])
     return store
 
 
