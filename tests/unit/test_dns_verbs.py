@@ -307,3 +307,18 @@ def test_cli_plan_prints_zone_lines_escaping_host_data(tmp_path, monkeypatch):
     assert code == 0 and "\x1b" not in out
     code, out, _err = _cli(tmp_path, monkeypatch, "dns", "plan", "--tenant", "bron", "--json", ssh=ssh)
     assert code == 0 and [r["name"] for r in json.loads(out)["tenants"][0]["records"]] == ["office.bron.test."]
+
+
+def test_publish_with_an_uncomputable_tenant_exits_1_and_publishes_the_others(tmp_path):
+    ssh = FakeSsh(results={("mail2", "grep"): dkim_reply(without=("feyzin.test",))})
+    env = _env(tmp_path, ssh)
+    clean = _published(env, ["givors"])
+    outcome = action.publish(env, action.PublishRequest(("feyzin", "givors")), client_factory=lambda e, key: clean)
+    assert outcome.exit_code == ExitCode.FAILED and clean.updates == []
+    assert outcome.errors == ["feyzin: mail2: no DKIM key for feyzin.test yet; run 'tnoctl deploy' first"]
+    assert "not known" in outcome.message
+    fake = FakeDns()
+    outcome = action.publish(env, action.PublishRequest(("feyzin", "givors")), client_factory=lambda e, key: fake)
+    assert outcome.exit_code == ExitCode.FAILED and [zone for zone, _d, _a in fake.updates] == ["givors.test"]
+    assert {r["state"] for r in outcome.data["records"] if r["tenant"] == "givors"} == {"published"}
+    assert outcome.errors == ["feyzin: mail2: no DKIM key for feyzin.test yet; run 'tnoctl deploy' first"]

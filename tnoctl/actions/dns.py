@@ -119,7 +119,8 @@ def publish(env: Env, request: PublishRequest, client_factory: sync.ClientFactor
     todo = [slug for slug, statuses in before.items() if any(s.state != "published" for s in statuses)]
     if not todo:
         preview = _report([(t, before.get(t.slug, [])) for t in found], env.clock())
-        preview.message = "nothing to publish: every record is already published"
+        preview.message = ("nothing to publish: every record is already published" if preview.ok else
+                           "nothing published: the records of the tenants named above are not known")
         return preview
     pending = _report([(t, [s for s in before[t.slug] if s.state != "published"]) for t in found if t.slug in todo],
                       env.clock())
