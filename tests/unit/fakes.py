@@ -3,12 +3,14 @@
 * :class:`FakePlaybookRunner` records every playbook call as a :class:`Played`
   (playbook, limit, sorted extra_vars keys, check) and answers with scripted results;
 * :class:`FakeSsh` records every command as ``(host, argv)`` and answers with scripted results;
+* :class:`FakeDns` is a DNS server in memory (queries and RFC 2136 updates);
 * :func:`make_env` builds a :class:`tnoctl.actions.env.Env` wired to them, with captured streams.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -144,3 +146,36 @@ def make_env(inventory_path: Path, state_dir: Path, *, playbooks: FakePlaybookRu
         **({"clock": clock} if clock is not None else {}),
     )
     return env
+
+
+class FakeDns:
+    """A DNS server in memory: queries answer from ``records``, updates apply to them (TXT stored unquoted).
+
+    ``frozen``: a server that accepts updates and applies none. Build a client factory for an action with
+    ``lambda env, with_key: fake``.
+    """
+
+    def __init__(self, records: dict[tuple[str, str], list[str]] | None = None, frozen: bool = False) -> None:
+        self.records = {k: list(v) for k, v in (records or {}).items()}
+        self.frozen = frozen
+        self.queries: list[tuple[str, str]] = []
+        self.updates: list[tuple[str, list, list]] = []
+
+    def query(self, name: str, rtype: str) -> list[str]:
+        self.queries.append((name, rtype))
+        return list(self.records.get((name, rtype), []))
+
+    def update(self, zone: str, deletes: list, adds: list) -> None:
+        self.updates.append((zone, deletes, adds))
+        if self.frozen:
+            return
+        for name, rtype, value in deletes:
+            kept = self.records.get((name, rtype), [])
+            self.records[(name, rtype)] = [] if value is None else [v for v in kept if v != plain_txt(value)]
+        for name, rtype, value in adds:
+            self.records.setdefault((name, rtype), []).append(plain_txt(value) if rtype == "TXT" else value)
+
+
+def plain_txt(presentation: str) -> str:
+    """A TXT value from its presentation form (quoted chunks joined); other values unchanged."""
+    return "".join(re.findall(r'"([^"]*)"', presentation)) if presentation.startswith('"') else presentation

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.unit.fakes import FakeDns
 from tnoctl.actions.tenant_dns_sync import (
     DnsSyncRequest,
     Expected,
@@ -18,33 +19,6 @@ from tnoctl.errors import ExitCode
 GENKEY_TXT = '( "v=DKIM1; h=sha256; k=rsa; " "p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAxyz123" )'
 SPF = Expected("a.test", "spf", "a.test.", "TXT", "v=spf1 mx -all")
 MX = Expected("a.test", "mx", "a.test.", "MX", "10 mail.a.test.")
-
-
-class FakeDns:
-    """A zone in memory: queries answer from it, updates apply to it (presentation-form TXT unquoted)."""
-
-    def __init__(self, records: dict[tuple[str, str], list[str]] | None = None) -> None:
-        self.records = {k: list(v) for k, v in (records or {}).items()}
-        self.queries: list[tuple[str, str]] = []
-        self.updates: list[tuple[str, list, list]] = []
-
-    def query(self, name: str, rtype: str) -> list[str]:
-        self.queries.append((name, rtype))
-        return list(self.records.get((name, rtype), []))
-
-    def update(self, zone, deletes, adds) -> None:
-        self.updates.append((zone, deletes, adds))
-        for name, rtype, value in deletes:
-            values = self.records.get((name, rtype), [])
-            self.records[(name, rtype)] = [] if value is None else [v for v in values if _plain(value) != v]
-        for name, rtype, value in adds:
-            self.records.setdefault((name, rtype), []).append(_plain(value) if rtype == "TXT" else value)
-
-
-def _plain(presentation: str) -> str:
-    import re
-
-    return "".join(re.findall(r'"([^"]*)"', presentation))
 
 
 @pytest.mark.parametrize("served,state", [

@@ -25,6 +25,7 @@ from tnoctl.actions.tenant_dns import TenantDnsRequest, zone_value
 from tnoctl.actions.tenant_dns import run as records_run
 from tnoctl.errors import ExitCode, InvalidInput
 from tnoctl.run.dnsclient import DnsClient
+from tnoctl.state.audit import Operation
 
 PREFIXES = {"spf": "v=spf1", "dkim": "v=DKIM1", "dmarc": "v=DMARC1", "mta-sts": "v=STSv1"}
 KINDS = ("mx", "spf", "dkim", "dmarc", "mta-sts", "a")
@@ -187,6 +188,18 @@ def publish(env: Env, slug: str, expected: list[Expected], client: DnsClient) ->
     return check(expected, client)
 
 
+def publish_tenant(env: Env, op: Operation, slug: str, client_factory: ClientFactory | None = None) -> list[Status]:
+    """Publish then re-check tenant ``slug``'s records inside the caller's operation; the statuses.
+
+    The one publishing path: `tenant dns --publish`, `restore --to-host` and `tenant onboard` call it.
+    ``op.details["dns"]`` records each record's state (public data, never the TSIG secret).
+    """
+    expected = expected_of(env, slug)
+    statuses = publish(env, slug, expected, (client_factory or platform_client)(env, True))
+    op.details["dns"] = {f"{s.record.name} {s.record.rtype}": s.state for s in statuses}
+    return statuses
+
+
 def expected_of(env: Env, slug: str) -> list[Expected]:
     """The checked records of tenant ``slug`` (DKIM read from its mail host over SSH)."""
     rows = records_run(env, TenantDnsRequest(slug)).data["records"]
@@ -196,17 +209,16 @@ def expected_of(env: Env, slug: str) -> list[Expected]:
 def run(env: Env, request: DnsSyncRequest, client_factory: ClientFactory | None = None) -> Outcome:
     """Check (read-only) or publish then re-check; exit 1 when a record is still missing or different."""
     client_factory = client_factory or platform_client
-    expected = expected_of(env, request.slug)
     columns = ["kind", "name", "type", "state"]
     if not request.publish:
-        statuses = check(expected, client_factory(env, False))
+        statuses = check(expected_of(env, request.slug), client_factory(env, False))
         errors = errors_of(request.slug, statuses)
         code = ExitCode.FAILED if errors else ExitCode.OK
         return Outcome(exit_code=code, result="ok" if not errors else "failed", rows=_rows(statuses),
                        columns=columns, data=_data(request.slug, statuses), errors=errors)
     params = {"tenant": request.slug, "publish": True}
     with operation(env, "tenant dns publish", params, tenants=[request.slug]) as op:
-        statuses = publish(env, request.slug, expected, client_factory(env, True))
+        statuses = publish_tenant(env, op, request.slug, client_factory)
         errors = errors_of(request.slug, statuses)
         if errors:
             op.fail(ExitCode.FAILED, f"{len(errors)} record(s) still not published")
