@@ -30,10 +30,15 @@ def dkim_reply(genkey: str = GENKEY_TXT, selectors: Sequence[str] = ("tno2026",)
 
 
 class FakeDns:
-    """A zone in memory: queries answer from it, updates apply to it (presentation-form TXT unquoted)."""
+    """A zone in memory: queries answer from it, updates apply to it (presentation-form TXT unquoted).
 
-    def __init__(self, records: dict[tuple[str, str], list[str]] | None = None) -> None:
+    ``frozen``: a server that accepts updates and applies none. Build a client factory for an action with
+    ``lambda env, with_key: fake``.
+    """
+
+    def __init__(self, records: dict[tuple[str, str], list[str]] | None = None, frozen: bool = False) -> None:
         self.records = {k: list(v) for k, v in (records or {}).items()}
+        self.frozen = frozen
         self.queries: list[tuple[str, str]] = []
         self.updates: list[tuple[str, list, list]] = []
 
@@ -43,6 +48,8 @@ class FakeDns:
 
     def update(self, zone: str, deletes: list, adds: list) -> None:
         self.updates.append((zone, deletes, adds))
+        if self.frozen:
+            return
         for name, rtype, value in deletes:
             values = self.records.get((name, rtype), [])
             self.records[(name, rtype)] = [] if value is None else [v for v in values if _plain(value) != v]

@@ -3,12 +3,14 @@
 * :class:`FakePlaybookRunner` records every playbook call as a :class:`Played`
   (playbook, limit, sorted extra_vars keys, check) and answers with scripted results;
 * :class:`FakeSsh` records every command as ``(host, argv)`` and answers with scripted results;
+* :class:`FakeDns` is a DNS server in memory (queries and RFC 2136 updates);
 * :func:`make_env` builds a :class:`tnoctl.actions.env.Env` wired to them, with captured streams.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field

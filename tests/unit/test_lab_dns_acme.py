@@ -120,3 +120,36 @@ def test_every_lab_zone_file_parses_as_a_zone():
     for name, records in zones.items():
         zone = dnszone.from_text(dns.render_zone(name, records, 7), origin=f"{name}.", relativize=False)
         assert zone.get_soa().serial == 7
+
+
+def test_zone_list_of_a_rendered_conf_is_read_and_replaced_without_touching_the_rest(tmp_path):
+    text = dns.render_knot_conf(tmp_path, ["lab.test", "a.test"], SECRET)
+    assert dns.served_zones(text) == ["lab.test", "a.test"]
+    grown = dns.with_zone_list(text, ["lab.test", "a.test", "mions.test"])
+    assert dns.served_zones(grown) == ["lab.test", "a.test", "mions.test"]
+    assert grown.startswith(text) and grown.endswith("  - domain: mions.test.\n")  # key, ACL, template kept
+    assert dns.with_zone_list(grown, ["lab.test", "a.test"]) == text
+    with pytest.raises(Exception, match="no zone list"):
+        dns.with_zone_list("server:\n", ["a.test"])
+
+
+def test_a_zone_added_to_the_running_server_then_removed(tmp_path, monkeypatch):
+    """add_zones writes only the new zone's file, extends knot.conf and reloads; remove_zones undoes it."""
+    (tmp_path / "zones").mkdir()
+    conf = tmp_path / "knot.conf"
+    conf.write_text(dns.render_knot_conf(tmp_path, ["lab.test", "a.test"], SECRET))
+    (tmp_path / "zones" / "a.test.zone").write_text("published by RFC 2136, kept\n")
+    calls: list[str] = []
+    monkeypatch.setattr(dns, "_reload", lambda run_dir: calls.append("reload"))
+    monkeypatch.setattr(dns, "_wait_soa", lambda zone, run_dir: calls.append(f"soa {zone}"))
+    monkeypatch.setattr(dns.shutil, "chown", lambda path, user, group: None)
+    zones = dns.lab_zones(TOPO)
+    assert dns.add_zones(tmp_path, zones, serial=7) == ["a-bis.test", "b.test"]
+    assert calls == ["reload", "soa a-bis.test", "soa b.test"]
+    assert dns.served_zones(conf.read_text()) == ["lab.test", "a.test", "a-bis.test", "b.test"]
+    assert (tmp_path / "zones" / "a.test.zone").read_text() == "published by RFC 2136, kept\n"
+    assert "mail IN A 198.18.0.11" in (tmp_path / "zones" / "b.test.zone").read_text()
+    assert dns.add_zones(tmp_path, zones) == [] and calls.count("reload") == 1  # all served: no reload
+    assert dns.remove_zones(tmp_path, ["b.test", "not-served.test"]) == ["b.test"]
+    assert dns.served_zones(conf.read_text()) == ["lab.test", "a.test", "a-bis.test"]
+    assert not (tmp_path / "zones" / "b.test.zone").exists() and calls.count("reload") == 2

@@ -88,17 +88,15 @@ def publish_dns(env: Env, op: Operation, slug: str, dns_client: ClientFactory | 
     from tnoctl.actions import tenant_dns_sync
 
     try:
-        expected = tenant_dns_sync.expected_of(env, slug)
         if env.inventory.platform.tno_dns_server is None:
+            expected = tenant_dns_sync.expected_of(env, slug)
             moved = [f"{r.name} {r.rtype} {r.value}" for r in expected if r.kind == "a"]
             if moved:
                 env.output.warn(f"{slug}: no tno_dns_server: publish these records yourself: {', '.join(moved)}")
             return []
-        client = (dns_client or tenant_dns_sync.platform_client)(env, True)
-        statuses = tenant_dns_sync.publish(env, slug, expected, client)
+        statuses = tenant_dns_sync.publish_tenant(env, op, slug, dns_client)
     except (InvalidInput, OperationFailed) as exc:
         return [f"{exc} (then: tnoctl dns publish --tenant {slug})"]
-    op.details["dns"] = {f"{s.record.name} {s.record.rtype}": s.state for s in statuses}
     return tenant_dns_sync.errors_of(slug, statuses)
 
 

@@ -27,6 +27,7 @@ from tnoctl.actions.env import Env
 from tnoctl.actions.tenant_dns import tenant_records, zone_value
 from tnoctl.errors import InvalidInput, OperationFailed
 from tnoctl.run.dnsclient import DnsClient
+from tnoctl.state.audit import Operation
 from tnoctl.state.store import DnsRecordCheck
 
 PREFIXES = {"spf": "v=spf1", "dkim": "v=DKIM1", "dmarc": "v=DMARC1", "mta-sts": "v=STSv1", "tls-rpt": "v=TLSRPTv1"}
@@ -180,6 +181,18 @@ def publish(env: Env, slug: str, expected: list[Expected], client: DnsClient) ->
         client.update(zone, deletes, adds)
         env.output.info(f"{slug}: {zone}: {len(adds)} record(s) published, {len(deletes)} removed")
     return check_tenant(env, slug, expected, client)
+
+
+def publish_tenant(env: Env, op: Operation, slug: str, client_factory: ClientFactory | None = None) -> list[Status]:
+    """Publish then re-check tenant ``slug``'s records inside the caller's operation; the statuses.
+
+    The one publishing path: `tenant dns --publish`, `restore --to-host` and `tenant onboard` call it.
+    ``op.details["dns"]`` records each record's state (public data, never the TSIG secret).
+    """
+    expected = expected_of(env, slug)
+    statuses = publish(env, slug, expected, (client_factory or platform_client)(env, True))
+    op.details["dns"] = {f"{s.record.name} {s.record.rtype}": s.state for s in statuses}
+    return statuses
 
 
 def expected_of(env: Env, slug: str) -> list[Expected]:

@@ -7,10 +7,17 @@ Steps, in order (plan.deploy.onboard_hosts chooses the hosts):
 2. ``deploy``    every host that must learn the tenant: its own mail and office hosts, and every
                  other mail host (inter-commune routing and TLS policy maps), then the backup
                  machinery (playbooks/backup.yml with the backup host): the same path as `deploy`
-                 (:func:`tnoctl.actions.deploy.converge`), window guard included (exit 4);
-3. ``backup``    the first backup of each component (``tno-backup run``, as `backup run`);
-4. ``drill``     its restore test (cheap: a new tenant's mailboxes are nearly empty);
-5. ``probes``    the tenant's health probes (as `status --tenant SLUG`): exit 1 when one is critical.
+                 (:func:`tnoctl.actions.deploy.converge`), window guard included (exit 4).
+                 Certificates are part of it: with ``tno_tls_mode: acme`` role tno_acme issues the
+                 tenant's lineage by DNS-01 (the commune's zone must already exist on tno_dns_server);
+                 with ``files`` the host certificates of tno_tls_cert_dir must cover its names;
+3. ``dns``       after the deploy, because the DKIM key is generated on the mail host: when the
+                 platform names a DNS server (``tno_dns_server``), the tenant's records are published
+                 and checked as `tenant dns --publish` does (:func:`tenant_dns_sync.publish_tenant`,
+                 the one path); otherwise the records to publish are printed (as `tenant dns SLUG`);
+4. ``backup``    the first backup of each component (``tno-backup run``, as `backup run`);
+5. ``drill``     its restore test (cheap: a new tenant's mailboxes are nearly empty);
+6. ``probes``    the tenant's health probes (as `status --tenant SLUG`): exit 1 when one is critical.
 
 One audited operation holding the locks of every tenant on the deployed hosts. Each step's start
 and end go to a journal ``<state>/onboarding/operations/onboard-<slug>-<n>/`` (tnoctl/state/journal.py,
@@ -24,19 +31,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tnoctl.actions import backup, backup_checks, deploy
+from tnoctl.actions import backup, backup_checks, deploy, tenant_dns, tenant_dns_sync
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
 from tnoctl.actions.reports import StatusRequest, gather
 from tnoctl.backup import naming
 from tnoctl.config import vault
-from tnoctl.errors import ExitCode, InvalidInput
+from tnoctl.errors import ExitCode, InvalidInput, OperationFailed
 from tnoctl.plan.backup import plan_targets
 from tnoctl.plan.deploy import onboard_hosts, plan_deploy
 from tnoctl.state.audit import Operation
 from tnoctl.state.journal import Journal, list_journals
 
-STEPS = ("validate", "deploy", "backup", "drill", "probes")
+STEPS = ("validate", "deploy", "dns", "backup", "drill", "probes")
 COLUMNS = ["step", "result", "duration", "detail"]
 JOURNAL_ROOT = "onboarding"  # under the state dir: kept apart from the upgrade journals
 
@@ -75,8 +82,12 @@ def journal_for(env: Env, slug: str) -> tuple[Journal, list[str]]:
     return Journal.create(root, f"onboard-{slug}-{number}", {"verb": "tenant onboard", "slug": slug}), []
 
 
-def run(env: Env, request: OnboardRequest) -> Outcome:
-    """Onboard the tenant (see the module docstring); exit 1 on a failed step, 4 on a window refusal."""
+def run(env: Env, request: OnboardRequest, dns_client: tenant_dns_sync.ClientFactory | None = None) -> Outcome:
+    """Onboard the tenant (see the module docstring); exit 1 on a failed step, 4 on a window refusal.
+
+    ``dns_client`` builds the DNS client of step 3 (default: the platform's server with its TSIG key;
+    tests fake it).
+    """
     tenant = env.inventory.tenant(request.slug)  # InvalidInput (exit 2) for an unknown slug
     hosts = onboard_hosts(env.inventory, tenant.slug)
     deploy_plan = plan_deploy(env.inventory, hosts=hosts, action="deploy")
@@ -90,6 +101,7 @@ def run(env: Env, request: OnboardRequest) -> Outcome:
         steps: dict[str, Callable[[], StepResult]] = {
             "validate": lambda: _validate(env, tenant.slug),
             "deploy": lambda: _deploy(env, op, deploy_plan, request.ignore_windows),
+            "dns": lambda: _dns(env, op, tenant.slug, dns_client),
             "backup": lambda: _backup(env, tenant.slug),
             "drill": lambda: _drill(env, tenant.slug) if request.drill else StepResult("drill", "skipped", 0,
                                                                                        "--no-drill"),
@@ -118,7 +130,14 @@ def run(env: Env, request: OnboardRequest) -> Outcome:
         journal.record(tenant.slug, "finish", "done")
         journal.record("", "run", "finished")
         return outcome_of(op, rows=_rows(rows), columns=COLUMNS, data=_data(journal, rows),
-                          message=f"tenant {tenant.slug} onboarded: deployed, backed up, probes pass")
+                          message=f"tenant {tenant.slug} onboarded: deployed, DNS {_dns_word(rows)}, backed up, "
+                                  "probes pass")
+
+
+def _dns_word(rows: list[StepResult]) -> str:
+    """How the summary names the DNS step: published, printed (no DNS server) or done by an earlier run."""
+    result = next((r.result for r in rows if r.step == "dns"), "")
+    return {"ok": "published", "printed": "records printed (publish them)"}.get(result, "done before")
 
 
 def _rows(rows: list[StepResult]) -> list[list[object]]:
@@ -153,6 +172,30 @@ def _deploy(env: Env, op: Operation, deploy_plan: deploy.DeployPlan, ignore_wind
                           exit_code=outcome.exit_code)
     return StepResult("deploy", "ok", detail=f"{len(deploy_plan.hosts)} host(s) and the backup machinery: "
                       + ", ".join(deploy_plan.hosts))
+
+
+def _dns(env: Env, op: Operation, slug: str, dns_client: tenant_dns_sync.ClientFactory | None) -> StepResult:
+    """Publish and check the tenant's records on tno_dns_server, or print them when the platform has none."""
+    try:
+        if env.inventory.platform.tno_dns_server is None:
+            printed = tenant_dns.run(env, tenant_dns.TenantDnsRequest(slug))
+            lines = printed.lines
+            env.output.warn(f"{slug}: no tno_dns_server in platform.yml: publish these records at the commune's "
+                            f"DNS provider (again: tnoctl tenant dns {slug})")
+            for line in lines:
+                env.output.info(line)
+            return StepResult("dns", "printed", detail=f"{len(lines)} record(s) to publish by hand",
+                              data={"records": printed.data["records"]})
+        statuses = tenant_dns_sync.publish_tenant(env, op, slug, dns_client)
+    except InvalidInput as exc:  # e.g. no TSIG key in platform.yml: the operator fixes the inventory
+        return StepResult("dns", "FAILED", detail=str(exc), exit_code=ExitCode.INVALID)
+    except OperationFailed as exc:  # e.g. the server does not serve the commune's zone (NOTAUTH)
+        return StepResult("dns", "FAILED", detail=str(exc))
+    errors = tenant_dns_sync.errors_of(slug, statuses)
+    if errors:
+        return StepResult("dns", "FAILED", detail="; ".join(errors))
+    return StepResult("dns", "ok", detail=f"{len(statuses)} record(s) published and checked on "
+                      f"{env.inventory.platform.tno_dns_server}")
 
 
 def _backup(env: Env, slug: str) -> StepResult:

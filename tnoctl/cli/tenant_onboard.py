@@ -1,4 +1,4 @@
-"""`tnoctl tenant onboard SLUG`: deploy, back up and probe a tenant added by `tenant add` (rerunnable)."""
+"""`tnoctl tenant onboard SLUG`: deploy, publish DNS, back up and probe a tenant added by `tenant add` (rerunnable)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ from tnoctl.errors import ExitCode
 @click.option("--no-drill", is_flag=True, help="Skip the restore test of the first backup.")
 @click.pass_obj
 def onboard(app: AppContext, slug: str, yes: bool, ignore_windows: bool, no_drill: bool) -> int:
-    """Bring a new tenant into service: validate, deploy, back up, drill, probe.
+    """Bring a new tenant into service: validate, deploy, DNS, back up, drill, probe.
 
     Deploys the tenant's hosts and every mail host (inter-commune routing and TLS policy maps) with
-    the backup machinery, takes the first backup and its restore test, and finishes with the
-    tenant's health probes. Each step is journaled: after an interruption or a failure, run the
+    the backup machinery (and, with tno_tls_mode acme, the tenant's certificates), publishes and
+    checks its DNS records on tno_dns_server as `tenant dns --publish` does (without a DNS server:
+    prints them), takes the first backup and its restore test, and finishes with the tenant's
+    health probes. Each step is journaled: after an interruption or a failure, run the
     same command again and it resumes where it stopped. Exit 1 if a step failed, 2 for invalid
     input, 3 when a tenant of those hosts is locked, 4 when the deploy would restart a service
     outside a maintenance window (see --ignore-windows).
@@ -33,7 +35,8 @@ def onboard(app: AppContext, slug: str, yes: bool, ignore_windows: bool, no_dril
     """
     from tnoctl.actions import tenant_onboard
 
-    if not confirm("tenant onboard", f"Deploy {slug} to its hosts and every mail host, then back it up?", yes):
+    question = f"Deploy {slug} to its hosts and every mail host, publish its DNS records, then back it up?"
+    if not confirm("tenant onboard", question, yes):
         app.info("not onboarded")
         return int(ExitCode.REFUSED)
     request = tenant_onboard.OnboardRequest(slug, ignore_windows=ignore_windows, drill=not no_drill)

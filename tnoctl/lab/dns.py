@@ -8,6 +8,13 @@ lab inventory's vault (``tno_vault_dns_tsig_key``, the name the platform setting
 ``tno_dns_tsig_secret_vault`` gives), so `tnoctl dns publish` and certbot's credentials file
 use exactly the key knotd checks: one source, no lab branch in product code.
 
+Zones are made at `lab up` from the inventory's tenants. A commune added later (`tenant add` then
+`tenant onboard`, tests/e2e/test_zw_onboard_fifth_commune.py) needs its zone first, as in production,
+where the operator creates the commune's zone at the DNS server before onboarding (RFC 2136 cannot
+create a zone): `Lab.serve_new_zones` adds the missing ones to the running knotd (`add_zones`: zone
+files, knot.conf's zone list, `knotc reload`, which keeps what was published in the other zones),
+`Lab.drop_zones` removes them again.
+
 knotd runs in the foreground (PID-tracked by tnoctl.lab.procs) as root only to bind port 53; its
 configuration's ``user: knot:knot`` makes it drop privileges right after binding. Rendering is pure
 and unit-tested; only `start_knot` touches the system.
@@ -15,7 +22,9 @@ and unit-tested; only `start_knot` touches the system.
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -159,3 +168,89 @@ def start_knot(run_dir: Path, topology: Topology, tsig_secret: str, serial: int 
     if not wait_port(GATEWAY, DNS_PORT, 15, record):
         raise OperationFailed(f"knotd did not listen on {GATEWAY}:{DNS_PORT} (see {run_dir / 'console.log'})")
     return record
+
+
+_ZONE_LINE = re.compile(r"^  - domain: (\S+)\.$", re.M)
+
+
+def served_zones(conf_text: str) -> list[str]:
+    """The zones a knot.conf rendered by :func:`render_knot_conf` serves, in order (pure)."""
+    return _ZONE_LINE.findall(conf_text)
+
+
+def with_zone_list(conf_text: str, zones: Iterable[str]) -> str:
+    """That knot.conf with its zone list replaced by ``zones`` (everything before ``zone:`` kept) (pure)."""
+    head, sep, _old = conf_text.partition("\nzone:\n")
+    if not sep:
+        raise OperationFailed("the lab's knot.conf has no zone list (not written by tnoctl lab up?)")
+    return head + sep + "".join(f"  - domain: {zone}.\n" for zone in zones)
+
+
+def add_zones(run_dir: Path, zones: dict[str, list[Record]], serial: int | None = None) -> list[str]:
+    """Serve the zones of ``zones`` that knotd does not serve yet, without restarting it; return them.
+
+    Zone files first, then knot.conf's zone list, then `knotc reload` (re-reads the configuration and
+    only the zone files that changed: records published by RFC 2136 into the other zones stay), then a
+    wait until each new zone answers its SOA.
+    """
+    conf = run_dir / "knot.conf"
+    text = conf.read_text()
+    served = served_zones(text)
+    new = {zone: records for zone, records in zones.items() if zone not in served}
+    if not new:
+        return []
+    serial = serial or int(time.time())
+    for zone, records in new.items():
+        path = run_dir / "zones" / f"{zone}.zone"
+        path.write_text(render_zone(zone, records, serial))
+        shutil.chown(path, KNOT_USER, KNOT_USER)
+    conf.write_text(with_zone_list(text, [*served, *new]))  # same file: mode 0600 and owner kept
+    _reload(run_dir)
+    for zone in new:
+        _wait_soa(zone, run_dir)
+    return list(new)
+
+
+def remove_zones(run_dir: Path, names: Iterable[str]) -> list[str]:
+    """Stop serving ``names`` (knot.conf, `knotc reload`, zone files deleted); return those removed."""
+    conf = run_dir / "knot.conf"
+    text = conf.read_text()
+    served = served_zones(text)
+    gone = [zone for zone in served if zone in set(names)]
+    if not gone:
+        return []
+    conf.write_text(with_zone_list(text, [zone for zone in served if zone not in gone]))
+    _reload(run_dir)
+    for zone in gone:
+        (run_dir / "zones" / f"{zone}.zone").unlink(missing_ok=True)
+    return gone
+
+
+def _reload(run_dir: Path) -> None:
+    knotc = shutil.which("knotc") or "/usr/sbin/knotc"
+    done = subprocess.run([knotc, "-s", str(run_dir / "knot.sock"), "reload"], capture_output=True, text=True,
+                          timeout=30, check=False)
+    if done.returncode != 0:
+        raise OperationFailed(f"knotc reload failed (rc {done.returncode}): {done.stderr.strip()[-300:]}")
+
+
+ZONE_LOAD_TIMEOUT = 15.0
+"""knotd loads zones after `knotc reload` returns, in its background workers: how long a load may take."""
+
+
+def _wait_soa(zone: str, run_dir: Path) -> None:
+    """Return once knotd answers the SOA of ``zone`` (loaded); OperationFailed after ZONE_LOAD_TIMEOUT."""
+    from tnoctl.run.dnsclient import DnspythonClient
+
+    client = DnspythonClient(f"{GATEWAY}:{DNS_PORT}", timeout=2)
+    deadline = time.monotonic() + ZONE_LOAD_TIMEOUT
+    while True:
+        try:
+            if client.query(f"{zone}.", "SOA"):
+                return
+        except OperationFailed:  # REFUSED/NOTAUTH until the zone is loaded
+            pass
+        if time.monotonic() > deadline:
+            raise OperationFailed(f"knotd does not serve {zone} {ZONE_LOAD_TIMEOUT:.0f}s after a reload "
+                                  f"(see {run_dir / 'console.log'})")
+        time.sleep(0.2)

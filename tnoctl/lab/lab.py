@@ -245,6 +245,28 @@ class Lab:
         ca.ensure_host_certs(self.lab_dir / "ca", self.lab_dir / "certs", etchosts.cert_sans(self.topology))
         return crt
 
+    def serve_new_zones(self) -> list[str]:
+        """Zones of the tenant domains added to the inventory since `lab up`, served by the running knotd.
+
+        What an operator does at the DNS server before onboarding a commune (RFC 2136 cannot create a
+        zone); the zones already served, and the records published in them, are left alone.
+        """
+        from tnoctl.lab import dns
+
+        require_root()
+        with self._locked():
+            added = dns.add_zones(self.dns_dir, dns.lab_zones(self.topology))
+        log(f"lab DNS: zones added: {', '.join(added) or 'none (all served)'}")
+        return added
+
+    def drop_zones(self, names: list[str]) -> list[str]:
+        """Stop serving these zones (the commune left the lab inventory); return those removed."""
+        from tnoctl.lab import dns
+
+        require_root()
+        with self._locked():
+            return dns.remove_zones(self.dns_dir, names)
+
     def _ensure_apt_repo(self) -> None:
         """Build/refresh the local signed apt repo (tnoctl.lab.aptrepo) and put its keyring in place."""
         from tnoctl.lab import aptrepo
