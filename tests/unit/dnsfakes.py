@@ -58,4 +58,5 @@ class FakeDns:
 
 
 def _plain(presentation: str) -> str:
-    return "".join(re.findall(r'"([^"]*)"', presentation))
+    """A TXT value from its presentation form (quoted chunks joined); other values (A, MX ...) unchanged."""
+    return "".join(re.findall(r'"([^"]*)"', presentation)) if presentation.startswith('"') else presentation

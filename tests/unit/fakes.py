@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import io
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field

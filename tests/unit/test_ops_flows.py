@@ -79,8 +79,8 @@ def test_restore_mailbox_lists_archives_then_imports_into_a_dated_folder(invento
 
 
 def test_restore_to_host_moves_placement_deploys_then_restores_the_tenant(inventory: Path, tmp_path: Path) -> None:
-    from tests.unit.dnsfakes import dkim_reply
-    from tests.unit.test_restore_host import GENKEY, FakeDns
+    from tests.unit.dnsfakes import GENKEY_TXT as GENKEY
+    from tests.unit.dnsfakes import FakeDns, dkim_reply
 
     ssh = FakeSsh({("backup1", "runuser"): (0, INFO_JSON), ("mail1", "grep"): dkim_reply(GENKEY),
                    ("mail1", naming.AGENT): (0, '{"ok": true, "mailboxes": 5, "checked": 30, "missing": 0, '

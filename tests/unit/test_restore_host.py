@@ -11,7 +11,6 @@ and what reaches the audit log.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.unit.dnsfakes import DKIM_VALUE, dkim_reply
+from tests.unit.dnsfakes import DKIM_VALUE, FakeDns, dkim_reply
+from tests.unit.dnsfakes import GENKEY_TXT as GENKEY
 from tests.unit.fakes import FakePlaybookRunner, FakeSsh, Played, failed_result, make_env
 from tnoctl import paths
 from tnoctl.actions import restore
@@ -34,36 +34,9 @@ from tnoctl.state import audit, locks
 NOW = datetime(2026, 11, 29, 11, 0, tzinfo=UTC)
 SLUG, OLD, NEW, NEW_ADDRESS, OLD_ADDRESS = "feyzin", "mail2", "mail3", "198.18.0.16", "198.18.0.12"
 ARCHIVE = "feyzin-2026-11-29T03:00:00"
-GENKEY = '( "v=DKIM1; h=sha256; k=rsa; " "p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAxyz123" )'
 AGENT_OK = '{"ok": true, "mailboxes": 5, "checked": 42, "missing": 0, "userdb_missing": 0}'
 INFO = tuple(borg.borg_command("x", ["info", "--json", "--glob-archives", "feyzin*", naming.repo_path(SLUG)])[0])
 INFO_JSON = json.dumps({"archives": [{"name": ARCHIVE, "start": "2026-11-29T03:00:00", "stats": {}}]})
-
-
-class FakeDns:
-    """A DNS server in memory: queries answer from ``records``, updates apply to them."""
-
-    def __init__(self, records: dict[tuple[str, str], list[str]] | None = None, frozen: bool = False) -> None:
-        self.records = {k: list(v) for k, v in (records or {}).items()}
-        self.frozen = frozen  # a server that accepts updates and applies none
-        self.updates: list[tuple[str, list, list]] = []
-
-    def query(self, name: str, rtype: str) -> list[str]:
-        return list(self.records.get((name, rtype), []))
-
-    def update(self, zone: str, deletes: list, adds: list) -> None:
-        self.updates.append((zone, deletes, adds))
-        if self.frozen:
-            return
-        for name, rtype, value in deletes:
-            kept = self.records.get((name, rtype), [])
-            self.records[(name, rtype)] = [] if value is None else [v for v in kept if v != _plain(value)]
-        for name, rtype, value in adds:
-            self.records.setdefault((name, rtype), []).append(_plain(value) if rtype == "TXT" else value)
-
-
-def _plain(presentation: str) -> str:
-    return "".join(re.findall(r'"([^"]*)"', presentation)) if presentation.startswith('"') else presentation
 
 
 def _lab_zone() -> dict[tuple[str, str], list[str]]:
