@@ -148,7 +148,8 @@ def test_sieve_runs_at_delivery_with_managesieve_on_4190_and_no_redirect(version
     assert "protocols = imap lmtp sieve" in text
     assert "service managesieve-login {\n  inet_listener sieve {\n    port = 4190" in text
     assert "sieve_max_redirects = 0" in text
-    assert "~/.dovecot.sieve" in text and "~/sieve" in text  # where tnoctl.hostagent backs them up
+    assert "~/dovecot.sieve" in text and "~/sieve" in text  # where tnoctl.hostagent backs them up
+    assert "~/.dovecot.sieve" not in text  # Maildir++ would take the dotted link for a folder: quota counting fails
     assert ("mail_plugins = $mail_plugins sieve" if version == "2.3" else "    sieve = yes") in text
 
 

@@ -253,7 +253,7 @@ def stage(cfg: TenantConfig) -> int:
         _copy_tree(Path(cfg.dkim_dir) / domain, staging / "dkim" / domain)
     for domain, local in sorted(wanted):
         home = Path(cfg.vmail_dir) / domain / local
-        for name in ("sieve", ".dovecot.sieve"):
+        for name in ("sieve", "dovecot.sieve", ".dovecot.sieve"):  # active link: current name, then legacy
             _copy_tree(home / name, staging / "sieve" / domain / local / name)
     cache_file = STATE_DIR / f"{cfg.key}.manifest-cache.json"
     cache = _load_json(cache_file)
@@ -407,8 +407,8 @@ def restore_tenant(cfg: TenantConfig, archive: str) -> int:
         if sieve.is_dir():
             for home in (p for d in sieve.iterdir() for p in d.iterdir()):
                 target = Path(cfg.vmail_dir) / home.parent.name / home.name
-                for item in home.iterdir():
-                    _copy_tree(item, target / item.name)
+                for item in home.iterdir():  # a legacy active link (.dovecot.sieve) comes back under its current name
+                    _copy_tree(item, target / ("dovecot.sieve" if item.name == ".dovecot.sieve" else item.name))
                 _chown_tree(target, cfg.vmail_uid, cfg.vmail_gid)
         saved = {ln.split(":", 1)[0] for ln in (root / "userdb").read_text().splitlines() if ln}
         try:

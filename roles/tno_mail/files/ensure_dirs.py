@@ -2,7 +2,11 @@
 trip per mailbox (minutes for thousands of mailboxes). Prints one line per directory it created or fixed
 (or would, with --check); an empty output means nothing changed.
 
-Usage: ensure_dirs.py [--check] UID GID MODE DIR...
+``--move-link OLD:NEW``: in each directory, a symlink named OLD is renamed NEW (a layout migration:
+the active Sieve script link moved from ``.dovecot.sieve``, which Maildir++ takes for a folder and
+which breaks quota counting, to ``dovecot.sieve``).
+
+Usage: ensure_dirs.py [--check] [--move-link OLD:NEW] UID GID MODE DIR...
 """
 
 import os
@@ -13,6 +17,11 @@ def main(argv: list[str]) -> int:
     check = argv[:1] == ["--check"]
     if check:
         argv = argv[1:]
+    moves: list[tuple[str, str]] = []
+    while argv[:1] == ["--move-link"]:
+        old, new = argv[1].split(":", 1)
+        moves.append((old, new))
+        argv = argv[2:]
     uid, gid, mode, dirs = int(argv[0]), int(argv[1]), int(argv[2], 8), argv[3:]
     for path in dirs:
         try:
@@ -29,6 +38,12 @@ def main(argv: list[str]) -> int:
             if not check:
                 os.chown(path, uid, gid)
                 os.chmod(path, mode)
+        for old, new in moves:
+            link = os.path.join(path, old)
+            if os.path.islink(link):
+                print(f"move {link} -> {new}")
+                if not check:
+                    os.replace(link, os.path.join(path, new))
     return 0
 
 
