@@ -26,6 +26,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from tests.e2e.test_deploy_mail import _submission
 from tnoctl import paths
 from tnoctl.lab.spare import SPARE_ADDRESS, SPARE_NAME, spare_host
 from tnoctl.run.dnsclient import DnspythonClient
@@ -121,32 +122,32 @@ def test_tenant_restored_onto_a_new_host_receives_and_serves_its_mail_there(flee
     lab.stop_host(old)  # the disaster: the commune's mail host is gone
     try:
         with spare_host(paths.LAB_INVENTORY):
-            started = time.monotonic()
-            out = _ok(fleet, "restore", "--tenant", slug, "--to-host", SPARE_NAME, "--yes")
-            print(f"\nrestore --tenant {slug} --to-host {SPARE_NAME}: {time.monotonic() - started:.1f}s\n{out}")
-            assert "0 missing" in out
+            try:
+                started = time.monotonic()
+                out = _ok(fleet, "restore", "--tenant", slug, "--to-host", SPARE_NAME, "--yes")
+                print(f"\nrestore --tenant {slug} --to-host {SPARE_NAME}: {time.monotonic() - started:.1f}s\n{out}")
+                assert "0 missing" in out
 
-            # served there, bit-exact, under a certificate that names the commune
-            for user, pw in boxes:
-                assert _inbox(fleet, SPARE_ADDRESS, name, user, pw) == before[user], user
-            # a user of another commune (on mail1) writes to it: routed to mail3
-            sender, sender_pw = fleet.mailboxes(sender_slug)[0]
-            rcpt, rcpt_pw = boxes[0]
-            msg = EmailMessage()
-            msg["From"], msg["To"], msg["Subject"] = sender, rcpt, f"{tag} after"
-            msg.set_content("écrit après le sinistre\n")
-            sender_host = fleet.address(fleet.mail_host(sender_slug))
-            with smtplib.SMTP(sender_host, 587, timeout=30) as smtp:
-                smtp.starttls(context=_context(fleet), server_hostname=f"mail.{fleet.domain(sender_slug)}")
-                smtp.login(sender, sender_pw)
-                smtp.send_message(msg)
-            _wait_for(lambda: _inbox(fleet, SPARE_ADDRESS, name, rcpt, rcpt_pw),
-                      lambda got: any(s == f"{tag} after" for s, _h in got),
-                      f"{rcpt}: the message from {sender} did not reach {SPARE_NAME}")
-            # the DNS follows: the commune's mail names resolve to the new host
-            dns = DnspythonClient(fleet.inventory.platform.tno_dns_server)
-            for svc in ("mail", "smtp", "imap"):
-                assert dns.query(f"{svc}.{domain}.", "A") == [SPARE_ADDRESS], svc
+                # served there, bit-exact, under a certificate that names the commune
+                for user, pw in boxes:
+                    assert _inbox(fleet, SPARE_ADDRESS, name, user, pw) == before[user], user
+                # a user of another commune (on mail1) writes to it: routed to mail3
+                sender, sender_pw = fleet.mailboxes(sender_slug)[0]
+                rcpt, rcpt_pw = boxes[0]
+                msg = EmailMessage()
+                msg["From"], msg["To"], msg["Subject"] = sender, rcpt, f"{tag} after"
+                msg.set_content("écrit après le sinistre\n")
+                with _submission(fleet, sender_slug, (sender, sender_pw)) as smtp:  # STARTTLS verifies mail.<domain>
+                    smtp.send_message(msg)
+                _wait_for(lambda: _inbox(fleet, SPARE_ADDRESS, name, rcpt, rcpt_pw),
+                          lambda got: any(s == f"{tag} after" for s, _h in got),
+                          f"{rcpt}: the message from {sender} did not reach {SPARE_NAME}")
+                # the DNS follows: the commune's mail names resolve to the new host
+                dns = DnspythonClient(fleet.inventory.platform.tno_dns_server)
+                for svc in ("mail", "smtp", "imap"):
+                    assert dns.query(f"{svc}.{domain}.", "A") == [SPARE_ADDRESS], svc
+            finally:  # before mail3 leaves hosts.yml: the inventory must stay valid without it
+                tenant_file.write_text(saved)
     finally:
         tenant_file.write_text(saved)
         lab.restart_host(old)
