@@ -292,7 +292,7 @@ def test_vacation_set_over_managesieve_answers_a_sender_once(fleet: Any) -> None
         assert email.message_from_bytes(reply)["Auto-Submitted"].startswith("auto-replied")
         with _imap(fleet, sender_slug, sender) as client:
             assert len(_find(client, f"Absent {token}")) == 1, "vacation must answer a sender once"
-        with _imap(fleet, tenant.slug, box) as client:  # the scripts live in the maildir root (home)
+        with _imap(fleet, tenant.slug, box) as client:  # the scripts live in the Dovecot home (<maildir>/home)
             status, folders = client.list()
             assert status == "OK" and not [f for f in folders if b"sieve" in f.lower()], folders
     finally:

@@ -148,8 +148,9 @@ def test_sieve_runs_at_delivery_with_managesieve_on_4190_and_no_redirect(version
     assert "protocols = imap lmtp sieve" in text
     assert "service managesieve-login {\n  inet_listener sieve {\n    port = 4190" in text
     assert "sieve_max_redirects = 0" in text
-    assert "~/dovecot.sieve" in text and "~/sieve" in text  # where tnoctl.hostagent backs them up
-    assert "~/.dovecot.sieve" not in text  # Maildir++ would take the dotted link for a folder: quota counting fails
+    assert "~/.dovecot.sieve" in text and "~/sieve" in text  # where tnoctl.hostagent backs them up
+    # the home is <maildir>/home, never the maildir root: Maildir++ took the root's dotted entries for folders
+    assert "/%d/%n/home" in text if version == "2.3" else "%{user | username}/home" in text
     assert ("mail_plugins = $mail_plugins sieve" if version == "2.3" else "    sieve = yes") in text
 
 

@@ -43,6 +43,9 @@ CONFIG_DIR = Path("/etc/tno-backup/tenants")
 STATE_DIR = Path("/var/lib/tno-backup/state")
 LOCK_DIR = Path("/run/lock")
 STAGE_WORKERS = 4
+DOVECOT_HOME = "home"
+"""A mailbox's Dovecot home inside its maildir root (Sieve scripts, the vacation duplicate database): the role
+tno_mail sets ``home = <maildir>/home``; archives of the old layout (home = the root) restore into it too."""
 
 
 @dataclass(frozen=True)
@@ -253,8 +256,9 @@ def stage(cfg: TenantConfig) -> int:
         _copy_tree(Path(cfg.dkim_dir) / domain, staging / "dkim" / domain)
     for domain, local in sorted(wanted):
         home = Path(cfg.vmail_dir) / domain / local
-        for name in ("sieve", "dovecot.sieve", ".dovecot.sieve"):  # active link: current name, then legacy
-            _copy_tree(home / name, staging / "sieve" / domain / local / name)
+        for name in ("sieve", ".dovecot.sieve"):  # the Dovecot home (<maildir>/home), else the old layout's root
+            source = home / DOVECOT_HOME / name
+            _copy_tree(source if os.path.lexists(source) else home / name, staging / "sieve" / domain / local / name)
     cache_file = STATE_DIR / f"{cfg.key}.manifest-cache.json"
     cache = _load_json(cache_file)
     entries = manifest.compute(mail, cache)
@@ -407,8 +411,8 @@ def restore_tenant(cfg: TenantConfig, archive: str) -> int:
         if sieve.is_dir():
             for home in (p for d in sieve.iterdir() for p in d.iterdir()):
                 target = Path(cfg.vmail_dir) / home.parent.name / home.name
-                for item in home.iterdir():  # a legacy active link (.dovecot.sieve) comes back under its current name
-                    _copy_tree(item, target / ("dovecot.sieve" if item.name == ".dovecot.sieve" else item.name))
+                for item in home.iterdir():  # into the Dovecot home, whichever layout the archive was taken from
+                    _copy_tree(item, target / DOVECOT_HOME / item.name)
                 _chown_tree(target, cfg.vmail_uid, cfg.vmail_gid)
         saved = {ln.split(":", 1)[0] for ln in (root / "userdb").read_text().splitlines() if ln}
         try:
