@@ -157,7 +157,7 @@ def test_dns_check_fleet_json_repair_and_metric(fleet):
     rc, out, err = fleet.tnoctl("dns", "check", "--json")
     assert rc == 0, err
     checked = json.loads(out)
-    assert {t["tenant"] for t in checked["tenants"]} == set(fleet.tenants())
+    assert {t["tenant"] for t in checked["tenants"]} == set(fleet.tenants)
     assert {r["state"] for r in checked["records"]} == {"published"}
 
     slug = _mail_tenant(fleet)
