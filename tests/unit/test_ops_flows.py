@@ -18,7 +18,7 @@ import yaml
 
 from tests.unit.fakes import FakePlaybookRunner, FakeSsh, Played, failed_result, make_env, ok_result
 from tnoctl import paths
-from tnoctl.actions import backup_setup, restore, tenant_remove, upgrade, upgrade_gate
+from tnoctl.actions import backup_setup, restore, restore_host, tenant_remove, upgrade, upgrade_gate
 from tnoctl.actions.env import Env
 from tnoctl.backup import borg, naming
 from tnoctl.errors import ExitCode, OperationFailed
@@ -96,11 +96,12 @@ def test_restore_to_host_moves_placement_deploys_then_restores_the_tenant(invent
         Played("backup.yml", ("backup1", "mail1", "mail2"), ("tno_action",), False),
     ]
     assert [c.extra_vars for c in runner.calls] == [{"tno_action": "deploy"}] * 2
-    assert ssh.commands[:4] == [
+    assert ssh.commands[:5] == [
         ("backup1", INFO),
         ("mail2", ("true",)),
         ("mail1", (naming.AGENT, "restore-tenant", "givors", OLDER)),
         ("mail1", ("systemctl", "restart", "rspamd")),
+        ("mail1", ("python3", "-c", restore_host.WAIT_FOR_PORT, "11332", "60")),  # the milter answers again
     ]
     assert yaml.safe_load((inventory / "tenants" / "givors.yml").read_text())["placement"]["mail"] == "mail1"
     (record,) = _records(env, "restore")

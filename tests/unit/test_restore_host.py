@@ -22,7 +22,7 @@ from tests.unit.dnsfakes import DKIM_VALUE, FakeDns, dkim_reply
 from tests.unit.dnsfakes import GENKEY_TXT as GENKEY
 from tests.unit.fakes import FakePlaybookRunner, FakeSsh, Played, failed_result, make_env
 from tnoctl import paths
-from tnoctl.actions import restore
+from tnoctl.actions import restore, restore_host
 from tnoctl.actions.env import Env
 from tnoctl.actions.tenant_dns import dkim_argv, records_for
 from tnoctl.actions.tenant_dns_sync import Expected, classify, plan_update
@@ -99,6 +99,7 @@ def test_new_host_gets_the_tenant_routing_backups_and_dns_follow(inventory: Path
         (OLD, ("true",)),
         (NEW, (naming.AGENT, "restore-tenant", SLUG, ARCHIVE)),
         (NEW, ("systemctl", "restart", "rspamd")),
+        (NEW, ("python3", "-c", restore_host.WAIT_FOR_PORT, "11332", "60")),  # the milter answers again
         (NEW, tuple(dkim_argv(["feyzin.test"]))),  # DKIM read where it now lives
     ]
     tenant = yaml.safe_load((inventory / "tenants" / f"{SLUG}.yml").read_text())
@@ -255,3 +256,23 @@ def test_bench_rto_rows_print_the_ratio_against_raw_extract_and_start() -> None:
     assert rows[-1] == ("raw extract + service start", 10.0, "")
     assert rows[1][2] == "0.60x raw"
     assert bench.rto_rows(12.0, 6.0, 8.0, 2.0, warm=False)[0][2] == "RTO = 1.20x raw (goal <= 2x)"
+
+
+def test_the_milter_port_waited_for_is_the_roles(tmp_path: Path) -> None:
+    """restore waits for the port the role binds Rspamd's milter to (a drift would make every wait fail)."""
+    role_vars = yaml.safe_load((paths.ROLES_DIR / "tno_mail" / "vars" / "main.yml").read_text())
+    assert role_vars["__tno_mail_rspamd_milter_port"] == restore_host.RSPAMD_MILTER_PORT
+
+
+def test_the_port_wait_script_exits_0_when_the_port_answers_and_1_when_it_never_does() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        up = subprocess.run([sys.executable, "-c", restore_host.WAIT_FOR_PORT, str(port), "5"], timeout=30)
+    down = subprocess.run([sys.executable, "-c", restore_host.WAIT_FOR_PORT, str(port), "0.5"], timeout=30)
+    assert (up.returncode, down.returncode) == (0, 1)

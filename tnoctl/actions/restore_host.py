@@ -128,16 +128,51 @@ def _current_mail(text: str) -> str:
     return ""
 
 
+RSPAMD_MILTER_PORT = 11332
+"""Rspamd's milter on 127.0.0.1 (roles/tno_mail/vars/main.yml ``__tno_mail_rspamd_milter_port``)."""
+MILTER_WAIT_SECONDS = 60
+WAIT_FOR_PORT = (
+    "import socket, sys, time\n"
+    "end = time.monotonic() + float(sys.argv[2])\n"
+    "while True:\n"
+    "    try:\n"
+    "        socket.create_connection(('127.0.0.1', int(sys.argv[1])), 1).close()\n"
+    "        break\n"
+    "    except OSError:\n"
+    "        if time.monotonic() > end:\n"
+    "            sys.exit(1)\n"
+    "        time.sleep(0.2)\n"
+)
+"""Run on the mail host: exit 0 once 127.0.0.1:PORT accepts a connection, 1 after SECONDS."""
+
+
+def restart_signer(env: Env, host: str) -> str:
+    """Restart Rspamd (it signs with the restored DKIM keys) and wait for its milter; "" or what failed.
+
+    Postfix's milter_default_action is tempfail: while the milter is down, every SMTP command that
+    reaches it answers 4xx (STARTTLS: ``454 4.3.0 Try again later``) and the other mail hosts defer the
+    commune's mail for their whole backoff (minutes) right after the recovery.
+    """
+    env.ssh.run(host, ["systemctl", "restart", "rspamd"])
+    waited = env.ssh.run(host, ["python3", "-c", WAIT_FOR_PORT, str(RSPAMD_MILTER_PORT), str(MILTER_WAIT_SECONDS)],
+                         timeout=MILTER_WAIT_SECONDS + 30)
+    if waited.ok:
+        return ""
+    return f"Rspamd's milter does not answer on 127.0.0.1:{RSPAMD_MILTER_PORT} after {MILTER_WAIT_SECONDS}s"
+
+
 def restore_tenant(env: Env, target: BackupTarget, archive: str) -> TenantResult:
-    """Host agent restore of a whole tenant on its (new) mail host, then restart Rspamd (signer)."""
+    """Host agent restore of a whole tenant on its (new) mail host, then restart Rspamd (signer) and wait for it."""
     start = state_store.now()
     data, ran, error = run_agent(env, target.mail_host or "", ["restore-tenant", target.slug, archive], 12 * 3600)
     if data is None:
         return TenantResult(target.slug, False, f"restore failed: {error}", state_store.now() - start)
-    env.ssh.run(target.mail_host or "", ["systemctl", "restart", "rspamd"])
-    ok = ran and bool(data.get("ok"))
+    signer = restart_signer(env, target.mail_host or "")
+    ok = ran and bool(data.get("ok")) and not signer
     detail = (f"{archive} -> {target.mail_host}: {data.get('mailboxes')} mailboxes, {data.get('checked')} messages, "
               f"{data.get('missing')} missing, userdb missing {data.get('userdb_missing')}")
+    if signer:
+        detail += f"; {signer}"
     record(env, target.slug, ok, start)
     return TenantResult(target.slug, ok, detail, state_store.now() - start, data)
 
