@@ -29,7 +29,17 @@ lint: install  ## ruff + import-linter (the house layering) + ansible-lint (prod
 	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/ansible-lint --offline -q roles playbooks
 
 test: install lint  ## everything: lint, unit, integration, lab end-to-end (as root)
+ifeq ($(shell id -u),0)
+	@# The lab's base image (a cold debootstrap: minutes) is built beside the unit tests, on the other core;
+	@# the e2e session's `lab up` waits for it on the lab lock. Every suite runs; any failure fails the target.
+	@$(TNOCTL) lab prepare > $(VENV)/lab-prepare.log 2>&1 & prep=$$!; \
+	$(PY) -m pytest --durations=15 tests/unit tests/integration; unit=$$?; \
+	wait $$prep || { echo "lab prepare failed (the e2e session retries it):"; tail -5 $(VENV)/lab-prepare.log; }; \
+	$(PY) -m pytest --durations=15 tests/e2e; e2e=$$?; \
+	test $$unit -eq 0 -a $$e2e -eq 0
+else
 	$(PY) -m pytest $(PYTEST_MARKERS) --durations=15 tests/unit tests/integration tests/e2e
+endif
 
 test-unit: install  ## pure unit tests only (seconds)
 	$(PY) -m pytest tests/unit

@@ -1,4 +1,4 @@
-"""`tnoctl lab up|down|status|ssh|ssh-config|credentials|restart-host`: the local lab (root)."""
+"""`tnoctl lab up|prepare|down|status|ssh|ssh-config|credentials|restart-host`: the local lab (root)."""
 
 from __future__ import annotations
 
@@ -56,6 +56,22 @@ def up(app: AppContext, fresh: bool, only: tuple[str, ...]) -> int:
     started = _lab(app).up(fresh=fresh)
     if not started:
         app.info("the lab is already up")
+    return 0
+
+
+@lab.command()
+@click.pass_obj
+def prepare(app: AppContext) -> int:
+    """Build or reuse the lab's base image and apt repo (cached), without booting anything. Needs root.
+
+    `lab up` does this first; running it ahead (make test does, beside the unit tests) takes the
+    cold debootstrap off the critical path. A concurrent `lab up` waits for it.
+
+    \b
+    Example:
+      sudo tnoctl lab prepare
+    """
+    _lab(app).prepare()
     return 0
 
 

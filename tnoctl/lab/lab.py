@@ -169,6 +169,21 @@ class Lab:
             f"ssh -F {self.ssh_config_path} {self.topology.hosts[0].name}")
         return True
 
+    def prepare(self) -> None:
+        """Build (or reuse) what every ``up`` needs first and that outlives the lab: the base image and
+        the local signed apt repo, both cached under ``cache_dir``. Nothing boots, nothing listens.
+
+        Why: on a cold machine the base image (debootstrap) is most of the first ``lab up``. ``make
+        test`` runs this in the background while the unit tests use the other core; the lab lock
+        makes a concurrent ``up`` wait for it instead of building the same image twice.
+        """
+        require_root()
+        t0 = time.monotonic()
+        with self._locked():
+            base.ensure_base(self.cache_dir)
+            self._ensure_apt_repo()
+        log(f"lab prepared in {time.monotonic() - t0:.1f}s (base image and apt repo cached in {self.cache_dir})")
+
     def up_hosts(self, names: list[str]) -> list[str]:
         """Boot only ``names`` (hosts of the lab inventory), with the lab's shared parts; return those started.
 
