@@ -10,14 +10,13 @@ unknown name is refused at the handshake; an unknown Host header behind a known 
 
 from __future__ import annotations
 
-import http.client
 import json
-import socket
 import ssl
 import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+from pinned import PinnedHTTPS
 
 from tnoctl.config import maildocs
 
@@ -27,23 +26,10 @@ SOCKET_TIMEOUT = 30.0
 """Guards against a hung server only; no test asserts on durations."""
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    """HTTPS to a lab address while TLS (SNI + verification) uses the service name."""
-
-    def __init__(self, address: str, server_name: str, context: ssl.SSLContext) -> None:
-        super().__init__(server_name, 443, context=context, timeout=SOCKET_TIMEOUT)
-        self._address = address
-        self._context = context
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
-
-
 def _get(fleet: Any, host: str, name: str, path: str, host_header: str | None = None) -> tuple[int, str, str]:
     """GET https://<name><path> from lab host ``host``, verified against the lab CA: (status, type, body)."""
     context = ssl.create_default_context(cafile=str(fleet.ca_cert))
-    conn = _PinnedHTTPS(fleet.address(host), name, context)
+    conn = PinnedHTTPS(fleet.address(host), name, context, SOCKET_TIMEOUT)
     try:
         conn.request("GET", path, headers={"Host": host_header or name})
         response = conn.getresponse()
@@ -109,7 +95,7 @@ def test_unknown_names_get_no_policy(fleet: Any) -> None:
     assert status == 421 and "STSv1" not in body
     context = ssl.create_default_context(cafile=str(fleet.ca_cert))
     context.check_hostname = False
-    conn = _PinnedHTTPS(fleet.address(host), "mta-sts.unknown.example", context)
+    conn = PinnedHTTPS(fleet.address(host), "mta-sts.unknown.example", context, SOCKET_TIMEOUT)
     with pytest.raises((ssl.SSLError, ConnectionError)):
         conn.request("GET", "/.well-known/mta-sts.txt", headers={"Host": "mta-sts.unknown.example"})
         conn.getresponse()
