@@ -7,33 +7,19 @@ that every tenant got exactly its own WOPI alias group. The admin password in th
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
-import socket
 import ssl
 import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
+from pinned import PinnedHTTPS
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 SOCKET_TIMEOUT = 60.0
 """Guards against a hung server only; no test asserts on durations."""
-
-
-class _PinnedHTTPS(http.client.HTTPSConnection):
-    """HTTPS to a lab address while TLS (SNI + verification) uses the tenant's service name."""
-
-    def __init__(self, address: str, server_name: str, context: ssl.SSLContext) -> None:
-        super().__init__(server_name, 443, context=context, timeout=SOCKET_TIMEOUT)
-        self._address = address
-        self._context = context
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
 def _office_tenants(fleet: Any) -> list[Any]:
@@ -44,7 +30,7 @@ def _office_tenants(fleet: Any) -> list[Any]:
 def _get(fleet: Any, slug: str, path: str, domain: str | None = None) -> tuple[int, dict[str, str], bytes]:
     name = f"office.{domain or fleet.domain(slug)}"
     context = ssl.create_default_context(cafile=str(fleet.ca_cert))
-    conn = _PinnedHTTPS(fleet.address(fleet.office_host(slug)), name, context)
+    conn = PinnedHTTPS(fleet.address(fleet.office_host(slug)), name, context, SOCKET_TIMEOUT)
     try:
         conn.request("GET", path, headers={"Host": name})
         response = conn.getresponse()
@@ -96,7 +82,7 @@ def test_unknown_name_is_refused(fleet: Any) -> None:
     tenant = _office_tenants(fleet)[0]
     context = ssl.create_default_context(cafile=str(fleet.ca_cert))
     context.check_hostname = False
-    conn = _PinnedHTTPS(fleet.address(fleet.office_host(tenant.slug)), "office.unknown.example", context)
+    conn = PinnedHTTPS(fleet.address(fleet.office_host(tenant.slug)), "office.unknown.example", context, SOCKET_TIMEOUT)
     with pytest.raises((ssl.SSLError, ConnectionError)):
         conn.request("GET", "/hosting/capabilities", headers={"Host": "office.unknown.example"})
         conn.getresponse()

@@ -28,8 +28,9 @@ def test_hosts_file_maps_every_service_name_to_its_host() -> None:
     lines = text.splitlines()
     assert "198.18.0.1\tlabgw" in lines
     assert (
-        "198.18.0.11\tmail1.lab.test mail1 mail.a.test smtp.a.test imap.a.test "
-        "mail.a-bis.test smtp.a-bis.test imap.a-bis.test mail.b.test smtp.b.test imap.b.test"
+        "198.18.0.11\tmail1.lab.test mail1 mail.a.test smtp.a.test imap.a.test autoconfig.a.test mta-sts.a.test "
+        "mail.a-bis.test smtp.a-bis.test imap.a-bis.test autoconfig.a-bis.test mta-sts.a-bis.test "
+        "mail.b.test smtp.b.test imap.b.test autoconfig.b.test mta-sts.b.test"
     ) in lines
     assert "198.18.0.13\toffice1.lab.test office1 office.a.test office.a-bis.test" in lines
     assert "office.b.test" not in text

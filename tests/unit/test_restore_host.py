@@ -104,7 +104,7 @@ def test_new_host_gets_the_tenant_routing_backups_and_dns_follow(inventory: Path
     ]
     tenant = yaml.safe_load((inventory / "tenants" / f"{SLUG}.yml").read_text())
     assert tenant["placement"] == {"mail": NEW}
-    for name in ("mail", "smtp", "imap", "autoconfig"):
+    for name in ("mail", "smtp", "imap", "autoconfig", "mta-sts"):
         assert dns.records[(f"{name}.feyzin.test.", "A")] == [NEW_ADDRESS]
     ((zone, deletes, adds),) = dns.updates
     assert zone == "feyzin.test"
@@ -201,7 +201,7 @@ def test_a_records_of_the_mail_names_carry_the_mail_host_address() -> None:
     rows = records_for("feyzin.test", "mail.feyzin.test", None, None, NEW_ADDRESS)
     assert [(r["name"], r["value"]) for r in rows if r["type"] == "A"] == [
         ("mail.feyzin.test.", NEW_ADDRESS), ("smtp.feyzin.test.", NEW_ADDRESS), ("imap.feyzin.test.", NEW_ADDRESS),
-        ("autoconfig.feyzin.test.", NEW_ADDRESS)]
+        ("autoconfig.feyzin.test.", NEW_ADDRESS), ("mta-sts.feyzin.test.", NEW_ADDRESS)]
     assert not [r for r in records_for("feyzin.test", "mail.feyzin.test", None, None) if r["type"] == "A"]
     expected = Expected("feyzin.test", "a", "mail.feyzin.test.", "A", NEW_ADDRESS)
     status = classify(expected, [OLD_ADDRESS])

@@ -11,12 +11,11 @@ from tnoctl.actions.tenant_dns import (
     KEY_DIR,
     dkim_argv,
     dkim_txt_value,
-    mta_sts_id,
-    mta_sts_policy,
     parse_dkim,
     records_for,
     tenant_records,
 )
+from tnoctl.config.maildocs import mta_sts_id, mta_sts_policy
 from tnoctl.errors import OperationFailed
 
 GENKEY_FILE = """tno2026._domainkey\tIN\tTXT\t( "v=DKIM1; h=sha256; k=rsa; "
@@ -58,10 +57,9 @@ def test_records_of_a_mail_and_office_domain():
     assert got[("_imaps._tcp.givors.test.", "SRV")] == ["0 1 993 mail.givors.test."]
     for service in ("_submissions", "_pop3", "_pop3s"):  # RFC 6186: "." = not offered here
         assert got[(f"{service}._tcp.givors.test.", "SRV")] == ["0 0 0 ."]
-    for name in ("mail", "smtp", "imap", "autoconfig"):
+    for name in ("mail", "smtp", "imap", "autoconfig", "mta-sts"):  # the mail host serves mta-sts./autoconfig.
         assert got[(f"{name}.givors.test.", "A")] == ["192.0.2.11"]
-    for name in ("office", "mta-sts"):
-        assert got[(f"{name}.givors.test.", "A")] == ["192.0.2.13"]
+    assert got[("office.givors.test.", "A")] == ["192.0.2.13"]
     assert not [r for r in rows if r["type"] == "CNAME"]
     assert {r["kind"] for r in rows} == {"mx", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt", "srv", "a"}
     assert len({(r["name"], r["type"], r["value"]) for r in rows}) == len(rows)
@@ -75,17 +73,21 @@ def test_office_only_domain_gets_no_mail_record():
 def test_mail_only_domain_has_no_office_names_and_ipv6_gives_aaaa():
     rows = records_for("feyzin.test", "mail.feyzin.test", None, {"tno2026": "v=DKIM1; p=x"}, "2001:db8::11")
     names = {(r["name"], r["type"]) for r in rows if r["kind"] == "a"}
-    assert names == {(f"{n}.feyzin.test.", "AAAA") for n in ("mail", "smtp", "imap", "autoconfig")}
+    assert names == {(f"{n}.feyzin.test.", "AAAA") for n in ("mail", "smtp", "imap", "autoconfig", "mta-sts")}
     assert not [r for r in records_for("feyzin.test", "mail.feyzin.test", None, None) if r["kind"] == "a"]
 
 
 def test_mta_sts_record_id_follows_the_policy():
     txt = {r["name"]: r["value"] for r in records_for("givors.test", "mail.givors.test", None, None)
            if r["type"] == "TXT"}
-    policy = mta_sts_policy("mail.givors.test")
-    assert "mx: mail.givors.test\r\n" in policy and policy.startswith("version: STSv1\r\n")
+    policy = mta_sts_policy("givors.test")
+    assert "mx: mail.givors.test\n" in policy and policy.startswith("version: STSv1\n")
     assert txt["_mta-sts.givors.test."] == f"v=STSv1; id={mta_sts_id(policy)}"
-    assert mta_sts_id(policy) != mta_sts_id(mta_sts_policy("mail.other.test"))
+    assert mta_sts_id(policy) != mta_sts_id(mta_sts_policy("other.test"))
+    enforced = {r["name"]: r["value"] for r in records_for("givors.test", "mail.givors.test", None, None,
+                                                           mta_sts_mode="enforce") if r["type"] == "TXT"}
+    assert enforced["_mta-sts.givors.test."] == f"v=STSv1; id={mta_sts_id(mta_sts_policy('givors.test', 'enforce'))}"
+    assert enforced["_mta-sts.givors.test."] != txt["_mta-sts.givors.test."]
 
 
 def test_dkim_read_is_one_argv_command_and_its_output_is_parsed_per_selector():
@@ -121,8 +123,10 @@ def test_tenant_records_read_each_mail_host_once_for_all_selected_tenants(tmp_pa
     assert {(r["kind"], r["name"].split(".")[0]) for r in bron.records} == {("a", "office")}
     givors = env.inventory.row("givors")
     office_ip = env.inventory.hosts[givors.placement.office].address
+    mail_ip = env.inventory.hosts[givors.placement.mail].address
     rows = _by_key(by_slug["givors"].records)
-    assert rows[(f"mta-sts.{givors.domains[0]}.", "A")] == [office_ip]
+    assert rows[(f"office.{givors.domains[0]}.", "A")] == [office_ip]
+    assert rows[(f"mta-sts.{givors.domains[0]}.", "A")] == [mail_ip]  # its nginx serves the policy
     assert rows[(f"tno2026._domainkey.{givors.domains[0]}.", "TXT")] == [DKIM_VALUE]
     saint_fons = env.inventory.row("saint-fons")
     assert {r["name"] for r in by_slug["saint-fons"].records if r["kind"] == "mx"} == {

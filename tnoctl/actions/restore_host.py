@@ -14,7 +14,7 @@ Steps, in order (a failed step stops the recovery, naming it; nothing after it r
 4. ``restore``    the host agent restores every mailbox, the DKIM keys and Sieve scripts on H, checks
                   the userdb and the archive's manifest; Rspamd restarted (DKIM signer);
 5. ``dns``        when the platform names a DNS server: the tenant's records published and checked
-                  (as `dns publish`): the A records of ``mail./smtp./imap./autoconfig.<domain>`` now carry
+                  (as `dns publish`): the A records of ``mail./smtp./imap./autoconfig./mta-sts.<domain>`` carry
                   H's address. Without a DNS server, the records to change are printed as a warning.
 """
 

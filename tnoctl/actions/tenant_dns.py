@@ -3,9 +3,11 @@
 Per domain (:func:`records_for`, pure): MX, SPF, DKIM (every active selector), DMARC, MTA-STS TXT,
 TLS-RPT (``_smtp._tls``), the SRV records of RFC 6186 (offered: submission 587, IMAP 143, IMAPS 993;
 ``_submissions``/``_pop3``/``_pop3s`` published as "not offered", target ``.``) and the addresses (A, or
-AAAA for an IPv6 inventory address) of the service names: ``mail./smtp./imap./autoconfig.`` → the mail
-host, ``office.`` (and ``mta-sts.`` when the tenant also has mail) → the office host, which runs the
-proxy. An office-only commune gets only its office names: its mail, and so its MX, is not ours.
+AAAA for an IPv6 inventory address) of the service names: ``mail./smtp./imap./autoconfig./mta-sts.`` →
+the mail host (its nginx serves the MTA-STS policy and the autoconfig document), ``office.`` → the office
+host, which runs the proxy (tnoctl.config.maildocs: MAIL_NAMES, OFFICE_NAMES). An office-only commune
+gets only its office names: its mail, and so its MX, is not ours. The MTA-STS mode is the platform's
+``tno_mail_mta_sts_mode``.
 
 The DKIM public keys are read over SSH (``env.ssh``) from the mail hosts, where the role generated them
 (`/etc/opendkim/keys/<domain>/<selector>.txt`), one command per mail host for all its selected
@@ -19,7 +21,6 @@ controller reaches the hosts on addresses other than their public ones must not 
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome
+from tnoctl.config import maildocs
+from tnoctl.config.maildocs import MAIL_NAMES, MTA_STS_DEFAULT_MODE, OFFICE_NAMES, mta_sts_record
 from tnoctl.errors import OperationFailed
 
 DKIM_SELECTOR = "tno2026"  # roles/tno_mail/defaults/main.yml: tno_mail_dkim_selector
@@ -42,38 +45,24 @@ def dkim_txt_value(opendkim_txt: str) -> str:
     return value
 
 
-MTA_STS_MAX_AGE = 604800
-
-
-def mta_sts_policy(mail_fqdn: str) -> str:
-    """The MTA-STS policy (RFC 8461) served at https://mta-sts.<domain>/.well-known/mta-sts.txt (pure)."""
-    return f"version: STSv1\r\nmode: enforce\r\nmx: {mail_fqdn}\r\nmax_age: {MTA_STS_MAX_AGE}\r\n"
-
-
-def mta_sts_id(policy: str) -> str:
-    """The policy id published in ``_mta-sts`` TXT: changes exactly when the policy text changes (pure)."""
-    return hashlib.sha256(policy.encode()).hexdigest()[:20]
-
-
-MAIL_NAMES = ("mail", "smtp", "imap", "autoconfig")
-"""Service names of a domain that point at its mail host (the names its ACME certificate covers)."""
-OFFICE_NAMES = ("office", "mta-sts")
-"""Service names of a domain that point at its office host (the proxy: nginx serves both)."""
-SRV_RECORDS = (("_submission", 587), ("_imap", 143), ("_imaps", 993))
+SRV_RECORDS = (("_submission", maildocs.SUBMISSION_PORT), ("_imap", 143), ("_imaps", maildocs.IMAPS_PORT))
 """RFC 6186 services the mail host offers (submission with STARTTLS, IMAP with STARTTLS, IMAPS)."""
 SRV_NOT_OFFERED = ("_submissions", "_pop3", "_pop3s")
 """RFC 6186/8314 services it does not offer: target "." tells clients not to try them."""
 
 
 def records_for(domain: str, mail_fqdn: str | None, office_fqdn: str | None, dkim: Mapping[str, str] | None,
-                mail_address: str | None = None, office_address: str | None = None) -> list[dict]:
+                mail_address: str | None = None, office_address: str | None = None,
+                mta_sts_mode: str = MTA_STS_DEFAULT_MODE) -> list[dict]:
     """The records of one domain (pure; tested): each a dict ``kind``, ``name``, ``type``, ``value``.
 
     Mail records (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, SRV, the mail names' addresses) only when the
     tenant has mail (``mail_fqdn``): an office-only commune's mail is elsewhere and its MX is not ours.
     ``dkim``: selector → TXT value of every active DKIM key of the domain. Addresses of the service names
     (A, or AAAA for an IPv6 address) only when ``mail_address``/``office_address`` is given; the office
-    names only when the tenant has office (``office_fqdn``), ``mta-sts.`` only when it has both.
+    names only when the tenant has office (``office_fqdn``). The ``_mta-sts`` id is the digest of the
+    policy the mail host serves (tnoctl.config.maildocs, the one source of both); ``mail_fqdn`` is
+    :func:`tnoctl.config.maildocs.mail_fqdn` of the domain (the policy's ``mx:``), as tenant_records passes it.
     """
     dmarc = f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"
 
@@ -82,8 +71,8 @@ def records_for(domain: str, mail_fqdn: str | None, office_fqdn: str | None, dki
 
     records: list[dict] = []
     if office_fqdn and office_address:
-        names = OFFICE_NAMES if mail_fqdn else OFFICE_NAMES[:1]
-        records += [row("a", f"{name}.{domain}.", address_type(office_address), office_address) for name in names]
+        records += [row("a", f"{name}.{domain}.", address_type(office_address), office_address)
+                    for name in OFFICE_NAMES]
     if not mail_fqdn:
         return records
     records[:0] = [
@@ -92,7 +81,7 @@ def records_for(domain: str, mail_fqdn: str | None, office_fqdn: str | None, dki
         *(row("dkim", f"{selector}._domainkey.{domain}.", "TXT", value)
           for selector, value in sorted((dkim or {}).items())),
         row("dmarc", f"_dmarc.{domain}.", "TXT", dmarc),
-        row("mta-sts", f"_mta-sts.{domain}.", "TXT", f"v=STSv1; id={mta_sts_id(mta_sts_policy(mail_fqdn))}"),
+        row("mta-sts", f"_mta-sts.{domain}.", "TXT", mta_sts_record(domain, mta_sts_mode)),
         row("tls-rpt", f"_smtp._tls.{domain}.", "TXT", f"v=TLSRPTv1; rua=mailto:postmaster@{domain}"),
         *(row("srv", f"{service}._tcp.{domain}.", "SRV", f"0 1 {port} {mail_fqdn}.") for service, port in SRV_RECORDS),
         *(row("srv", f"{service}._tcp.{domain}.", "SRV", "0 0 0 .") for service in SRV_NOT_OFFERED),
@@ -205,8 +194,9 @@ def tenant_records(env: Env, slugs: Sequence[str]) -> list[TenantRecords]:
         office_ip = host_address(env, tenant.placement.office) if has_office else None
         rows: list[dict] = []
         for domain in tenant.domains:
-            rows += records_for(domain, f"mail.{domain}" if has_mail else None,
-                                f"office.{domain}" if has_office else None, keys.get(domain), mail_ip, office_ip)
+            rows += records_for(domain, maildocs.mail_fqdn(domain) if has_mail else None,
+                                f"office.{domain}" if has_office else None, keys.get(domain), mail_ip, office_ip,
+                                env.inventory.platform.tno_mail_mta_sts_mode)
         out.append(TenantRecords(tenant.slug, tuple(tenant.domains), rows))
     return out
 

@@ -17,8 +17,8 @@ def dns() -> None:
     """The DNS records each commune must have: show them, check what is published, publish the difference.
 
     Records per domain: MX, SPF, DKIM (every active selector, read from the mail host), DMARC, MTA-STS,
-    TLS-RPT, the SRV records of RFC 6186 and the addresses of mail./smtp./imap./autoconfig. (mail host)
-    and office./mta-sts. (office host). `check` and `publish` talk to the platform's DNS server
+    TLS-RPT, the SRV records of RFC 6186 and the addresses of mail./smtp./imap./autoconfig./mta-sts.
+    (mail host) and office. (office host). `check` and `publish` talk to the platform's DNS server
     (tno_dns_server); `publish` signs its RFC 2136 updates with the TSIG key from the vault.
 
     \b

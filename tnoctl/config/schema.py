@@ -356,6 +356,13 @@ class Platform(Strict):
         "files", description="Where service certificates come from: `files` (tno_tls_cert_dir: the lab CA or the "
         "operator's own files, for offline sites) or `acme` (one certificate per tenant from an ACME CA by "
         "DNS-01, see docs/certificates.md).")
+    tno_mail_mta_sts_mode: Literal["testing", "enforce", "none"] = Field(
+        "testing", description="`mode:` of the MTA-STS policy (RFC 8461) every mail domain's host serves at "
+        "https://mta-sts.<domain>/.well-known/mta-sts.txt (its id in `_mta-sts` TXT follows the text): "
+        "`testing` (senders deliver even when TLS to the MX fails, and report it), `enforce` (senders refuse "
+        "an MX without a valid certificate for mail.<domain>: only with publicly trusted certificates, e.g. "
+        "tno_tls_mode `acme`), `none` (withdraw a policy). Changing it changes the id: run `tnoctl deploy` "
+        "then `tnoctl dns publish`.")
     tno_acme_directory_url: Annotated[str, Field(max_length=200), _check(ACME_URL_RE, "an https:// ACME "
                                                                          "directory URL")] | None = Field(
         None, description="ACME directory URL (e.g. https://acme-v02.api.letsencrypt.org/directory). Required "

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from tnoctl.config.maildocs import MAIL_NAMES, OFFICE_NAMES
 from tnoctl.errors import OperationFailed
 from tnoctl.lab import procs
 from tnoctl.lab.etchosts import GATEWAY, LAB_DOMAIN
@@ -62,10 +63,10 @@ def lab_zones(topology: Topology) -> dict[str, list[Record]]:
             records = zones.setdefault(domain, [])
             if tenant.mail_host in address:
                 ip = address[tenant.mail_host]
-                records += [(svc, "A", ip) for svc in ("mail", "smtp", "imap", "autoconfig")]
+                records += [(svc, "A", ip) for svc in MAIL_NAMES]
             if tenant.office_host in address:
                 ip = address[tenant.office_host]
-                records += [(svc, "A", ip) for svc in ("office", "mta-sts")]
+                records += [(svc, "A", ip) for svc in OFFICE_NAMES]
     return {zone: list(dict.fromkeys(records)) for zone, records in zones.items()}
 
 

@@ -2,12 +2,13 @@
 
 Lab hosts have no DNS: every name a test or a service uses must be in /etc/hosts: the lab
 hosts (`mail1.lab.test mail1`), the gateway (`labgw`) and every tenant's service names
-pointing at the host serving them (`mail./smtp./imap.<domain>` → mail host, `office.<domain>`
-→ office host).
+pointing at the host serving them (tnoctl.config.maildocs: `mail./smtp./imap./autoconfig./mta-sts.<domain>`
+→ mail host, `office.<domain>` → office host). The host certificates of the lab CA carry the same names.
 """
 
 from __future__ import annotations
 
+from tnoctl.config.maildocs import MAIL_NAMES, OFFICE_NAMES
 from tnoctl.lab.topology import Topology
 
 GATEWAY = "198.18.0.1"
@@ -20,9 +21,9 @@ def service_names(topology: Topology) -> dict[str, list[str]]:
     for tenant in topology.tenants:
         for domain in tenant.domains:
             if tenant.mail_host in names:
-                names[tenant.mail_host].extend(f"{svc}.{domain}" for svc in ("mail", "smtp", "imap"))
+                names[tenant.mail_host].extend(f"{svc}.{domain}" for svc in MAIL_NAMES)
             if tenant.office_host in names:
-                names[tenant.office_host].append(f"office.{domain}")
+                names[tenant.office_host].extend(f"{svc}.{domain}" for svc in OFFICE_NAMES)
     return {host: list(dict.fromkeys(values)) for host, values in names.items()}
 
 
