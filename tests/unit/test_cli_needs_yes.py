@@ -52,6 +52,7 @@ CHANGES_WITHOUT_CONFIRMATION = {
     "lab up": "the throw-away local lab",
     "lab down": "the throw-away local lab",
     "lab restart-host": "the throw-away local lab",
+    "lab prepare": "builds the lab's cached base image; boots nothing",
 }
 
 
