@@ -11,6 +11,12 @@ what leaves: a From: in another commune's domain (same host and another host) is
 at the end of DATA; a From: in another domain of the sender's own commune is accepted, signed with
 that domain's key, and the signature verifies (dkimpy, the published key read from the signing host)
 on the copy delivered at another lab host. Helpers are the mail and office acceptance tests' own.
+
+Inbound policy and the send limit: an office host (a client "from the internet" for the MX) delivers on
+port 25 GTUBE (rejected 5xx at the end of DATA) and a message From a domain publishing DMARC p=reject
+whose SPF excludes it, unsigned (rejected; its twin without DMARC is delivered). The lab mailbox with its
+own low send_limit (venissieux's bernard.durand) submits past it and gets a 4xx, counted in Rspamd's
+rspamd_actions_total{type="soft reject"} as the textfile unit of role tno_monitoring writes it.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import base64
 import email
 import email.policy
 import http.client
+import json
 import smtplib
 import socket
 import ssl
@@ -27,6 +34,11 @@ import uuid
 from typing import Any
 
 import dkim
+import dns.name
+import dns.query
+import dns.rcode
+import dns.tsigkeyring
+import dns.update
 import pytest
 from test_deploy_mail import (
     _dkim_dnsfunc,
@@ -40,6 +52,8 @@ from test_deploy_mail import (
     _wait_for,
 )
 from test_deploy_office import _get
+
+from tnoctl.lab import dns as labdns
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -298,3 +312,164 @@ def test_vacation_set_over_managesieve_answers_a_sender_once(fleet: Any) -> None
     finally:
         sieve.remove(f"vacation-{token[:8]}")
         sieve.close()
+
+
+# ---------------------------------------------------------------- inbound policy and the send limit (Rspamd)
+
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+"""The Generic Test for Unsolicited Bulk Email: every spam filter must reject a message carrying it."""
+_REMOTE_SMTP = r"""
+import base64, json, smtplib, sys
+address, helo, sender, rcpt, data = sys.argv[1:6]
+client = smtplib.SMTP(address, 25, local_hostname=helo, timeout=60)
+out = []
+try:
+    client.ehlo()
+    for stage, step in (("mail", lambda: client.mail(sender)), ("rcpt", lambda: client.rcpt(rcpt)),
+                        ("data", lambda: client.data(base64.b64decode(data)))):
+        code, text = step()
+        out.append([stage, code, text.decode(errors="replace")])
+        if code >= 400:
+            break
+finally:
+    try:
+        client.quit()
+    except smtplib.SMTPException:
+        pass
+print(json.dumps(out))
+"""
+
+
+def _outside_host(fleet: Any) -> str:
+    """A lab host that is not a mail host (an office host): its mail comes from "the internet" for the MX."""
+    mail_hosts = {fleet.mail_host(s) for s in fleet.tenants_with("mail")}
+    host = next((fleet.office_host(s) for s in fleet.tenants_with("office") if fleet.office_host(s) not in mail_hosts),
+                None)
+    assert host is not None, "the lab must have an office host that is not a mail host"
+    return host
+
+
+def _smtp_from_host(fleet: Any, host: str, slug: str, sender: str, rcpt: str, msg: Any) -> dict[str, tuple[int, str]]:
+    """One SMTP transaction on port 25 of ``slug``'s mail host, run ON lab host ``host`` (its own address).
+
+    Plain SMTP (STARTTLS is optional on 25): the point is where the client sits, not the channel.
+    Returns {stage: (code, text)} for mail, rcpt and data (up to the first 4xx/5xx).
+    """
+    data = base64.b64encode(msg.as_bytes(policy=email.policy.SMTP)).decode()
+    res = fleet.ssh(host, "python3", "-c", _REMOTE_SMTP, fleet.address(fleet.mail_host(slug)), f"{host}.lab.test",
+                    sender, rcpt, data)
+    return {stage: (code, text) for stage, code, text in json.loads(res.stdout)}
+
+
+def test_gtube_from_another_lab_host_is_rejected_at_smtp_time(fleet: Any) -> None:
+    """An office host delivers GTUBE to a mailbox on port 25: Rspamd rejects it at the end of DATA (5xx)."""
+    slug = fleet.tenants_with("mail")[0]
+    rcpt = fleet.mailboxes(slug)[1][0]
+    token = uuid.uuid4().hex
+    msg = _message("newsletter@outside.example", [rcpt], token, body=f"Offre exceptionnelle\n\n{GTUBE}\n")
+    replies = _smtp_from_host(fleet, _outside_host(fleet), slug, "newsletter@outside.example", rcpt, msg)
+    assert replies["mail"][0] == 250 and replies["rcpt"][0] == 250, replies
+    code, text = replies["data"]
+    assert 500 <= code < 600, f"GTUBE to {rcpt}: {code} {text}"
+    queued = fleet.ssh(fleet.mail_host(slug), "postqueue", "-j").stdout
+    assert token not in queued
+
+
+def _lab_dns_update(fleet: Any, records: dict[str, str], delete: bool = False) -> None:
+    """Add (or delete) TXT records in the lab's own zone (lab.test) by RFC 2136 with the lab's TSIG key."""
+    keyring = dns.tsigkeyring.from_text(
+        {labdns.TSIG_KEY_NAME: (labdns.TSIG_ALGORITHM, fleet.secrets[labdns.TSIG_VAULT_NAME])})
+    update = dns.update.UpdateMessage(labdns.LAB_DOMAIN, keyring=keyring,
+                                      keyname=dns.name.from_text(labdns.TSIG_KEY_NAME),
+                                      keyalgorithm=labdns.TSIG_ALGORITHM)
+    for name, value in records.items():
+        if delete:
+            update.delete(name, "TXT")
+        else:
+            update.replace(name, 60, "TXT", f'"{value}"')
+    response = dns.query.tcp(update, labdns.GATEWAY, timeout=10)
+    assert response.rcode() == dns.rcode.NOERROR, dns.rcode.to_text(response.rcode())
+
+
+def test_forged_from_of_a_dmarc_reject_domain_is_rejected(fleet: Any) -> None:
+    """A domain publishing DMARC p=reject and SPF -all: a message From it, sent by an office host (not in its
+    SPF, no DKIM signature), is rejected at the end of DATA; the same message From a twin domain without a
+    DMARC record is delivered (the refusal is the DMARC policy, not the content).
+
+    The sender domains are made for the test under the lab's own zone (lab.test, not a commune's), published
+    by RFC 2136 like `tnoctl dns publish` does, with a fresh name per run (no resolver cache), removed after.
+    """
+    slug = fleet.tenants_with("mail")[0]
+    login = fleet.mailboxes(slug)[1]
+    tag = uuid.uuid4().hex[:10]
+    strict, lax = f"bank-{tag}.lab.test", f"shop-{tag}.lab.test"
+    records = {f"{strict}.": "v=spf1 -all", f"_dmarc.{strict}.": "v=DMARC1; p=reject",
+               f"{lax}.": "v=spf1 -all"}
+    host = _outside_host(fleet)
+    _lab_dns_update(fleet, records)
+    try:
+        tokens = {}
+        replies = {}
+        for domain in (strict, lax):
+            tokens[domain] = uuid.uuid4().hex
+            sender = f"direction@{domain}"
+            msg = _message(sender, [login[0]], tokens[domain], body="Merci de régler la facture ci-jointe.\n")
+            replies[domain] = _smtp_from_host(fleet, host, slug, sender, login[0], msg)
+    finally:
+        _lab_dns_update(fleet, records, delete=True)
+    code, text = replies[strict]["data"]
+    assert 500 <= code < 600, f"From {strict} (p=reject, SPF and DKIM failing): {code} {text}"
+    assert replies[lax]["data"][0] == 250, f"From {lax} (no DMARC record): {replies[lax]}"
+    _wait_for(fleet, slug, login, tokens[lax])
+    _wait_queues_empty(fleet, {fleet.mail_host(slug)})
+
+
+def _own_limit_mailbox(fleet: Any) -> tuple[str, tuple[str, str], int]:
+    """(tenant, login, messages per period) of the lab mailbox with its own low send_limit (venissieux)."""
+    for tenant in fleet.inventory.tenants:
+        for box in tenant.mailboxes:
+            if box.send_limit is not None and box.send_limit.messages <= 10:
+                address = f"{box.local}@{box.domain or tenant.primary_domain}"
+                return tenant.slug, _login(fleet, tenant.slug, address), box.send_limit.messages
+    raise AssertionError("the lab must have a mailbox with its own send_limit of at most 10 messages")
+
+
+def _soft_rejects(fleet: Any, host: str) -> float:
+    """Rspamd's soft reject count as Prometheus reads it: run the textfile unit now, read its file."""
+    fleet.ssh(host, "systemctl", "start", "tno-rspamd-metrics.service")
+    text = fleet.ssh(host, "cat", "/var/lib/prometheus/node-exporter/tno_rspamd.prom").stdout
+    assert "tno_rspamd_up 1" in text, text
+    line = next(line for line in text.splitlines() if line.startswith('rspamd_actions_total{type="soft reject"}'))
+    return float(line.rsplit(" ", 1)[1])
+
+
+def test_a_user_over_the_send_limit_gets_4xx_and_the_metric_counts_it(fleet: Any) -> None:
+    """The mailbox with its own limit of N messages/hour submits N+1: at most N accepted, then 451 (Rspamd's
+    soft reject), counted in rspamd_actions_total{type="soft reject"} (TnoMailOutboundRateLimited).
+
+    Rerun within the hour, the bucket is still partly full and the 4xx comes earlier: the test asserts
+    "at most N accepted, then a 4xx". Accepted messages go to a mailbox of the same commune and are
+    delivered before the test ends (no queued mail left behind).
+    """
+    slug, login, limit = _own_limit_mailbox(fleet)
+    host = fleet.mail_host(slug)
+    rcpt = next(box for box in fleet.mailboxes(slug) if box[0] != login[0])
+    before = _soft_rejects(fleet, host)
+    accepted: list[str] = []
+    refusal: tuple[int, str] | None = None
+    with _submission(fleet, slug, login) as smtp:
+        for _ in range(limit + 1):
+            token = uuid.uuid4().hex
+            try:
+                smtp.sendmail(login[0], [rcpt[0]], _message(login[0], [rcpt[0]], token).as_bytes())
+            except smtplib.SMTPDataError as exc:
+                refusal = (exc.smtp_code, exc.smtp_error.decode(errors="replace"))
+                break
+            accepted.append(token)
+    assert refusal is not None, f"{limit + 1} messages accepted with a limit of {limit}"
+    assert 400 <= refusal[0] < 500, f"over the send limit: {refusal}"
+    assert len(accepted) <= limit
+    assert _soft_rejects(fleet, host) >= before + 1
+    for token in accepted:
+        _wait_for(fleet, slug, rcpt, token)
+    _wait_queues_empty(fleet, {host})

@@ -177,6 +177,15 @@ def test_1_every_endpoint_up_node_exporters_and_backup_metrics(fleet, stack) -> 
         m["tenant"] for m, v in api.query('tno_mail_quota_mailboxes{job="node"}') if v > 0}
         == set(fleet.tenants_with("mail")),
         DEADLINE)
+    # ... and Rspamd's own counters, read from its loopback controller (TnoMailOutboundRateLimited,
+    # TnoMailRejectRateJump): every mail host's Rspamd answered and exports its six actions
+    mail_hosts = {fleet.mail_host(s) for s in fleet.tenants_with("mail")}
+    promlab.wait_for("Rspamd's counters of every mail host", lambda: {
+        m["host"] for m, v in api.query('tno_rspamd_up{job="node"}') if v == 1} >= mail_hosts, DEADLINE)
+    actions = api.query('rspamd_actions_total{job="node"}')
+    assert {(m["host"], m["type"]) for m, _v in actions if m["host"] in mail_hosts} == {
+        (h, t) for h in mail_hosts for t in ("reject", "soft reject", "rewrite subject", "add header", "greylist",
+                                             "no action")}, actions
     # tnoctl's backup metrics for every tenant, from the state store
     ok = {m["tenant"] for m, v in api.query('tnoctl_backup_last_success_timestamp_seconds{job="tnoctl"}') if v > 0}
     assert ok >= set(fleet.tenants)

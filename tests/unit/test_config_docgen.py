@@ -68,7 +68,8 @@ VARIED = [
                            "services": ["mail"], "placement": {"mail": "mail1"}, "backup": {"keep_daily": 3},
                            "mailboxes": [{"local": "x", "name": "X", "password_vault": "tno_vault_x"},
                                          {"local": "y", "domain": "c.fr", "name": "Y", "quota": "2G",
-                                          "password_vault": "tno_vault_y"}]}),
+                                          "password_vault": "tno_vault_y",
+                                          "send_limit": {"messages": 20, "per": "day"}}]}),
 ]
 
 
@@ -87,6 +88,9 @@ def _keys(spec_options: dict, value: dict, where: str = "") -> None:
     assert set(spec_options) == set(value), f"{where or 'tenant'}: spec {sorted(spec_options)} != view {sorted(value)}"
     for name, spec in spec_options.items():
         sub = value[name]
+        if sub is None:  # an optional dict left unset (a mailbox without its own send_limit)
+            assert not spec.get("required"), f"{where}{name} is required but None"
+            continue
         if "options" in spec and isinstance(sub, list):
             for item in sub:
                 _keys(spec["options"], item, f"{where}{name}[].")

@@ -33,6 +33,8 @@ EXTERNAL = {
     "tno_mail_quota_mailboxes", "tno_mail_quota_last_run_timestamp_seconds",
     # role tno_monitoring's OS status textfile (roles/tno_monitoring/files/tno-os-status-metrics.py)
     "tno_os_reboot_required", "tno_os_upgrades_pending", "tno_os_status_last_run_timestamp_seconds",
+    # role tno_monitoring's Rspamd textfile (roles/tno_monitoring/files/tno-rspamd-metrics.py; Rspamd's own names)
+    "rspamd_actions_total", "rspamd_scanned_total", "tno_rspamd_up", "tno_rspamd_last_run_timestamp_seconds",
 }
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset",
             "inf", "nan"}

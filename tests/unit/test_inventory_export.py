@@ -50,7 +50,7 @@ def test_view_matches_the_contract():
                            "mailboxes", "mail", "office", "backup", "drill_on_calendar"}
     assert givors["mailboxes"][0] == {"local": "mairie", "domain": "givors.test", "address": "mairie@givors.test",
                                       "name": "Accueil de la mairie", "quota": "2G", "quota_bytes": 2 * 1024**3,
-                                      "password_vault": "tno_vault_givors_mairie"}
+                                      "password_vault": "tno_vault_givors_mairie", "send_limit": None}
     assert givors["backup"] == {"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 6}
     assert all_tenants(inv)[3] == {"slug": "givors", "domains": ["givors.test"], "mail_host": "mail2",
                                    "mail_host_address": "198.18.0.12", "office_host": "office2"}

@@ -98,6 +98,40 @@ def test_send_limit_is_per_authenticated_user_and_can_be_switched_off():
     assert "rates {" not in off
 
 
+def test_a_mailbox_with_its_own_send_limit_gets_its_own_bucket_and_leaves_the_platforms():
+    """Its own bucket (lower or higher) replaces the platform's: the platform rate skips it (not_in)."""
+    own = [dict(ALPHA, mailboxes=[dict(ALPHA["mailboxes"][0], send_limit={"messages": 5, "per": "hour"}),
+                                  ALPHA["mailboxes"][1]]),
+           dict(BETA, mailboxes=[dict(BETA["mailboxes"][0], send_limit=None),
+                                 dict(BETA["mailboxes"][1], send_limit={"messages": 5000, "per": "day"})])]
+    text = render("rspamd/ratelimit.conf.j2", {"__tno_mail_tenants": own})
+    assert 'selector = "user.lower.not_in(\'maire@alpha.test\',\'maire@beta.test\')";' in text
+    assert 'selector = "user.lower.in(\'maire@alpha.test\')";' in text
+    assert 'burst = 5;\n      rate = "5 / 1h";' in text
+    assert 'selector = "user.lower.in(\'maire@beta.test\')";' in text and 'rate = "5000 / 1d";' in text
+    assert text.count("bucket {") == 3
+    off = render("rspamd/ratelimit.conf.j2", {"__tno_mail_tenants": own, "tno_mail_send_limit": None})
+    assert text.count("selector") == 3 and off.count("selector") == 2 and "not_in" not in off
+    if shutil.which("rspamadm"):  # the selectors are valid for the Rspamd the hosts run (Debian's)
+        import subprocess
+
+        selectors = [line.split("=", 1)[1].strip().rstrip(";")[1:-1] for line in text.splitlines()
+                     if "selector =" in line]
+        script = "local ls = require 'lua_selectors'\n" + "".join(
+            f"assert(ls.create_selector_closure(rspamd_config, [[{sel}]], ''), [[{sel}]])\n" for sel in selectors)
+        res = subprocess.run(["rspamadm", "lua", "-e", script + "print('ok')"], capture_output=True, text=True,
+                             check=False, timeout=120)
+        assert res.stdout.strip().endswith("ok"), res.stdout + res.stderr
+
+
+def test_the_mailbox_send_limit_reaches_ansible():
+    inventory = load_inventory(paths.LAB_INVENTORY)
+    boxes = [b for hv in host_vars(inventory).values() for t in hv["tno_tenants"] for b in t["mailboxes"]]
+    assert boxes and all("send_limit" in b for b in boxes)
+    limited = [b for b in boxes if b["send_limit"]]
+    assert all(set(b["send_limit"]) == {"messages", "per"} for b in limited)
+
+
 def test_redis_backing_the_limit_is_the_local_one():
     assert 'servers = "127.0.0.1:6379";' in render("rspamd/redis.conf.j2")
 

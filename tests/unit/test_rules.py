@@ -21,7 +21,8 @@ REQUIRED = {"TnoTenantEndpointDown", "TnoTenantEndpointSlow", "TnoctlMetricsStal
             "TnoMailQueueDeferredHigh", "TnoMailQueueStalled", "TnoMailAuthFailuresHigh", "TnoBackupTooOld",
             "TnoBackupFailed", "TnoBackupUnverified", "TnoBackupSizeDrop", "TnoUpgradeStuck", "TnoUpgradeFailed",
             "TnoConfigDrift", "TnoOfficeDegraded", "TnoHostDown", "TnoDiskFull", "TnoDiskFillingUp",
-            "TnoSystemdUnitFailed", "TnoMailboxNearQuota", "TnoTenantMailQuotaHigh"}
+            "TnoSystemdUnitFailed", "TnoMailboxNearQuota", "TnoTenantMailQuotaHigh", "TnoMailOutboundRateLimited",
+            "TnoMailRejectRateJump"}
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) absent")
 
 

@@ -36,6 +36,7 @@ def tenant_view(tenant: Tenant, platform_retention: dict[str, int]) -> dict[str,
                 "quota": box.quota,
                 "quota_bytes": size_bytes(box.quota),
                 "password_vault": box.password_vault,
+                "send_limit": box.send_limit.model_dump() if box.send_limit else None,
             }
             for box in tenant.mailboxes
         ],

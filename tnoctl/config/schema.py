@@ -115,6 +115,14 @@ class Placement(Strict):
     office: HostName | None = Field(None, description="Office host (a member of group `office` in hosts.yml).")
 
 
+class SendLimit(Strict):
+    """Outbound limit per authenticated user (Rspamd ratelimit, counted in the mail host's local Redis)."""
+
+    messages: int = Field(200, ge=1, le=1_000_000, description="Messages a user may send per period (also the "
+                          "burst: a full bucket refills at this rate).")
+    per: Literal["hour", "day"] = Field("hour", description="Period: hour or day.")
+
+
 class Mailbox(Strict):
     """One mailbox of the commune; its password lives in the vault, never here."""
 
@@ -128,6 +136,9 @@ class Mailbox(Strict):
     quota: Size = Field("1G", description="Mailbox quota: digits + K, M, G or T (binary units), e.g. 2G.")
     password_vault: Annotated[str, Field(max_length=120), _check(VAULT_RE, "a vault name like tno_vault_x")] = (
         Field(description="Name of the vault variable holding the password (`tno_vault_[a-z0-9_]+`).")
+    )
+    send_limit: SendLimit | None = Field(
+        None, description="This mailbox's own outbound limit instead of the platform's `tno_mail_send_limit`."
     )
 
 
@@ -254,14 +265,6 @@ class TenantMail(Strict):
     )
     aliases: list[Alias] = Field(default_factory=list, max_length=500, description="Aliases and forwards.")
     spam: SpamOverride = Field(default_factory=SpamOverride, description="Spam threshold overrides.")
-
-
-class SendLimit(Strict):
-    """Outbound limit per authenticated user (Rspamd ratelimit, counted in the mail host's local Redis)."""
-
-    messages: int = Field(200, ge=1, le=1_000_000, description="Messages a user may send per period (also the "
-                          "burst: a full bucket refills at this rate).")
-    per: Literal["hour", "day"] = Field("hour", description="Period: hour or day.")
 
 
 class Tenant(Strict):
