@@ -14,6 +14,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+ENABLED = {"enabled", "enabled-runtime", "static", "alias", "indirect", "generated", "transient"}
+"""`systemctl is-enabled` states with exit status 0: what Ansible's systemd_service counts as enabled."""
+RUNNING = {"active", "activating", "reloading"}
+"""`systemctl is-active` states Ansible's systemd_service counts as started."""
+
 
 def states(verb: str, timers: list[str]) -> list[str]:
     """``systemctl VERB`` of every timer, in order (non-zero rc is expected); one call, or one per timer
@@ -36,7 +41,7 @@ def main(argv: list[str]) -> int:
             subprocess.run(["systemctl", "daemon-reload"], check=True)
     enabled, active = states("is-enabled", timers), states("is-active", timers)
     todo = [timer for timer, on, running in zip(timers, enabled, active, strict=True)
-            if on != "enabled" or running != "active"]
+            if on not in ENABLED or running not in RUNNING]
     changes += [f"enable --now {timer}" for timer in todo]
     if todo and not check:
         subprocess.run(["systemctl", "enable", "--now", *todo], check=True, stdout=subprocess.DEVNULL)
