@@ -162,3 +162,16 @@ def test_timers_enabled_and_started_only_when_needed_reload_first(
     for unit in units:
         (state / f"known-{unit}").touch()
     assert _run(timers, units, capsys) == ""  # all enabled and active: a no-op reports nothing
+
+
+def test_server_keys_read_the_host_key_and_the_current_lines_in_one_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server = _script("tno_backup_server_keys")
+    hostkey, authorized = tmp_path / "ssh_host_ed25519_key.pub", tmp_path / "authorized_keys"
+    hostkey.write_text("ssh-ed25519 AAAAhost root@backup1\n")
+    first = json.loads(_run(server, [str(hostkey), str(authorized)], capsys))
+    assert first == {"hostkey": "ssh-ed25519 AAAAhost", "authorized_lines": []}  # no file yet: nothing to keep
+    authorized.write_text('command="borg serve",restrict ssh-ed25519 AAAAm tno-backup:mail1:givors\n# x\n')
+    again = json.loads(_run(server, [str(hostkey), str(authorized)], capsys))
+    assert again["authorized_lines"] == ['command="borg serve",restrict ssh-ed25519 AAAAm tno-backup:mail1:givors',
+                                         "# x"]
