@@ -20,6 +20,10 @@ Task arguments::
         - {src: postfix/main.cf.j2, dest: /etc/postfix/main.cf}     # a template from the role's templates/
         - {file: tno_from_alignment.lua, dest: /etc/rspamd/x.lua}   # verbatim from files/ (or absolute)
         - {content: "{{ x }}\\n", dest: /etc/mailname, mode: "0644", validate: "cmd %s", diff: false}
+        - {src: unit.j2, dest: /etc/a.conf, vars: {tenant: "{{ t }}"}}  # extra variables of this template
+
+A file's ``vars`` are added to the task's variables when its ``src`` is rendered, so one call can render
+the same template once per tenant (the list of files built by a Jinja loop in the role's vars).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ try:  # ansible-core 2.19: what ansible.builtin.template adds (ansible_managed, 
 except ImportError:  # pragma: no cover - other ansible-core lines
     _template_vars = None
 
-FILE_KEYS = {"src", "file", "content", "dest", "owner", "group", "mode", "validate", "diff"}
+FILE_KEYS = {"src", "file", "content", "dest", "owner", "group", "mode", "validate", "diff", "vars"}
 SOURCES = ("src", "file", "content")
 DIR_KEYS = {"path", "owner", "group", "mode"}
 DEFAULT_KEYS = ("owner", "group", "mode", "validate")
@@ -80,9 +84,14 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail(f"tno_files: files[{index}]: 'dest' is required")
         if sum(key in entry for key in SOURCES) != 1:
             raise AnsibleActionFail(f"tno_files: files[{index}] ({entry['dest']}): give one of src, file, content")
-        spec = {**defaults, **{k: v for k, v in entry.items() if k in FILE_KEYS - {"src", "file"} and v is not None}}
+        spec = {**defaults,
+                **{k: v for k, v in entry.items() if k in FILE_KEYS - {"src", "file", "vars"} and v is not None}}
+        extra = entry.get("vars") or {}
+        if not isinstance(extra, dict) or (extra and "src" not in entry):
+            raise AnsibleActionFail(
+                f"tno_files: files[{index}] ({entry['dest']}): 'vars' must be a mapping, given only with 'src'")
         if "src" in entry:
-            spec["content"] = self._render(str(entry["src"]), str(entry["dest"]), task_vars)
+            spec["content"] = self._render(str(entry["src"]), str(entry["dest"]), {**task_vars, **extra})
         elif "file" in entry:
             spec["content"] = self._verbatim(str(entry["file"]))
         else:

@@ -129,14 +129,20 @@ def _text(data: bytes) -> str:
 
 
 def _ids(module: AnsibleModule, owner: str, group: str) -> tuple[int, int]:
+    """The owner's uid and the group's gid. An unknown one fails, except in check mode, where an earlier
+    task (e.g. `user`) would have created it: then -1, which no file has, so the file shows as changed."""
     try:
         uid = pwd.getpwnam(owner).pw_uid
     except KeyError:
-        module.fail_json(msg=f"tno_files: unknown owner {owner!r}")
+        if not module.check_mode:
+            module.fail_json(msg=f"tno_files: unknown owner {owner!r}")
+        uid = -1
     try:
         gid = grp.getgrnam(group).gr_gid
     except KeyError:
-        module.fail_json(msg=f"tno_files: unknown group {group!r}")
+        if not module.check_mode:
+            module.fail_json(msg=f"tno_files: unknown group {group!r}")
+        gid = -1
     return uid, gid
 
 

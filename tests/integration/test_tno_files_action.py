@@ -127,3 +127,77 @@ def test_check_apply_idempotence_diffs_and_handler(ws: dict[str, Path]) -> None:
     _run(ws, "a3", check=False)
     assert "hand edit" not in conf.read_text() and (out / "handler-ran").exists()
     assert (out / "changed.txt").read_text() == "svc.conf\n"
+
+
+PER_FILE_VARS = """\
+- name: tno_files per-file template variables
+  hosts: all
+  gather_facts: false
+  vars:
+    tenants: [{slug: givors, n: 1}, {slug: bron, n: 2}]
+    per_tenant: >-
+      {%- set files = [] -%}
+      {%- for t in tenants -%}
+      {%-   set _ = files.append({'src': 'tenant.conf.j2', 'dest': out_dir ~ '/t/' ~ t.slug ~ '.conf',
+                                  'vars': {'tenant': t}}) -%}
+      {%- endfor -%}
+      {{ files }}
+    # as roles/tno_backup/vars/main.yml: the contents read from the vault inside the Jinja loop
+    vaulted_givors: !vault |
+      $ANSIBLE_VAULT;1.1;AES256
+      39353731666563666539666131336562333330626335643839353737356232663866633830646232
+      3634656663393032343866306162333732313561333736360a623962333963656536373239313738
+      63393166623163663963363436643132393338656663373334366363343734653032363662623761
+      3432636635613461330a613235373639626336343234656436663762663861313732663862393835
+      6536
+    secret_files: >-
+      {%- set files = [] -%}
+      {%- for t in tenants[:1] -%}
+      {%-   set _ = files.append({'dest': out_dir ~ '/t/' ~ t.slug ~ '.vaulted', 'diff': false,
+                                  'content': lookup('ansible.builtin.vars', 'vaulted_' ~ t.slug)}) -%}
+      {%- endfor -%}
+      {{ files }}
+  tasks:
+    - name: One call renders the template once per tenant
+      tno_files:
+        owner: "{{ me }}"
+        group: "{{ my_group }}"
+        files: "{{ per_tenant }}"
+    - name: A secret file set, no_log and without diff
+      tno_files:
+        owner: "{{ me }}"
+        group: "{{ my_group }}"
+        mode: "0600"
+        files: "{{ [{'content': secret, 'dest': out_dir ~ '/t/givors.passphrase', 'diff': false}] + secret_files }}"
+      no_log: true
+      diff: false
+"""
+
+
+def test_per_file_vars_render_one_template_per_tenant_and_secrets_stay_hidden(ws: dict[str, Path]) -> None:
+    root, out = ws["root"], ws["out"]
+    (root / "vault-password").write_text("pw-for-test\n")
+    (root / "templates" / "tenant.conf.j2").write_text("slug={{ tenant.slug }} n={{ tenant.n }} host={{ me }}\n")
+    (root / "pb.yml").write_text(PER_FILE_VARS)
+    call = PlaybookCall(playbook=str(root / "pb.yml"), check=True, diff=True)
+    vault = {"vault_password_file": root / "vault-password"}
+    checked = run_playbook(call, inventory=root / "hosts.yml", state_dir=root / "state", run_id="v1", **vault)
+    assert checked.success, [f.message for f in checked.failed_tasks]
+    [change] = [c for c in checked.changed_tasks if c.task == "One call renders the template once per tenant"]
+    assert "slug=givors n=1" in change.diff and "slug=bron n=2" in change.diff
+    assert not (out / "t").exists()
+    applied = run_playbook(PlaybookCall(playbook=str(root / "pb.yml")), inventory=root / "hosts.yml",
+                           state_dir=root / "state", run_id="v2", **vault)
+    assert applied.success, [f.message for f in applied.failed_tasks]
+    assert (out / "t" / "givors.vaulted").read_text() == "v4ulted-secret"  # decrypted, as copy content was
+    assert oct((out / "t" / "givors.vaulted").stat().st_mode & 0o777) == "0o600"
+    assert (out / "t" / "bron.conf").read_text() == f"slug=bron n=2 host={pwd.getpwuid(os.getuid()).pw_name}\n"
+    assert (out / "t" / "givors.passphrase").read_text() == "s3cr3t-value"
+    assert oct((out / "t" / "givors.passphrase").stat().st_mode & 0o777) == "0o600"
+    (out / "t" / "givors.passphrase").write_text("hand-edited")
+    drift = run_playbook(call, inventory=root / "hosts.yml", state_dir=root / "state", run_id="v3", **vault)
+    assert drift.success and drift.hosts["good"].changed == 1  # the secret file's drift is counted ...
+    for path in (root / "state").rglob("*"):  # ... but neither value reaches an event, a diff or a log
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert not [v for v in ("s3cr3t-value", "hand-edited", "v4ulted-secret") if v in text], path

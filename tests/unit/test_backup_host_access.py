@@ -70,17 +70,25 @@ def _task(name_part: str) -> dict:
     return task
 
 
+def _server_files() -> dict:
+    """The arguments of the backup host's one tno_files call (issue 19)."""
+    return _task("append-only, single-repository forced command")["tno_files"]
+
+
 def test_authorized_keys_is_roots_and_read_only_for_the_serve_account() -> None:
     """Before: owner tnobackup, 0600: a process running as the serve account could rewrite its forced commands."""
-    args = _task("append-only, single-repository forced command")["ansible.builtin.template"]
-    assert args["owner"] == "root" and args["group"] == "{{ tno_backup_user }}"
-    assert int(args["mode"], 8) & 0o022 == 0 and int(args["mode"], 8) & 0o040  # group reads, nobody else writes
+    args = _server_files()
+    (entry,) = [f for f in args["files"] if f["dest"].endswith("/.ssh/authorized_keys")]
+    assert entry["src"] == "authorized_keys.j2"
+    assert entry.get("owner", args["owner"]) == "root" and entry["group"] == "{{ tno_backup_user }}"
+    mode = int(entry["mode"], 8)
+    assert mode & 0o022 == 0 and mode & 0o040  # group reads, nobody else writes
 
 
 def test_the_serve_accounts_home_and_ssh_dir_are_roots() -> None:
     """A writable home would let the account rename ~/.ssh away and plant its own authorized_keys."""
-    task = _task("home and SSH directory")
-    assert task["ansible.builtin.file"]["owner"] == "root" and task["ansible.builtin.file"]["mode"] == "0755"
-    assert task["loop"] == ["{{ tno_backup_user_home }}", "{{ tno_backup_user_home }}/.ssh"]
-    owned = _task("repository root")["loop"]
-    assert not any(p.endswith("/.ssh") or p == "{{ tno_backup_user_home }}" for p in owned)
+    directories = {d["path"]: d for d in _server_files()["directories"]}
+    for path in ("{{ tno_backup_user_home }}", "{{ tno_backup_user_home }}/.ssh"):
+        assert directories[path].get("owner", "root") == "root" and directories[path]["mode"] == "0755"
+    owned = [p for p, d in directories.items() if d.get("owner") == "{{ tno_backup_user }}"]
+    assert owned and not any(p.endswith("/.ssh") or p == "{{ tno_backup_user_home }}" for p in owned)

@@ -108,6 +108,16 @@ def test_unknown_owner_fails_with_a_message(tmp_path: Path) -> None:
     assert result.get("failed") is True and "unknown owner" in result["msg"]
 
 
+def test_unknown_owner_in_check_mode_reports_a_change(tmp_path: Path) -> None:
+    """Check mode on a fresh host: an earlier task (`user`) would create the account, so no failure."""
+    dest = tmp_path / "f"
+    dest.write_text("x\n")
+    result = run([{"dest": str(dest), "content": "x\n", "owner": "no-such-user-tno", "group": "no-such-group-tno"}],
+                 check=True, diff=True, directories=[{"path": str(tmp_path / "d"), "owner": "no-such-user-tno"}])
+    assert not result.get("failed") and result["changed_files"] == [str(tmp_path / "d"), str(dest)]
+    assert not (tmp_path / "d").exists() and dest.read_text() == "x\n"
+
+
 def test_directories_are_created_and_their_mode_enforced_before_the_files(tmp_path: Path) -> None:
     data = tmp_path / "etc" / "tno"
     spec = {"path": str(data), "owner": OWNER, "group": GROUP, "mode": "0750"}
