@@ -56,8 +56,13 @@ def targets(app: AppContext, out: Path | None, by_address: bool, tenants: tuple[
     if out is None:  # the --json text of {file: body}; blackbox bodies rendered as text (175,000 groups at scale)
         texts = {**render_groups(found, by_address, 1),
                  **{name: json.dumps(body, indent=2).replace("\n", "\n  ") for name, body in hosts.items()}}
-        app.stdout.write("{\n" + ",\n".join(f"  {json.dumps(name)}: {text}" for name, text in texts.items())
-                         + "\n}\n")
+        del found
+        separator = "{\n"  # texts is never empty: render_groups names every module's file
+        for name in list(texts):  # written file by file, each text dropped once written
+            app.stdout.write(f"{separator}  {json.dumps(name)}: ")
+            app.stdout.write(texts.pop(name))
+            separator = ",\n"
+        app.stdout.write("\n}\n")
         return
     out.mkdir(parents=True, exist_ok=True)
     bodies = {**render_groups(found, by_address), **{name: json.dumps(body, indent=2) for name, body in hosts.items()}}

@@ -65,29 +65,36 @@ def render_groups(endpoints: Iterable[Endpoint], by_address: bool = False, depth
 
     At 35,000 communes there are 175,000 groups: rendering each with one template instead of building
     and encoding dicts is what keeps `monitoring targets` within seconds (issue 18). The text equals
-    the encoding of :func:`groups` (tests/unit/test_jsonout.py).
+    the encoding of :func:`groups` (tests/unit/test_file_sd_text.py).
     """
     i1, i2, i3 = ("\n" + "  " * (depth + n) for n in (1, 2, 3))
     head = "{" + i2 + '"targets": [' + i3
     mid = i2 + "]," + i2 + '"labels": {' + i3 + '"tenant": '
     sep = "," + i3
     tail = i2 + "}" + i1 + "}"
-    parts: dict[str, list[str]] = {}
-    for ep in endpoints:
-        module = MODULES[ep.service]
-        target, extra = _target(ep, by_address)
-        mod = _esc(module)
-        text = (f'{head}{_esc(target)}{mid}{_esc(ep.tenant)}{sep}"component": {_esc(ep.component)}{sep}"service": '
-                f'{_esc(ep.service)}{sep}"module": {mod}{sep}"host": {_esc(ep.host)}{sep}"server_name": '
-                f'{_esc(ep.server_name)}{sep}"__param_module": {mod}')
-        for key, value in extra.items():
-            text += f"{sep}{_esc(key)}: {_esc(value)}"
-        parts.setdefault(f"blackbox-{module}.json", []).append(text + tail)
-    for module in sorted(set(MODULES.values())):
-        parts.setdefault(f"blackbox-{module}.json", [])
+    files = {module: f"blackbox-{module}.json" for module in MODULES.values()}
+    parts: dict[str, list[str]] = {name: [] for name in sorted(files.values())}
+    # per service: (its file's list of group texts, its module escaped once)
+    fixed = {service: (parts[files[module]], _esc(module)) for service, module in MODULES.items()}
+    for tenant, component, service, host, address, port, server_name in endpoints:
+        items, mod = fixed[service]
+        name = address if by_address else server_name
+        if service == "https":
+            target = f"https://{name}{'' if port == 443 else f':{port}'}{HTTPS_PATH}"
+            extra = f'{sep}"__param_hostname": {_esc(server_name)}' if by_address else ""
+        else:
+            target, extra = f"{name}:{port}", ""
+        items.append(f'{head}{_esc(target)}{mid}{_esc(tenant)}{sep}"component": {_esc(component)}{sep}"service": '
+                     f'{_esc(service)}{sep}"module": {mod}{sep}"host": {_esc(host)}{sep}"server_name": '
+                     f'{_esc(server_name)}{sep}"__param_module": {mod}{extra}{tail}')
+    fixed.clear()
     outer = "\n" + "  " * depth
-    return {name: ("[" + i1 + ("," + i1).join(items) + outer + "]") if items else "[]"
-            for name, items in sorted(parts.items())}
+    out = {}
+    for name in list(parts):  # each list is dropped once joined: the texts and the pieces never all coexist
+        items = parts.pop(name)
+        out[name] = ("[" + i1 + ("," + i1).join(items) + outer + "]") if items else "[]"
+        del items
+    return out
 
 
 NODE_PORT = 9100  # role tno_monitoring: tno_monitoring_node_exporter_port

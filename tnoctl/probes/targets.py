@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tnoctl.config import logical
+from tnoctl.config import gcpause, logical
 from tnoctl.probes import backup_freshness, https, imap, office, office_document, queue, roundtrip, smtp
 from tnoctl.probes.base import Probe, ProbeResult
 from tnoctl.state.store import Store
@@ -56,23 +56,38 @@ def primary_domain(tenant: Any) -> str:
     return getattr(tenant, "primary_domain", None) or tenant.domains[0]
 
 
+_BY_COMPONENT: tuple[tuple[str, str, tuple[tuple[str, int], ...]], ...] = tuple(
+    (component, next(prefix for c, _s, _p, prefix in SERVICES if c == component) + ".",
+     tuple((service, port) for c, service, port, _prefix in SERVICES if c == component))
+    for component in dict.fromkeys(c for c, _s, _p, _prefix in SERVICES))
+"""SERVICES grouped by component, in their order: (component, server-name prefix + ".", ((service, port), ...))."""
+_new = tuple.__new__
+
+
 def endpoints(inventory: Any, only: Iterable[str] | None = None) -> list[Endpoint]:
-    """Every service endpoint of every (selected) tenant, in tenant order."""
+    """Every service endpoint of every (selected) tenant, in tenant order (the order of SERVICES).
+
+    One pass per tenant with the server name built once per component and the tuples made by
+    ``tuple.__new__``, the collector paused: 175,000 endpoints at 35,000 communes (issue 18).
+    """
     wanted = set(only) if only else None
-    hosts = inventory.hosts
+    addresses = {name: host.address for name, host in inventory.hosts.items()}
     out: list[Endpoint] = []
-    for tenant in inventory.tenants:
-        if wanted is not None and tenant.slug not in wanted:
-            continue
-        services = set(getattr(tenant, "services", ("mail", "office")))
-        where = {c: _placement(tenant, c) for c in ("mail", "office")}
-        domain = primary_domain(tenant)
-        for component, service, port, prefix in SERVICES:
-            host = where[component]
-            if component not in services or not host or host not in hosts:
+    append = out.append
+    with gcpause.paused():
+        for tenant in inventory.tenants:
+            slug = tenant.slug
+            if wanted is not None and slug not in wanted:
                 continue
-            out.append(Endpoint(tenant.slug, component, service, host, hosts[host].address, port,
-                                f"{prefix}.{domain}"))
+            services = getattr(tenant, "services", ("mail", "office"))
+            domain = primary_domain(tenant)
+            for component, prefix, ports in _BY_COMPONENT:
+                host = _placement(tenant, component) if component in services else None
+                if not host or host not in addresses:
+                    continue
+                address, server_name = addresses[host], prefix + domain
+                for service, port in ports:
+                    append(_new(Endpoint, (slug, component, service, host, address, port, server_name)))
     return out
 
 
@@ -115,6 +130,12 @@ def network_probes(inventory: Any, opts: ProbeOptions, secrets: SecretLookup | N
     The document-open probe (check ``office_document``) runs when the platform names the address its
     one-shot WOPI endpoint listens on (``tno_office_probe_wopi_host``).
     """
+    with gcpause.paused():  # 210,000 probes and their bodies at 35,000 communes, no cycle among them (issue 18)
+        return _network_probes(inventory, opts, secrets, only, now)
+
+
+def _network_probes(inventory: Any, opts: ProbeOptions, secrets: SecretLookup | None,
+                    only: Iterable[str] | None, now: Callable[[], float]) -> list[Probe]:
     tenants = {t.slug: t for t in inventory.tenants}
     wopi_host = getattr(getattr(inventory, "platform", None), "tno_office_probe_wopi_host", None)
     probes: list[Probe] = []
