@@ -46,7 +46,7 @@ def targets(app: AppContext, out: Path | None, by_address: bool, tenants: tuple[
       tnoctl monitoring targets --by-address --out /var/lib/prometheus/file_sd
     """
     from tnoctl.exporter.file_sd import MODULES, host_groups, render_chunks, render_groups
-    from tnoctl.probes.targets import endpoints
+    from tnoctl.probes.endpoints import endpoints
 
     inv = app.env.inventory  # the cached loader; endpoints need rows only (no tenant file parsed)
     for slug in tenants:

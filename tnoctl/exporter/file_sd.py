@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from json.encoder import encode_basestring_ascii as _esc  # type: ignore[attr-defined]
 from typing import Any
 
-from tnoctl.probes.targets import Endpoint
+from tnoctl.probes.endpoints import Endpoint
 
 MODULES: dict[str, str] = {
     "smtp": "smtp_starttls",

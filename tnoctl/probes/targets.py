@@ -1,9 +1,8 @@
-"""From the inventory to probe targets: endpoints (for blackbox) and :class:`Probe` lists (for tnoctl).
+"""From the inventory to :class:`Probe` lists (for tnoctl), over the endpoints of probes/endpoints.py.
 
-Why here: the same inventory walk feeds ``tnoctl status``, the exporter's background worker
-and ``tnoctl monitoring targets``. Connections go to the host *address* from hosts.yml while
-TLS uses ``mail.<domain>`` / ``office.<domain>`` as server name (the lab has no DNS).
-The inventory is duck-typed (``.tenants``, ``.hosts[name].address``) so tests pass fakes.
+Why here: the same inventory walk (:func:`endpoints`, re-exported) feeds ``tnoctl status``, the
+exporter's background worker and ``tnoctl monitoring targets`` (which imports probes/endpoints.py
+only). The inventory is duck-typed (``.tenants``, ``.hosts[name].address``) so tests pass fakes.
 """
 
 from __future__ import annotations
@@ -13,82 +12,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from tnoctl.config import gcpause, logical
 from tnoctl.probes import backup_freshness, https, imap, office, office_document, queue, roundtrip, smtp
 from tnoctl.probes.base import Probe, ProbeResult
+from tnoctl.probes.endpoints import SERVICES as SERVICES  # re-exported: the endpoints live in probes/endpoints.py
+from tnoctl.probes.endpoints import Endpoint as Endpoint
+from tnoctl.probes.endpoints import _placement, endpoints, primary_domain
 from tnoctl.state.store import Store
 
 CANARY_LOCAL = logical.CANARY_LOCAL
 SecretLookup = Callable[[str], "str | None"]
-
-
-class Endpoint(NamedTuple):
-    """One network service of one tenant, as reached from the monitoring host (a tuple: 175,000 at scale)."""
-
-    tenant: str
-    component: str  # mail | office
-    service: str  # smtp | submission | imap | imaps | https
-    host: str
-    address: str
-    port: int
-    server_name: str
-
-
-SERVICES: tuple[tuple[str, str, int, str], ...] = (
-    # component, service, port, server-name prefix
-    ("mail", "smtp", 25, "mail"),
-    ("mail", "submission", 587, "mail"),
-    ("mail", "imap", 143, "mail"),
-    ("mail", "imaps", 993, "mail"),
-    ("office", "https", 443, "office"),
-)
-
-
-def _placement(tenant: Any, component: str) -> str | None:
-    placement = tenant.placement
-    return placement.get(component) if isinstance(placement, dict) else getattr(placement, component, None)
-
-
-def primary_domain(tenant: Any) -> str:
-    """The tenant's primary (first) mail domain."""
-    return getattr(tenant, "primary_domain", None) or tenant.domains[0]
-
-
-_BY_COMPONENT: tuple[tuple[str, str, tuple[tuple[str, int], ...]], ...] = tuple(
-    (component, next(prefix for c, _s, _p, prefix in SERVICES if c == component) + ".",
-     tuple((service, port) for c, service, port, _prefix in SERVICES if c == component))
-    for component in dict.fromkeys(c for c, _s, _p, _prefix in SERVICES))
-"""SERVICES grouped by component, in their order: (component, server-name prefix + ".", ((service, port), ...))."""
-_new = tuple.__new__
-
-
-def endpoints(inventory: Any, only: Iterable[str] | None = None) -> list[Endpoint]:
-    """Every service endpoint of every (selected) tenant, in tenant order (the order of SERVICES).
-
-    One pass per tenant with the server name built once per component and the tuples made by
-    ``tuple.__new__``, the collector paused: 175,000 endpoints at 35,000 communes (issue 18).
-    """
-    wanted = set(only) if only else None
-    addresses = {name: host.address for name, host in inventory.hosts.items()}
-    out: list[Endpoint] = []
-    append = out.append
-    with gcpause.paused():
-        for tenant in inventory.tenants:
-            slug = tenant.slug
-            if wanted is not None and slug not in wanted:
-                continue
-            services = getattr(tenant, "services", ("mail", "office"))
-            domain = primary_domain(tenant)
-            for component, prefix, ports in _BY_COMPONENT:
-                host = _placement(tenant, component) if component in services else None
-                if not host or host not in addresses:
-                    continue
-                address, server_name = addresses[host], prefix + domain
-                for service, port in ports:
-                    append(_new(Endpoint, (slug, component, service, host, address, port, server_name)))
-    return out
 
 
 def canary(tenant: Any) -> tuple[str, str] | None:
