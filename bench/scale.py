@@ -103,7 +103,8 @@ def measure(inv: Path, tenants: int, vault_tenants: int) -> int:
         seconds, peak, rc, cpu, err = child(argv, env)
         failed |= rc != 0
         verdict = "-" if goal is None else (
-            f"<= {goal[0]} s, <= {goal[1]} MiB: " + ("meets" if seconds <= goal[0] and peak <= goal[1] else "MISSES"))
+            f"<= {goal[0]} s, <= {goal[1]} MiB: " + ("meets" if seconds <= goal[0] and peak <= goal[1] else "MISSES")
+            + (" (wall only: CPU within; a busy machine)" if seconds > goal[0] >= cpu and peak <= goal[1] else ""))
         extra = f"   ({err.strip().splitlines()[-1]})" if rc == 0 and label.startswith("plan") and err.strip() else ""
         print(f"{label:22} {seconds:8.2f} {cpu:7.2f} {peak:9.0f}  {verdict}   exit {rc}{extra}", flush=True)
         if rc != 0:

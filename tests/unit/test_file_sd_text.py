@@ -29,3 +29,45 @@ def test_file_sd_text_equals_the_encoded_groups():
                 assert got[name] == json.dumps(body, indent=2).replace("\n", "\n" + "  " * depth), name
     empty = render_groups([], False, 1)
     assert set(empty) == set(groups([])) and set(empty.values()) == {"[]"}
+
+
+def _reference_endpoints(inventory) -> list[tuple]:
+    """The endpoint walk as first written (one Endpoint per SERVICES entry the tenant has a known host for)."""
+    from tnoctl.probes.targets import SERVICES
+
+    out = []
+    for t in inventory.tenants:
+        for component, service, port, prefix in SERVICES:
+            host = getattr(t.placement, component, None)
+            if component in t.services and host and host in inventory.hosts:
+                out.append((t.slug, component, service, host, inventory.hosts[host].address, port,
+                            f"{prefix}.{t.domains[0]}"))
+    return out
+
+
+def test_endpoints_equal_the_reference_walk_and_honour_only():
+    inv = _inventory(40)
+    inv.tenants[3].placement = SimpleNamespace(mail="nowhere", office="office1")  # an unknown host: skipped
+    assert [tuple(ep) for ep in endpoints(inv)] == _reference_endpoints(inv)
+    only = [inv.tenants[1].slug, inv.tenants[7].slug]
+    assert {ep.tenant for ep in endpoints(inv, only)} == set(only)
+
+
+def test_monitoring_targets_stdout_equals_the_standard_encoder(tmp_path):
+    """The verb writes the files piece by piece: the bytes are those of json.dumps(indent=2) of {file: groups}."""
+    import io
+
+    from tnoctl import paths
+    from tnoctl.cli import main
+    from tnoctl.cli.context import AppContext
+    from tnoctl.config.load import load_inventory
+    from tnoctl.exporter.file_sd import host_groups
+
+    inv = load_inventory(paths.LAB_INVENTORY)
+    eps = endpoints(SimpleNamespace(tenants=inv.rows, hosts=inv.hosts))
+    for flags, by_address in (([], False), (["--by-address"], True)):
+        out, err = io.StringIO(), io.StringIO()
+        rc = main(["--inventory", str(paths.LAB_INVENTORY), "--state-dir", str(tmp_path / "state"), "monitoring",
+                   "targets", *flags], AppContext(stdout=out, stderr=err))
+        assert rc == 0, err.getvalue()
+        assert out.getvalue() == json.dumps({**groups(eps, by_address), **host_groups(inv)}, indent=2) + "\n"

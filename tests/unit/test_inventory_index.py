@@ -196,11 +196,15 @@ def test_a_forged_index_with_a_matching_hash_falls_back_to_the_full_validation(i
 
 
 def test_tenant_list_json_text_equals_the_standard_encoder():
-    from tnoctl.cli.tenant import rows_json
+    from tnoctl.cli.tenant import list_json, list_row
+    from tnoctl.config.load import RowPlacement
 
-    rows = [{"slug": "a", "name": "Sa\u00eft \"x\" \\ \u2028", "insee": "69001", "domains": ["a.test", "b.test"],
-             "services": [], "mail_host": None, "office_host": "office1", "mailboxes": 0, "pilot": True,
-             "maintenance_window": "Sun 02:00-05:00"},
-            {"slug": "b", "name": "B", "domains": ["c.test"], "services": ["mail"], "mailboxes": 12, "pilot": False}]
-    assert rows_json(rows) == json.dumps(rows, indent=2, default=str)
-    assert rows_json([]) == json.dumps([], indent=2)
+    rows = [TenantRow("tenants/a.yml", "a", "Sa\u00eft \"x\" \\ \u2028", "69001", ("a.test", "b.test"), (),
+                      RowPlacement(None, "office1"), True, "Sun 02:00-05:00", 0, {}, None),
+            TenantRow("tenants/b.yml", "b", "B\x00\udcff", "69002", ("c.test",), ("mail", "office"),
+                      RowPlacement("mail1", None), False, "Sat 22:00-23:00", 12, {"daily": 3},
+                      ("canary@c.test", "v")),
+            TenantRow.of(["tenants/c.yml", "c", "C", "1", ["d.test"], ["mail"], "mail2", None, False, "w", 1, {},
+                          None])]
+    assert list_json(rows) == json.dumps([list_row(t) for t in rows], indent=2)
+    assert list_json([]) == json.dumps([], indent=2)

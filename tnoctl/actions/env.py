@@ -20,13 +20,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from tnoctl.config.load import Inventory
 from tnoctl.plan.calls import PlaybookCall
-from tnoctl.run.ansible import RunResult
-from tnoctl.run.ssh import SshRunner
 from tnoctl.state.store import Store
+
+if TYPE_CHECKING:  # imported where used: a read verb never pays for ansible-runner and paramiko (issue 18)
+    from tnoctl.run.ansible import RunResult
+    from tnoctl.run.ssh import SshRunner
 
 
 @dataclass

@@ -45,19 +45,21 @@ def targets(app: AppContext, out: Path | None, by_address: bool, tenants: tuple[
     Example:
       tnoctl monitoring targets --by-address --out /var/lib/prometheus/file_sd
     """
-    from tnoctl.exporter.file_sd import MODULES, host_groups, render_groups
-    from tnoctl.probes.targets import endpoints
+    from tnoctl.exporter.file_sd import MODULES, host_groups, render_chunks, render_groups
+    from tnoctl.probes.endpoints import endpoints
 
     inv = app.env.inventory  # the cached loader; endpoints need rows only (no tenant file parsed)
     for slug in tenants:
         inv.row(slug)
     found = endpoints(SimpleNamespace(tenants=inv.rows, hosts=inv.hosts), tenants or None)
     hosts = host_groups(inv)
-    if out is None:  # the --json text of {file: body}; blackbox bodies rendered as text (175,000 groups at scale)
-        texts = {**render_groups(found, by_address, 1),
-                 **{name: json.dumps(body, indent=2).replace("\n", "\n  ") for name, body in hosts.items()}}
-        app.stdout.write("{\n" + ",\n".join(f"  {json.dumps(name)}: {text}" for name, text in texts.items())
-                         + "\n}\n")
+    if out is None:  # the --json text of {file: body}; blackbox bodies written piece by piece (175,000 groups)
+        files = [*render_chunks(found, by_address, 1),
+                 *((name, [json.dumps(body, indent=2).replace("\n", "\n  ")]) for name, body in hosts.items())]
+        for i, (name, chunks) in enumerate(files):  # never empty: render_chunks names every module's file
+            app.stdout.write(("{\n" if i == 0 else ",\n") + f"  {json.dumps(name)}: ")
+            app.stdout.writelines(chunks)
+        app.stdout.write("\n}\n")
         return
     out.mkdir(parents=True, exist_ok=True)
     bodies = {**render_groups(found, by_address), **{name: json.dumps(body, indent=2) for name, body in hosts.items()}}

@@ -29,28 +29,28 @@ import json
 import os
 import time
 from collections.abc import Iterable
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from tnoctl.config.scan import RACY_NS, Stat
 
 NAME = "inventory-index.json"
-VERSION = 2
+VERSION = 3
 _CODE_FILES = ("index.py", "load.py")
 
 Record = list[Any]
 """[rel, slug, name, insee, domains, services, mail, office, pilot, maintenance_window, mailboxes, backup, canary]"""
 
 
-def listing_digest(files: Iterable[tuple[str, Stat]]) -> tuple[str, int]:
-    """(SHA-256 of every tenant file's name and stat, newest mtime in ns) of a tenants/ listing."""
-    digest = hashlib.sha256()
-    newest = 0
-    lines = []
-    for rel, (size, mtime, ino) in files:
-        lines.append(f"{rel}\0{size}\0{mtime}\0{ino}\n")
-        newest = max(newest, mtime)
-    digest.update("".join(lines).encode("utf-8", "surrogateescape"))
+def listing_digest(files: list[tuple[str, Stat]]) -> tuple[str, int]:
+    """(SHA-256 of every tenant file's name and stat, newest mtime in ns) of a tenants/ listing.
+
+    The listing's ``repr`` is hashed (one C-level pass over 35,000 entries instead of a Python
+    loop building a line per file): names are quoted and escaped by repr, so it is unambiguous.
+    """
+    digest = hashlib.sha256(repr(files).encode("utf-8", "surrogateescape"))
+    newest = max(map(itemgetter(1), map(itemgetter(1), files)), default=0)
     return digest.hexdigest(), newest
 
 

@@ -14,13 +14,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tnoctl.config import index, logical, scan, validate
+from tnoctl.config import gcpause, index, logical, scan, validate
 from tnoctl.config.hosts import Host, load_hosts
 from tnoctl.config.schema import Platform, Tenant
 from tnoctl.config.vaultnames import VaultNames
 from tnoctl.errors import InvalidInput, unknown
 
 PLATFORM_REL = "group_vars/all/platform.yml"
+_new = tuple.__new__
 
 
 class RowPlacement(NamedTuple):
@@ -55,10 +56,14 @@ class TenantRow(NamedTuple):
 
     @classmethod
     def of(cls, rec: index.Record) -> TenantRow:
-        """Build from an index record (index.record)."""
+        """Build from an index record (index.record).
+
+        ``tuple.__new__`` instead of the generated ``__new__``: 35,000 rows per warm `tenant list`.
+        """
         rel, slug, name, insee, domains, services, mail, office, pilot, window, boxes, backup, canary = rec
-        return cls(rel, slug, name, insee, tuple(domains), tuple(services), RowPlacement(mail, office), pilot,
-                   window, boxes, backup, tuple(canary) if canary is not None else None)
+        return _new(cls, (rel, slug, name, insee, tuple(domains), tuple(services), _new(RowPlacement, (mail, office)),
+                          pilot, window, boxes, backup, tuple(canary) if canary is not None else None))
+
 
 
 class RowTable:
@@ -78,7 +83,8 @@ class RowTable:
     @cached_property
     def records(self) -> list[index.Record]:
         """Every record, sorted by slug."""
-        found = index.parse(self._body or b"", self._rels)
+        with gcpause.paused():
+            found = index.parse(self._body or b"", self._rels)
         if found is None and self._rebuild is not None:
             found = self._rebuild()
         return found or []
@@ -102,7 +108,9 @@ class RowTable:
 
     def all(self) -> list[TenantRow]:
         """Every row, sorted by slug."""
-        return [TenantRow.of(rec) for rec in self.records]
+        records = self.records
+        with gcpause.paused():
+            return [TenantRow.of(rec) for rec in records]
 
 
 @dataclass

@@ -18,11 +18,11 @@ verify the certificate against the IP, which the lab certificates carry as IP SA
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from json.encoder import encode_basestring_ascii as _esc  # type: ignore[attr-defined]
 from typing import Any
 
-from tnoctl.probes.targets import Endpoint
+from tnoctl.probes.endpoints import Endpoint
 
 MODULES: dict[str, str] = {
     "smtp": "smtp_starttls",
@@ -60,34 +60,53 @@ def groups(endpoints: Iterable[Endpoint], by_address: bool = False) -> dict[str,
     return dict(sorted(out.items()))
 
 
-def render_groups(endpoints: Iterable[Endpoint], by_address: bool = False, depth: int = 0) -> dict[str, str]:
+def render_groups(endpoints: Sequence[Endpoint], by_address: bool = False, depth: int = 0) -> dict[str, str]:
     """:func:`groups` as JSON text: each file's list exactly as ``json.dumps(indent=2)`` writes it at ``depth``.
 
-    At 35,000 communes there are 175,000 groups: rendering each with one template instead of building
-    and encoding dicts is what keeps `monitoring targets` within seconds (issue 18). The text equals
-    the encoding of :func:`groups` (tests/unit/test_jsonout.py).
+    The text equals the encoding of :func:`groups` (tests/unit/test_file_sd_text.py).
     """
+    return {name: "".join(chunks) for name, chunks in render_chunks(endpoints, by_address, depth)}
+
+
+def render_chunks(endpoints: Sequence[Endpoint], by_address: bool = False,
+                  depth: int = 0) -> Iterator[tuple[str, Iterator[str]]]:
+    """(file name, the pieces of its :func:`render_groups` text) per file, sorted by name, rendered as read.
+
+    At 35,000 communes there are 175,000 groups: rendering each with one template instead of building
+    and encoding dicts, and writing the pieces as they come instead of joining 66 MB of text, is what
+    keeps `monitoring targets` within seconds and a few hundred MB (issue 18). Each file's pieces are
+    read in turn (one pass over ``endpoints`` per file).
+    """
+    files = {module: f"blackbox-{module}.json" for module in MODULES.values()}
+    for name in sorted(files.values()):
+        services = {service for service, module in MODULES.items() if files[module] == name}
+        yield name, _file_chunks(endpoints, services, by_address, depth)
+
+
+def _file_chunks(endpoints: Sequence[Endpoint], services: set[str], by_address: bool,
+                 depth: int) -> Iterator[str]:
     i1, i2, i3 = ("\n" + "  " * (depth + n) for n in (1, 2, 3))
     head = "{" + i2 + '"targets": [' + i3
     mid = i2 + "]," + i2 + '"labels": {' + i3 + '"tenant": '
     sep = "," + i3
     tail = i2 + "}" + i1 + "}"
-    parts: dict[str, list[str]] = {}
-    for ep in endpoints:
-        module = MODULES[ep.service]
-        target, extra = _target(ep, by_address)
-        mod = _esc(module)
-        text = (f'{head}{_esc(target)}{mid}{_esc(ep.tenant)}{sep}"component": {_esc(ep.component)}{sep}"service": '
-                f'{_esc(ep.service)}{sep}"module": {mod}{sep}"host": {_esc(ep.host)}{sep}"server_name": '
-                f'{_esc(ep.server_name)}{sep}"__param_module": {mod}')
-        for key, value in extra.items():
-            text += f"{sep}{_esc(key)}: {_esc(value)}"
-        parts.setdefault(f"blackbox-{module}.json", []).append(text + tail)
-    for module in sorted(set(MODULES.values())):
-        parts.setdefault(f"blackbox-{module}.json", [])
-    outer = "\n" + "  " * depth
-    return {name: ("[" + i1 + ("," + i1).join(items) + outer + "]") if items else "[]"
-            for name, items in sorted(parts.items())}
+    mods = {service: _esc(MODULES[service]) for service in services}
+    before = "[" + i1
+    for tenant, component, service, host, address, port, server_name in endpoints:
+        mod = mods.get(service)
+        if mod is None:
+            continue
+        name = address if by_address else server_name
+        if service == "https":
+            target = f"https://{name}{'' if port == 443 else f':{port}'}{HTTPS_PATH}"
+            extra = f'{sep}"__param_hostname": {_esc(server_name)}' if by_address else ""
+        else:
+            target, extra = f"{name}:{port}", ""
+        yield (f'{before}{head}{_esc(target)}{mid}{_esc(tenant)}{sep}"component": {_esc(component)}{sep}"service": '
+               f'{_esc(service)}{sep}"module": {mod}{sep}"host": {_esc(host)}{sep}"server_name": '
+               f'{_esc(server_name)}{sep}"__param_module": {mod}{extra}{tail}')
+        before = "," + i1
+    yield "[]" if before.startswith("[") else "\n" + "  " * depth + "]"
 
 
 NODE_PORT = 9100  # role tno_monitoring: tno_monitoring_node_exporter_port

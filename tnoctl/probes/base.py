@@ -55,7 +55,7 @@ ProbeFn = Callable[[float], "ProbeResult | list[ProbeResult]"]
 """A probe body: receives its timeout in seconds, returns its result(s) (never raises on purpose)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Probe:
     """One check to run: identity (for timeout results) and the body.
 

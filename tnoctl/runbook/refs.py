@@ -22,7 +22,7 @@ SPECIAL_TAGS = ("always", "never", "all", "tagged", "untagged")
 
 def known_probes() -> tuple[str, ...]:
     """Probe names a `probe` step may use: the checks of tnoctl.probes.targets (what `status` runs)."""
-    from tnoctl.probes.targets import SERVICES
+    from tnoctl.probes.endpoints import SERVICES
 
     return tuple(sorted({service for _, service, _, _ in SERVICES} | set(EXTRA_PROBES)))
 
