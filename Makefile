@@ -35,7 +35,7 @@ ifeq ($(shell id -u),0)
 	@$(TNOCTL) lab prepare > $(VENV)/lab-prepare.log 2>&1 & prep=$$!; \
 	$(PY) -m pytest --durations=15 tests/unit tests/integration; unit=$$?; \
 	wait $$prep || { echo "lab prepare failed (the e2e session retries it):"; tail -5 $(VENV)/lab-prepare.log; }; \
-	$(PY) -m pytest --durations=15 tests/e2e; e2e=$$?; \
+	$(PY) -m pytest --durations=40 tests/e2e; e2e=$$?; \
 	test $$unit -eq 0 -a $$e2e -eq 0
 else
 	$(PY) -m pytest $(PYTEST_MARKERS) --durations=15 tests/unit tests/integration tests/e2e

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import shlex
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,18 @@ class Fleet:
         )
         rc = main(["--inventory", str(paths.LAB_INVENTORY), "--state-dir", str(self.state_dir), *argv], app=app)
         return rc, out.getvalue(), err.getvalue()
+
+
+def sigint_as_in_a_terminal() -> None:
+    """``preexec_fn`` of a tnoctl process a test interrupts: SIGINT back to its default disposition.
+
+    Why: a test runner started in the background (``nohup … &``, a CI shell without job control)
+    ignores SIGINT, and every child inherits that; Python then installs no KeyboardInterrupt handler,
+    so a SIGINT sent between two playbooks was silently ignored and the interrupted run went on to
+    finish (exit 0). An operator's Ctrl-C reaches a foreground command with the default disposition:
+    the test reproduces that, whatever the runner inherited.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _lab_secrets() -> dict[str, str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleet import sigint_as_in_a_terminal
 
 from tnoctl import paths
 from tnoctl.state import audit
@@ -185,7 +186,8 @@ def test_interrupted_rollout_resumes_without_redoing_a_host(fleet: Any) -> None:
     argv = [sys.executable, "-m", "tnoctl", "--inventory", str(paths.LAB_INVENTORY), "--state-dir",
             str(fleet.state_dir), "upgrade", "office", "--to", fleet.office_version, "--waves", "1,100%", "--yes"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "TNO_VAULT_PASSWORD_FILE": str(paths.LAB_INVENTORY / "vault-password")})
+                            env={**os.environ, "TNO_VAULT_PASSWORD_FILE": str(paths.LAB_INVENTORY / "vault-password")},
+                            preexec_fn=sigint_as_in_a_terminal)
     try:
         operation = ""
         deadline = time.monotonic() + 600

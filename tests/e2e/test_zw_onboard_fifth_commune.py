@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet import _lab_secrets
+from fleet import _lab_secrets, sigint_as_in_a_terminal
 from test_deploy_mail import _message, _submission, _wait_for
 
 from tnoctl import paths
@@ -69,7 +69,8 @@ def _interrupt_after_deploy(fleet: Any, log: Path) -> str:
             str(fleet.state_dir), "tenant", "onboard", SLUG, "--yes"]
     env = {**os.environ, "TNO_VAULT_PASSWORD_FILE": str(paths.LAB_INVENTORY / "vault-password")}
     with open(log, "w") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                preexec_fn=sigint_as_in_a_terminal)
         try:
             deadline = time.monotonic() + DEPLOY_DEADLINE
             while proc.poll() is None and "deploy" not in _done_steps(fleet) and time.monotonic() < deadline:
