@@ -8,7 +8,7 @@
 B and C run the same two playbooks `tnoctl deploy` runs: site.yml, then backup.yml (the backup setup).
 
 Prints each run, the medians and the ratios A/B (tnoctl's own overhead; goal <= 1.05) and
-C/B (tuning gain; goal >= 2), then the remote module executions per host of the last A run, counted
+C/B (tuning gain; goal >= 3, issue 19), then the remote module executions per host of the last A run, counted
 from its job events (issue 19; goal <= 25 per host): one per task result or loop item that runs on the
 host (controller-only actions such as set_fact, assert, meta, include_* are not counted), two for
 `template`/`copy` (their action runs `stat`, then `copy` or `file`), one for `tno_files`.
@@ -199,7 +199,7 @@ def main() -> int:
     overhead = med["A tnoctl deploy"] / med["B ansible tuned"]
     gain = med["C ansible defaults"] / med["B ansible tuned"]
     print(f"\nratio A/B (tnoctl overhead over the same tuned run) = {overhead:.3f}   goal <= 1.05")
-    print(f"ratio C/B (Ansible defaults over tuned)             = {gain:.2f}    goal >= 2")
+    print(f"ratio C/B (Ansible defaults over tuned)             = {gain:.2f}    goal >= 3")
     print_executions(state)
     return 0
 
