@@ -8,7 +8,6 @@ only removed, timers enabled and started only when they are not.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostscripts import load_script
 
 from tnoctl import paths
 
@@ -24,11 +24,7 @@ FILES = paths.PROJECT_ROOT / "roles" / "tno_backup" / "files"
 
 
 def _script(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(name, FILES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(FILES / f"{name}.py", name)
 
 
 def _fake(bin_dir: Path, name: str, body: str) -> None:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
+from hostscripts import load_script
 from prometheus_client.parser import text_string_to_metric_families
 
 from tnoctl import paths
 
 SCRIPT = paths.ROLES_DIR / "tno_monitoring" / "files" / "tno-mail-quota-metrics.py"
-spec = importlib.util.spec_from_file_location("tno_mail_quota_metrics", SCRIPT)
-assert spec is not None and spec.loader is not None
-quota = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = quota  # dataclasses look their module up
-spec.loader.exec_module(quota)
+quota = load_script(SCRIPT, "tno_mail_quota_metrics")
 
 # `doveadm -f tab quota get -A` (Dovecot 2.3): STORAGE values and limits in KiB, '-' for no limit
 DOVEADM = """username\tquota name\ttype\tvalue\tlimit\t%

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
-from prometheus_client.parser import text_string_to_metric_families
+from hostscripts import exposition_samples, load_script
 
 from tnoctl import paths
 
 SCRIPT = paths.ROLES_DIR / "tno_monitoring" / "files" / "tno-os-status-metrics.py"
-spec = importlib.util.spec_from_file_location("tno_os_status_metrics", SCRIPT)
-assert spec is not None and spec.loader is not None
-status = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = status
-spec.loader.exec_module(status)
+status = load_script(SCRIPT, "tno_os_status_metrics")
 
 SIMULATION = """\
 Inst libc6 [2.36-9+deb12u9] (2.36-9+deb12u10 Debian:12.11/stable, Debian-Security:12/stable-security [amd64])
@@ -25,9 +18,6 @@ Conf openssl (3.0.17-1~deb12u2 Debian-Security:12/stable-security [amd64])
 """
 
 
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
 
 
 def test_pending_updates_are_counted_by_origin_of_the_candidate() -> None:
@@ -35,7 +25,7 @@ def test_pending_updates_are_counted_by_origin_of_the_candidate() -> None:
 
 
 def test_render_is_valid_exposition_with_the_reboot_flag() -> None:
-    samples = _samples(status.render(True, {"security": 2, "other": 1}, 1764547200.0))
+    samples = exposition_samples(status.render(True, {"security": 2, "other": 1}, 1764547200.0))
     assert samples == {
         ("tno_os_reboot_required", ()): 1.0,
         ("tno_os_upgrades_pending", (("origin", "other"),)): 1.0,
@@ -45,6 +35,6 @@ def test_render_is_valid_exposition_with_the_reboot_flag() -> None:
 
 
 def test_a_failed_apt_leaves_the_pending_gauge_out_rather_than_reporting_zero() -> None:
-    samples = _samples(status.render(False, None, 1.0))
+    samples = exposition_samples(status.render(False, None, 1.0))
     assert ("tno_os_reboot_required", ()) in samples
     assert not any(name == "tno_os_upgrades_pending" for name, _labels in samples)

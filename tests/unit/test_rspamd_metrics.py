@@ -8,7 +8,6 @@ which would collide with node_exporter's own series.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import ClassVar
 
 import pytest
 import yaml
+from hostscripts import exposition_samples, load_script
 from prometheus_client.parser import text_string_to_metric_families
 from role_render import render as render_template
 
@@ -26,11 +26,7 @@ from tnoctl import paths
 
 ROLE = paths.ROLES_DIR / "tno_monitoring"
 SCRIPT = ROLE / "files" / "tno-rspamd-metrics.py"
-spec = importlib.util.spec_from_file_location("tno_rspamd_metrics", SCRIPT)
-assert spec is not None and spec.loader is not None
-rspamd = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = rspamd
-spec.loader.exec_module(rspamd)
+rspamd = load_script(SCRIPT, "tno_rspamd_metrics")
 
 RSPAMD_METRICS = """\
 # HELP rspamd_build_info A metric with a constant '1' value labeled by version from which rspamd was built.
@@ -103,9 +99,6 @@ KEPT_FAMILIES = {"rspamd_scanned_total", "rspamd_spam_total", "rspamd_ham_total"
                  "rspamd_process_start_time_seconds", "tno_rspamd_up", "tno_rspamd_last_run_timestamp_seconds"}
 
 
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
 
 
 def test_parse_keeps_rspamds_counters_under_their_own_names() -> None:
@@ -126,7 +119,7 @@ def test_render_is_valid_exposition_with_bounded_labels() -> None:
     fams = {f.name: f for f in text_string_to_metric_families(text)}
     # the client library strips _total from counter family names
     assert {s.name for f in fams.values() for s in f.samples} == KEPT_FAMILIES
-    samples = _samples(text)
+    samples = exposition_samples(text)
     assert samples[("rspamd_actions_total", (("type", "soft reject"),))] == 3
     assert samples[("rspamd_scanned_total", ())] == 5978
     assert samples[("tno_rspamd_up", ())] == 1
@@ -148,7 +141,7 @@ def test_foreign_labels_and_values_are_dropped() -> None:
 
 
 def test_render_without_an_answer_says_down_and_keeps_no_counter() -> None:
-    samples = _samples(rspamd.render(None, 5.0))
+    samples = exposition_samples(rspamd.render(None, 5.0))
     assert samples == {("tno_rspamd_up", ()): 0, ("tno_rspamd_last_run_timestamp_seconds", ()): 5.0}
 
 
