@@ -31,12 +31,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tnoctl import paths  # noqa: E402
+from tnoctl.config.load import load_inventory  # noqa: E402
+from tnoctl.plan.deploy import backup_setup_calls  # noqa: E402
 from tnoctl.run.ansible import write_ansible_cfg  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -119,16 +119,27 @@ def print_executions(state: Path) -> None:
           + f" {sum(sum(c.values()) for c in passes.values()):6d}")
 
 
-def backup_hosts() -> list[str]:
-    """The hosts of group `backup` in the lab's hosts.yml (the backup setup pass always includes them)."""
-    hosts = yaml.safe_load((INVENTORY / "hosts.yml").read_text())
-    return list(hosts["all"]["children"]["backup"]["hosts"])
-
-
 def first_mail_host() -> str:
-    """The first host of group `mail` in the lab's hosts.yml."""
-    hosts = yaml.safe_load((INVENTORY / "hosts.yml").read_text())
-    return next(iter(hosts["all"]["children"]["mail"]["hosts"]))
+    """The first host of group `mail` in the lab inventory (the product's loader)."""
+    return next(h.name for h in load_inventory(INVENTORY).hosts.values() if "mail" in h.groups)
+
+
+def playbook_passes(limit: str) -> list[list[str]]:
+    """The ``ansible-playbook`` commands of the passes `tnoctl deploy` runs, with the same limits.
+
+    site.yml, then the backup setup: its call (playbook, limit) is the product's own
+    (tnoctl.plan.deploy.backup_setup_calls), so B and C run exactly the work A runs.
+    """
+    def command(playbook: str, hosts: tuple[str, ...]) -> list[str]:
+        argv = [str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), str(paths.PLAYBOOKS_DIR / playbook),
+                "-e", "tno_action=deploy", "--vault-password-file", str(VAULT)]
+        return argv + (["--limit", ",".join(hosts)] if hosts else [])
+
+    inventory = load_inventory(INVENTORY)
+    hosts = [limit] if limit else list(inventory.hosts)
+    passes = [command("site.yml", (limit,) if limit else ())]
+    passes += [command(call.playbook, call.limit) for call in backup_setup_calls(inventory, hosts, bool(limit))]
+    return passes
 
 
 def _env(cfg: Path) -> dict[str, str]:
@@ -164,19 +175,10 @@ def main() -> int:
     defaults_cfg.write_text(
         DEFAULTS_CFG.format(roles=paths.ROLES_DIR, plugins=paths.PROJECT_ROOT / "plugins")
     )
-    def ansible_playbook(name: str) -> list[str]:
-        return [str(VENV_BIN / "ansible-playbook"), "-i", str(INVENTORY), str(paths.PLAYBOOKS_DIR / name),
-                "-e", "tno_action=deploy", "--vault-password-file", str(VAULT)]
-
-    # The same two passes `tnoctl deploy` runs (tnoctl.plan.deploy): site.yml, then the backup setup
-    # (backup.yml on the hosts that back up plus the backup host), so A/B compares equal work.
-    site, backup = ansible_playbook("site.yml"), ansible_playbook("backup.yml")
     tnoctl = [str(VENV_BIN / "tnoctl"), "--state-dir", str(state), "deploy", "--yes"]
     if args.limit:
-        site += ["--limit", args.limit]
-        backup += ["--limit", ",".join([args.limit, *backup_hosts()])]
         tnoctl += ["--host", args.limit]
-    playbook = [site, backup]
+    playbook = playbook_passes(args.limit)
     variants = {
         "A tnoctl deploy": ([tnoctl], _env(tuned_cfg)),
         "B ansible tuned": (playbook, _env(tuned_cfg)),
