@@ -139,7 +139,7 @@ esac
 
 def test_timers_enabled_and_started_only_when_needed_reload_first(
         tmp_path: Path, fake_bin: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    timers = _script("tno_backup_timers")
+    timers = _script("tno_units")  # symlink to roles/tno_common/files/tno_units.py
     state = tmp_path / "systemd"
     state.mkdir()
     _fake(fake_bin, "systemctl", SYSTEMCTL.format(state=state))
@@ -171,3 +171,27 @@ def test_server_keys_read_the_host_key_and_the_current_lines_in_one_run(
     again = json.loads(_run(server, [str(hostkey), str(authorized)], capsys))
     assert again["authorized_lines"] == ['command="borg serve",restrict ssh-ed25519 AAAAm tno-backup:mail1:givors',
                                          "# x"]
+
+
+def test_units_wait_for_a_port_after_starting_and_not_in_check_mode_when_a_start_is_pending(
+        tmp_path: Path, fake_bin: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--wait replaces the mail role's wait_for: after the start, until the port accepts, bounded."""
+    import socket
+    units = _script("tno_units")
+    state = tmp_path / "systemd"
+    state.mkdir()
+    _fake(fake_bin, "systemctl", SYSTEMCTL.format(state=state))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    (state / "known-rspamd").touch()
+    (state / "is-enabled-rspamd").touch()
+    # check mode with a start pending: no wait (nothing would listen yet), the start is reported
+    assert _run(units, ["--check", "--wait", "1:0", "rspamd"], capsys) == "enable --now rspamd\n"
+    (state / "is-active-rspamd").touch()
+    assert _run(units, ["--check", "--wait", f"{port}:5", "rspamd"], capsys) == ""  # waits, reports nothing
+    listener.close()
+    with pytest.raises(SystemExit, match=f"nothing listens on 127.0.0.1:{port} after 0 s"):
+        units.main(["--wait", f"{port}:0", "rspamd"])
+    assert units.parse(["--wait", "11332", ""]) == (False, False, [(11332, 300.0)], [])
