@@ -88,11 +88,11 @@ def test_modules_reaching_outside_servers_are_disabled_in_one_override_file():
 def test_rspamd_listens_on_loopback_only_and_resolver_stays_local_without_dns():
     assert 'bind_socket = "127.0.0.1:11332";' in render("rspamd/worker-proxy.inc.j2")
     assert 'bind_socket = "127.0.0.1:11334";' in render("rspamd/worker-controller.inc.j2")
-    lab = base64.b64encode(b"# tnoctl lab host: no DNS server; lab names are in /etc/hosts\n").decode()
-    no_dns = render("rspamd/options.inc.j2", {"__tno_mail_resolv_conf": {"content": lab}})
+    lab = "# tnoctl lab host: no DNS server; lab names are in /etc/hosts\n"
+    no_dns = render("rspamd/options.inc.j2", {"__tno_mail_state": {"resolv_conf": lab}})
     assert '"127.0.0.1:53"' in no_dns
-    resolver = base64.b64encode(b"search example.org\nnameserver 192.0.2.53\n").decode()
-    with_dns = render("rspamd/options.inc.j2", {"__tno_mail_resolv_conf": {"content": resolver}})
+    resolver = "search example.org\nnameserver 192.0.2.53\n"
+    with_dns = render("rspamd/options.inc.j2", {"__tno_mail_state": {"resolv_conf": resolver}})
     assert "nameserver" not in with_dns.replace("# This host", "")
     assert "dns {" not in with_dns
 
