@@ -223,6 +223,21 @@ def test_main_refuses_a_non_loopback_url_and_a_foreign_answer(controller, tmp_pa
     assert res.returncode == 1 and "tno_rspamd_up 0" in (tmp_path / "y.prom").read_text()
 
 
+def _timers(host: str, rspamd: bool) -> list[str]:
+    """The timers tno_monitoring's vars/main.yml selects for ``host`` (Jinja, as Ansible evaluates it)."""
+    import ast
+
+    import jinja2
+    role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    context = {"inventory_hostname": host, "groups": {"mail": ["mail1"]}, "tno_monitoring_rspamd_metrics": rspamd,
+               "tno_monitoring_mail_quota_metrics": True, "tno_monitoring_os_status_metrics": True}
+    env = jinja2.Environment()
+    on_mail = env.from_string(role_vars["__tno_monitoring_on_mail"]).render(context)
+    context["__tno_monitoring_on_mail"] = on_mail == "True"
+    features = ast.literal_eval(env.from_string(role_vars["__tno_monitoring_timer_features"]).render(context).strip())
+    return [feature["timer"] for feature in features]
+
+
 def test_units_and_task_wiring() -> None:
     variables = {"tno_monitoring_textfile_dir": "/var/lib/prometheus/node-exporter"}
     service = render_template("tno_monitoring", "tno-rspamd-metrics.service.j2", variables)
@@ -232,9 +247,10 @@ def test_units_and_task_wiring() -> None:
     assert "Type=oneshot" in service and "After=rspamd.service" in service
     timer = render_template("tno_monitoring", "tno-rspamd-metrics.timer.j2", {})
     assert "OnUnitActiveSec=30s" in timer and "WantedBy=timers.target" in timer
-    deploy = yaml.safe_load((ROLE / "tasks" / "deploy.yml").read_text())
-    include = next(t for t in deploy if t.get("ansible.builtin.include_tasks") == "rspamd.yml")
-    assert include["when"] == ["tno_monitoring_rspamd_metrics", "inventory_hostname in groups['mail'] | default([])"]
+    # the role's timer-driven exporters (vars/main.yml): the Rspamd reader on mail hosts only, when enabled
+    assert "tno-rspamd-metrics.timer" in _timers("mail1", rspamd=True)
+    assert "tno-rspamd-metrics.timer" not in _timers("mail1", rspamd=False)
+    assert _timers("office1", rspamd=True) == ["tno-os-status.timer"]
     specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())["argument_specs"]["main"]["options"]
     defaults = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
     for name in ("tno_monitoring_rspamd_metrics", "tno_monitoring_rspamd_metrics_interval",

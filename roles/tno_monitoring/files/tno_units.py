@@ -1,0 +1,1 @@
+../../tno_common/files/tno_units.py
