@@ -18,7 +18,8 @@ pebble's root only:
 * a second commune added on mail3 and deployed gets its own pebble certificates on every port, and the
   first commune's served serials are unchanged.
 
-At the end (``finally``) platform.yml is back to its exact text, the temporary tenant files are gone,
+At the end (``finally``) platform.yml and vault.yml (borg passphrases of the communes) are back to their
+exact text, the temporary tenant files are gone,
 their zones are dropped from the lab DNS, and mail3 leaves hosts.yml and is powered off (disk discarded).
 Budget: mail3's fresh deploy (packages + two issuances) is most of it; expected ~3-4 min in all.
 """
@@ -36,6 +37,8 @@ from typing import Any
 import pytest
 
 from tnoctl import paths
+from tnoctl.config import load_inventory, newtenant
+from tnoctl.config.vault import VAULT_REL
 from tnoctl.lab.lab import Lab
 from tnoctl.lab.spare import SPARE_ADDRESS, SPARE_NAME, spare_host
 
@@ -51,15 +54,10 @@ RELOAD_WAIT = 20.0  # seconds for a reloaded service to serve the renewed certif
 # The real main process of each service (Debian's postfix.service is a oneshot wrapper with no PID).
 UNITS = ("postfix@-", "dovecot", "nginx")
 PLATFORM = paths.LAB_INVENTORY / "group_vars" / "all" / "platform.yml"
+VAULT = paths.LAB_INVENTORY / VAULT_REL
+WINDOW = "Mon-Sun 00:00-24:00"  # always open: the deploy's window guard never refuses
 FILES_LINE, ACME_LINE = "\ntno_tls_mode: files\n", "\ntno_tls_mode: acme\n"
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n", re.S)
-
-
-def _tenant_yaml(tenant: dict[str, str]) -> str:
-    return (f"# temporary commune of tests/e2e/test_acme_mode.py (acme mode on {SPARE_NAME}); removed at its end\n"
-            f"slug: {tenant['slug']}\nname: {tenant['name']}\ninsee: '{tenant['insee']}'\n"
-            f"domains: [{tenant['domain']}]\nservices: [mail]\nplacement: {{mail: {SPARE_NAME}}}\n"
-            "maintenance_window: Mon-Sun 00:00-24:00\n")
 
 
 def _endpoints(tenant: dict[str, str]) -> list[tuple[str, int]]:
@@ -133,29 +131,41 @@ def _main_pids(fleet: Any) -> dict[str, str]:
 
 @contextmanager
 def _acme_communes(lab_inventory: Path) -> Iterator[list[str]]:
-    """platform.yml in acme mode for the body; then its exact text back, the tenant files and zones gone.
+    """platform.yml in acme mode for the body; then it and vault.yml exactly back, tenant files and zones gone.
 
     Yields the list the body appends the zones it made the lab DNS serve to (dropped at the end).
     """
     original = PLATFORM.read_text()
     assert original.count(FILES_LINE) == 1, f"{PLATFORM}: expected exactly one line 'tno_tls_mode: files'"
+    saved_vault = VAULT.read_bytes()
     zones: list[str] = []
     PLATFORM.write_text(original.replace(FILES_LINE, ACME_LINE))
     try:
         yield zones
     finally:  # before mail3 leaves hosts.yml: the inventory must stay valid without it
         PLATFORM.write_text(original)
+        VAULT.write_bytes(saved_vault)
         for tenant in (FIRST, SECOND):
             (lab_inventory / "tenants" / f"{tenant['slug']}.yml").unlink(missing_ok=True)
         if zones:
             Lab(lab_inventory).drop_zones(zones)
 
 
-def _add_commune(fleet: Any, tenant: dict[str, str], zones: list[str]) -> None:
-    """The commune's tenant file on mail3 and its zone at the lab DNS (what an operator does before onboarding)."""
+def _add_commune(tenant: dict[str, str], zones: list[str]) -> None:
+    """The commune on mail3, mail only, and its zone at the lab DNS (what an operator does before onboarding).
+
+    Written by `tenant add`'s own functions (tnoctl.config.newtenant: validated with the whole inventory,
+    borg passphrase generated into the vault, which the deploy's backup setup reads); `tenant add` itself
+    always adds office too.
+    """
     path = paths.LAB_INVENTORY / "tenants" / f"{tenant['slug']}.yml"
     assert not path.exists(), f"{path} exists: a previous run of this test did not clean up; remove it"
-    path.write_text(_tenant_yaml(tenant))
+    inventory = load_inventory(paths.LAB_INVENTORY)
+    doc = newtenant.build(inventory, tenant["slug"], tenant["name"], tenant["insee"], [tenant["domain"]], [],
+                          SPARE_NAME, None, WINDOW)
+    doc["services"], doc["placement"] = ["mail"], {"mail": SPARE_NAME}
+    doc.pop("office")
+    newtenant.write(inventory, doc, paths.LAB_INVENTORY / "vault-password")
     zones.extend(Lab(paths.LAB_INVENTORY).serve_new_zones())  # a fresh Lab: it reads the inventory as it is now
     assert tenant["domain"] in zones, f"the lab DNS did not add the zone {tenant['domain']} (added: {zones})"
 
@@ -168,7 +178,7 @@ def test_acme_mode_issues_serves_renews_and_onboards_per_tenant_certificates(fle
                                     timeout=30).stdout.split("=", 1)[1].strip()
     started = time.monotonic()
     with spare_host(paths.LAB_INVENTORY), _acme_communes(paths.LAB_INVENTORY) as zones:
-        _add_commune(fleet, FIRST, zones)
+        _add_commune(FIRST, zones)
         _ok(fleet, "inventory", "validate")
         _ok(fleet, "deploy", "--host", SPARE_NAME, "--yes")
 
@@ -195,7 +205,7 @@ def test_acme_mode_issues_serves_renews_and_onboards_per_tenant_certificates(fle
         assert _main_pids(fleet) == pids, f"a service was restarted by the renewal (main PIDs before: {pids})"
 
         # a second commune onboarded on mail3: its own certificates, the first commune's untouched
-        _add_commune(fleet, SECOND, zones)
+        _add_commune(SECOND, zones)
         _ok(fleet, "deploy", "--host", SPARE_NAME, "--yes")
         _serve_all(SECOND, pebble_root, lab_ca_subject)
         assert _lineage(fleet, SECOND)["serial"] != renewed
