@@ -85,10 +85,18 @@ def test_deploy_hook_skips_postmap_until_postfix_is_installed():
     assert "if [ -f /etc/postfix/tno_sni ] && [ -x /usr/sbin/postmap ]; then" in hook
 
 
+def test_the_postfix_sni_database_which_embeds_the_private_keys_is_root_only():
+    hook = render("tno_acme", "tno-reload.sh.j2", {})
+    assert ("  (umask 077 && /usr/sbin/postmap -F hash:/etc/postfix/tno_sni)\n"
+            "  chmod 0600 /etc/postfix/tno_sni.db\n") in hook
+
+
 def test_tno_mail_builds_the_sni_map_once_postfix_is_installed_in_acme_mode():
     tasks = yaml.safe_load((ROLES / "tno_mail" / "tasks" / "postfix.yml").read_text())
     build = next(t for t in tasks if t["name"].startswith("Build the SNI map"))
-    assert build["ansible.builtin.command"]["argv"] == ["/usr/sbin/postmap", "-F", "hash:/etc/postfix/tno_sni"]
+    assert build["ansible.builtin.command"]["argv"] == [
+        "/bin/sh", "-c",
+        "umask 077 && /usr/sbin/postmap -F hash:/etc/postfix/tno_sni && chmod 0600 /etc/postfix/tno_sni.db"]
     assert build["ansible.builtin.command"]["creates"] == "/etc/postfix/tno_sni.db"
     assert "acme" in build["when"]
     assert tasks.index(build) < next(i for i, t in enumerate(tasks) if t["name"].startswith("Write the Postfix"))
