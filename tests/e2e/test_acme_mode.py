@@ -187,6 +187,8 @@ def test_acme_mode_issues_serves_renews_and_onboards_per_tenant_certificates(fle
         issued = _lineage(fleet, FIRST)["serial"]
         assert set(first.values()) == {issued}, (
             f"tno-{FIRST['slug']}: served serials {first} differ from the lineage's certificate {issued}")
+        mode = fleet.ssh(SPARE_NAME, "stat", "-c", "%a %U", "/etc/postfix/tno_sni.db").stdout.split()
+        assert mode == ["600", "root"], f"/etc/postfix/tno_sni.db embeds private keys but is {mode} (want 600 root)"
 
         # forced renewal: certbot runs the role's deploy hook; services reloaded, not restarted
         pids = _main_pids(fleet)
