@@ -67,7 +67,8 @@ def root(tmp_path: Path) -> Path:
                  "__tno_mail_rspamd_password_script": str(ROLE / "files" / "tno_rspamd_controller_password.py"),
                  "__tno_mail_rspamd_files": {"changed_files": []}},
         "hosts": {"mail1": {"ansible_connection": "local"},
-                  "mail2": {"ansible_connection": "local", "tno_mail_rspamd_password_vault": rspamd_password_var("mail2")}}}}
+                  "mail2": {"ansible_connection": "local",
+                            "tno_mail_rspamd_password_vault": rspamd_password_var("mail2")}}}}
     (tmp_path / "hosts.yml").write_text(yaml.safe_dump(inventory))
     (tmp_path / "pb.yml").write_text(textwrap.dedent(PLAYBOOK.format(tasks=ROLE / "tasks" / "controller_password.yml")))
     return tmp_path
