@@ -56,7 +56,11 @@ from test_deploy_mail import (
 )
 from test_deploy_office import _get
 
+from tnoctl import paths
+from tnoctl.config.hostsecrets import rspamd_password_var
 from tnoctl.lab import dns as labdns
+from tnoctl.plan.calls import PlaybookCall
+from tnoctl.run.ansible import run_playbook
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -502,8 +506,6 @@ def test_rspamd_controller_asks_localhost_for_the_vault_password_and_metrics_sta
     """On every mail host: the loopback gets no password-free access to Rspamd's controller (403/401 without
     or with a wrong password), the host's own vault-held password opens it, the root-only copy is there for
     the metrics timer, and the timer's textfile says tno_rspamd_up 1."""
-    from tnoctl.config.hostsecrets import rspamd_password_var
-
     hosts = sorted({fleet.mail_host(slug) for slug in fleet.tenants_with("mail")})
     assert hosts
     for host in hosts:
@@ -520,3 +522,21 @@ def test_rspamd_controller_asks_localhost_for_the_vault_password_and_metrics_sta
         assert "\ntno_rspamd_up 1\n" in text, f"{host}: {text[-300:]}"
         leaked = password in text
         assert not leaked, f"{host}: the controller password is in tno_rspamd.prom"
+
+
+def test_check_playbook_passes_on_the_mail_hosts_with_rspamd_metrics_up(fleet: Any) -> None:
+    """playbooks/check.yml (tno_action=check) limited to the mail hosts passes: among its checks, the
+    monitoring role's tno_rspamd.prom says tno_rspamd_up 1 and is fresh (the failing cases, up 0, stale
+    and missing, are tests/integration/test_monitoring_rspamd_check.py). The password is in no artifact."""
+    hosts = tuple(sorted({fleet.mail_host(slug) for slug in fleet.tenants_with("mail")}))
+    for host in hosts:
+        fleet.ssh(host, "systemctl", "start", "tno-rspamd-metrics.service")
+    run_id = f"edge-check-{uuid.uuid4().hex[:8]}"
+    call = PlaybookCall(playbook=str(paths.PROJECT_ROOT / "playbooks" / "check.yml"), limit=hosts)
+    result = run_playbook(call, inventory=paths.LAB_INVENTORY, state_dir=fleet.state_dir, run_id=run_id,
+                          vault_password_file=paths.LAB_INVENTORY / "vault-password")
+    assert result.success, [f"{f.host}: {f.task}: {f.message}" for f in result.failed_tasks]
+    passwords = [fleet.secrets[rspamd_password_var(host)] for host in hosts]
+    leaked = [str(p) for p in (fleet.state_dir / "runs" / run_id).rglob("*")
+              if p.is_file() and any(pw in p.read_text(errors="replace") for pw in passwords)]
+    assert not leaked, f"the controller password is in {leaked}"
