@@ -169,3 +169,26 @@ def test_script_refuses_passwords_rspamd_config_cannot_hold(tmp_path: Path, secr
                            str(tmp_path / "i")], input=secret + "\n", capture_output=True, text=True, check=False)
     assert done.returncode == 2 and secret not in done.stdout + done.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_deploy_and_plan_of_a_mail_host_without_its_secret_stop_before_any_run(tmp_path: Path) -> None:
+    from tests.unit.fakes import FakePlaybookRunner, make_env
+    from tnoctl.actions import deploy
+    from tnoctl.errors import InvalidInput
+
+    inventory = tmp_path / "inv"
+    shutil.copytree(paths.LAB_INVENTORY, inventory, ignore=shutil.ignore_patterns(".tno"))
+    text = (inventory / vault.VAULT_REL).read_text()
+    (inventory / vault.VAULT_REL).write_text(
+        re.sub(r"tno_vault_rspamd_mail2_[0-9a-f]{8}: !vault \|\n(  .*\n)+", "", text))
+    runner = FakePlaybookRunner()
+    env = make_env(inventory, tmp_path / "state", playbooks=runner)
+    for call in (lambda: deploy.run(env, deploy.DeployRequest(hosts=("mail2",))),
+                 lambda: deploy.plan(env, deploy.PlanRequest(hosts=("mail2",)))):
+        with pytest.raises(InvalidInput) as caught:
+            call()
+        assert hostsecrets.rspamd_password_var("mail2") in caught.value.message
+        assert "tnoctl inventory secrets" in caught.value.message
+    assert runner.calls == []
+    deploy.run(env, deploy.DeployRequest(hosts=("office1",)))  # a host that needs no such secret still deploys
+    assert runner.calls
