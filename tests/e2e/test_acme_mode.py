@@ -18,7 +18,7 @@ pebble's root only:
 * a second commune added on mail3 and deployed gets its own pebble certificates on every port, and the
   first commune's served serials are unchanged.
 
-At the end (``finally``) platform.yml and vault.yml (borg passphrases of the communes) are back to their
+At the end (``finally``) platform.yml and vault.yml (borg passphrases, mail3's Rspamd password) are back to their
 exact text, the temporary tenant files are gone,
 their zones are dropped from the lab DNS, and mail3 leaves hosts.yml and is powered off (disk discarded).
 Budget: mail3's fresh deploy (packages + two issuances) is most of it; expected ~3-4 min in all.
@@ -180,6 +180,8 @@ def test_acme_mode_issues_serves_renews_and_onboards_per_tenant_certificates(fle
     with spare_host(paths.LAB_INVENTORY), _acme_communes(paths.LAB_INVENTORY) as zones:
         _add_commune(FIRST, zones)
         _ok(fleet, "inventory", "validate")
+        # a new mail host needs its Rspamd controller password in the vault (deploy refuses it otherwise)
+        _ok(fleet, "inventory", "secrets")
         _ok(fleet, "deploy", "--host", SPARE_NAME, "--yes")
 
         # every name of the commune, on every port, under a pebble certificate for that name
