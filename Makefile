@@ -66,7 +66,7 @@ bench: install  ## offline benchmarks (print ratios side by side); lab ones: ben
 	$(PY) bench/exporter.py
 
 bench-lab: install  ## lab benchmarks (root; after 'make demo'): deploy overhead, probes, backups, DR RTO, then upgrade waves
-	$(PY) bench/deploy_overhead.py
+	$(PY) bench/deploy_overhead.py --fresh
 	$(PY) bench/probes.py
 	$(PY) bench/backup.py --inventory inventories/lab --tenant givors --mb 200
 	$(PY) bench/backup.py --rto

@@ -6,6 +6,10 @@
   C  raw `ansible-playbook` with Ansible's defaults (no pipelining, no fact cache, implicit gathering)
 
 B and C run the same two playbooks `tnoctl deploy` runs: site.yml, then backup.yml (the backup setup).
+Each round also times `tnoctl plan` (P: the same selection in check + diff mode, what `plan` and `drift`
+pay), which no ratio uses: issue 19 asks that it get faster in proportion with the converge.
+`--fresh` first takes the lab down, brings it up with fresh disks and times the fresh deploy of the
+fleet (packages installed, every file written), which then serves as the warm-up run.
 
 Prints each run, the medians and the ratios A/B (tnoctl's own overhead; goal <= 1.05) and
 C/B (tuning gain; goal >= 3, issue 19), then the remote module executions per host of the last A run, counted
@@ -13,9 +17,10 @@ from its job events (issue 19; goal <= 25 per host): one per task result or loop
 host (controller-only actions such as set_fact, assert, meta, include_* are not counted), two for
 `template`/`copy` (their action runs `stat`, then `copy` or `file`), one for `tno_files`.
 Needs root and the lab up with the fleet deployed
-(`make demo`). Usage: bench/deploy_overhead.py [--rounds 3] [--limit HOST]
+(`make demo`). Usage: bench/deploy_overhead.py [--rounds 3] [--limit HOST] [--fresh]
 
-`--smoke`: one round limited to the first mail host, without the warm-up run
+`--smoke`: one round limited to the first office host (a light converge that still has both passes: the
+smoke proves that the variants and the counting run, not their figures), without the warm-up run
 (tests/e2e/test_bench_lab_smoke.py runs it on the session's fleet; its ratios are not the benchmark's).
 """
 
@@ -119,9 +124,9 @@ def print_executions(state: Path) -> None:
           + f" {sum(sum(c.values()) for c in passes.values()):6d}")
 
 
-def first_mail_host() -> str:
-    """The first host of group `mail` in the lab inventory (the product's loader)."""
-    return next(h.name for h in load_inventory(INVENTORY).hosts.values() if "mail" in h.groups)
+def first_host_of(group: str) -> str:
+    """The first host of ``group`` in the lab inventory (the product's loader)."""
+    return next(h.name for h in load_inventory(INVENTORY).hosts.values() if group in h.groups)
 
 
 def playbook_passes(limit: str) -> list[list[str]]:
@@ -163,10 +168,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--limit", default="", help="one inventory host only (tnoctl --host / ansible --limit)")
-    parser.add_argument("--smoke", action="store_true", help="one round on the first mail host")
+    parser.add_argument("--smoke", action="store_true", help="one round on the first office host")
+    parser.add_argument("--fresh", action="store_true",
+                        help="lab down + up --fresh first, and time the fresh deploy (the warm-up run)")
     args = parser.parse_args()
+    if args.fresh and (args.smoke or args.limit):
+        parser.error("--fresh deploys the whole fleet: not with --smoke or --limit")
     if args.smoke:
-        args.rounds, args.limit = 1, args.limit or first_mail_host()
+        args.rounds, args.limit = 1, args.limit or first_host_of("office")
     work = Path(tempfile.mkdtemp(prefix="tno-bench-"))
     state = work / "state"
     (state / "facts").mkdir(parents=True)
@@ -175,9 +184,9 @@ def main() -> int:
     defaults_cfg.write_text(
         DEFAULTS_CFG.format(roles=paths.ROLES_DIR, plugins=paths.PROJECT_ROOT / "plugins")
     )
-    tnoctl = [str(VENV_BIN / "tnoctl"), "--state-dir", str(state), "deploy", "--yes"]
-    if args.limit:
-        tnoctl += ["--host", args.limit]
+    selection = ["--host", args.limit] if args.limit else []
+    tnoctl = [str(VENV_BIN / "tnoctl"), "--state-dir", str(state), "deploy", "--yes", *selection]
+    plan = [str(VENV_BIN / "tnoctl"), "--state-dir", str(state), "plan", "--exit-zero", *selection]
     playbook = playbook_passes(args.limit)
     variants = {
         "A tnoctl deploy": ([tnoctl], _env(tuned_cfg)),
@@ -185,8 +194,14 @@ def main() -> int:
         "C ansible defaults": (playbook, _env(defaults_cfg)),
     }
     # warm-up: fills the fact cache the tuned runs rely on (as in real use) and opens no stale masters;
-    # the smoke run skips it (it proves the three variants run, its figures are not the benchmark's)
-    if not args.smoke:
+    # the smoke run skips it (it proves the variants run, its figures are not the benchmark's)
+    if args.fresh:
+        lab = str(VENV_BIN / "tnoctl")
+        _timed([[lab, "lab", "down"], [lab, "lab", "up", "--fresh"]], _env(tuned_cfg), ROOT)
+        fresh = _timed([tnoctl], _env(tuned_cfg), ROOT)
+        print(f"fresh deploy of the fleet ({len(load_inventory(INVENTORY).hosts)} hosts, tnoctl deploy) "
+              f"{fresh:7.2f} s", flush=True)
+    elif not args.smoke:
         _timed(playbook, _env(tuned_cfg), ROOT)
     times: dict[str, list[float]] = {name: [] for name in variants}
     for round_no in range(1, args.rounds + 1):
@@ -194,6 +209,9 @@ def main() -> int:
             elapsed = _timed(argv, env, ROOT)
             times[name].append(elapsed)
             print(f"round {round_no}  {name:<20} {elapsed:7.2f} s", flush=True)
+        elapsed = _timed([plan], _env(tuned_cfg), ROOT)
+        times.setdefault("P tnoctl plan", []).append(elapsed)
+        print(f"round {round_no}  {'P tnoctl plan':<20} {elapsed:7.2f} s  (check + diff; in no ratio)", flush=True)
     med = {name: statistics.median(values) for name, values in times.items()}
     print()
     for name, value in med.items():

@@ -36,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tnoctl.config import yamlio
+from tnoctl.config.hostsecrets import rspamd_password_var
 
 PREFIX = ["Saint", "Sainte", "Villeneuve", "Neuville", "Montagny", "Chassieu", "Brignais", "Mornant", "Vaugneray",
           "Marcy", "Limonest", "Dardilly", "Genay", "Fontaines", "Collonges", "Charbonnières", "Francheville",
@@ -135,16 +136,20 @@ def write_vault(out: Path, rng: random.Random, tenants: list[list[str]], encrypt
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         done = list(pool.map(_encrypt_all, [(password, items) for items in real], chunksize=16))
     *per_tenant, (admin, (_, placeholder)) = done
-    count = 1
+    # one Rspamd controller password per mail host of hosts_yml() (the placeholder's ciphertext: no extra cost)
+    host_secrets = [rspamd_password_var(f"mail{i:02d}") for i in range(1, 21)]
+    count = 1 + len(host_secrets)
     with (out / "group_vars" / "all" / "vault.yml").open("w") as fh:
         fh.write(_vault_entry(*admin))
+        fh.writelines(_vault_entry(name, placeholder) for name in host_secrets)
         for items in per_tenant:
             fh.writelines(_vault_entry(name, text) for name, text in items)
             count += len(items)
         for names in tenants[encrypted:]:
             fh.writelines(_vault_entry(name, placeholder) for name in names)
             count += len(names)
-    return count, count - sum(len(names) for names in tenants[encrypted:]), time.perf_counter() - started
+    placeholders = sum(len(names) for names in tenants[encrypted:]) + len(host_secrets)
+    return count, count - placeholders, time.perf_counter() - started
 
 
 def generate(out: Path, tenants: int, seed: int, vault_tenants: int, canary: bool = False) -> None:

@@ -30,7 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE, NAME = "syndicat", "tnoctl"
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".tno")
-HOST_SIDE = ("hostagent/agent.py", "hostagent/manifest.py", "hostagent/rollback.py", "backup/naming.py")
+HOST_SIDE = ("hostagent/agent.py", "hostagent/manifest.py", "hostagent/rollback.py", "hostagent/history.py",
+             "backup/naming.py")
 """Files role tno_backup installs on hosts, read from ``{{ role_path }}/../../tnoctl/``."""
 
 

@@ -4,6 +4,9 @@
 other test reuses the running hosts, and the session ends with `lab.down()`, which tolerates a
 lab that a test (test_zz_lab_recovery.py) already took down. The `fleet` fixture (the lab
 communes deployed once) lives in fleet.py and is registered here.
+
+The `egress_capture` runs tcpdump on the lab bridge from before `lab up` to the end of the session:
+test_zz_egress_capture.py reads it after every other test that uses the fleet has run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pytest
 from fleet import backups, fleet  # noqa: F401 - registers the session fixtures of tests/e2e/fleet.py
 
 from tnoctl import paths
+from tnoctl.lab.egress import Capture
 from tnoctl.lab.lab import Lab
 
 
@@ -26,11 +30,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.lab)
 
 
-@pytest.fixture(scope="session")
-def lab() -> Iterator[Lab]:
-    """The running lab (tnoctl.lab.lab.Lab over inventories/lab); needs root."""
+def _require_root() -> None:
     if os.geteuid() != 0:
         pytest.fail("end-to-end lab tests need root; run as root (CI does) or deselect them: -m 'not root'")
+
+
+@pytest.fixture(scope="session")
+def egress_capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capture]:
+    """tcpdump on the lab bridge for the whole session (tnoctl.lab.egress), started before `lab up`."""
+    _require_root()
+    capture = Capture(tmp_path_factory.mktemp("egress") / "lab-bridge.pcap")
+    capture.start()
+    yield capture
+    capture.stop()
+
+
+@pytest.fixture(scope="session")
+def lab(egress_capture: Capture) -> Iterator[Lab]:
+    """The running lab (tnoctl.lab.lab.Lab over inventories/lab); needs root."""
+    _require_root()
     the_lab = Lab(paths.LAB_INVENTORY)
     try:
         the_lab.up()

@@ -77,10 +77,15 @@ class Fleet:
     def office_version(self) -> str:
         return str(self.inventory.platform.tno_office_version)
 
-    def ssh(self, host: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``argv`` as root on a lab host: OpenSSH as the operator account (tnoops), then ``sudo -n``."""
+    def ssh(self, host: str, *argv: str, check: bool = True,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` as root on a lab host: OpenSSH as the operator account (tnoops), then ``sudo -n``.
+
+        ``stdin``: text fed to the command (a secret goes there, never in ``argv``: argv shows in ``ps``).
+        """
         return subprocess.run(
             ["ssh", "-F", str(self.ssh_config), host, "--", shlex.join(["sudo", "-n", *argv])],  # argv intact
+            input=stdin,
             capture_output=True,
             text=True,
             check=check,

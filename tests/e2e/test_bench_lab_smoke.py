@@ -35,7 +35,8 @@ def _smoke(script: str, figures: list[str], timeout: float = 900) -> str:
 
 def test_deploy_overhead_smoke(fleet: Any) -> None:
     _smoke("deploy_overhead.py", [
-        *(rf"round 1  {name}\s+{NUM} s" for name in ("A tnoctl deploy", "B ansible tuned", "C ansible defaults")),
+        *(rf"round 1  {name}\s+{NUM} s" for name in ("A tnoctl deploy", "B ansible tuned", "C ansible defaults",
+                                                      "P tnoctl plan")),
         rf"ratio A/B \(tnoctl overhead over the same tuned run\) = {NUM}",
         rf"ratio C/B \(Ansible defaults over tuned\)\s+= {NUM}",
     ])

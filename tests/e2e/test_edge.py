@@ -12,6 +12,9 @@ at the end of DATA; a From: in another domain of the sender's own commune is acc
 that domain's key, and the signature verifies (dkimpy, the published key read from the signing host)
 on the copy delivered at another lab host. Helpers are the mail and office acceptance tests' own.
 
+Rspamd's controller (127.0.0.1:11334) refuses the loopback without the mail host's vault-held password and
+answers with it; the metrics timer, which sends the root-only copy, keeps tno_rspamd_up at 1.
+
 Inbound policy and the send limit: an office host (a client "from the internet" for the MX) delivers on
 port 25 GTUBE (rejected 5xx at the end of DATA) and a message From a domain publishing DMARC p=reject
 whose SPF excludes it, unsigned (rejected; its twin without DMARC is delivered). The lab mailbox with its
@@ -53,7 +56,11 @@ from test_deploy_mail import (
 )
 from test_deploy_office import _get
 
+from tnoctl import paths
+from tnoctl.config.hostsecrets import rspamd_password_var
 from tnoctl.lab import dns as labdns
+from tnoctl.plan.calls import PlaybookCall
+from tnoctl.run.ansible import run_playbook
 
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
@@ -473,3 +480,63 @@ def test_a_user_over_the_send_limit_gets_4xx_and_the_metric_counts_it(fleet: Any
     for token in accepted:
         _wait_for(fleet, slug, rcpt, token)
     _wait_queues_empty(fleet, {host})
+
+
+# Runs on the mail host (python3 is on every host; curl is not): GET the controller's /stat on the loopback,
+# with the password read from stdin when one is given, and print the HTTP status (200: and whether the
+# answer is Rspamd's statistics). The password never appears in an argv or in the output.
+_REMOTE_CONTROLLER = """
+import json, sys, urllib.error, urllib.request
+password = sys.stdin.readline().strip()
+request = urllib.request.Request("http://127.0.0.1:11334/stat", headers={"Password": password} if password else {})
+try:
+    with urllib.request.urlopen(request, timeout=20) as answer:
+        print(answer.status, "scanned" in json.loads(answer.read()))
+except urllib.error.HTTPError as exc:
+    print(exc.code, False)
+"""
+
+
+def _controller_stat(fleet: Any, host: str, password: str) -> str:
+    """``"<status> <is statistics>"`` of GET 127.0.0.1:11334/stat run on ``host`` (``""``: no password)."""
+    return fleet.ssh(host, "python3", "-c", _REMOTE_CONTROLLER, stdin=password + "\n").stdout.strip()
+
+
+def test_rspamd_controller_asks_localhost_for_the_vault_password_and_metrics_stay_up(fleet: Any) -> None:
+    """On every mail host: the loopback gets no password-free access to Rspamd's controller (403/401 without
+    or with a wrong password), the host's own vault-held password opens it, the root-only copy is there for
+    the metrics timer, and the timer's textfile says tno_rspamd_up 1."""
+    hosts = sorted({fleet.mail_host(slug) for slug in fleet.tenants_with("mail")})
+    assert hosts
+    for host in hosts:
+        password = fleet.secrets[rspamd_password_var(host)]
+        for attempt in ("", "not-the-" + rspamd_password_var(host)):
+            status = _controller_stat(fleet, host, attempt)
+            assert status.split()[0] in ("401", "403"), f"{host}: /stat without the right password: {status}"
+        status = _controller_stat(fleet, host, password)  # a local name: pytest's report then shows no password
+        assert status == "200 True", f"{host}: /stat with the vault password: {status}"
+        mode = fleet.ssh(host, "stat", "-c", "%a %U", "/etc/tno/rspamd-controller.password").stdout.strip()
+        assert mode == "600 root", f"{host}: the password copy must be root-only ({mode})"
+        fleet.ssh(host, "systemctl", "start", "tno-rspamd-metrics.service")
+        text = fleet.ssh(host, "cat", "/var/lib/prometheus/node-exporter/tno_rspamd.prom").stdout
+        assert "\ntno_rspamd_up 1\n" in text, f"{host}: {text[-300:]}"
+        leaked = password in text
+        assert not leaked, f"{host}: the controller password is in tno_rspamd.prom"
+
+
+def test_check_playbook_passes_on_the_mail_hosts_with_rspamd_metrics_up(fleet: Any) -> None:
+    """playbooks/check.yml (tno_action=check) limited to the mail hosts passes: among its checks, the
+    monitoring role's tno_rspamd.prom says tno_rspamd_up 1 and is fresh (the failing cases, up 0, stale
+    and missing, are tests/integration/test_monitoring_rspamd_check.py). The password is in no artifact."""
+    hosts = tuple(sorted({fleet.mail_host(slug) for slug in fleet.tenants_with("mail")}))
+    for host in hosts:
+        fleet.ssh(host, "systemctl", "start", "tno-rspamd-metrics.service")
+    run_id = f"edge-check-{uuid.uuid4().hex[:8]}"
+    call = PlaybookCall(playbook=str(paths.PROJECT_ROOT / "playbooks" / "check.yml"), limit=hosts)
+    result = run_playbook(call, inventory=paths.LAB_INVENTORY, state_dir=fleet.state_dir, run_id=run_id,
+                          vault_password_file=paths.LAB_INVENTORY / "vault-password")
+    assert result.success, [f"{f.host}: {f.task}: {f.message}" for f in result.failed_tasks]
+    passwords = [fleet.secrets[rspamd_password_var(host)] for host in hosts]
+    leaked = [str(p) for p in (fleet.state_dir / "runs" / run_id).rglob("*")
+              if p.is_file() and any(pw in p.read_text(errors="replace") for pw in passwords)]
+    assert not leaked, f"the controller password is in {leaked}"

@@ -60,6 +60,35 @@ def test_1_prune_refuses_a_compromised_hosts_delete_and_recover_brings_it_back(f
     assert victim in _names(fleet, slug)  # today's newest archive: kept by the daily retention
 
 
+def test_1b_a_timer_archive_deleted_before_tnoctl_saw_it_is_named_from_the_manifest_history(fleet, backups) -> None:
+    """The host's timer makes an archive tnoctl never recorded; the intruder deletes it at once. The ledger
+    cannot know it: prune reads the older manifest versions still in the segments (history.py), refuses,
+    names it, and `recover-deleted` brings it back."""
+    slug = next(t for t in fleet.tenants_with("mail") if t != REMOVED)
+    host, backup = fleet.mail_host(slug), fleet.inventory.platform.tno_backup_host
+    before = set(_names(fleet, slug))
+    fleet.ssh(host, "systemctl", "start", f"tno-backup@{slug}.service")  # what the nightly timer starts
+    made = sorted(set(_names(fleet, slug)) - before)
+    assert len(made) == 1, f"the timer's run made {made}"
+    victim = made[0]
+    last_good = max(r["transaction"] for r in json.loads(_ok(fleet, "backup", "recover-deleted", "--tenant", slug,
+                                                              "--json")))
+    url = f"ssh://{naming.BACKUP_USER}@{fleet.address(backup)}{naming.repo_path(slug)}::{victim}"
+    fleet.ssh(host, "env", f"BORG_PASSCOMMAND=cat /etc/tno-backup/{slug}.passphrase",
+              f"BORG_RSH=ssh -i /etc/tno-backup/keys/{slug} -o IdentitiesOnly=yes -o BatchMode=yes "
+              "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes",
+              "borg", "delete", url)
+    rc, out, err = fleet.tnoctl("backup", "prune", "--tenant", slug, "--yes")
+    assert rc == 4, f"prune after a client deleted an archive tnoctl never saw -> {rc}\n{out}\n{err[-3000:]}"
+    assert [line for line in err.splitlines() if victim in line] == [
+        f"{slug}: archive {victim} was deleted from the repository by a client, not by tnoctl: "
+        f"repository not compacted; recover with `tnoctl backup recover-deleted --tenant {slug}`"], err
+    _ok(fleet, "backup", "recover-deleted", "--tenant", slug, "--transaction", str(last_good), "--yes")
+    assert victim in _names(fleet, slug)
+    _ok(fleet, "backup", "prune", "--tenant", slug, "--yes")
+    assert victim in _names(fleet, slug)
+
+
 def test_2_tenant_remove_leaves_no_trace_on_any_host_and_the_repository_cannot_be_opened(fleet, backups,
                                                                                          tmp_path) -> None:
     tenant = fleet.inventory.tenant(REMOVED)

@@ -1,7 +1,9 @@
 """`backup prune` after a client deleted archives (issue 13): refuse to compact, name each archive, exit 4.
 
 A fake backup host keeps one repository per tenant as a set of archive names; a "client" (the
-compromised mail host) deletes from it behind tnoctl's back. No host needed.
+compromised mail host) deletes from it behind tnoctl's back. Like an append-only borg repository, it
+keeps every manifest version (the archive names after each transaction) until ``borg compact``, and
+answers history.py with them. No host needed.
 """
 
 from __future__ import annotations
@@ -42,9 +44,22 @@ class FakeBackupHost:
     compacted: int = 0
     runs: int = 0
     ran: list[tuple[str, ...]] = field(default_factory=list)
+    versions: list[tuple[int, str, list[str]]] = field(default_factory=list)  # manifest history until compact
+    history_fails: bool = False
+
+    def commit(self) -> None:
+        """A transaction: a new manifest version when the archive list changed."""
+        if not self.versions or self.versions[-1][2] != sorted(self.archives):
+            tx = (self.versions[-1][0] if self.versions else 0) + 4
+            self.versions.append((tx, f"2026-11-29T10:{tx:02d}:00", sorted(self.archives)))
 
     def run(self, host: str, argv: list[str], timeout: float = 60, input: bytes | None = None) -> Result:
         self.ran.append(tuple(argv))
+        self.commit()
+        if argv[-2:-1] == ["/usr/local/lib/tno-backup/history.py"]:
+            if self.history_fails:
+                return Result(rc=2, stderr="history.py: ModuleNotFoundError: No module named 'borg'")
+            return Result(stdout=json.dumps({"repo_id": "ab", "versions": self.versions}) + "\n")
         if "borg" in argv:
             args = list(argv[argv.index("borg") + 1:])
             if args[0] == "list":
@@ -59,6 +74,8 @@ class FakeBackupHost:
                 return Result(stderr="\n".join(["Keeping archive (rule: daily #1):  x", *lines]))
             if args[0] == "compact":
                 self.compacted += 1
+                self.commit()
+                self.versions = self.versions[-1:]
             return Result()
         if argv[:2] == ["/usr/local/sbin/tno-backup", "run"]:
             self.runs += 1
@@ -69,7 +86,15 @@ class FakeBackupHost:
 
     def client_delete(self, name: str) -> None:
         """What `borg delete REPO::NAME` from the mail host's append-only key looks like from the server."""
+        self.commit()
         self.archives.remove(name)
+        self.commit()
+
+    def timer_backup(self, name: str) -> None:
+        """An archive the host's systemd timer makes: tnoctl is not told."""
+        self.commit()
+        self.archives.append(name)
+        self.commit()
 
     def close(self) -> None:
         pass
@@ -138,6 +163,42 @@ def test_a_seen_timer_archive_deleted_later_is_caught(tmp_path: Path, inventory)
     assert backup_repo.prune(env, backup_repo.PruneRequest((SLUG,))).ok  # first prune: recorded as seen
     host.client_delete(f"{SLUG}-2026-11-29T09:00:00.000000")
     assert backup_repo.prune(env, backup_repo.PruneRequest((SLUG,))).exit_code == ExitCode.REFUSED
+
+
+def test_a_timer_archive_deleted_before_tnoctl_saw_it_is_caught_by_the_manifest_history(tmp_path: Path,
+                                                                                       inventory) -> None:
+    """The ledger never knew it; an older manifest version still lists it: refused, named, not compacted."""
+    host = FakeBackupHost()
+    env = _env(tmp_path, inventory, host)
+    _backups(env, 1)
+    timer = f"{SLUG}-2026-11-29T23:00:00.000000"
+    host.timer_backup(timer)
+    host.client_delete(timer)
+    outcome = backup_repo.prune(env, backup_repo.PruneRequest((SLUG,)))
+    assert outcome.exit_code == ExitCode.REFUSED and host.compacted == 0
+    assert outcome.errors == [ledger.deleted_line(SLUG, timer)]
+    accepted = backup_repo.prune(env, backup_repo.PruneRequest((SLUG,), accept_deleted=True))
+    assert accepted.ok and host.compacted == 1 and env.store.archive_ledger(SLUG)[timer].state == "accepted"
+    assert backup_repo.prune(env, backup_repo.PruneRequest((SLUG,))).ok
+
+
+def test_an_unreadable_manifest_history_fails_closed(tmp_path: Path, inventory) -> None:
+    host = FakeBackupHost(history_fails=True)
+    env = _env(tmp_path, inventory, host)
+    _backups(env, 1)
+    outcome = backup_repo.prune(env, backup_repo.PruneRequest((SLUG,)))
+    assert not outcome.ok and host.compacted == 0
+    assert "manifest history could not be read" in outcome.data["tenants"][0]["detail"]
+    assert "No module named 'borg'" in outcome.data["tenants"][0]["detail"]
+
+
+def test_vanished_skips_present_checkpoint_and_tnoctl_removed_archives() -> None:
+    rec = lambda name, state: state_store.ArchiveRecord(SLUG, name, state, 1.0)  # noqa: E731
+    versions = [(1, "t1", ["a", "b", "c", "d.checkpoint", "e"]), (5, "t5", ["a", "e"]), (9, "t9", ["a", "f"])]
+    known = {"c": rec("c", "pruned"), "e": rec("e", "created")}
+    assert ledger.vanished(versions, ["a", "f"], known) == {"b": 5, "e": 9}
+    assert ledger.vanished(versions, ["a"], {}) == {"b": 5, "c": 5, "e": 9}  # f: still in the newest version
+    assert ledger.vanished([], ["a"], {}) == {}
 
 
 def test_a_delete_racing_the_prune_is_not_compacted(tmp_path: Path, inventory) -> None:

@@ -49,6 +49,8 @@ CHANGES_WITHOUT_CONFIRMATION = {
     "backup drill": "restores into a scratch directory on the backup host; live mail untouched",
     "tenant add": "writes the tenant file and vault entries of the local inventory only (reviewed in git, "
                   "applied by a confirmed deploy)",
+    "inventory secrets": "adds missing per-host vault entries of the local inventory only, never replaces one "
+                         "(reviewed in git, applied by a confirmed deploy)",
     "lab up": "the throw-away local lab",
     "lab down": "the throw-away local lab",
     "lab restart-host": "the throw-away local lab",

@@ -71,3 +71,21 @@ def test_monitoring_targets_stdout_equals_the_standard_encoder(tmp_path):
                    "targets", *flags], AppContext(stdout=out, stderr=err))
         assert rc == 0, err.getvalue()
         assert out.getvalue() == json.dumps({**groups(eps, by_address), **host_groups(inv)}, indent=2) + "\n"
+
+
+def test_file_sd_text_across_pieces_and_with_names_that_need_escaping():
+    """Over BATCH groups per file (several pieces), names with characters JSON escapes, a non-443 HTTPS port."""
+    from tnoctl.exporter.file_sd import BATCH, render_chunks
+    from tnoctl.probes.endpoints import Endpoint
+
+    inv = _inventory(BATCH + 40)
+    inv.tenants[5].domains = ['d"\u00e9\\5.test']
+    inv.hosts["office1"].address = "198.18.0.21\u00e9"
+    odd_port = Endpoint("t\u00e9x", "office", "https", "office1", "198.18.0.21", 8443, "office.x\u00e9.test")
+    eps = [*endpoints(inv), odd_port]
+    for by_address in (False, True):
+        expected = groups(eps, by_address)
+        chunks = {name: list(pieces) for name, pieces in render_chunks(eps, by_address, 1)}
+        assert max(len(pieces) for pieces in chunks.values()) > 2  # several pieces of BATCH groups
+        for name, body in expected.items():
+            assert "".join(chunks[name]) == json.dumps(body, indent=2).replace("\n", "\n  "), name

@@ -18,7 +18,9 @@ import pytest
 from tnoctl import paths
 from tnoctl.cli import main
 from tnoctl.cli.context import AppContext
+from tnoctl.config import hostsecrets
 from tnoctl.config.load import load_inventory
+from tnoctl.config.vault import VAULT_REL
 from tnoctl.errors import InvalidInput
 from tnoctl.lab import lab as lab_module
 from tnoctl.lab import spare, topology
@@ -109,14 +111,18 @@ def test_up_hosts_keeps_a_running_host_and_refuses_unknown_names(inventory: Path
 def test_spare_host_restores_hosts_yml_and_removes_the_machine_even_on_failure(
         inventory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     original = (inventory / "hosts.yml").read_text()
+    original_vault = (inventory / VAULT_REL).read_bytes()
     calls: list[tuple[str, str]] = []
     monkeypatch.setattr(Lab, "up_hosts", lambda self, names: calls.append(("up", names[0])) or names)
     monkeypatch.setattr(Lab, "remove_host", lambda self, name: calls.append(("remove", name)) or "stopped")
 
     with pytest.raises(RuntimeError), spare.spare_host(inventory) as lab:
         assert "mail3" in lab.topology.inventory.hosts
+        # the new mail host's secrets exist (a deploy would refuse it otherwise), as `inventory secrets` makes them
+        assert hostsecrets.missing(inventory, inventory / "vault-password", ["mail3"]) == []
         raise RuntimeError("the exercise failed")
     assert (inventory / "hosts.yml").read_text() == original
+    assert (inventory / VAULT_REL).read_bytes() == original_vault
     assert calls == [("up", "mail3"), ("remove", "mail3")]
 
 

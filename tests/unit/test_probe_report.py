@@ -12,7 +12,7 @@ import pytest
 from tnoctl.cli import main
 from tnoctl.cli.context import AppContext
 from tnoctl.probes import report, targets
-from tnoctl.probes.base import ProbeResult
+from tnoctl.probes.base import Probe, ProbeResult
 
 RESULTS = [
     ProbeResult("alpha", "mail", "smtp", True, 0.1),
@@ -104,3 +104,14 @@ def test_queue_probes_one_per_mail_host() -> None:
 @pytest.mark.parametrize("state,rank", [("ok", 0), ("warning", 1), ("critical", 2)])
 def test_rank_order(state: str, rank: int) -> None:
     assert report.RANK[state] == rank
+
+
+def test_a_probe_is_immutable_and_its_timeout_fails_every_tenant_it_reports_for():
+    """Probe is a named tuple (cheap to build 210,000 per round): fields fixed, defaults kept."""
+    probe = Probe("t1", "mail", "queue", lambda timeout: [], 20.0, "warning", ("t1", "t2"))
+    with pytest.raises(AttributeError):
+        probe.tenant = "t3"  # type: ignore[misc]
+    assert Probe("t1", "mail", "smtp", probe.run).timeout == 10.0
+    assert Probe("t1", "mail", "smtp", probe.run).severity == "critical"
+    assert [(r.tenant, r.ok, r.severity) for r in probe.failed("timeout", 20.0)] == [
+        ("t1", False, "warning"), ("t2", False, "warning")]

@@ -26,6 +26,7 @@ DEFAULTS = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True)
     env.filters["comment"] = lambda text: f"# {text}"
+    env.filters["bool"] = bool
     return env
 
 
@@ -84,7 +85,8 @@ def test_credentials_file_carries_the_tsig_key():
 def test_credentials_task_is_0600_and_no_log():
     tasks = yaml.safe_load((ROLE / "tasks" / "deploy.yml").read_text())
     creds = next(t for t in tasks if "credentials" in t["name"])
-    assert creds["ansible.builtin.template"]["mode"] == "0600" and creds["no_log"] is True
+    (entry,) = creds["tno_files"]["files"]
+    assert entry["mode"] == "0600" and entry["diff"] is False and creds["no_log"] is True
 
 
 def test_sni_maps_point_each_name_at_its_tenant_lineage():
@@ -92,7 +94,8 @@ def test_sni_maps_point_each_name_at_its_tenant_lineage():
     postfix = _render("postfix-sni.j2", __tno_acme_lineages=lin)
     assert ("smtp.givors2.test /etc/letsencrypt/live/tno-givors/privkey.pem "
             "/etc/letsencrypt/live/tno-givors/fullchain.pem") in postfix.splitlines()
-    dovecot = _render("dovecot-sni.conf.j2", __tno_acme_lineages=lin)
+    dovecot = _render("dovecot-sni.conf.j2", __tno_acme_lineages=lin, __tno_acme_dovecot_version="2.3.19",
+                      __tno_acme_dovecot_24=False)  # 2.4: tests/unit/test_role_acme_fresh_host.py
     assert "local_name imap.bron.test {\n  ssl_cert = </etc/letsencrypt/live/tno-bron/fullchain.pem\n" in dovecot
     nginx = _render("nginx-cert.conf.j2", item=lineages("office1")[0])
     assert "ssl_certificate /etc/letsencrypt/live/tno-givors/fullchain.pem;" in nginx

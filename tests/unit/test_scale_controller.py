@@ -132,7 +132,8 @@ def test_limited_deploy_decrypts_only_the_targeted_tenants(inv, tmp_path, monkey
     monkeypatch.setattr(vault, "_decrypt", spy)
     env = Env.build(inv, tmp_path / "state", password)
     env.scope_secrets(["givors"])
-    allowed = {n for n in raw if n.startswith(("tno_vault_givors_", "tno_vault_office_"))} | {"tno_vault_borg_givors"}
+    platform = ("tno_vault_office_", "tno_vault_rspamd_")  # the office admin and the mail hosts' controller passwords
+    allowed = {n for n in raw if n.startswith(("tno_vault_givors_", *platform))} | {"tno_vault_borg_givors"}
     assert set(decrypted) == allowed  # every secret the run may handle, and none of another tenant
     before = len(decrypted)
     env.redact("text")  # the scrubber exists: nothing more is decrypted

@@ -180,6 +180,13 @@ def run_borg(env: Env, target: BackupTarget, args: list[str], cwd: str | None = 
     return env.ssh.run(target.backup_host, argv, timeout=timeout, input=data)
 
 
+def run_borg_script(env: Env, target: BackupTarget, script: str, args: list[str],
+                    timeout: float = 3600) -> CommandResult:
+    """A host script that uses borg as a library (Debian's python3), run like ``run_borg``."""
+    argv, data = borg.borg_command(passphrase(env, target.slug), args, program=("/usr/bin/python3", script))
+    return env.ssh.run(target.backup_host, argv, timeout=timeout, input=data)
+
+
 def list_archives(env: Env, target: BackupTarget) -> list[borg.Archive]:
     """Archives of the tenant with their sizes (oldest first), read on the backup host."""
     result = run_borg(env, target, info_args(target))

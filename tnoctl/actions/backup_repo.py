@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tnoctl.actions.backup import TenantResult, last_json, list_archives, per_tenant, run_borg, tail
+from tnoctl.actions.backup import (
+    TenantResult,
+    last_json,
+    list_archives,
+    per_tenant,
+    run_borg,
+    run_borg_script,
+    tail,
+)
 from tnoctl.actions.backup_sync import sync_quietly
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
@@ -134,6 +142,21 @@ def current_archives(env: Env, target: BackupTarget) -> list[str]:
     return [a.name for a in borg.parse_list(result.stdout)]
 
 
+def manifest_history(env: Env, target: BackupTarget) -> list[tuple[int, str, list[str]]]:
+    """Every manifest version still in the repository (tnoctl/hostagent/history.py on the backup host).
+
+    Raises OperationFailed when it cannot be read: prune then refuses to compact (fail closed).
+    """
+    result = run_borg_script(env, target, naming.HISTORY_SCRIPT, [target.repo], timeout=6 * 3600)
+    try:
+        doc = last_json(result.stdout) if result.ok else None
+        versions = [(int(tx), str(ts), [str(n) for n in names]) for tx, ts, names in (doc or {})["versions"]]
+    except (ValueError, KeyError, TypeError):
+        raise OperationFailed(f"{target.slug}: the repository's manifest history could not be read "
+                              f"({tail(result.stderr) or 'no result'}): not compacted") from None
+    return versions
+
+
 def _mark(env: Env, slug: str, names: list[str], state: str) -> None:
     at = state_store.now()
     for name in names:
@@ -149,10 +172,11 @@ def _refused(target: BackupTarget, deleted: list[str], start: float, why: str) -
 def prune_one(env: Env, target: BackupTarget, accept_deleted: bool = False) -> TenantResult:
     """Prune one repository to its retention and compact it, unless a client deleted archives.
 
-    1. the repository's archives are compared with the ledger (tnoctl/backup/ledger.py): an archive
-       tnoctl created or saw that is gone, and that tnoctl neither pruned nor rolled back, was deleted
-       by a client (a compromised mail/office host): refused, nothing pruned or compacted, the delete
-       stays recoverable (``backup recover-deleted``). ``accept_deleted`` records them as accepted;
+    1. the repository's archives are compared with the ledger (tnoctl/backup/ledger.py) and with every
+       manifest version still in its segments (history.py): an archive tnoctl created or saw, or that
+       an earlier manifest listed, that is gone, and that tnoctl neither pruned nor rolled back, was
+       deleted by a client (a compromised mail/office host): refused, nothing pruned or compacted, the
+       delete stays recoverable (``backup recover-deleted``). ``accept_deleted`` records them as accepted;
     2. archives not yet in the ledger are recorded as ``seen``;
     3. ``borg prune --list`` per archive kind; what disappeared but is not in borg's list of pruned
        archives was deleted concurrently: refused before compact;
@@ -162,10 +186,11 @@ def prune_one(env: Env, target: BackupTarget, accept_deleted: bool = False) -> T
     slug = target.slug
     try:
         before = current_archives(env, target)
+        history = manifest_history(env, target)
     except OperationFailed as exc:
         return TenantResult(slug, False, exc.message, state_store.now() - start)
     known = env.store.archive_ledger(slug)
-    deleted = ledger.missing(known, before)
+    deleted = sorted(set(ledger.missing(known, before)) | set(ledger.vanished(history, before, known)))
     if deleted and not accept_deleted:
         return _refused(target, deleted, start, "deleted by a client")
     _mark(env, slug, deleted, "accepted")

@@ -16,7 +16,8 @@ from typing import Any
 
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
-from tnoctl.errors import ExitCode, OperationFailed
+from tnoctl.config import hostsecrets
+from tnoctl.errors import ExitCode, InvalidInput, OperationFailed
 from tnoctl.plan import deploy_windows
 from tnoctl.plan.calls import PlaybookCall
 from tnoctl.plan.deploy import DeployPlan, plan_deploy
@@ -128,10 +129,24 @@ def preview_of(env: Env, plan: DeployPlan, result: RunResult) -> Preview:
     return Preview(plan.hosts, tuple(changes), result.success)
 
 
+def require_host_secrets(env: Env, hosts: Iterable[str]) -> None:
+    """Refuse (exit 2, before any lock or run) when a targeted mail host has no secret in the vault.
+
+    Today the Rspamd controller password (config/hostsecrets.py); the message names the variable and
+    `tnoctl inventory secrets`, which creates it.
+    """
+    mail = [h for h in hosts if h in env.inventory.hosts and "mail" in env.inventory.hosts[h].groups]
+    errors = hostsecrets.missing(env.inventory_path, env.vault_password_file, mail)
+    if errors:
+        raise InvalidInput(errors[0] if len(errors) == 1 else f"{len(errors)} mail host secrets are missing",
+                           details=errors if len(errors) > 1 else [])
+
+
 def plan(env: Env, request: PlanRequest) -> Outcome:
     """Check+diff the selection; exit 1 when changes are pending (unless exit_zero) or a host failed."""
     deploy_plan = plan_deploy(env.inventory, tenants=request.tenants, hosts=request.hosts, action="deploy",
                               check=True)
+    require_host_secrets(env, deploy_plan.hosts)
     env.scope_secrets(planned_slugs(deploy_plan))
     params = {"tenants": request.tenants, "hosts": request.hosts, "exit_zero": request.exit_zero}
     with operation(env, "plan", params, tenants=deploy_plan.tenants, hosts=deploy_plan.hosts, lock=False) as op:
@@ -160,6 +175,7 @@ def run(env: Env, request: DeployRequest) -> Outcome:
     ``ignore_windows``.
     """
     deploy_plan = plan_deploy(env.inventory, tenants=request.tenants, hosts=request.hosts, action="deploy")
+    require_host_secrets(env, deploy_plan.hosts)
     env.scope_secrets(planned_slugs(deploy_plan))
     params = {"tenants": request.tenants, "hosts": request.hosts, "yes": request.confirm is None,
               **({"ignore_windows": True} if request.ignore_windows else {})}

@@ -15,18 +15,20 @@ def owner_command(*argv: str) -> list[str]:
     return ["runuser", "-u", BACKUP_USER, "--", *argv]
 
 
-def borg_command(passphrase: str | None, borg_args: list[str], cwd: str | None = None) -> tuple[list[str], bytes]:
+def borg_command(passphrase: str | None, borg_args: list[str], cwd: str | None = None,
+                 program: tuple[str, ...] = ("borg",)) -> tuple[list[str], bytes]:
     """``(argv, stdin)`` running ``borg ARGS`` as the repository owner in ``cwd``.
 
     The passphrase never goes on the command line (visible in ``ps`` and in audit records): borg
-    reads it from stdin (``BORG_PASSPHRASE_FD=0``).
+    reads it from stdin (``BORG_PASSPHRASE_FD=0``). ``program``: what runs instead of the borg CLI
+    with the same environment (a host script using borg as a library, e.g. history.py).
     """
     env = ["env", *(["-C", cwd] if cwd else []), "BORG_RELOCATED_REPO_ACCESS_IS_OK=yes",
            "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=no"]
     if passphrase is not None:
         env.append("BORG_PASSPHRASE_FD=0")
     data = (passphrase + "\n").encode() if passphrase is not None else b""
-    return owner_command(*env, "borg", *borg_args), data
+    return owner_command(*env, *program, *borg_args), data
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ AGENT = "/usr/local/sbin/tno-backup"
 LIB_DIR = "/usr/local/lib/tno-backup"
 MANIFEST_SCRIPT = f"{LIB_DIR}/manifest.py"
 ROLLBACK_SCRIPT = f"{LIB_DIR}/rollback.py"
+HISTORY_SCRIPT = f"{LIB_DIR}/history.py"  # needs borg as a library: Debian's /usr/bin/python3
 # archive paths are relative: var/lib/tno-backup/staging/<slug>/...
 STAGING_COMPONENTS = len(STAGING_ROOT.strip("/").split("/")) + 1
 COMPONENTS = ("mail", "office")

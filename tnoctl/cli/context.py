@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tnoctl import paths
+from tnoctl.cli import plaintable
 
 if TYPE_CHECKING:
     from tnoctl.actions.env import Env
@@ -115,7 +116,15 @@ class AppContext:
         self.stdout.write("\n")
 
     def print_table(self, columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
-        """Human output: one rich table; every cell is untrusted text (escaped, never rich markup)."""
+        """Human output: one rich table; every cell is untrusted text (escaped, never rich markup).
+
+        More than :data:`tnoctl.cli.plaintable.PLAIN_ROWS` rows (`tenant list` at 35,000 communes):
+        the same look drawn in one pass, one line per row, no style (cli/plaintable.py; issue 18).
+        """
+        if len(rows) > plaintable.PLAIN_ROWS:
+            cells = plaintable.escaped_columns(rows, len(columns), untrusted)
+            self.stdout.writelines(plaintable.render([untrusted(c) for c in columns], cells, title))
+            return
         table = Table(title=title, show_edge=False, header_style="bold")
         for col in columns:
             table.add_column(col)

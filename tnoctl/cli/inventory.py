@@ -116,3 +116,22 @@ def export(app: AppContext, out: Path | None) -> None:
     except OSError as exc:
         raise InvalidInput(f"cannot write {out}: {exc.strerror or exc}") from None
     app.info(f"wrote {out}")
+
+
+@inventory.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def secrets(app: AppContext, as_json: bool) -> int:
+    """Create the per-host secrets missing from the vault (each mail host's Rspamd controller password).
+
+    Values are random and encrypted into group_vars/all/vault.yml, never shown; existing ones are
+    kept, so running it again changes nothing. Needs the vault password. A deploy of a mail host
+    whose secret is missing is refused (exit 2) and names this command. With --json: `{added: [...]}`.
+
+    \b
+    Example:
+      tnoctl inventory secrets --vault-password-file ~/.tno-vault && git add group_vars/all/vault.yml
+    """
+    from tnoctl.actions import host_secrets
+
+    return render(app, host_secrets.run(app.env), as_json=as_json)

@@ -27,6 +27,9 @@ def tenant() -> None:
 def list_(app: AppContext, as_json: bool) -> None:
     """List tenants with their domains, hosts and mailbox counts.
 
+    Over 1,000 tenants the table is drawn plain: one line per tenant, each column as wide as its
+    widest cell (never wrapped), no colour.
+
     \b
     Example:
       tnoctl -i inventories/example tenant list
@@ -35,10 +38,9 @@ def list_(app: AppContext, as_json: bool) -> None:
     if as_json:
         app.stdout.write(list_json(inv.rows) + "\n")
         return
-    rows = [list_row(t) for t in inv.rows]
     app.print_table(["slug", "name", "domains", "mail", "office", "boxes", "pilot"],
-                    [[r["slug"], r["name"], ", ".join(r["domains"]), r["mail_host"], r["office_host"],
-                      r["mailboxes"], "yes" if r["pilot"] else ""] for r in rows])
+                    [[t.slug, t.name, ", ".join(t.domains), t.placement.mail, t.placement.office, t.mailboxes,
+                      "yes" if t.pilot else ""] for t in inv.rows])  # rows straight from the index (issue 18)
 
 
 def list_row(t: TenantRow) -> dict[str, object]:

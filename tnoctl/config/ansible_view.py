@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tnoctl.config.hostsecrets import rspamd_password_var
 from tnoctl.config.load import Inventory
 from tnoctl.config.mailrules import postmaster
 from tnoctl.config.schedule import drill_on_calendar
@@ -61,13 +62,20 @@ def tenant_view(tenant: Tenant, platform_retention: dict[str, int]) -> dict[str,
 
 
 def host_vars(inv: Inventory, only: set[str] | None = None) -> dict[str, dict[str, Any]]:
-    """`{host: {"tno_tenants": [...]}}` for every host, or the ``only`` ones (empty list: serves nobody).
+    """`{host: {"tno_tenants": [...]}}` for every host, or the ``only`` ones (empty list: serves nobody);
+    mail hosts also get ``tno_mail_rspamd_password_vault`` (the *name* of their vault secret).
 
     Only the files of those hosts' tenants are parsed (Inventory.tenants_on_host).
     """
     retention = inv.platform.tno_backup_retention.model_dump()
-    return {name: {"tno_tenants": [tenant_view(t, retention) for t in inv.tenants_on_host(name)]}
+    return {name: {"tno_tenants": [tenant_view(t, retention) for t in inv.tenants_on_host(name)],
+                   **_host_secret_names(name, inv.hosts[name].groups)}
             for name in inv.hosts if only is None or name in only}
+
+
+def _host_secret_names(name: str, groups: set[str]) -> dict[str, str]:
+    """Names (never values) of the host's own vault secrets: a mail host's Rspamd controller password."""
+    return {"tno_mail_rspamd_password_vault": rspamd_password_var(name)} if "mail" in groups else {}
 
 
 def all_tenants(inv: Inventory) -> list[dict[str, Any]]:

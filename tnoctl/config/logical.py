@@ -8,8 +8,9 @@ names claimed by a tenant with a longer namespace, WOPI hosts outside the tenant
 the platform lists them), placement on a host of the right group.
 
 Vault namespaces: tenant ``saint-priest`` owns the variables named ``tno_vault_saint_priest_*``;
-``tno_vault_borg_*`` and ``tno_vault_office_*`` belong to the platform (borg passphrases, office
-admin password) and no mailbox may name them. Namespaces nest (``tno_vault_saint_`` contains
+``tno_vault_borg_*``, ``tno_vault_office_*`` and ``tno_vault_rspamd_*`` belong to the platform (borg
+passphrases, office admin password, mail hosts' Rspamd controller passwords: hostsecrets.py) and no
+mailbox may name them. Namespaces nest (``tno_vault_saint_`` contains
 ``tno_vault_saint_priest_``), so a name belongs to the tenant with the *longest* matching namespace:
 ``saint`` may not reference ``tno_vault_saint_priest_mairie`` while ``saint-priest`` exists. Names that
 ``tenant add`` generates are ``tno_vault_<slug, - as _>__<local>_<hash>`` (see newtenant.vault_name):
@@ -28,7 +29,8 @@ from tnoctl.config.schema import SpamThresholds, Tenant
 GROUP_OF_SERVICE = {"mail": "mail", "office": "office"}
 CANARY_LOCAL = "canary"
 """Local part of the mailbox the probes log in with (tnoctl.probes.targets); kept in the summary."""
-PLATFORM_VAULT_PREFIXES = ("tno_vault_borg_", "tno_vault_office_", "tno_vault_dns_", "tno_vault_acme_")
+PLATFORM_VAULT_PREFIXES = ("tno_vault_borg_", "tno_vault_office_", "tno_vault_dns_", "tno_vault_acme_",
+                           "tno_vault_rspamd_")
 """Vault namespaces of the platform: never referenced by a tenant file."""
 
 

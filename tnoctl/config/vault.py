@@ -121,8 +121,9 @@ def read_raw(inventory: Path, password_file: Path | None) -> tuple[dict[str, Any
     return value
 
 
-PLATFORM_SECRET_PREFIXES = ("tno_vault_office_",)
-"""Platform-wide secrets every deploy may handle, whatever its selection (office admin password)."""
+PLATFORM_SECRET_PREFIXES = ("tno_vault_office_", "tno_vault_rspamd_")
+"""Platform secrets every deploy may handle, whatever its tenant selection (office admin password, the
+mail hosts' Rspamd controller passwords: one per mail host, tens of values, not per tenant)."""
 
 
 def password_sample(doc: dict[str, Any]) -> Vaulted | None:

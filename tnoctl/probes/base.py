@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Severity = Literal["warning", "critical"]
 
@@ -55,12 +55,14 @@ ProbeFn = Callable[[float], "ProbeResult | list[ProbeResult]"]
 """A probe body: receives its timeout in seconds, returns its result(s) (never raises on purpose)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Probe:
+class Probe(NamedTuple):
     """One check to run: identity (for timeout results) and the body.
 
     A host-level probe (the mail queue: one SSH command for every tenant of a host) lists
     all the tenants it reports for in ``tenants`` so that a timeout fails each of them.
+    Immutable; a named tuple rather than a frozen dataclass: a probe round at 35,000 communes
+    builds 210,000 of them, and a frozen dataclass sets each field through ``object.__setattr__``
+    (a quarter of the round's build, issue 18).
     """
 
     tenant: str

@@ -5,9 +5,10 @@ Why a textfile and not a scrape job: Rspamd's controller (web UI + HTTP API) sta
 127.0.0.1:11334 (role tno_mail, worker-controller.inc); opening it to Prometheus would expose the web
 UI and its write commands. A timer on the mail host GETs ``http://127.0.0.1:11334/metrics`` (Rspamd's
 OpenMetrics export) over the loopback and writes the counters into node_exporter's textfile
-directory, which Prometheus already scrapes (job ``node``). The loopback is in Rspamd's ``secure_ip``
-by default, so no password is needed; when a controller password is set, ``--password-file`` names a
-root-only file whose content goes in the ``Password:`` header (it is never printed).
+directory, which Prometheus already scrapes (job ``node``). tno_mail empties Rspamd's ``secure_ip``
+(the loopback would otherwise skip the password), so ``--password-file`` names the root-only copy of
+the host's controller password tno_mail writes; its content goes in the ``Password:`` header (it is
+never printed). A wrong or missing password answers 403: tno_rspamd_up 0.
 
 Only a fixed set of families is kept, under the names Rspamd exports, so label cardinality stays
 bounded and nothing collides with node_exporter's own metrics: the counters ``rspamd_scanned_total``,

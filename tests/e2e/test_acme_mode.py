@@ -1,0 +1,220 @@
+"""`tno_tls_mode: acme` (role tno_acme) end to end, on the spare host mail3 (issue 15). Needs root + lab.
+
+The lab and the session fleet stay in `files` mode (other tests pin the lab CA). This test proves the
+`acme` mode where it cannot disturb them: the spare host ``mail3`` (tnoctl.lab.spare) joins the lab
+inventory, ``platform.yml`` says ``tno_tls_mode: acme`` (the lab inventory already names pebble, a
+contact, the lab DNS and its TSIG key), and temporary mail-only communes are placed on mail3, their zones
+created at the lab DNS (``Lab.serve_new_zones``: DNS-01 needs the zone). Only mail3 is deployed
+(`tnoctl deploy --host mail3 --yes`; the backup machinery of that deploy also runs on backup1). Proved
+from the controller with ``openssl s_client -verify_return_error -verify_hostname NAME`` against
+pebble's root only:
+
+* every service name of the commune (``mail. smtp. imap. autoconfig. mta-sts.``) is served on 25
+  (STARTTLS), 587 (STARTTLS) and 993, and ``mta-sts.``/``autoconfig.`` on 443, with a certificate issued
+  by pebble (not the lab CA) for that name;
+* ``certbot renew --force-renewal --cert-name tno-<slug>`` (what certbot.timer does when a lineage is
+  due; it runs the role's deploy hook) changes the served serial on every port to the new lineage's,
+  and the main PIDs of postfix, dovecot and nginx are unchanged (reloaded, never restarted);
+* a second commune added on mail3 and deployed gets its own pebble certificates on every port, and the
+  first commune's served serials are unchanged.
+
+At the end (``finally``) platform.yml and vault.yml (borg passphrases, mail3's Rspamd password) are back to their
+exact text, the temporary tenant files are gone,
+their zones are dropped from the lab DNS, and mail3 leaves hosts.yml and is powered off (disk discarded).
+Budget: mail3's fresh deploy (packages + two issuances) is most of it; expected ~3-4 min in all.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tnoctl import paths
+from tnoctl.config import load_inventory, newtenant
+from tnoctl.config.vault import VAULT_REL
+from tnoctl.lab.lab import Lab
+from tnoctl.lab.spare import SPARE_ADDRESS, SPARE_NAME, spare_host
+
+pytestmark = [pytest.mark.root, pytest.mark.lab]
+
+# Two communes the lab inventory does not have (and that no other e2e test adds), mail only, on mail3.
+FIRST = {"slug": "ternay", "name": "Ternay", "insee": "69297", "domain": "ternay.test"}
+SECOND = {"slug": "solaize", "name": "Solaize", "insee": "69296", "domain": "solaize.test"}
+MAIL_NAMES = ("mail", "smtp", "imap", "autoconfig", "mta-sts")  # role tno_acme's tno_acme_mail_names
+WEB_NAMES = ("autoconfig", "mta-sts")  # the mail host's nginx serves these two on 443
+STARTTLS_PORTS = (25, 587)
+RELOAD_WAIT = 20.0  # seconds for a reloaded service to serve the renewed certificate on new connections
+# The real main process of each service (Debian's postfix.service is a oneshot wrapper with no PID).
+UNITS = ("postfix@-", "dovecot", "nginx")
+PLATFORM = paths.LAB_INVENTORY / "group_vars" / "all" / "platform.yml"
+VAULT = paths.LAB_INVENTORY / VAULT_REL
+WINDOW = "Mon-Sun 00:00-24:00"  # always open: the deploy's window guard never refuses
+FILES_LINE, ACME_LINE = "\ntno_tls_mode: files\n", "\ntno_tls_mode: acme\n"
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n", re.S)
+
+
+def _endpoints(tenant: dict[str, str]) -> list[tuple[str, int]]:
+    """(server name, port) of every TLS endpoint of the commune on its mail host."""
+    domain = tenant["domain"]
+    out = [(f"{n}.{domain}", port) for n in MAIL_NAMES for port in (*STARTTLS_PORTS, 993)]
+    return out + [(f"{n}.{domain}", 443) for n in WEB_NAMES]
+
+
+def _ok(fleet: Any, *argv: str) -> str:
+    started = time.monotonic()
+    rc, out, err = fleet.tnoctl(*argv)
+    assert rc == 0, f"tnoctl {' '.join(argv)} -> exit {rc}\n{out[-3000:]}\n{err[-3000:]}"
+    print(f"\ntnoctl {' '.join(argv)}: {time.monotonic() - started:.1f}s")
+    return out
+
+
+def _served(name: str, port: int, pebble_root: Path) -> dict[str, str]:
+    """Serial, issuer and subject of the certificate mail3 presents for ``name`` on ``port`` (SNI).
+
+    Fails unless ``openssl s_client -verify_return_error`` verifies the chain against pebble's root
+    alone (no system store) and the certificate is valid for ``name``.
+    """
+    argv = ["openssl", "s_client", "-connect", f"{SPARE_ADDRESS}:{port}", "-servername", name,
+            "-verify_return_error", "-verify_hostname", name, "-CAfile", str(pebble_root),
+            "-no-CApath", "-no-CAstore"]
+    if port in STARTTLS_PORTS:
+        argv += ["-starttls", "smtp"]
+    proc = subprocess.run(argv, input="", capture_output=True, text=True, timeout=30)
+    verdict = [line.strip() for line in (proc.stdout + proc.stderr).splitlines()
+               if "verify" in line.lower() or "error" in line.lower()]
+    assert proc.returncode == 0, (
+        f"{name} on {SPARE_NAME}:{port}: openssl s_client -verify_return_error against pebble's root failed "
+        f"(exit {proc.returncode}); the certificate served for this name is not a pebble certificate for it: "
+        f"{verdict[-6:]}")
+    pem = _PEM.search(proc.stdout)
+    assert pem, f"{name} on {SPARE_NAME}:{port}: no certificate in openssl s_client's output"
+    return _fields(pem.group(0))
+
+
+def _fields(pem: str) -> dict[str, str]:
+    """serial/issuer/subject of one PEM certificate (openssl x509)."""
+    out = subprocess.run(["openssl", "x509", "-noout", "-serial", "-issuer", "-subject", "-nameopt", "oneline"],
+                         input=pem, capture_output=True, text=True, check=True, timeout=30).stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def _lineage(fleet: Any, tenant: dict[str, str]) -> dict[str, str]:
+    """The certificate of the commune's lineage on mail3 (what certbot issued last)."""
+    pem = fleet.ssh(SPARE_NAME, "cat", f"/etc/letsencrypt/live/tno-{tenant['slug']}/cert.pem").stdout
+    return _fields(pem)
+
+
+def _serve_all(tenant: dict[str, str], pebble_root: Path, lab_ca_subject: str) -> dict[tuple[str, int], str]:
+    """Every endpoint of the commune verified (pebble, right name); their serials."""
+    serials = {}
+    for name, port in _endpoints(tenant):
+        cert = _served(name, port, pebble_root)
+        assert "Pebble" in cert["issuer"] and cert["issuer"].strip() != lab_ca_subject, (
+            f"{name} on {SPARE_NAME}:{port}: issuer {cert['issuer']!r} is not pebble's intermediate")
+        serials[(name, port)] = cert["serial"]
+    return serials
+
+
+def _main_pids(fleet: Any) -> dict[str, str]:
+    pids = {unit: fleet.ssh(SPARE_NAME, "systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip()
+            for unit in UNITS}
+    assert all(pid not in ("", "0") for pid in pids.values()), f"a service of {SPARE_NAME} is not running: {pids}"
+    return pids
+
+
+@contextmanager
+def _acme_communes(lab_inventory: Path) -> Iterator[list[str]]:
+    """platform.yml in acme mode for the body; then it and vault.yml exactly back, tenant files and zones gone.
+
+    Yields the list the body appends the zones it made the lab DNS serve to (dropped at the end).
+    """
+    original = PLATFORM.read_text()
+    assert original.count(FILES_LINE) == 1, f"{PLATFORM}: expected exactly one line 'tno_tls_mode: files'"
+    saved_vault = VAULT.read_bytes()
+    zones: list[str] = []
+    PLATFORM.write_text(original.replace(FILES_LINE, ACME_LINE))
+    try:
+        yield zones
+    finally:  # before mail3 leaves hosts.yml: the inventory must stay valid without it
+        PLATFORM.write_text(original)
+        VAULT.write_bytes(saved_vault)
+        for tenant in (FIRST, SECOND):
+            (lab_inventory / "tenants" / f"{tenant['slug']}.yml").unlink(missing_ok=True)
+        if zones:
+            Lab(lab_inventory).drop_zones(zones)
+
+
+def _add_commune(tenant: dict[str, str], zones: list[str]) -> None:
+    """The commune on mail3, mail only, and its zone at the lab DNS (what an operator does before onboarding).
+
+    Written by `tenant add`'s own functions (tnoctl.config.newtenant: validated with the whole inventory,
+    borg passphrase generated into the vault, which the deploy's backup setup reads); `tenant add` itself
+    always adds office too.
+    """
+    path = paths.LAB_INVENTORY / "tenants" / f"{tenant['slug']}.yml"
+    assert not path.exists(), f"{path} exists: a previous run of this test did not clean up; remove it"
+    inventory = load_inventory(paths.LAB_INVENTORY)
+    doc = newtenant.build(inventory, tenant["slug"], tenant["name"], tenant["insee"], [tenant["domain"]], [],
+                          SPARE_NAME, None, WINDOW)
+    doc["services"], doc["placement"] = ["mail"], {"mail": SPARE_NAME}
+    doc.pop("office")
+    newtenant.write(inventory, doc, paths.LAB_INVENTORY / "vault-password")
+    zones.extend(Lab(paths.LAB_INVENTORY).serve_new_zones())  # a fresh Lab: it reads the inventory as it is now
+    assert tenant["domain"] in zones, f"the lab DNS did not add the zone {tenant['domain']} (added: {zones})"
+
+
+def test_acme_mode_issues_serves_renews_and_onboards_per_tenant_certificates(fleet, lab) -> None:
+    pebble_root = lab.acme_root_path
+    assert pebble_root.is_file(), f"{pebble_root}: pebble's root is missing (lab up starts pebble and fetches it)"
+    lab_ca_subject = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "oneline", "-in",
+                                     str(fleet.ca_cert)], capture_output=True, text=True, check=True,
+                                    timeout=30).stdout.split("=", 1)[1].strip()
+    started = time.monotonic()
+    with spare_host(paths.LAB_INVENTORY), _acme_communes(paths.LAB_INVENTORY) as zones:
+        _add_commune(FIRST, zones)
+        _ok(fleet, "inventory", "validate")
+        # a new mail host needs its Rspamd controller password in the vault (deploy refuses it otherwise)
+        _ok(fleet, "inventory", "secrets")
+        _ok(fleet, "deploy", "--host", SPARE_NAME, "--yes")
+
+        # every name of the commune, on every port, under a pebble certificate for that name
+        first = _serve_all(FIRST, pebble_root, lab_ca_subject)
+        issued = _lineage(fleet, FIRST)["serial"]
+        assert set(first.values()) == {issued}, (
+            f"tno-{FIRST['slug']}: served serials {first} differ from the lineage's certificate {issued}")
+        mode = fleet.ssh(SPARE_NAME, "stat", "-c", "%a %U", "/etc/postfix/tno_sni.db").stdout.split()
+        assert mode == ["600", "root"], f"/etc/postfix/tno_sni.db embeds private keys but is {mode} (want 600 root)"
+
+        # forced renewal: certbot runs the role's deploy hook; services reloaded, not restarted
+        pids = _main_pids(fleet)
+        renew = fleet.ssh(SPARE_NAME, "certbot", "renew", "--force-renewal", "--no-random-sleep-on-renew",
+                          "--cert-name", f"tno-{FIRST['slug']}", check=False)
+        assert renew.returncode == 0, f"certbot renew on {SPARE_NAME} -> {renew.returncode}\n{renew.stderr[-2000:]}"
+        renewed = _lineage(fleet, FIRST)["serial"]
+        assert renewed != issued, f"tno-{FIRST['slug']}: certbot renew --force-renewal did not replace the certificate"
+        deadline = time.monotonic() + RELOAD_WAIT
+        while (stale := {k: v for k, v in _serve_all(FIRST, pebble_root, lab_ca_subject).items() if v != renewed}):
+            assert time.monotonic() < deadline, (
+                f"{RELOAD_WAIT:.0f}s after the renewal these endpoints still serve another certificate than the "
+                f"renewed {renewed} (the deploy hook /etc/letsencrypt/renewal-hooks/deploy/tno-reload did not "
+                f"reload them): {stale}")
+            time.sleep(1)
+        assert _main_pids(fleet) == pids, f"a service was restarted by the renewal (main PIDs before: {pids})"
+
+        # a second commune onboarded on mail3: its own certificates, the first commune's untouched
+        _add_commune(SECOND, zones)
+        _ok(fleet, "deploy", "--host", SPARE_NAME, "--yes")
+        _serve_all(SECOND, pebble_root, lab_ca_subject)
+        assert _lineage(fleet, SECOND)["serial"] != renewed
+        after = _serve_all(FIRST, pebble_root, lab_ca_subject)
+        assert after == {k: renewed for k in first}, (
+            f"adding {SECOND['slug']} changed the certificate {FIRST['slug']} serves (expected {renewed}): {after}")
+        assert _lineage(fleet, FIRST)["serial"] == renewed, f"tno-{FIRST['slug']} was reissued by the second deploy"
+    print(f"\nacme mode on {SPARE_NAME}: {time.monotonic() - started:.1f}s in all")
