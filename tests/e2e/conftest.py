@@ -6,7 +6,7 @@ lab that a test (test_zz_lab_recovery.py) already took down. The `fleet` fixture
 communes deployed once) lives in fleet.py and is registered here.
 
 The `egress_capture` runs tcpdump on the lab bridge from before `lab up` to the end of the session:
-test_zz_egress_capture.py reads it after every other test that uses the fleet has run.
+test_zxz_egress_capture.py reads it after every other test that uses the fleet has run.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ the lab does not own (Rspamd's maps, updates, fuzzy and RBL lookups would show h
 authoritative only, a production resolver would forward them), no apt proxy request but to Debian's
 mirror. Run alone, the test still covers `lab up`, a deploy and one inbound message scanned by Rspamd.
 
-Named to run after every test that uses the fleet and before test_zz_lab_recovery (which takes the
-lab down and so ends the capture).
+Named to run after every test that uses the fleet as deployed (test_zx_... included) and before
+test_zy_lab_restart (which wipes mail2: the message below must reach a deployed mail host) and
+test_zz_lab_recovery (which takes the lab down and so ends the capture).
 """
 
 from __future__ import annotations
