@@ -52,7 +52,9 @@ WEB_NAMES = ("autoconfig", "mta-sts")  # the mail host's nginx serves these two 
 STARTTLS_PORTS = (25, 587)
 RELOAD_WAIT = 20.0  # seconds for a reloaded service to serve the renewed certificate on new connections
 # The real main process of each service (Debian's postfix.service is a oneshot wrapper with no PID).
-UNITS = ("postfix@-", "dovecot", "nginx")
+UNITS = ("dovecot", "nginx")
+POSTFIX_MASTER_PID = "/var/spool/postfix/pid/master.pid"
+"""Debian's postfix@.service says GuessMainPID=no (MainPID stays 0): Postfix's master writes its own PID here."""
 PLATFORM = paths.LAB_INVENTORY / "group_vars" / "all" / "platform.yml"
 VAULT = paths.LAB_INVENTORY / VAULT_REL
 WINDOW = "Mon-Sun 00:00-24:00"  # always open: the deploy's window guard never refuses
@@ -125,6 +127,7 @@ def _serve_all(tenant: dict[str, str], pebble_root: Path, lab_ca_subject: str) -
 def _main_pids(fleet: Any) -> dict[str, str]:
     pids = {unit: fleet.ssh(SPARE_NAME, "systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip()
             for unit in UNITS}
+    pids["postfix master"] = fleet.ssh(SPARE_NAME, "cat", POSTFIX_MASTER_PID, check=False).stdout.strip()
     assert all(pid not in ("", "0") for pid in pids.values()), f"a service of {SPARE_NAME} is not running: {pids}"
     return pids
 
