@@ -113,10 +113,8 @@ def main_bench() -> int:
     rc2, incr = tnoctl(args.inventory, *mail_only)
     incr_agent = agent_figures(env.ssh, mail, slug)
     assert rc == rc2 == 0, "backup run failed"
-    borg_create = ["env", f"BORG_PASSCOMMAND=cat /etc/tno-backup/{slug}.passphrase",
-                   f"BORG_RSH=ssh -i /etc/tno-backup/keys/{slug} -o IdentitiesOnly=yes -o BatchMode=yes "
-                   "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes",
-                   "borg", "create", "--compression", "zstd,3", "--one-file-system",
+    borg_create = ["env", *naming.client_borg_env(slug), "borg", "create", "--compression", "zstd,3",
+                   "--one-file-system",
                    f"ssh://{naming.BACKUP_USER}@{env.inventory.hosts[backup].address}{target.repo}::raw-{{now}}",
                    f"{naming.STAGING_ROOT}/{slug}"]
     raw = timed(env.ssh, mail, borg_create)
@@ -211,10 +209,8 @@ def rto_bench(slug: str | None, warm: bool) -> int:
             scratch = "/var/tmp/tno-rto"
             timed(env.ssh, SPARE_NAME, ["rm", "-rf", scratch])
             timed(env.ssh, SPARE_NAME, ["install", "-d", scratch])
-            extract_argv = ["env", f"BORG_PASSCOMMAND=cat /etc/tno-backup/{slug}.passphrase",
-                            f"BORG_RSH=ssh -i /etc/tno-backup/keys/{slug} -o IdentitiesOnly=yes -o BatchMode=yes "
-                            "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes",
-                            "sh", "-c", f'cd {scratch} && exec borg extract "$0"', f"{url}::{archive}"]
+            extract_argv = ["env", *naming.client_borg_env(slug), "sh", "-c", f'cd {scratch} && exec borg extract "$0"',
+                            f"{url}::{archive}"]
             extract = timed(env.ssh, SPARE_NAME, extract_argv)
             start = timed(env.ssh, SPARE_NAME, ["systemctl", "restart", "postfix", "dovecot"])
             timed(env.ssh, SPARE_NAME, ["rm", "-rf", scratch])

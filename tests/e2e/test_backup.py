@@ -111,9 +111,7 @@ def test_1_mailbox_restore_is_bit_exact_and_keeps_new_mail(fleet, backed_up) -> 
 
 def _client_borg(slug: str) -> list[str]:
     """borg on the mail host with the tenant's own key and passphrase file (what an intruder holds)."""
-    return ["env", f"BORG_PASSCOMMAND=cat /etc/tno-backup/{slug}.passphrase", "BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=YES",
-            f"BORG_RSH=ssh -i /etc/tno-backup/keys/{slug} -o IdentitiesOnly=yes -o BatchMode=yes "
-            "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes", "borg"]
+    return ["env", *naming.client_borg_env(slug), "BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=YES", "borg"]
 
 
 def _last_verification(fleet, slug: str, component: str = "mail") -> dict:

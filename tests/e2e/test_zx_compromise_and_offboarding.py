@@ -44,10 +44,7 @@ def test_1_prune_refuses_a_compromised_hosts_delete_and_recover_brings_it_back(f
     victim = [n for n in _names(fleet, slug) if naming.parse_archive(slug, n) == ("mail", None)][-1]
     # the intruder on the mail host: its own append-only key and passphrase file
     url = f"ssh://{naming.BACKUP_USER}@{fleet.address(backup)}{naming.repo_path(slug)}::{victim}"
-    fleet.ssh(host, "env", f"BORG_PASSCOMMAND=cat /etc/tno-backup/{slug}.passphrase",
-              f"BORG_RSH=ssh -i /etc/tno-backup/keys/{slug} -o IdentitiesOnly=yes -o BatchMode=yes "
-              "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes",
-              "borg", "delete", url)
+    fleet.ssh(host, "env", *naming.client_borg_env(slug), "borg", "delete", url)
     assert victim not in _names(fleet, slug)
     rc, out, err = fleet.tnoctl("backup", "prune", "--tenant", slug, "--yes")
     assert rc == 4, f"prune after a client delete -> {rc}\n{out}\n{err[-3000:]}"
@@ -74,10 +71,7 @@ def test_1b_a_timer_archive_deleted_before_tnoctl_saw_it_is_named_from_the_manif
     last_good = max(r["transaction"] for r in json.loads(_ok(fleet, "backup", "recover-deleted", "--tenant", slug,
                                                               "--json")))
     url = f"ssh://{naming.BACKUP_USER}@{fleet.address(backup)}{naming.repo_path(slug)}::{victim}"
-    fleet.ssh(host, "env", f"BORG_PASSCOMMAND=cat /etc/tno-backup/{slug}.passphrase",
-              f"BORG_RSH=ssh -i /etc/tno-backup/keys/{slug} -o IdentitiesOnly=yes -o BatchMode=yes "
-              "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes",
-              "borg", "delete", url)
+    fleet.ssh(host, "env", *naming.client_borg_env(slug), "borg", "delete", url)
     rc, out, err = fleet.tnoctl("backup", "prune", "--tenant", slug, "--yes")
     assert rc == 4, f"prune after a client deleted an archive tnoctl never saw -> {rc}\n{out}\n{err[-3000:]}"
     assert [line for line in err.splitlines() if victim in line] == [

@@ -65,3 +65,17 @@ def test_parse_paths_keeps_regular_files() -> None:
     text = ('{"type": "d", "path": "etc/coolwsd"}\n{"type": "-", "path": "etc/coolwsd/coolwsd.xml"}\n\n'
             '{"type": "-", "path": "etc/nginx/conf.d/tno-office.conf"}\n')
     assert borg.parse_paths(text) == ["etc/coolwsd/coolwsd.xml", "etc/nginx/conf.d/tno-office.conf"]
+
+
+def test_client_borg_env_is_what_the_hosts_borgmatic_uses() -> None:
+    """The tests' and benchmarks' client borg must talk to the repository as borgmatic does on the host."""
+    from tnoctl import paths
+
+    template = (paths.ROLES_DIR / "tno_backup" / "templates" / "borgmatic.yaml.j2").read_text()
+    passcommand, rsh = naming.client_borg_env("givors")
+    assert passcommand == "BORG_PASSCOMMAND=cat /etc/tno-backup/givors.passphrase"
+    assert "encryption_passcommand: cat /etc/tno-backup/{{ key }}.passphrase" in template
+    words = rsh.removeprefix("BORG_RSH=").split()
+    assert words[:3] == ["ssh", "-i", "/etc/tno-backup/keys/givors"]
+    for option in [words[i + 1] for i, w in enumerate(words) if w == "-o"]:
+        assert f"-o {option}" in " ".join(template.split()), option

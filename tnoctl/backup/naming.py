@@ -40,6 +40,18 @@ TIME_FORMAT = "{now:%Y-%m-%dT%H:%M:%S.%f}"
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
+def client_borg_env(slug: str) -> list[str]:
+    """``NAME=value`` words for `env` to run borg on a tenant's mail/office host as its backup client does.
+
+    The host's own append-only key, passphrase file and pinned known_hosts (what borgmatic uses:
+    roles/tno_backup/templates/borgmatic.yaml.j2). For the benchmarks' raw baselines and for the e2e
+    tests that play an intruder holding the host.
+    """
+    return [f"BORG_PASSCOMMAND=cat /etc/tno-backup/{slug}.passphrase",
+            f"BORG_RSH=ssh -i /etc/tno-backup/keys/{slug} -o IdentitiesOnly=yes -o BatchMode=yes "
+            "-o UserKnownHostsFile=/etc/tno-backup/known_hosts -o StrictHostKeyChecking=yes"]
+
+
 def passphrase_var(slug: str) -> str:
     """Vault variable holding a tenant's borg passphrase: ``tno_vault_borg_<slug, - as _>``."""
     return "tno_vault_borg_" + slug.replace("-", "_")
