@@ -58,6 +58,9 @@ def test_history_lists_every_manifest_version_until_compact(tmp_path: Path, borg
     logged = [int(line.split()[1].rstrip(",")) for line in (repo / "transactions").read_text().splitlines()]
     assert [v[0] for v in doc["versions"]] == logged  # the transaction ids of borg's own log
     assert ledger.vanished(doc["versions"], ["feyzin-2"], {}) == {"feyzin-1": logged[-1]}
+    listed = subprocess.run(["borg", "list", "--short", str(repo)], env=borg_env, capture_output=True, text=True,
+                            check=True).stdout.split()
+    assert doc["versions"][-1][2] == sorted(listed)  # prune takes the newest version as `borg list`
 
     _borg(borg_env, "config", str(repo), "append_only", "0", cwd=tmp_path)
     _borg(borg_env, "compact", str(repo), cwd=tmp_path)

@@ -145,6 +145,8 @@ def current_archives(env: Env, target: BackupTarget) -> list[str]:
 def manifest_history(env: Env, target: BackupTarget) -> list[tuple[int, str, list[str]]]:
     """Every manifest version still in the repository (tnoctl/hostagent/history.py on the backup host).
 
+    The newest one lists the archives present now, so prune needs no `borg list` of its own before.
+
     Raises OperationFailed when it cannot be read: prune then refuses to compact (fail closed).
     """
     result = run_borg_script(env, target, naming.HISTORY_SCRIPT, [target.repo], timeout=6 * 3600)
@@ -185,10 +187,10 @@ def prune_one(env: Env, target: BackupTarget, accept_deleted: bool = False) -> T
     start = state_store.now()
     slug = target.slug
     try:
-        before = current_archives(env, target)
         history = manifest_history(env, target)
     except OperationFailed as exc:
         return TenantResult(slug, False, exc.message, state_store.now() - start)
+    before = history[-1][2] if history else []  # the newest committed manifest: what `borg list` shows
     known = env.store.archive_ledger(slug)
     deleted = sorted(set(ledger.missing(known, before)) | set(ledger.vanished(history, before, known)))
     if deleted and not accept_deleted:
