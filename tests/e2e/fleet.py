@@ -92,6 +92,12 @@ class Fleet:
             timeout=300,
         )
 
+    def ok(self, *argv: str) -> str:
+        """Run a tnoctl verb (see :meth:`tnoctl`) that must exit 0; return its stdout."""
+        rc, out, err = self.tnoctl(*argv)
+        assert rc == 0, f"tnoctl {' '.join(argv)} -> {rc}\n{out[-3000:]}\n{err[-3000:]}"
+        return out
+
     def tnoctl(self, *argv: str) -> tuple[int, str, str]:
         """Run a tnoctl verb in-process against the lab inventory; return (rc, stdout, stderr)."""
         out, err = io.StringIO(), io.StringIO()

@@ -71,8 +71,7 @@ def _endpoints(tenant: dict[str, str]) -> list[tuple[str, int]]:
 
 def _ok(fleet: Any, *argv: str) -> str:
     started = time.monotonic()
-    rc, out, err = fleet.tnoctl(*argv)
-    assert rc == 0, f"tnoctl {' '.join(argv)} -> exit {rc}\n{out[-3000:]}\n{err[-3000:]}"
+    out = fleet.ok(*argv)
     print(f"\ntnoctl {' '.join(argv)}: {time.monotonic() - started:.1f}s")
     return out
 

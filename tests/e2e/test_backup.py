@@ -58,12 +58,6 @@ def _wait_delivered(fleet, slug: str, address: str, at_least: int) -> None:
     raise AssertionError(f"{address}: fewer than {at_least} messages delivered")
 
 
-def _ok(fleet, *argv: str) -> str:
-    rc, out, err = fleet.tnoctl(*argv)
-    assert rc == 0, f"tnoctl {' '.join(argv)} -> {rc}\n{out}\n{err[-3000:]}"
-    return out
-
-
 def _manifest_of(fleet, slug: str) -> list[manifest.Entry]:
     text = fleet.ssh(fleet.mail_host(slug), "cat", f"{naming.STAGING_ROOT}/{slug}/manifest.json").stdout
     return manifest.loads(text)
@@ -85,7 +79,7 @@ def backed_up(fleet, backups):
         _send(fleet, slug, N_MESSAGES, "avant")
         first = fleet.mailboxes(slug)[0][0]
         _wait_delivered(fleet, slug, first, N_MESSAGES // len(fleet.mailboxes(slug)))
-    _ok(fleet, "backup", "run", *[a for s in slugs for a in ("--tenant", s)])
+    fleet.ok("backup", "run", *[a for s in slugs for a in ("--tenant", s)])
     return slugs
 
 
@@ -99,7 +93,7 @@ def test_1_mailbox_restore_is_bit_exact_and_keeps_new_mail(fleet, backed_up) -> 
     _send(fleet, slug, 3 * len(fleet.mailboxes(slug)), "apres")  # arrives after the backup
     _wait_delivered(fleet, slug, address, 3)
     before = [e for e in _live(fleet, slug) if e.mailbox == address]
-    out = _ok(fleet, "restore", "--tenant", slug, "--mailbox", address, "--yes")
+    out = fleet.ok("restore", "--tenant", slug, "--mailbox", address, "--yes")
     assert "0 missing" in out
     after = [e for e in _live(fleet, slug) if e.mailbox == address]
     restored = sorted({e.folder.split("/")[0] for e in after if e.folder.startswith("Restored-")})
@@ -120,7 +114,7 @@ def _last_verification(fleet, slug: str, component: str = "mail") -> dict:
 
 
 def _archive_names(fleet, slug: str) -> list[str]:
-    return [a["name"] for a in json.loads(_ok(fleet, "backup", "list", "--tenant", slug, "--json"))]
+    return [a["name"] for a in json.loads(fleet.ok("backup", "list", "--tenant", slug, "--json"))]
 
 
 def test_3_mail_host_key_cannot_delete_history(fleet, backed_up) -> None:
@@ -131,7 +125,7 @@ def test_3_mail_host_key_cannot_delete_history(fleet, backed_up) -> None:
     before = fleet.ssh(backup, *listing).stdout
     borg = _client_borg(slug)
     url = f"ssh://{naming.BACKUP_USER}@{fleet.address(backup)}{repo}"
-    log = json.loads(_ok(fleet, "backup", "recover-deleted", "--tenant", slug, "--json"))
+    log = json.loads(fleet.ok("backup", "recover-deleted", "--tenant", slug, "--json"))
     last_good = max(row["transaction"] for row in log)
     # the newest scheduled mail archive: the fixture's backup, with every message sent
     victim = [n for n in _archive_names(fleet, slug) if naming.parse_archive(slug, n) == ("mail", None)][-1]
@@ -151,12 +145,12 @@ def test_3_mail_host_key_cannot_delete_history(fleet, backed_up) -> None:
     assert before.strip(), "no segment listed on the backup host: the check below would prove nothing"
     assert set(before.splitlines()) <= set(after.splitlines())  # every segment still there, unchanged
     # ... and the operator rolls them back from the backup host: the archive is back, bit-exact
-    _ok(fleet, "backup", "recover-deleted", "--tenant", slug, "--transaction", str(last_good), "--yes")
+    fleet.ok("backup", "recover-deleted", "--tenant", slug, "--transaction", str(last_good), "--yes")
     assert victim in _archive_names(fleet, slug)
-    _ok(fleet, "backup", "drill", "--tenant", slug, "--archive", victim)
+    fleet.ok("backup", "drill", "--tenant", slug, "--archive", victim)
     detail = _last_verification(fleet, slug)["detail"]
     assert re.match(rf"{re.escape(victim)}: [1-9][0-9]* messages checked, 0 missing", detail), detail
-    _ok(fleet, "backup", "run", "--tenant", slug)  # the mail host backs up again after the rollback
+    fleet.ok("backup", "run", "--tenant", slug)  # the mail host backs up again after the rollback
 
 
 def test_4_passphrases_are_per_tenant_and_shredding_makes_a_repo_unreadable(fleet, backed_up) -> None:
@@ -199,14 +193,14 @@ def test_6_failure_is_recorded_and_cleared(fleet, lab, backed_up) -> None:
     prom = f"/var/lib/prometheus/node-exporter/tno_backup_{slug}.prom"
     success = f'tnoctl_backup_last_run_success{{tenant="{slug}",component="mail"}}'
     assert f"{success} 0.0" in fleet.ssh(host, "cat", prom).stdout
-    _ok(fleet, "backup", "run", "--tenant", slug)
+    fleet.ok("backup", "run", "--tenant", slug)
     assert not Store(fleet.state_dir).latest_backups()[(slug, "mail")].last_failed
     assert f"{success} 1.0" in fleet.ssh(host, "cat", prom).stdout
 
 
 def test_7_drill_passes_then_detects_a_corrupted_segment(fleet, backed_up) -> None:
     slug = backed_up[1]
-    _ok(fleet, "backup", "drill", "--tenant", slug)
+    fleet.ok("backup", "drill", "--tenant", slug)
     assert Store(fleet.state_dir).latest_backups()[(slug, "mail")].last_verified_at
     backup = fleet.inventory.platform.tno_backup_host
     data = f"{naming.repo_path(slug)}/data"
@@ -226,12 +220,12 @@ def test_7_drill_passes_then_detects_a_corrupted_segment(fleet, backed_up) -> No
 def test_8_office_config_and_tagged_snapshot_survive_retention(fleet, backed_up) -> None:
     slug = next(s for s in backed_up if fleet.office_host(s))
     tag = f"pre-upgrade-e2e-{os.getpid()}"  # unique: a kept lab may hold an earlier session's snapshot
-    _ok(fleet, "backup", "run", "--tenant", slug, "--tag", tag)  # what upgrade's run_one(tag=) does
+    fleet.ok("backup", "run", "--tenant", slug, "--tag", tag)  # what upgrade's run_one(tag=) does
     names = _archive_names(fleet, slug)
     tagged = [n for n in names if naming.parse_archive(slug, n) == ("mail", tag)]
     assert len(tagged) == 1
     assert any(naming.parse_archive(slug, n) == ("office", None) for n in names)
-    _ok(fleet, "backup", "drill", "--tenant", slug)  # restores coolwsd.xml, lists the office archive's files
+    fleet.ok("backup", "drill", "--tenant", slug)  # restores coolwsd.xml, lists the office archive's files
     office = _last_verification(fleet, slug, "office")  # one verification per component
     assert office["ok"] and "coolwsd.xml restored" in office["detail"], office
     assert "tno-office.conf" in office["detail"], office
@@ -240,9 +234,9 @@ def test_8_office_config_and_tagged_snapshot_survive_retention(fleet, backed_up)
     # borg 1.2 keeps the newest archive of the day (daily) and, while keep_weekly is not reached, the
     # oldest one too ("weekly[oldest]"): three scheduled archives of one day let prune remove one
     while len(scheduled) < 3:
-        _ok(fleet, "backup", "run", "--tenant", slug, "--component", "mail")
+        fleet.ok("backup", "run", "--tenant", slug, "--component", "mail")
         scheduled = [n for n in _archive_names(fleet, slug) if naming.parse_archive(slug, n) == ("mail", None)]
-    _ok(fleet, "backup", "prune", "--tenant", slug, "--yes")
+    fleet.ok("backup", "prune", "--tenant", slug, "--yes")
     after = _archive_names(fleet, slug)
     kept = [n for n in after if naming.parse_archive(slug, n) == ("mail", None)]
     assert len(kept) < len(scheduled) and scheduled[-1] in kept, (scheduled, kept)
@@ -252,11 +246,11 @@ def test_8_office_config_and_tagged_snapshot_survive_retention(fleet, backed_up)
 def test_9_office_only_commune_backup_and_restore_drill(fleet, backed_up) -> None:
     """Issue 20: an office-only commune is backed up (its office configuration) and its drill passes."""
     slug = next(t.slug for t in fleet.inventory.tenants if t.services == ["office"])
-    _ok(fleet, "backup", "run", "--tenant", slug)
+    fleet.ok("backup", "run", "--tenant", slug)
     names = _archive_names(fleet, slug)
     assert names and all(naming.parse_archive(slug, n)[0] == "office" for n in names), names
     latest = [n for n in names if naming.parse_archive(slug, n) == ("office", None)][-1]
-    _ok(fleet, "backup", "drill", "--tenant", slug)
+    fleet.ok("backup", "drill", "--tenant", slug)
     status = Store(fleet.state_dir).latest_backups()
     assert status[(slug, "office")].last_success and status[(slug, "office")].last_verified_at
     assert (slug, "mail") not in status  # nothing recorded, nothing expected for a service it does not have
@@ -281,7 +275,7 @@ def test_2_disaster_recovery_of_mail1(fleet, backed_up, lab) -> None:
     victim = "mail1"
     slugs = [t for t in fleet.tenants if fleet.mail_host(t) == victim]
     assert slugs, "no tenant on mail1"
-    _ok(fleet, "backup", "run", *[a for s in slugs for a in ("--tenant", s)])
+    fleet.ok("backup", "run", *[a for s in slugs for a in ("--tenant", s)])
     expected = {s: _manifest_of(fleet, s) for s in slugs}
     keys = {}
     for s in slugs:
@@ -292,7 +286,7 @@ def test_2_disaster_recovery_of_mail1(fleet, backed_up, lab) -> None:
     lab.restart_host(victim, wipe=True)
     try:
         for s in slugs:
-            _ok(fleet, "restore", "--tenant", s, "--to-host", victim, "--yes")
+            fleet.ok("restore", "--tenant", s, "--to-host", victim, "--yes")
         for s in slugs:
             boxes = {e.mailbox for e in expected[s]}
             assert manifest.compare(expected[s], _live(fleet, s), None, boxes).ok

@@ -93,12 +93,6 @@ def _wait_for(fetch, condition, what: str) -> list[tuple[str, str]]:
         time.sleep(1)
 
 
-def _ok(fleet, *argv: str) -> str:
-    rc, out, err = fleet.tnoctl(*argv)
-    assert rc == 0, f"tnoctl {' '.join(argv)} -> {rc}\n{out}\n{err[-3000:]}"
-    return out
-
-
 def test_tenant_restored_onto_a_new_host_receives_and_serves_its_mail_there(fleet, backups, lab) -> None:
     slug = next(t.slug for t in fleet.inventory.tenants if set(t.services) == {"mail"})  # mail only: no office move
     old = fleet.mail_host(slug)
@@ -114,7 +108,7 @@ def test_tenant_restored_onto_a_new_host_receives_and_serves_its_mail_there(flee
                          f"{user}: fewer than {PER_MAILBOX} messages delivered")
 
     before = {user: before_of(user, pw) for user, pw in boxes}
-    _ok(fleet, "backup", "run", "--tenant", slug, "--component", "mail")
+    fleet.ok("backup", "run", "--tenant", slug, "--component", "mail")
     assert before == {user: _inbox(fleet, fleet.address(old), name, user, pw) for user, pw in boxes}  # unchanged
 
     tenant_file = paths.LAB_INVENTORY / "tenants" / f"{slug}.yml"
@@ -124,7 +118,7 @@ def test_tenant_restored_onto_a_new_host_receives_and_serves_its_mail_there(flee
         with spare_host(paths.LAB_INVENTORY):
             try:
                 started = time.monotonic()
-                out = _ok(fleet, "restore", "--tenant", slug, "--to-host", SPARE_NAME, "--yes")
+                out = fleet.ok("restore", "--tenant", slug, "--to-host", SPARE_NAME, "--yes")
                 print(f"\nrestore --tenant {slug} --to-host {SPARE_NAME}: {time.monotonic() - started:.1f}s\n{out}")
                 assert "0 missing" in out
 
@@ -152,5 +146,5 @@ def test_tenant_restored_onto_a_new_host_receives_and_serves_its_mail_there(flee
         tenant_file.write_text(saved)
         lab.restart_host(old)
         sender_host_name = fleet.mail_host(sender_slug)
-        _ok(fleet, "deploy", "--host", sender_host_name, "--host", old, "--yes")  # routes and mail2 back
-        _ok(fleet, "tenant", "dns", slug, "--publish", "--yes")  # mail.<domain> A back to mail2
+        fleet.ok("deploy", "--host", sender_host_name, "--host", old, "--yes")  # routes and mail2 back
+        fleet.ok("tenant", "dns", slug, "--publish", "--yes")  # mail.<domain> A back to mail2

@@ -25,21 +25,15 @@ SEARCHED = ["/etc", "/srv", "/var/lib", "/var/spool", "/var/tmp", "/run", "/root
             "/tmp"]
 
 
-def _ok(fleet, *argv: str) -> str:
-    rc, out, err = fleet.tnoctl(*argv)
-    assert rc == 0, f"tnoctl {' '.join(argv)} -> {rc}\n{out[-3000:]}\n{err[-3000:]}"
-    return out
-
-
 def _names(fleet, slug: str) -> list[str]:
-    return [a["name"] for a in json.loads(_ok(fleet, "backup", "list", "--tenant", slug, "--json"))]
+    return [a["name"] for a in json.loads(fleet.ok("backup", "list", "--tenant", slug, "--json"))]
 
 
 def test_1_prune_refuses_a_compromised_hosts_delete_and_recover_brings_it_back(fleet, backups) -> None:
     slug = next(t for t in fleet.tenants_with("mail") if t != REMOVED)
     host, backup = fleet.mail_host(slug), fleet.inventory.platform.tno_backup_host
-    _ok(fleet, "backup", "run", "--tenant", slug, "--component", "mail")  # recorded in the archive ledger
-    last_good = max(r["transaction"] for r in json.loads(_ok(fleet, "backup", "recover-deleted", "--tenant", slug,
+    fleet.ok("backup", "run", "--tenant", slug, "--component", "mail")  # recorded in the archive ledger
+    last_good = max(r["transaction"] for r in json.loads(fleet.ok("backup", "recover-deleted", "--tenant", slug,
                                                               "--json")))
     victim = [n for n in _names(fleet, slug) if naming.parse_archive(slug, n) == ("mail", None)][-1]
     # the intruder on the mail host: its own append-only key and passphrase file
@@ -51,9 +45,9 @@ def test_1_prune_refuses_a_compromised_hosts_delete_and_recover_brings_it_back(f
     named = [line for line in err.splitlines() if victim in line]
     assert named == [f"{slug}: archive {victim} was deleted from the repository by a client, not by tnoctl: "
                      f"repository not compacted; recover with `tnoctl backup recover-deleted --tenant {slug}`"], err
-    _ok(fleet, "backup", "recover-deleted", "--tenant", slug, "--transaction", str(last_good), "--yes")
+    fleet.ok("backup", "recover-deleted", "--tenant", slug, "--transaction", str(last_good), "--yes")
     assert victim in _names(fleet, slug)
-    _ok(fleet, "backup", "prune", "--tenant", slug, "--yes")  # nothing missing any more: pruned and compacted
+    fleet.ok("backup", "prune", "--tenant", slug, "--yes")  # nothing missing any more: pruned and compacted
     assert victim in _names(fleet, slug)  # today's newest archive: kept by the daily retention
 
 
@@ -68,7 +62,7 @@ def test_1b_a_timer_archive_deleted_before_tnoctl_saw_it_is_named_from_the_manif
     made = sorted(set(_names(fleet, slug)) - before)
     assert len(made) == 1, f"the timer's run made {made}"
     victim = made[0]
-    last_good = max(r["transaction"] for r in json.loads(_ok(fleet, "backup", "recover-deleted", "--tenant", slug,
+    last_good = max(r["transaction"] for r in json.loads(fleet.ok("backup", "recover-deleted", "--tenant", slug,
                                                               "--json")))
     url = f"ssh://{naming.BACKUP_USER}@{fleet.address(backup)}{naming.repo_path(slug)}::{victim}"
     fleet.ssh(host, "env", *naming.client_borg_env(slug), "borg", "delete", url)
@@ -77,9 +71,9 @@ def test_1b_a_timer_archive_deleted_before_tnoctl_saw_it_is_named_from_the_manif
     assert [line for line in err.splitlines() if victim in line] == [
         f"{slug}: archive {victim} was deleted from the repository by a client, not by tnoctl: "
         f"repository not compacted; recover with `tnoctl backup recover-deleted --tenant {slug}`"], err
-    _ok(fleet, "backup", "recover-deleted", "--tenant", slug, "--transaction", str(last_good), "--yes")
+    fleet.ok("backup", "recover-deleted", "--tenant", slug, "--transaction", str(last_good), "--yes")
     assert victim in _names(fleet, slug)
-    _ok(fleet, "backup", "prune", "--tenant", slug, "--yes")
+    fleet.ok("backup", "prune", "--tenant", slug, "--yes")
     assert victim in _names(fleet, slug)
 
 
@@ -91,7 +85,7 @@ def test_2_tenant_remove_leaves_no_trace_on_any_host_and_the_repository_cannot_b
     kept = tmp_path / f"{REMOVED}.yml"
     shutil.copy2(paths.LAB_INVENTORY / "tenants" / f"{REMOVED}.yml", kept)
     try:
-        _ok(fleet, "tenant", "remove", REMOVED, "--export-dir", str(tmp_path), "--yes")
+        fleet.ok("tenant", "remove", REMOVED, "--export-dir", str(tmp_path), "--yes")
     finally:
         shutil.copy2(kept, paths.LAB_INVENTORY / "tenants" / f"{REMOVED}.yml")
     words = [REMOVED, *tenant.domains]
