@@ -6,7 +6,7 @@ operator does after losing a server: put a freshly provisioned machine into ``ho
 ``mail``), create its secrets (`tnoctl inventory secrets`), boot it (``Lab.up_hosts``: `tnoctl lab up
 --host mail3`), then `tnoctl restore --tenant T --to-host mail3`. :func:`spare_host` undoes it all at the
 end: hosts.yml and vault.yml back to their exact text, the machine powered off and its disk discarded.
-Used by tests/e2e/test_dr_new_host.py, tests/e2e/test_acme_mode.py and ``bench/backup.py --rto``.
+Used by tests/e2e/test_dr_new_host.py, tests/e2e/test_zxa_acme_mode.py and ``bench/backup.py --rto``.
 """
 
 from __future__ import annotations

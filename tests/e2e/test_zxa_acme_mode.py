@@ -21,6 +21,11 @@ pebble's root only:
 At the end (``finally``) platform.yml and vault.yml (borg passphrases, mail3's Rspamd password) are back to their
 exact text, the temporary tenant files are gone,
 their zones are dropped from the lab DNS, and mail3 leaves hosts.yml and is powered off (disk discarded).
+What stays is what only `tenant remove` would undo: the two communes' borg repositories and
+authorized_keys lines on backup1 and their backup records in the state store. The next fleet-wide
+deploy would therefore change backup1, so this module is named to run after every test that checks the
+fleet converged or counts tenants (test_deploy_converge, test_day2_*, test_monitoring_*, the bench
+smokes) and before the capture check and the lab restarts (test_zxz_*, test_zy_*, test_zz_*).
 Budget: mail3's fresh deploy (packages + two issuances) is most of it; expected ~3-4 min in all.
 """
 
