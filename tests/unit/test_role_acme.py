@@ -102,13 +102,17 @@ def test_sni_maps_point_each_name_at_its_tenant_lineage():
 
 
 def test_deploy_hook_reloads_and_never_restarts():
-    hook = _render("tno-reload.sh.j2")
+    role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    hook = _render("tno-reload.sh.j2", __tno_acme_hook_path=role_vars["__tno_acme_hook_path"],
+                   __tno_acme_postfix_dir=role_vars["__tno_acme_postfix_dir"])
     assert hook.startswith("#!/bin/sh\n")
     commands = [line for line in hook.splitlines() if not line.startswith("#")]
     assert not any("restart" in line for line in commands)
-    for service in ("postfix", "dovecot", "nginx"):
-        assert f"systemctl reload {service}" in hook
-    assert "postmap -F hash:/etc/postfix/tno_sni" in hook
+    assert 'systemctl reload "$service"' in hook  # behaviour: tests/unit/test_role_acme_hook.py
+    for service, check in (("postfix", "postfix check"), ("dovecot", "doveconf -n"), ("nginx", "nginx -t -q")):
+        assert f"reload {service} {check}\n" in hook + "\n"
+    assert 'postmap -F "hash:$MAP.new"' in hook and "MAP=/etc/postfix/tno_sni\n" in hook
+    assert "PATH=/usr/sbin:/usr/bin:/sbin:/bin\n" in hook
 
 
 def test_certbot_uses_the_rfc2136_plugin_and_the_hook():
