@@ -69,8 +69,13 @@ def test_names_files_and_nginx_snippets_one_per_lineage():
 
 def test_issuance_reads_the_lineage_on_the_host_and_records_names_only_after_certbot():
     issue = _task("Issue or expand")
-    assert "is file" not in issue["when"] and "__tno_acme_live.results" in issue["when"]
-    assert _task("Find the tenant lineages")["ansible.builtin.stat"]["path"].endswith("/fullchain.pem")
+    assert "is file" not in issue["when"] and "(__tno_acme_present.stdout | from_json).live" in issue["when"]
+    assert _task("Read the tenant lineages")["ansible.builtin.import_tasks"] == "lineages.yml"
+    (read,) = yaml.safe_load((ROLES / "tno_acme" / "tasks" / "lineages.yml").read_text())  # one execution, read-only
+    assert read["ansible.builtin.script"]["cmd"].startswith("tno_acme_lineages.py {{ tno_acme_config_dir")
+    assert "--prune" not in read["ansible.builtin.script"]["cmd"]
+    assert read["check_mode"] is False and read["changed_when"] is False
+    assert _index("Read the tenant lineages") < _index("Issue or expand")
     compare = _task("Compare the names")
     assert compare["check_mode"] is True and compare["tno_files"]["files"] == "{{ __tno_acme_names_files }}"
     assert "__tno_acme_names.changed_files" in issue["when"]
@@ -82,24 +87,32 @@ def test_issuance_reads_the_lineage_on_the_host_and_records_names_only_after_cer
 
 def test_deploy_hook_skips_postmap_until_postfix_is_installed():
     hook = render("tno_acme", "tno-reload.sh.j2", {})
-    assert "if [ -f /etc/postfix/tno_sni ] && [ -x /usr/sbin/postmap ]; then" in hook
+    assert '[ -f "$MAP" ] && command -v postmap >/dev/null 2>&1' in hook
+    assert "if postfix_ready; then\n  build_map\n" in hook
 
 
-def test_the_postfix_sni_database_which_embeds_the_private_keys_is_root_only():
+def test_the_postfix_sni_database_which_embeds_the_private_keys_is_built_aside_root_only():
     hook = render("tno_acme", "tno-reload.sh.j2", {})
-    assert ("  (umask 077 && /usr/sbin/postmap -F hash:/etc/postfix/tno_sni)\n"
-            "  chmod 0600 /etc/postfix/tno_sni.db\n") in hook
+    assert ('  if (umask 077 && cp "$MAP" "$MAP.new" && postmap -F "hash:$MAP.new" && chmod 0600 "$MAP.new.db" \\\n'
+            '      && mv -f "$MAP.new.db" "$MAP.db"); then\n') in hook
 
 
-def test_tno_mail_builds_the_sni_map_once_postfix_is_installed_in_acme_mode():
+def test_tno_mail_builds_the_sni_map_with_the_acme_hook_once_postfix_is_installed():
+    """One builder of tno_sni.db: tno_mail runs the hook's map mode (no postmap of its own), which also
+    rebuilds an outdated map; skipped in `files` mode, where tno_acme never ran."""
     tasks = yaml.safe_load((ROLES / "tno_mail" / "tasks" / "postfix.yml").read_text())
     build = next(t for t in tasks if t["name"].startswith("Build the SNI map"))
-    assert build["ansible.builtin.command"]["argv"] == [
-        "/bin/sh", "-c",
-        "umask 077 && /usr/sbin/postmap -F hash:/etc/postfix/tno_sni && chmod 0600 /etc/postfix/tno_sni.db"]
-    assert build["ansible.builtin.command"]["creates"] == "/etc/postfix/tno_sni.db"
-    assert "acme" in build["when"]
+    command = build["ansible.builtin.command"]
+    assert command["argv"] == "{{ [__tno_mail_acme_hook, 'map'] + (['--check'] if ansible_check_mode else []) }}"
+    assert "creates" not in command and build["check_mode"] is False
+    assert command["removes"] == "{{ __tno_mail_acme_hook if ansible_check_mode else omit }}"
+    assert build["changed_when"] == "__tno_mail_sni_map.stdout | default('') | length > 0"
+    assert build["when"] == "tno_tls_mode | default('files') == 'acme'"
+    assert build["notify"] == "Tno_mail postfix changed"
     assert tasks.index(build) < next(i for i, t in enumerate(tasks) if t["name"].startswith("Write the Postfix"))
+    assert not any("postmap" in yaml.safe_dump(t) for t in tasks)
+    acme = Templar(loader=DataLoader(), variables=role_vars("tno_acme"))
+    assert role_vars("tno_mail")["__tno_mail_acme_hook"] == acme.template(trust_as_template("{{ __tno_acme_hook }}"))
 
 
 def _dovecot(policy: str) -> str:
