@@ -16,17 +16,23 @@ pebble's root only:
   due; it runs the role's deploy hook) changes the served serial on every port to the new lineage's,
   and the main PIDs of postfix, dovecot and nginx are unchanged (reloaded, never restarted);
 * a second commune added on mail3 and deployed gets its own pebble certificates on every port, and the
-  first commune's served serials are unchanged.
+  first commune's served serials are unchanged;
+* once the second commune's tenant file is gone (what `tenant remove` does to it) and mail3 is redeployed,
+  `certbot certificates` on mail3 no longer lists ``tno-<second>`` (certbot.timer stops renewing it), its
+  renewal configuration, live directory, names file and nginx snippet are gone, /etc/postfix/tno_sni no
+  longer names it, and the first commune still serves its certificate.
 
 At the end (``finally``) platform.yml and vault.yml (borg passphrases, mail3's Rspamd password) are back to their
 exact text, the temporary tenant files are gone,
 their zones are dropped from the lab DNS, and mail3 leaves hosts.yml and is powered off (disk discarded).
-What stays is what only `tenant remove` would undo: the two communes' borg repositories and
-authorized_keys lines on backup1 and their backup records in the state store. The next fleet-wide
+What stays is what only `tenant remove` would undo: the two communes' borg repositories, the first
+commune's authorized_keys line on backup1 (the second's went with the deploy that ran without its tenant
+file) and their backup records in the state store. The next fleet-wide
 deploy would therefore change backup1, so this module is named to run after every test that checks the
 fleet converged or counts tenants (test_deploy_converge, test_day2_*, test_monitoring_*, the bench
 smokes) and before the capture check and the lab restarts (test_zxz_*, test_zy_*, test_zz_*).
-Budget: mail3's fresh deploy (packages + two issuances) is most of it; expected ~3-4 min in all.
+Budget: mail3's fresh deploy (packages + two issuances) is most of it; expected ~4-5 min in all
+(the removal adds one deploy of mail3).
 """
 
 from __future__ import annotations
@@ -222,4 +228,23 @@ def test_acme_mode_issues_serves_renews_and_onboards_per_tenant_certificates(fle
         assert after == {k: renewed for k in first}, (
             f"adding {SECOND['slug']} changed the certificate {FIRST['slug']} serves (expected {renewed}): {after}")
         assert _lineage(fleet, FIRST)["serial"] == renewed, f"tno-{FIRST['slug']} was reissued by the second deploy"
+
+        # the second commune leaves mail3 (its tenant file gone, as `tenant remove` moves it to offboarded/):
+        # the redeploy deletes its lineage (certbot.timer would renew it forever), its names file and nginx
+        # snippet, and its SNI entries; the first commune keeps its certificate
+        (paths.LAB_INVENTORY / "tenants" / f"{SECOND['slug']}.yml").unlink()
+        _ok(fleet, "deploy", "--host", SPARE_NAME, "--yes")
+        listed = fleet.ssh(SPARE_NAME, "certbot", "certificates")
+        names = re.findall(r"Certificate Name: (\S+)", listed.stdout + listed.stderr)
+        assert f"tno-{SECOND['slug']}" not in names and f"tno-{FIRST['slug']}" in names, (
+            f"after {SECOND['slug']} left {SPARE_NAME}, `certbot certificates` lists {names}: its lineage "
+            f"tno-{SECOND['slug']} must be deleted (role tno_acme, tasks/prune_lineages.yml), tno-{FIRST['slug']} kept")
+        leftovers = fleet.ssh(SPARE_NAME, "sh", "-c", f"ls -d /etc/letsencrypt/renewal/tno-{SECOND['slug']}.conf "
+                              f"/etc/letsencrypt/live/tno-{SECOND['slug']} /etc/letsencrypt/tno/tno-{SECOND['slug']}"
+                              f".names /etc/nginx/tno-acme-{SECOND['slug']}.conf 2>/dev/null; true").stdout.split()
+        assert leftovers == [], f"{SPARE_NAME} still has files of the departed tno-{SECOND['slug']}: {leftovers}"
+        sni = fleet.ssh(SPARE_NAME, "cat", "/etc/postfix/tno_sni").stdout
+        assert SECOND["domain"] not in sni and FIRST["domain"] in sni, f"/etc/postfix/tno_sni after the removal:\n{sni}"
+        assert _serve_all(FIRST, pebble_root, lab_ca_subject) == {k: renewed for k in first}, (
+            f"removing {SECOND['slug']} changed the certificate {FIRST['slug']} serves (expected {renewed})")
     print(f"\nacme mode on {SPARE_NAME}: {time.monotonic() - started:.1f}s in all")
