@@ -6,7 +6,8 @@ tasks/deploy.yml imports) and then site.yml's play that includes tasks/prune_lin
 from playbooks/site.yml, against a fake /etc/letsencrypt, names directory and nginx directory in tmp_path
 and a certbot stand-in that logs its argv and deletes the lineage as certbot does. Proved:
 
-* check mode reports the removal (changed) and removes nothing;
+* check mode reports the removal (changed) and removes nothing, and so does the health check
+  (playbooks/check.yml, tno_action=check, imports site.yml);
 * a deploy removes the departed tenant's lineage, names file and nginx snippet through ``certbot delete``,
   keeps the served tenant's and never touches a lineage not named tno-*;
 * the next deploy changes nothing and the removal costs no module execution (issue 19: one read per host).
@@ -77,9 +78,10 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _run(root: Path, run_id: str, *, check: bool = False) -> tuple[Any, list[dict[str, Any]]]:
+def _run(root: Path, run_id: str, *, check: bool = False, action: str = "deploy") -> tuple[Any, list[dict[str, Any]]]:
     extra = {"tno_acme_config_dir": str(root / "le"), "tno_acme_state_dir": str(root / "state"),
-             "__tno_acme_nginx_dir": str(root / "nginx"), "__tno_acme_certbot": str(root / "certbot")}
+             "__tno_acme_nginx_dir": str(root / "nginx"), "__tno_acme_certbot": str(root / "certbot"),
+             "tno_action": action}
     call = PlaybookCall(playbook=str(root / "pb.yml"), extra_vars=extra, check=check)
     result = run_playbook(call, inventory=root / "hosts.yml", state_dir=root / "state-run", run_id=run_id)
     assert result.success, [f.message for f in result.failed_tasks]
@@ -117,6 +119,10 @@ def test_a_departed_tenants_lineage_is_removed_honestly_in_check_mode_and_once(r
     assert json.loads(pruned["stdout"])["deleted"] == ["tno-bron"]
     assert _files(root) == before and not (root / "certbot.log").exists()  # ... and removed nothing
     assert check.hosts["mail1"].changed == 1
+
+    health, events = _run(root, "h1", action="check")  # playbooks/check.yml imports site.yml: removes nothing
+    assert health.hosts["mail1"].changed == 0 and _res(events, PRUNE) is None
+    assert _files(root) == before and not (root / "certbot.log").exists()
 
     deploy, events = _run(root, "d1")
     assert deploy.hosts["mail1"].changed == 1 and _executions(root, "d1") == 2

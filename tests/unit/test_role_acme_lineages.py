@@ -117,7 +117,9 @@ def test_site_removes_departed_lineages_only_after_the_roles_that_used_them():
         assert any(r["role"] == role for p in plays[:prune] for r in p.get("roles", [])), role
     (task,) = plays[prune]["tasks"]
     assert task["ansible.builtin.include_role"] == {"name": "tno_acme", "tasks_from": "prune_lineages.yml"}
-    assert task["when"] == "tno_tls_mode | default('files') == 'acme'" and plays[prune]["hosts"] == "mail:proxy"
+    assert plays[prune]["hosts"] == "mail:proxy"
+    # deploy only: playbooks/check.yml imports site.yml with tno_action=check (read-only)
+    assert task["when"] == "tno_tls_mode | default('files') == 'acme' and tno_action | default('deploy') == 'deploy'"
     (remove,) = yaml.safe_load((SCRIPT.parent.parent / "tasks" / "prune_lineages.yml").read_text())
     assert remove["check_mode"] is False
     assert "'--check' if ansible_check_mode" in remove["ansible.builtin.script"]["cmd"]
