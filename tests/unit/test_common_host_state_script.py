@@ -47,6 +47,7 @@ def test_reports_installed_packages_link_and_pending_locales(script: Any, tmp_pa
     out = json.loads(capsys.readouterr().out)
     # held packages count as installed; config-files only and half-installed ones do not (apt would act)
     assert out["packages"] == {"postfix": "3.7.11-0+deb12u1", "coolwsd": "24.04.1-1"}
+    assert out["held"] == ["coolwsd"]
     assert out["link"] == "/usr/share/zoneinfo/Europe/Paris"
     # lineinfile's rule: the LAST line matching '^#? *<locale> ' must be exactly '<locale> UTF-8'
     assert out["locales_pending"] == ["de_DE.UTF-8", "en_US.UTF-8", "it_IT.UTF-8"]

@@ -7,6 +7,7 @@ Prints one JSON object:
 - ``packages``: every package dpkg has installed, ``{name: version}`` (the role's `apt` runs only when
   one of its packages is missing; exported as the fact ``tno_common_host_packages`` so that the later
   roles of the same run skip their no-op `apt` too: about a second and one module execution each);
+- ``held``: those of them on hold (tno_office's `dpkg_selections` then has nothing to do);
 - ``link``: the target of the symbolic link LINK (``/etc/localtime``), or null when it is no link;
 - ``locales_pending``: the LOCALEs whose line in LOCALE_GEN (``/etc/locale.gen``) is not exactly
   ``<locale> UTF-8``, judged as ``lineinfile`` does with the role's regexp ``^#? *<locale> `` (the last
@@ -27,16 +28,21 @@ import sys
 from pathlib import Path
 
 
-def installed_packages() -> dict[str, str]:
-    """``{package: version}`` of the packages dpkg has installed (status ``install ok installed``)."""
+def installed_packages() -> tuple[dict[str, str], list[str]]:
+    """``{package: version}`` of the packages dpkg has installed (status ``... installed``), and those of
+    them held (selection ``hold``, what ``dpkg_selections`` sets)."""
     out = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${Status}\n"],
                          capture_output=True, text=True, check=True).stdout
     packages: dict[str, str] = {}
+    held: list[str] = []
     for line in out.splitlines():
         fields = line.split("\t")
-        if len(fields) == 3 and fields[2].split()[-1:] == ["installed"]:
+        status = fields[2].split() if len(fields) == 3 else []
+        if status[-1:] == ["installed"]:
             packages[fields[0]] = fields[1]
-    return packages
+            if status[0] == "hold":
+                held.append(fields[0])
+    return packages, sorted(held)
 
 
 def link_target(path: str) -> str | None:
@@ -68,7 +74,8 @@ def main(argv: list[str]) -> int:
         print("usage: tno_host_state.py LINK LOCALE_GEN [LOCALE...]", file=sys.stderr)
         return 2
     link, locale_gen, locales = argv[0], Path(argv[1]), argv[2:]
-    print(json.dumps({"packages": installed_packages(), "link": link_target(link),
+    packages, held = installed_packages()
+    print(json.dumps({"packages": packages, "held": held, "link": link_target(link),
                       "locales_pending": locales_pending(locale_gen, locales)}))
     return 0
 
