@@ -16,11 +16,17 @@ Task arguments::
       mode: "0644"
       directories:         # converged first (root, root, 0755 unless given)
         - {path: /etc/rspamd/tno, group: _rspamd, mode: "0750"}
+        - {path: /srv/vmail/a.example, label: a.example}           # changes attributed to a.example
       files:
         - {src: postfix/main.cf.j2, dest: /etc/postfix/main.cf}     # a template from the role's templates/
         - {file: tno_from_alignment.lua, dest: /etc/rspamd/x.lua}   # verbatim from files/ (or absolute)
         - {content: "{{ x }}\\n", dest: /etc/mailname, mode: "0644", validate: "cmd %s", diff: false}
         - {src: unit.j2, dest: /etc/a.conf, vars: {tenant: "{{ t }}"}}  # extra variables of this template
+
+A file's or directory's ``label`` (e.g. the tenant's domain) names what the entry belongs to: the result's
+``changed_labels`` lists the labels of the changed entries (null for an unlabelled one), and tnoctl's
+event collector turns one changed call into one change per label, so `plan`/`drift` attribute a
+tenant's entries to that tenant as they did the items of a per-domain loop (tnoctl/run/ansible.py).
 
 A file's ``vars`` are added to the task's variables when its ``src`` is rendered, so one call can render
 the same template once per tenant (the list of files built by a Jinja loop in the role's vars).
@@ -41,9 +47,9 @@ try:  # ansible-core 2.19: what ansible.builtin.template adds (ansible_managed, 
 except ImportError:  # pragma: no cover - other ansible-core lines
     _template_vars = None
 
-FILE_KEYS = {"src", "file", "content", "dest", "owner", "group", "mode", "validate", "diff", "vars"}
+FILE_KEYS = {"src", "file", "content", "dest", "owner", "group", "mode", "validate", "diff", "vars", "label"}
 SOURCES = ("src", "file", "content")
-DIR_KEYS = {"path", "owner", "group", "mode"}
+DIR_KEYS = {"path", "owner", "group", "mode", "label"}
 DEFAULT_KEYS = ("owner", "group", "mode", "validate")
 
 

@@ -45,6 +45,9 @@ options:
         description: Octal mode as a string, e.g. C("0755").
         type: str
         default: "0755"
+      label:
+        description: What the entry belongs to (e.g. a tenant's domain); listed in C(changed_labels) when it changed.
+        type: str
   files:
     description: The files to converge.
     type: list
@@ -78,6 +81,9 @@ options:
         description: Include this file's content in the diff (false for secrets).
         type: bool
         default: true
+      label:
+        description: What the entry belongs to (e.g. a tenant's domain); listed in C(changed_labels) when it changed.
+        type: str
 author: tnoctl maintainers
 """
 
@@ -89,7 +95,12 @@ files:
   returned: always
   sample: [{"dest": "/etc/postfix/main.cf", "changed": true, "content_changed": true, "attributes_changed": false}]
 changed_files:
-  description: The I(dest) of every file that changed (or would, in check mode).
+  description: The I(dest) of every directory and file that changed (or would, in check mode).
+  type: list
+  elements: str
+  returned: always
+changed_labels:
+  description: The distinct I(label)s of the changed entries in order, null for a changed entry without one.
   type: list
   elements: str
   returned: always
@@ -249,7 +260,7 @@ def converge_file(module: AnsibleModule, spec: dict) -> tuple[dict, list[dict], 
             diffs.append({"before_header": f"{dest} (attributes)", "after_header": f"{dest} (attributes)",
                           "before": current, "after": wanted})
     result = {"dest": dest, "changed": changed, "content_changed": content_changed,
-              "attributes_changed": attributes_changed}
+              "attributes_changed": attributes_changed, "label": spec.get("label")}
     return result, diffs, created
 
 
@@ -276,7 +287,8 @@ def converge_directory(module: AnsibleModule, spec: dict) -> tuple[dict, list[di
     if changed and module._diff:
         before = {**_attrs(st), "state": "directory"} if st is not None else {"state": "absent"}
         diffs.append({"before_header": path, "after_header": path, "before": before, "after": wanted})
-    return {"dest": path, "changed": changed, "content_changed": False, "attributes_changed": changed}, diffs
+    return ({"dest": path, "changed": changed, "content_changed": False, "attributes_changed": changed,
+             "label": spec.get("label")}, diffs)
 
 
 def run_module(module: AnsibleModule) -> dict:
@@ -296,7 +308,11 @@ def run_module(module: AnsibleModule) -> dict:
         diffs.extend(file_diffs)
         created.extend(dirs)
     changed = [r["dest"] for r in results if r["changed"]]
-    out: dict = {"changed": bool(changed), "files": results, "changed_files": changed}
+    labels: list = []
+    for r in results:
+        if r["changed"] and r["label"] not in labels:
+            labels.append(r["label"])
+    out: dict = {"changed": bool(changed), "files": results, "changed_files": changed, "changed_labels": labels}
     if created:
         out["created_directories"] = created
     if module._diff and diffs:
@@ -310,6 +326,7 @@ ARGUMENT_SPEC = dict(
         owner=dict(type="str", default="root"),
         group=dict(type="str", default="root"),
         mode=dict(type="str", default="0755"),
+        label=dict(type="str"),
     )),
     files=dict(type="list", elements="dict", default=[], options=dict(
         dest=dict(type="path", required=True),
@@ -319,6 +336,7 @@ ARGUMENT_SPEC = dict(
         mode=dict(type="str", default="0644"),
         validate=dict(type="str"),
         diff=dict(type="bool", default=True),
+        label=dict(type="str"),
     )),
 )
 

@@ -97,8 +97,9 @@ def test_autoconfig_offers_what_the_mail_role_listens_on():
 
 
 def _web_task_vars() -> dict:
-    tasks = yaml.safe_load((ROLES / "tno_mail" / "tasks" / "web.yml").read_text())
-    return next(t for t in tasks if "tno_files" in t and "vars" in t)["vars"]
+    """The documents' variables (vars/main.yml: configure.yml's directories call writes them in a deploy)."""
+    variables = yaml.safe_load((ROLES / "tno_mail" / "vars" / "main.yml").read_text())
+    return {k: variables[k] for k in ("__tno_mail_web_files", "__tno_mail_web_dirs")}
 
 
 def _template(expr: str, variables: dict) -> object:
@@ -119,6 +120,10 @@ def test_role_writes_every_domain_documents_from_the_same_functions():
     }
     dirs = _template(task_vars["__tno_mail_web_dirs"], {**variables, "__tno_mail_domains": sorted(DOMAINS)})
     assert [d["path"] for d in dirs] == [web, *(f"{web}/{d}" for d in sorted(DOMAINS))]
+    # an upgrade (configure.yml without web.yml) writes no document, as before the merge (issue 19)
+    upgrade = {**variables, "tno_action": "upgrade"}
+    assert _template(task_vars["__tno_mail_web_files"], upgrade) == []
+    assert _template(task_vars["__tno_mail_web_dirs"], upgrade) == []
 
 
 def _vhosts(host: str, groups: dict) -> str:

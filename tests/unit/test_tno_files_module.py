@@ -130,3 +130,20 @@ def test_directories_are_created_and_their_mode_enforced_before_the_files(tmp_pa
     fixed = run([], directories=[spec], diff=True)
     assert fixed["changed_files"] == [str(data)] and stat.S_IMODE(data.stat().st_mode) == 0o750
     assert run([], directories=[spec])["changed"] is False
+
+
+def test_changed_labels_name_the_changed_entries_once_and_null_for_unlabelled_ones(tmp_path: Path) -> None:
+    dirs = [{"path": str(tmp_path / "vmail" / d), "owner": OWNER, "group": GROUP, "mode": "0750", "label": d}
+            for d in ("a.example", "b.example")]
+    files = [{"dest": str(tmp_path / "vmail" / "a.example" / "x"), "content": "1\n", "label": "a.example"},
+             {"dest": str(tmp_path / "host.conf"), "content": "h\n"}]
+    checked = run(files, check=True, directories=dirs)
+    assert checked["changed_labels"] == ["a.example", "b.example", None]
+    assert [entry["label"] for entry in checked["files"]] == ["a.example", "b.example", "a.example", None]
+    run(files, directories=dirs)
+    (tmp_path / "vmail" / "b.example").chmod(0o700)
+    drift = run(files, check=True, directories=dirs)
+    assert drift["changed_labels"] == ["b.example"]
+    assert drift["changed_files"] == [str(tmp_path / "vmail" / "b.example")]
+    assert run(files, directories=dirs)["changed_labels"] == ["b.example"]
+    assert run(files, directories=dirs)["changed_labels"] == []

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tnoctl import paths
 from tnoctl.errors import OperationFailed
+from tnoctl.run.labelled import split_by_label
 
 if TYPE_CHECKING:  # the planners' data type; run never imports plan at run time (layers, pyproject)
     from tnoctl.plan.calls import PlaybookCall
@@ -311,7 +312,7 @@ class _EventCollector:
             if kind == "runner_on_ok" and (data.get("res") or {}).get("results"):
                 pass  # loop summary: the per-item events carry the detail
             else:
-                self.changed.append(self._changed(data))
+                self.changed.extend(self._changed(data))
         elif kind in ("runner_on_failed", "runner_item_on_failed") and not data.get("ignore_errors"):
             if kind == "runner_on_failed" or not (data.get("res") or {}).get("results"):
                 self.failed.append(self._failed(data, unreachable=False))
@@ -321,15 +322,21 @@ class _EventCollector:
             self.forward(event)
         return True  # keep the event in the artifacts (the audit trail)
 
-    def _changed(self, data: dict[str, Any]) -> ChangedTask:
+    def _changed(self, data: dict[str, Any]) -> list[ChangedTask]:
+        """The change(s) of one result: one, or one per label of a labelled `tno_files` call (labelled.py)."""
         res = data.get("res") or {}
-        return ChangedTask(
-            host=data.get("host", "?"),
-            role=data.get("role") or "",
-            task=data.get("task") or "",
-            item=_item_label(res.get("item")) if "item" in res else None,
-            diff=self.redact(render_diff(res.get("diff"))) if not res.get("_ansible_no_log") else "",
-        )
+        no_log = bool(res.get("_ansible_no_log"))
+        parts = [(None, res.get("diff"))] if no_log else split_by_label(res)
+        return [
+            ChangedTask(
+                host=data.get("host", "?"),
+                role=data.get("role") or "",
+                task=data.get("task") or "",
+                item=label if label is not None else (_item_label(res.get("item")) if "item" in res else None),
+                diff=self.redact(render_diff(diff)) if not no_log else "",
+            )
+            for label, diff in parts
+        ]
 
     def _failed(self, data: dict[str, Any], unreachable: bool) -> FailedTask:
         res = data.get("res") or {}
