@@ -4,7 +4,8 @@ The lab has every tenant shape (mail and office, mail only, office only, three m
 use `tenants_with("mail")` / `tenants_with("office")` where a test needs one service.
 
 It depends on the session `lab` fixture (tests/e2e/conftest.py) and runs one real
-`tnoctl deploy --yes` through the CLI, in-process, against the lab inventory.
+`tnoctl deploy --yes` through the CLI, in-process, against the lab inventory; that deploy also publishes
+every tenant's DNS records on the lab DNS (MX first: inter-commune mail is routed by MX, issue 15).
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ from typing import Any
 import dkim
 import pytest
 
+from tnoctl.run.dnsclient import DnspythonClient
+
 pytestmark = [pytest.mark.root, pytest.mark.lab]
 
 SOCKET_TIMEOUT = 60.0
@@ -194,6 +196,48 @@ def test_submission_between_tenants_arrives_with_valid_dkim(fleet: Any) -> None:
         assert tags["d"].strip() == _domain_of(sender[0]), f"{slug_a}: signed for {tags['d']}"
         dnsfunc = _dkim_dnsfunc(fleet, fleet.mail_host(slug_a))
         assert dkim.verify(raw, dnsfunc=dnsfunc), f"{slug_a} -> {slug_b}: DKIM signature does not verify"
+
+
+def _transport_entries(fleet: Any, host: str) -> dict[str, str]:
+    """/etc/postfix/tno/transport on ``host``: domain -> next hop (comments and blank lines dropped)."""
+    text = fleet.ssh(host, "cat", "/etc/postfix/tno/transport").stdout
+    return dict(line.split(None, 1) for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def _smtp_log_lines(fleet: Any, host: str, since: str, *needles: str) -> list[str]:
+    """Lines of ``host``'s postfix/smtp log since ``since`` (an @epoch) holding every needle; waits for them."""
+    deadline = time.monotonic() + 30
+    while True:
+        log = fleet.ssh(host, "journalctl", "-q", "-t", "postfix/smtp", "--since", since, "-o", "cat").stdout
+        found = [line for line in log.splitlines() if all(n in line for n in needles)]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(1)
+
+
+def test_mail_between_communes_on_two_hosts_goes_by_mx_over_verified_tls(fleet: Any) -> None:
+    """Issue 15 acceptance: a mail1 commune writes to a mail2 commune with no transport-map entry for its domain.
+
+    The deploy published the recipient's MX (mail.<domain>, whose A is mail2); mail1's Postfix looks it up,
+    sends SNI mail.<domain> and verifies the certificate for that name (TLS policy ``secure``).
+    """
+    slug_a = next(s for s in fleet.tenants_with("mail") if fleet.mail_host(s) == "mail1")
+    slug_b = next(s for s in fleet.tenants_with("mail") if fleet.mail_host(s) == "mail2")
+    domain_b, address_b = fleet.domain(slug_b), fleet.address("mail2")
+    assert domain_b not in _transport_entries(fleet, "mail1"), "mail1 still routes it by its transport map"
+    dns = DnspythonClient(fleet.inventory.platform.tno_dns_server)
+    assert dns.query(f"{domain_b}.", "MX") == [f"10 mail.{domain_b}."], "the deploy did not publish the MX"
+    since = "@" + fleet.ssh("mail1", "date", "+%s").stdout.strip()
+    sender, rcpt = fleet.mailboxes(slug_a)[0], fleet.mailboxes(slug_b)[0]
+    token = uuid.uuid4().hex
+    with _submission(fleet, slug_a, sender) as smtp:
+        assert smtp.send_message(_message(sender[0], [rcpt[0]], token)) == {}
+    _wait_for(fleet, slug_b, rcpt, token)
+    relay = f"mail.{domain_b}[{address_b}]:25"
+    assert _smtp_log_lines(fleet, "mail1", since, f"to=<{rcpt[0]}>", f"relay={relay}", "status=sent"), (
+        f"mail1 did not log a delivery to {rcpt[0]} through relay={relay} (its MX)")
+    assert _smtp_log_lines(fleet, "mail1", since, f"Verified TLS connection established to {relay}"), (
+        f"mail1 did not verify {relay}'s certificate for mail.{domain_b}")
 
 
 # ---------------------------------------------------------------- acceptance 2

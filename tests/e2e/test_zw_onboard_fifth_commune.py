@@ -111,7 +111,10 @@ def test_fifth_commune_onboarded_after_an_interruption_receives_mail_is_backed_u
         # the new commune as the platform sees it
         view = dataclasses.replace(fleet, inventory=load_inventory(paths.LAB_INVENTORY), secrets=_lab_secrets())
         assert (view.mail_host(SLUG), view.office_host(SLUG)) == ("mail2", "office2")
-        # a user of a mail1 commune writes to it: mail1's transport map routes mions.test to mail2
+        # a user of a mail1 commune writes to it: mail1 has no transport entry for mions.test, it follows the MX
+        # the onboarding published (mail.mions.test -> mail2)
+        transport = fleet.ssh("mail1", "cat", "/etc/postfix/tno/transport").stdout
+        assert not [line for line in transport.splitlines() if line.startswith(DOMAIN + " ")], transport
         sender = fleet.mailboxes(sender_slug)[0]
         rcpt = view.mailboxes(SLUG)[0]
         token = uuid.uuid4().hex

@@ -145,3 +145,16 @@ def make_env(inventory_path: Path, state_dir: Path, *, playbooks: FakePlaybookRu
         **({"clock": clock} if clock is not None else {}),
     )
     return env
+
+
+def without_dns_updates(inventory: Path) -> Path:
+    """Drop the TSIG key from a copied inventory's platform.yml and return the inventory.
+
+    Its DNS server is then one the platform only checks, so `deploy` publishes nothing after the site run
+    (tnoctl.actions.deploy_dns): the tests of other deploy behaviour need no DNS fake.
+    """
+    platform = inventory / "group_vars" / "all" / "platform.yml"
+    kept = [line for line in platform.read_text().splitlines(keepends=True)
+            if not line.startswith(("tno_dns_tsig_key_name:", "tno_dns_tsig_secret_vault:"))]
+    platform.write_text("".join(kept))
+    return inventory

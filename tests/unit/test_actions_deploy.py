@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.fakes import FakePlaybookRunner, Played, failed_result, make_env, ok_result
+from tests.unit.fakes import FakePlaybookRunner, Played, failed_result, make_env, ok_result, without_dns_updates
 from tnoctl import paths
 from tnoctl.actions import deploy, drift
 from tnoctl.cli import main
@@ -23,7 +23,7 @@ def inv(tmp_path) -> Path:
     """A copy of the lab inventory (not the lab itself: no lab certificate refresh in unit tests)."""
     dest = tmp_path / "inv"
     shutil.copytree(paths.LAB_INVENTORY, dest, ignore=shutil.ignore_patterns(".tno"))
-    return dest
+    return without_dns_updates(dest)  # the DNS step after a deploy: tests/unit/test_deploy_dns.py
 
 
 def _hosts_of(env, slug: str) -> tuple[str, ...]:

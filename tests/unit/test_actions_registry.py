@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.unit.fakes import FakePlaybookRunner, make_env
+from tests.unit.fakes import FakePlaybookRunner, make_env, without_dns_updates
 from tnoctl import paths
 from tnoctl.actions import registry
 from tnoctl.actions.operation import Outcome
@@ -45,7 +45,7 @@ def test_deploy_step_calls_the_action_with_its_own_params(tmp_path):
     inv = tmp_path / "inv"
     shutil.copytree(paths.LAB_INVENTORY, inv, ignore=shutil.ignore_patterns(".tno"))
     runner = FakePlaybookRunner()
-    env = make_env(inv, tmp_path / "state", playbooks=runner)
+    env = make_env(without_dns_updates(inv), tmp_path / "state", playbooks=runner)
     outcome = registry.call(env, ["deploy", "--tenant", "givors", "--yes"])
     assert outcome.ok and [(p.playbook, p.check) for p in runner.played] == [("site.yml", False),
                                                                               ("backup.yml", False)]

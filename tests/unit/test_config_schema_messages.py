@@ -116,7 +116,7 @@ def test_platform_errors_are_prefixed(inv):
         "tno_acme_eab_hmac_vault, tno_acme_eab_kid_vault, tno_backup_host, tno_backup_retention, "
         "tno_backup_storage_quota, tno_dns_server, tno_dns_tsig_algorithm, tno_dns_tsig_key_name, "
         "tno_dns_tsig_secret_vault, tno_mail_mta_sts_mode, tno_mail_relayhost, tno_mail_release, tno_mail_send_limit, "
-        "tno_mail_spam_thresholds, tno_office_admin_allow, tno_office_apt_components, "
+        "tno_mail_spam_thresholds, tno_mail_transport_overrides, tno_office_admin_allow, tno_office_apt_components, "
         "tno_office_apt_keyring_src, tno_office_apt_repo_url, tno_office_apt_suite, "
         "tno_office_companion_packages, tno_office_extra_wopi_hosts, tno_office_probe_wopi_host, "
         "tno_office_version, tno_platform_name, tno_timezone, tno_tls_cert_dir, tno_tls_mode)",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.fakes import FakePlaybookRunner, make_env, ok_result
+from tests.unit.fakes import FakePlaybookRunner, make_env, ok_result, without_dns_updates
 from tnoctl import paths
 from tnoctl.actions import deploy
 from tnoctl.errors import ExitCode
@@ -27,7 +27,7 @@ def inv(tmp_path) -> Path:
     path = dest / "tenants" / "givors.yml"
     path.write_text(path.read_text().replace("maintenance_window: Mon-Sun 00:00-24:00",
                                              "maintenance_window: Sun 02:00-05:00"))
-    return dest
+    return without_dns_updates(dest)  # the DNS step after a deploy: tests/unit/test_deploy_dns.py
 
 
 APPLY = [("site.yml", False), ("backup.yml", False)]  # a deploy also sets up the backup machinery

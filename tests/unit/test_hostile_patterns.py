@@ -68,6 +68,11 @@ def test_window_parse_is_a_full_match():
     ("tno_mail_relayhost", "relay.example\nmynetworks = 0.0.0.0/0"),
     ("tno_mail_relayhost", "relay.example\n"),
     ("tno_mail_relayhost", "relay example"),
+    ("tno_mail_transport_overrides", {"ternay.test": "[198.18.0.12]:25\nmynetworks = 0.0.0.0/0"}),
+    ("tno_mail_transport_overrides", {"ternay.test": "mx.example.fr "}),
+    ("tno_mail_transport_overrides", {"ternay.test": ""}),
+    ("tno_mail_transport_overrides", {"ternay.test\nexample.fr": "[198.18.0.12]:25"}),
+    ("tno_mail_transport_overrides", {"Ternay.test": "[198.18.0.12]:25"}),
     ("tno_office_apt_suite", "tno-lab\nTrusted: yes"),
     ("tno_office_apt_suite", "tno-lab [trusted=yes]"),
     ("tno_office_apt_components", ["main\nTrusted: yes"]),
@@ -90,6 +95,12 @@ def test_platform_fields_that_reach_config_files_are_strict(key, value):
 @pytest.mark.parametrize("value", ["", "relay.example", "[relay.example]:587", "relay.example:25", "[2001:db8::1]"])
 def test_valid_relayhosts_are_accepted(value):
     Platform.model_validate({**PLATFORM, "tno_mail_relayhost": value})
+
+
+@pytest.mark.parametrize("value", ["[198.18.0.12]:25", "mx.example.fr", "[mx.example.fr]:2525", "[2001:db8::1]:25"])
+def test_valid_transport_overrides_are_accepted(value):
+    platform = Platform.model_validate({**PLATFORM, "tno_mail_transport_overrides": {"ternay.test": value}})
+    assert platform.tno_mail_transport_overrides == {"ternay.test": value}
 
 
 def test_hosts_yml_names_are_full_matches(tmp_path):

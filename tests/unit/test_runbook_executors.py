@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.unit.fakes import FakePlaybookRunner, FakeSsh, Played, make_env
+from tests.unit.fakes import FakePlaybookRunner, FakeSsh, Played, make_env, without_dns_updates
 from tnoctl import paths
 from tnoctl.runbook.engine import Params
 from tnoctl.runbook.executors import ProjectExecutor
@@ -21,7 +21,7 @@ def setup(tmp_path):
     inv = tmp_path / "inv"
     shutil.copytree(paths.LAB_INVENTORY, inv, ignore=shutil.ignore_patterns(".tno"))
     runner = FakePlaybookRunner()
-    env = make_env(inv, tmp_path / "state", playbooks=runner, ssh=FakeSsh())
+    env = make_env(without_dns_updates(inv), tmp_path / "state", playbooks=runner, ssh=FakeSsh())
     tenant = env.inventory.tenant("givors")
     params = Params("givors", frozenset({"mail", "office"}),
                     {"tenant": "givors", "mail_host": tenant.placement.mail, "office_host": tenant.placement.office,

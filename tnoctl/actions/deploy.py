@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from tnoctl.actions import deploy_dns
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
+from tnoctl.actions.tenant_dns_sync import ClientFactory
 from tnoctl.config import hostsecrets
 from tnoctl.errors import ExitCode, InvalidInput, OperationFailed
 from tnoctl.plan import deploy_windows
@@ -166,13 +168,14 @@ def plan(env: Env, request: PlanRequest) -> Outcome:
         return Outcome(data=data, message=message, lines=preview.lines())
 
 
-def run(env: Env, request: DeployRequest) -> Outcome:
-    """Converge the selected hosts: locks, (preview + window guard + confirm), apply; exit 1 on any failed host.
+def run(env: Env, request: DeployRequest, dns_client: ClientFactory | None = None) -> Outcome:
+    """Converge the selected hosts: locks, (preview + window guard + confirm), apply, DNS; exit 1 on any failure.
 
     The check pass runs when the operator wants to see it (no --yes) or when a tenant of the selected
     hosts is outside its maintenance window: then a change that would restart a tenant-facing service
     (plan.deploy_windows) refuses the whole deploy with exit 4 before anything is applied, unless
-    ``ignore_windows``.
+    ``ignore_windows``. After a successful apply, the touched tenants' DNS records are published where the
+    platform manages the zones (:func:`publish_records`; ``dns_client`` builds the DNS client, tests fake it).
     """
     deploy_plan = plan_deploy(env.inventory, tenants=request.tenants, hosts=request.hosts, action="deploy")
     require_host_secrets(env, deploy_plan.hosts)
@@ -180,7 +183,27 @@ def run(env: Env, request: DeployRequest) -> Outcome:
     params = {"tenants": request.tenants, "hosts": request.hosts, "yes": request.confirm is None,
               **({"ignore_windows": True} if request.ignore_windows else {})}
     with operation(env, "deploy", params, tenants=deploy_plan.tenants, hosts=deploy_plan.hosts) as op:
-        return converge(env, op, deploy_plan, request.confirm, ignore_windows=request.ignore_windows)
+        outcome = converge(env, op, deploy_plan, request.confirm, ignore_windows=request.ignore_windows)
+        return publish_records(env, op, deploy_plan, outcome, dns_client) if outcome.ok else outcome
+
+
+def publish_records(env: Env, op: audit.Operation, deploy_plan: DeployPlan, outcome: Outcome,
+                    dns_client: ClientFactory | None = None) -> Outcome:
+    """After a successful deploy: the touched tenants' DNS records, where the platform manages the zones.
+
+    tnoctl.actions.deploy_dns (the `dns publish` path); a problem warns, says how to retry and makes the
+    deploy exit 1 with one error line per problem (the summary table stays the site run's). Not in
+    :func:`converge`: `tenant onboard` publishes its tenant in its own ``dns`` step.
+    """
+    slugs = planned_slugs(deploy_plan)
+    problems = deploy_dns.publish_deployed(env, op, slugs, dns_client)
+    if not problems:
+        return outcome
+    env.output.warn("the DNS records were not all published; retry with: tnoctl dns publish --yes"
+                    + "".join(f" --tenant {slug}" for slug in slugs))
+    op.fail(int(ExitCode.FAILED), f"DNS: {len(problems)} problem(s): {'; '.join(problems)}"[:400])
+    return outcome_of(op, rows=outcome.rows, columns=outcome.columns, data=outcome.data, lines=outcome.lines,
+                      errors=[*outcome.errors, *(f"dns: {p}" for p in problems)], message=outcome.message)
 
 
 def converge(env: Env, op: audit.Operation, deploy_plan: DeployPlan, confirm: Confirm | None, *,

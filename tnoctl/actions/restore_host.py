@@ -8,9 +8,10 @@ Steps, in order (a failed step stops the recovery, naming it; nothing after it r
                   comes back, or it would still accept the tenant's domains locally);
 3. ``deploy``     certificates first (in the lab: the host certificates re-issued for the new
                   placement, as `deploy` does), then ``site.yml`` on H and every other reachable mail
-                  host (their transport and TLS policy maps route the tenant's domains to H:
-                  plan.backup.disaster_hosts), then ``backup.yml`` on H, the backup host and the
-                  old host when it answers (plan.backup.disaster_calls);
+                  host (their postscreen allowlist must name H's address; mail reaches H by the
+                  tenant's MX, whose A record step ``dns`` moves: plan.backup.disaster_hosts), then
+                  ``backup.yml`` on H, the backup host and the old host when it answers
+                  (plan.backup.disaster_calls);
 4. ``restore``    the host agent restores every mailbox, the DKIM keys and Sieve scripts on H, checks
                   the userdb and the archive's manifest; Rspamd restarted (DKIM signer);
 5. ``dns``        when the platform names a DNS server: the tenant's records published and checked

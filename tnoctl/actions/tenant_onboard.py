@@ -5,7 +5,7 @@ Steps, in order (plan.deploy.onboard_hosts chooses the hosts):
 1. ``validate``  the inventory loads and validates with the tenant; every secret it needs is in the
                  vault (mailbox passwords, ``tno_vault_borg_<slug>``);
 2. ``deploy``    every host that must learn the tenant: its own mail and office hosts, and every
-                 other mail host (inter-commune routing and TLS policy maps), then the backup
+                 other mail host (TLS policy map, postscreen allowlist), then the backup
                  machinery (playbooks/backup.yml with the backup host): the same path as `deploy`
                  (:func:`tnoctl.actions.deploy.converge`), window guard included (exit 4).
                  Certificates are part of it: with ``tno_tls_mode: acme`` role tno_acme issues the

@@ -53,7 +53,10 @@ def deploy(app: AppContext, tenants: tuple[str, ...], hosts: tuple[str, ...], ye
 
     Takes the tenants' locks, shows the plan (check + diff) and asks unless --yes, applies,
     prints a summary (host, tenants, ok, changed, failed, unreachable, duration) and records
-    the operation in the audit log. Exit 1 if any host failed or was unreachable. Exit 4
+    the operation in the audit log. Then, when platform.yml names a DNS server with its TSIG key,
+    publishes the deployed tenants' DNS records (MX, SPF, DKIM ...: what `dns publish` does). Exit 1
+    if any host failed or was unreachable, or a record could not be published (retry: tnoctl dns
+    publish --yes). Exit 4
     (nothing applied) when a change would restart a tenant-facing service outside the window of a
     tenant it serves (reloads are allowed), unless --ignore-windows.
 

@@ -79,7 +79,7 @@ def _host_secret_names(name: str, groups: set[str]) -> dict[str, str]:
 
 
 def all_tenants(inv: Inventory) -> list[dict[str, Any]]:
-    """`tno_all_tenants`: cross-host data such as the inter-commune transport map."""
+    """`tno_all_tenants`: cross-host data such as the inter-commune TLS policy map."""
     out = []
     for tenant in inv.rows:  # rows: no tenant file parsed
         mail_host = tenant.placement.mail if "mail" in tenant.services else None

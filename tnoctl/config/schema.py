@@ -88,6 +88,9 @@ Slug = Annotated[str, Field(max_length=40), _check(SLUG_RE, "a slug ([a-z0-9-], 
 Domain = Annotated[str, Field(max_length=253), _check(DOMAIN_RE, "a lower-case domain name like example.fr")]
 HostName = Annotated[str, Field(max_length=63), _check(HOST_RE, "a host name from hosts.yml")]
 Size = Annotated[str, Field(max_length=12), AfterValidator(lambda v: size_bytes(v) and v)]
+NextHop = Annotated[str, Field(min_length=1, max_length=200), _check(RELAYHOST_RE, "an SMTP next hop like "
+                                                                     "[192.0.2.25]:25 or mx.example.fr")]
+"""An SMTP next hop (the relayhost syntax, never empty): lands verbatim after ``smtp:`` in the transport map."""
 def _printable(value: str) -> str:
     if not value.isprintable():
         raise ValueError(f"{_short(value)} contains control characters (newline, tab, escape...)")
@@ -336,6 +339,12 @@ class Platform(Strict):
                                                                    "[smtp.example.fr]:587 (or empty)")] = Field(
         "", description="Postfix relayhost: host, [host] or either with :port; empty means direct MX delivery."
     )
+    tno_mail_transport_overrides: dict[Domain, NextHop] = Field(
+        default_factory=dict, max_length=200, description="Explicit routing overrides: recipient domain -> SMTP "
+        "next hop (host, [host] or either with :port; [..] skips the MX lookup), written to the Postfix transport "
+        "map of every mail host except the one serving that domain. Empty (the default): every domain, the "
+        "platform's communes included, is routed by its DNS MX record (or through tno_mail_relayhost). An "
+        "overridden destination gets opportunistic TLS (see docs/certificates.md).")
     tno_mail_spam_thresholds: SpamThresholds = Field(
         default_factory=SpamThresholds, description="Inbound Rspamd thresholds (tenants may override them in "
         "mail.spam); SPF, DKIM, DMARC and ARC are always checked and a failing DMARC p=reject is rejected."

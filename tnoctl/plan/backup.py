@@ -107,11 +107,11 @@ def disaster_hosts(new_host: str, old_host: str | None, mail_hosts: list[str] | 
                    old_reachable: bool) -> tuple[str, ...]:
     """The hosts ``site.yml`` deploys when a tenant's mail moves from ``old_host`` to ``new_host``.
 
-    The new host, and every other mail host: their inter-commune transport and TLS policy maps name
-    the tenant's domains with its mail host's address. The old host is one of them only while it
-    answers (it then stops accepting the tenant's domains locally); a dead host is left out, or the
-    whole run would fail on it. A restore onto the same host (rebuilt in place) changes no route:
-    the host alone.
+    The new host, and every other mail host: their postscreen allowlist names the addresses of the hosts
+    serving the other communes (mail between communes goes by MX, whose A record the restore moves).
+    The old host is one of them only while it answers (it then stops accepting the tenant's domains
+    locally); a dead host is left out, or the whole run would fail on it. A restore onto the same host
+    (rebuilt in place) changes no route: the host alone.
     """
     if not old_host or old_host == new_host:
         return (new_host,)
@@ -156,8 +156,7 @@ def offboard_calls(hosts: list[str] | tuple[str, ...], backup_host: str,
                    mail_hosts: list[str] | tuple[str, ...] = ()) -> list[PlaybookCall]:
     """After a tenant file left the inventory: redeploy its hosts, then the backup side (its keys dropped).
 
-    ``mail_hosts``: every mail host, for a tenant with mail (their inter-commune transport map names
-    its domains).
+    ``mail_hosts``: every mail host, for a tenant with mail (their TLS policy map names its domains).
     """
     deployed = tuple(sorted({*hosts, *mail_hosts}))
     return [PlaybookCall(playbook=SITE_PLAYBOOK, extra_vars={"tno_action": "deploy"}, limit=deployed),
