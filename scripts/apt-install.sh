@@ -14,5 +14,11 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "apt-install: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+# Packages wanted for their tools only, never as a running daemon on this machine: masked before they are
+# installed, so their postinst does not start them (Rspamd's default configuration would fetch its maps
+# from the internet: nothing in the suite may phone home; the tests use rspamadm, lab hosts run Rspamd).
+for unit in rspamd.service; do
+  if [[ " ${missing[*]} " == *" ${unit%.service} "* ]]; then systemctl mask -q "$unit"; fi
+done
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
