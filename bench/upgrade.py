@@ -71,7 +71,7 @@ def make_inventory(root: Path, count: int) -> Path:
 
 
 def tnoctl(inv: Path, state: Path, *argv: str) -> tuple[float, str]:
-    env = {**os.environ, "TNO_CA_FILE": str(paths.lab_dir() / "ca" / "ca.crt")}  # ssh: the copy's connection.yml
+    env = {**os.environ, "TNO_CA_FILE": str(paths.lab_ca_bundle())}  # ssh: the copy's connection.yml
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "tnoctl", "--inventory", str(inv), "--state-dir", str(state),
                            *argv], capture_output=True, text=True, env=env, cwd=ROOT)

@@ -18,6 +18,13 @@ def lab_dir() -> Path:
     return Path(os.environ.get("TNO_LAB_DIR", "/var/lib/tnoctl/lab"))
 
 
+def lab_ca_bundle() -> Path:
+    """What a lab client trusts: ``ca/trust.pem`` (lab CA + pebble's current root) when the lab wrote it,
+    else the lab CA alone (``ca/ca.crt``: a lab whose ACME CA is not up)."""
+    bundle = lab_dir() / "ca" / "trust.pem"
+    return bundle if bundle.exists() else lab_dir() / "ca" / "ca.crt"
+
+
 def lab_cache_dir() -> Path:
     """Cache that survives across lab lifetimes and CI runs (base rootfs tarball, debs)."""
     return Path(os.environ.get("TNO_LAB_CACHE", "/var/cache/tnoctl/lab"))

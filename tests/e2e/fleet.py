@@ -141,7 +141,7 @@ def fleet(lab, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
         inventory=load_inventory(paths.LAB_INVENTORY),
         state_dir=state_dir,
         ssh_config=paths.lab_dir() / "ssh_config",
-        ca_cert=paths.lab_dir() / "ca" / "ca.crt",
+        ca_cert=paths.lab_ca_bundle(),
         secrets=_lab_secrets(),
     )
     rc, out, err = fleet.tnoctl("deploy", "--yes")

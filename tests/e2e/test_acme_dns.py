@@ -7,7 +7,10 @@ and trust pebble's root; `tenant dns --check` reports a fresh zone's mail record
 delete, what `nsupdate` does) is named by `--check` and restored by `--publish`; certbot with the
 RFC 2136 plugin on a lab host gets a certificate from pebble by DNS-01 through the lab DNS; `dns publish`
 then `dns check --json` pass for every tenant, a deleted DKIM record makes `dns check` exit 1 naming it
-and the exporter's render show tnoctl_dns_record_ok 0 for it, until `dns publish` restores it.
+and the exporter's render show tnoctl_dns_record_ok 0 for it, until `dns publish` restores it. The lab
+inventory is in `tno_tls_mode: acme`: after the session deploy (what `make demo` runs) every tenant service
+name is served on 25 (STARTTLS), 587 (STARTTLS), 993 and 443 with its own pebble certificate, verified by
+``openssl s_client -verify_return_error`` against pebble's root alone.
 
 Budget (CI): the DNS tests take seconds; the certbot test installs certbot on one host through
 apt-cacher-ng and issues one certificate (expected < 60 s). Secrets (the TSIG key) never reach output.
@@ -26,6 +29,7 @@ import dns.query
 import dns.rcode
 import dns.tsigkeyring
 import dns.update
+import pebblecheck
 import pytest
 
 from tnoctl.lab import acme
@@ -184,3 +188,23 @@ def test_dns_check_fleet_json_repair_and_metric(fleet):
     assert _dns_metrics(fleet)[(slug, label)] == 1.0
     rc, _out, err = fleet.tnoctl("dns", "check", "--tenant", slug)
     assert rc == 0, err
+
+
+def test_every_tenant_service_name_serves_its_pebble_certificate(fleet, lab):
+    """After the session deploy (`make demo`'s), each tenant's names chain to pebble, one lineage per tenant."""
+    from tnoctl import paths
+
+    lab_ca_subject = pebblecheck.subject(paths.lab_dir() / "ca" / "ca.crt")
+    serials = pebblecheck.served_serials(fleet, lab.acme_root_path, lab_ca_subject)
+    assert set(serials) == set(fleet.tenants)
+    assert sum(len(v) for v in serials.values()) >= 4 * len(fleet.tenants)
+    per_tenant_host = {}
+    for slug, by_endpoint in serials.items():
+        for endpoint, serial in by_endpoint.items():
+            on_proxy = endpoint.split(".", 1)[0] == "office"  # office.<domain>: the proxy's lineage
+            per_tenant_host.setdefault((slug, on_proxy), set()).add(serial)
+    one_each = {key: sorted(found) for key, found in per_tenant_host.items() if len(found) != 1}
+    assert not one_each, f"a tenant's names on one host are served with several certificates: {one_each}"
+    shared = [(a, b) for a in per_tenant_host for b in per_tenant_host
+              if a[0] < b[0] and per_tenant_host[a] & per_tenant_host[b]]
+    assert not shared, f"two tenants are served the same certificate (one lineage per tenant): {shared}"

@@ -2,7 +2,8 @@
 
 Why: the roles are only worth something if real clients can use the result. Every check speaks the
 real protocols from the controller (smtplib, imaplib, ssl) to the lab addresses, with certificates
-verified against the lab CA and the tenant service names (mail.<domain>) as TLS server names.
+verified against the lab trust bundle (lab CA + pebble root) and the tenant service names (mail.<domain>)
+as TLS server names.
 Passwords come from the lab vault through the ``fleet`` fixture and never appear in messages.
 """
 
@@ -42,7 +43,7 @@ OUTSIDE = "outside.example"
 
 
 def _tls_context(fleet: Any) -> ssl.SSLContext:
-    """Client TLS context trusting only the lab CA, with host name checking on."""
+    """Client TLS context trusting only the lab (its CA and pebble's root), with host name checking on."""
     context = ssl.create_default_context(cafile=str(fleet.ca_cert))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context

@@ -1,7 +1,8 @@
 """End-to-end office acceptance of the deployed suite (issue 4, acceptance 4), against the lab.
 
 Why: tenants reach the office service only through https://office.<domain>/ on the proxy, so the checks
-go through nginx with TLS verified against the lab CA, and read the generated coolwsd.xml to prove
+go through nginx with TLS verified against the lab trust bundle (lab CA + pebble root), and read the
+generated coolwsd.xml to prove
 that every tenant got exactly its own WOPI alias group. The admin password in that file is never printed.
 """
 

@@ -6,7 +6,8 @@ session fleet is neither re-deployed nor re-booted), and `tnoctl restore --tenan
 brings the commune back there. Proved from outside, as its users and the other communes see it:
 
 * every message delivered before the disaster reads back bit-exact over IMAPS from mail3, whose
-  certificate (verified against the lab CA as ``mail.<domain>``) now covers the commune's names;
+  certificate (verified against the lab trust bundle as ``mail.<domain>``: pebble issued it) now covers
+  the commune's names;
 * a user of a mail1 commune submits a message to it: mail1 has no transport-map entry for the domain and
   follows its MX, ``mail.<domain>``, whose A record the restore moved to mail3;
 * the lab DNS answers mail3's address for ``mail.<domain>`` (the restore published it).

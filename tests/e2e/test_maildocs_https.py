@@ -3,7 +3,7 @@
 Reuses the session fleet (no deploy of its own): for two communes on two mail hosts (the one with the most
 domains, and a mail-only one), every domain's ``https://mta-sts.<domain>/.well-known/mta-sts.txt`` and
 ``https://autoconfig.<domain>/mail/config-v1.1.xml`` (and its ``/.well-known/autoconfig/`` twin) are fetched
-from the mail host with certificate verification against the lab CA, and compared with what `tnoctl dns
+from the mail host with certificate verification against the lab trust bundle, and compared with what `tnoctl dns
 plan` publishes: the policy's ``mx:`` is the planned MX, its digest the planned ``_mta-sts`` id. An
 unknown name is refused at the handshake; an unknown Host header behind a known name gets 421.
 """
@@ -27,7 +27,7 @@ SOCKET_TIMEOUT = 30.0
 
 
 def _get(fleet: Any, host: str, name: str, path: str, host_header: str | None = None) -> tuple[int, str, str]:
-    """GET https://<name><path> from lab host ``host``, verified against the lab CA: (status, type, body)."""
+    """GET https://<name><path> from lab host ``host``, verified against the lab trust bundle: (status, type, body)."""
     context = ssl.create_default_context(cafile=str(fleet.ca_cert))
     conn = PinnedHTTPS(fleet.address(host), name, context, SOCKET_TIMEOUT)
     try:

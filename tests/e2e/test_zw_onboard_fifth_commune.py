@@ -8,7 +8,9 @@ as soon as its journal shows the deploy done (exit 130); the same command run ag
 and finishes. Proved from outside: a user of a mail1 commune submits a message (587, STARTTLS, AUTH)
 that arrives in the new mailbox over IMAPS (certificate verified as ``mail.mions.test``); `backup list`
 shows its first mail and office archives; `status --json` shows every check of the commune ok, the
-drill (``backup_verified``) included; the lab DNS serves its MX and `tenant dns --check` passes.
+drill (``backup_verified``) included; the lab DNS serves its MX and `tenant dns --check` passes; the lab is
+in `tno_tls_mode: acme`, so its names are served with its own pebble certificates while every other
+commune's served certificates (serials, on every port) are those it had before.
 
 Named `test_zw_...`: it runs after the tests that only read the session fleet and before test_zx (which
 removes bron for good) and test_zy/test_zz (lab restart/recovery). At its end the fleet is as it found
@@ -29,6 +31,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pebblecheck
 import pytest
 from fleet import _lab_secrets, sigint_as_in_a_terminal
 from test_deploy_mail import _message, _submission, _wait_for
@@ -96,6 +99,9 @@ def test_fifth_commune_onboarded_after_an_interruption_receives_mail_is_backed_u
     assert not tenant_file.exists(), f"{tenant_file} is left over from an earlier run"
     sender_slug = next(s for s in fleet.tenants_with("mail") if fleet.mail_host(s) == "mail1")
     added, rc, out, err = False, 0, "", ""
+    pebble_root = Lab(paths.LAB_INVENTORY).acme_root_path
+    lab_ca_subject = pebblecheck.subject(paths.lab_dir() / "ca" / "ca.crt")
+    others_before = pebblecheck.served_serials(fleet, pebble_root, lab_ca_subject)
     try:
         _ok(fleet, *ADD)
         added = True
@@ -111,6 +117,11 @@ def test_fifth_commune_onboarded_after_an_interruption_receives_mail_is_backed_u
         # the new commune as the platform sees it
         view = dataclasses.replace(fleet, inventory=load_inventory(paths.LAB_INVENTORY), secrets=_lab_secrets())
         assert (view.mail_host(SLUG), view.office_host(SLUG)) == ("mail2", "office2")
+        # its names under its own pebble certificates; the other communes' certificates untouched
+        served = pebblecheck.served_serials(view, pebble_root, lab_ca_subject)
+        assert served.get(SLUG), f"{SLUG}: no TLS endpoint found for its names"
+        assert {k: v for k, v in served.items() if k != SLUG} == others_before, (
+            f"onboarding {SLUG} changed the certificates other communes serve")
         # a user of a mail1 commune writes to it: mail1 has no transport entry for mions.test, it follows the MX
         # the onboarding published (mail.mions.test -> mail2)
         transport = fleet.ssh("mail1", "cat", "/etc/postfix/tno/transport").stdout
@@ -143,7 +154,8 @@ def test_fifth_commune_onboarded_after_an_interruption_receives_mail_is_backed_u
         Lab(paths.LAB_INVENTORY).drop_zones([DOMAIN])
     assert rc == 0, f"tenant remove {SLUG} -> {rc}\n{out[-3000:]}\n{err[-3000:]}"
     assert not tenant_file.exists() and vault.read_bytes() == saved_vault
-    searched = ["/etc/postfix", "/etc/dovecot", "/etc/coolwsd", "/etc/tno-backup"]
+    searched = ["/etc/postfix", "/etc/dovecot", "/etc/coolwsd", "/etc/tno-backup", "/etc/letsencrypt/renewal",
+                "/etc/letsencrypt/tno"]
     leftovers = {h: fleet.ssh(h, "grep", "-rlsIw", "-e", SLUG, "-e", DOMAIN, *searched, check=False).stdout.split()
                  for h in ("mail1", "mail2", "office2")}
     assert {h: files for h, files in leftovers.items() if files} == {}  # tenant remove took it off every host

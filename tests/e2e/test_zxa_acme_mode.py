@@ -1,9 +1,9 @@
 """`tno_tls_mode: acme` (role tno_acme) end to end, on the spare host mail3 (issue 15). Needs root + lab.
 
-The lab and the session fleet stay in `files` mode (other tests pin the lab CA). This test proves the
-`acme` mode where it cannot disturb them: the spare host ``mail3`` (tnoctl.lab.spare) joins the lab
-inventory, ``platform.yml`` says ``tno_tls_mode: acme`` (the lab inventory already names pebble, a
-contact, the lab DNS and its TSIG key), and temporary mail-only communes are placed on mail3, their zones
+The lab inventory is in `acme` mode (pebble, the lab DNS and its TSIG key); tests/e2e/test_acme_dns.py
+checks the session fleet's certificates. This test proves what must not disturb that fleet: a fresh host's
+issuance, a forced renewal, an added and a removed commune. The spare host ``mail3``
+(tnoctl.lab.spare) joins the lab inventory, and temporary mail-only communes are placed on mail3, their zones
 created at the lab DNS (``Lab.serve_new_zones``: DNS-01 needs the zone). Only mail3 is deployed
 (`tnoctl deploy --host mail3 --yes`; the backup machinery of that deploy also runs on backup1). Proved
 from the controller with ``openssl s_client -verify_return_error -verify_hostname NAME`` against
@@ -38,14 +38,15 @@ Budget: mail3's fresh deploy (packages + two issuances) is most of it; expected 
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pebblecheck
 import pytest
+from pebblecheck import STARTTLS_PORTS
 
 from tnoctl import paths
 from tnoctl.config import load_inventory, newtenant
@@ -60,7 +61,6 @@ FIRST = {"slug": "ternay", "name": "Ternay", "insee": "69297", "domain": "ternay
 SECOND = {"slug": "solaize", "name": "Solaize", "insee": "69296", "domain": "solaize.test"}
 MAIL_NAMES = ("mail", "smtp", "imap", "autoconfig", "mta-sts")  # role tno_acme's tno_acme_mail_names
 WEB_NAMES = ("autoconfig", "mta-sts")  # the mail host's nginx serves these two on 443
-STARTTLS_PORTS = (25, 587)
 RELOAD_WAIT = 20.0  # seconds for a reloaded service to serve the renewed certificate on new connections
 # The real main process of each service (Debian's postfix.service is a oneshot wrapper with no PID).
 UNITS = ("dovecot", "nginx")
@@ -69,8 +69,7 @@ POSTFIX_MASTER_PID = "/var/spool/postfix/pid/master.pid"
 PLATFORM = paths.LAB_INVENTORY / "group_vars" / "all" / "platform.yml"
 VAULT = paths.LAB_INVENTORY / VAULT_REL
 WINDOW = "Mon-Sun 00:00-24:00"  # always open: the deploy's window guard never refuses
-FILES_LINE, ACME_LINE = "\ntno_tls_mode: files\n", "\ntno_tls_mode: acme\n"
-_PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n", re.S)
+ACME_LINE = "\ntno_tls_mode: acme\n"
 
 
 def _endpoints(tenant: dict[str, str]) -> list[tuple[str, int]]:
@@ -88,39 +87,14 @@ def _ok(fleet: Any, *argv: str) -> str:
 
 
 def _served(name: str, port: int, pebble_root: Path) -> dict[str, str]:
-    """Serial, issuer and subject of the certificate mail3 presents for ``name`` on ``port`` (SNI).
-
-    Fails unless ``openssl s_client -verify_return_error`` verifies the chain against pebble's root
-    alone (no system store) and the certificate is valid for ``name``.
-    """
-    argv = ["openssl", "s_client", "-connect", f"{SPARE_ADDRESS}:{port}", "-servername", name,
-            "-verify_return_error", "-verify_hostname", name, "-CAfile", str(pebble_root),
-            "-no-CApath", "-no-CAstore"]
-    if port in STARTTLS_PORTS:
-        argv += ["-starttls", "smtp"]
-    proc = subprocess.run(argv, input="", capture_output=True, text=True, timeout=30)
-    verdict = [line.strip() for line in (proc.stdout + proc.stderr).splitlines()
-               if "verify" in line.lower() or "error" in line.lower()]
-    assert proc.returncode == 0, (
-        f"{name} on {SPARE_NAME}:{port}: openssl s_client -verify_return_error against pebble's root failed "
-        f"(exit {proc.returncode}); the certificate served for this name is not a pebble certificate for it: "
-        f"{verdict[-6:]}")
-    pem = _PEM.search(proc.stdout)
-    assert pem, f"{name} on {SPARE_NAME}:{port}: no certificate in openssl s_client's output"
-    return _fields(pem.group(0))
-
-
-def _fields(pem: str) -> dict[str, str]:
-    """serial/issuer/subject of one PEM certificate (openssl x509)."""
-    out = subprocess.run(["openssl", "x509", "-noout", "-serial", "-issuer", "-subject", "-nameopt", "oneline"],
-                         input=pem, capture_output=True, text=True, check=True, timeout=30).stdout
-    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    """The certificate mail3 presents for ``name`` on ``port``, verified against pebble's root alone."""
+    return pebblecheck.served(SPARE_ADDRESS, name, port, pebble_root)
 
 
 def _lineage(fleet: Any, tenant: dict[str, str]) -> dict[str, str]:
     """The certificate of the commune's lineage on mail3 (what certbot issued last)."""
     pem = fleet.ssh(SPARE_NAME, "cat", f"/etc/letsencrypt/live/tno-{tenant['slug']}/cert.pem").stdout
-    return _fields(pem)
+    return pebblecheck.fields(pem)
 
 
 def _serve_all(tenant: dict[str, str], pebble_root: Path, lab_ca_subject: str) -> dict[tuple[str, int], str]:
@@ -144,15 +118,14 @@ def _main_pids(fleet: Any) -> dict[str, str]:
 
 @contextmanager
 def _acme_communes(lab_inventory: Path) -> Iterator[list[str]]:
-    """platform.yml in acme mode for the body; then it and vault.yml exactly back, tenant files and zones gone.
+    """The lab in acme mode; at the end platform.yml and vault.yml exactly back, tenant files and zones gone.
 
     Yields the list the body appends the zones it made the lab DNS serve to (dropped at the end).
     """
     original = PLATFORM.read_text()
-    assert original.count(FILES_LINE) == 1, f"{PLATFORM}: expected exactly one line 'tno_tls_mode: files'"
+    assert original.count(ACME_LINE) == 1, f"{PLATFORM}: expected exactly one line 'tno_tls_mode: acme'"
     saved_vault = VAULT.read_bytes()
     zones: list[str] = []
-    PLATFORM.write_text(original.replace(FILES_LINE, ACME_LINE))
     try:
         yield zones
     finally:  # before mail3 leaves hosts.yml: the inventory must stay valid without it
@@ -186,9 +159,7 @@ def _add_commune(tenant: dict[str, str], zones: list[str]) -> None:
 def test_acme_mode_issues_serves_renews_and_onboards_per_tenant_certificates(fleet, lab) -> None:
     pebble_root = lab.acme_root_path
     assert pebble_root.is_file(), f"{pebble_root}: pebble's root is missing (lab up starts pebble and fetches it)"
-    lab_ca_subject = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "oneline", "-in",
-                                     str(fleet.ca_cert)], capture_output=True, text=True, check=True,
-                                    timeout=30).stdout.split("=", 1)[1].strip()
+    lab_ca_subject = pebblecheck.subject(paths.lab_dir() / "ca" / "ca.crt")
     started = time.monotonic()
     with spare_host(paths.LAB_INVENTORY), _acme_communes(paths.LAB_INVENTORY) as zones:
         _add_commune(FIRST, zones)

@@ -147,14 +147,29 @@ def make_env(inventory_path: Path, state_dir: Path, *, playbooks: FakePlaybookRu
     return env
 
 
+def without_dns_server(inventory: Path) -> Path:
+    """Drop every DNS setting (server, TSIG key) from a copied inventory's platform.yml; return the inventory.
+
+    The platform then neither publishes nor checks: commands print the records to publish by hand. ACME's
+    DNS-01 needs that server, so the copy's `tno_tls_mode: acme` (the lab's) becomes `files`.
+    """
+    platform = inventory / "group_vars" / "all" / "platform.yml"
+    kept = [("tno_tls_mode: files\n" if line.startswith("tno_tls_mode:") else line)
+            for line in platform.read_text().splitlines(keepends=True) if not line.startswith("tno_dns_")]
+    platform.write_text("".join(kept))
+    return inventory
+
+
 def without_dns_updates(inventory: Path) -> Path:
     """Drop the TSIG key from a copied inventory's platform.yml and return the inventory.
 
     Its DNS server is then one the platform only checks, so `deploy` publishes nothing after the site run
-    (tnoctl.actions.deploy_dns): the tests of other deploy behaviour need no DNS fake.
+    (tnoctl.actions.deploy_dns): the tests of other deploy behaviour need no DNS fake. Without a TSIG key
+    there is no DNS-01 either: the copy's `tno_tls_mode: acme` (the lab's) becomes `files`.
     """
     platform = inventory / "group_vars" / "all" / "platform.yml"
-    kept = [line for line in platform.read_text().splitlines(keepends=True)
+    kept = [("tno_tls_mode: files\n" if line.startswith("tno_tls_mode:") else line)
+            for line in platform.read_text().splitlines(keepends=True)
             if not line.startswith(("tno_dns_tsig_key_name:", "tno_dns_tsig_secret_vault:"))]
     platform.write_text("".join(kept))
     return inventory

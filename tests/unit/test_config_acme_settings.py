@@ -11,15 +11,26 @@ from tnoctl.config.schema import Platform
 
 PLATFORM = yamlio.load_mapping(paths.LAB_INVENTORY / "group_vars" / "all" / "platform.yml")
 ACME = {**PLATFORM, "tno_tls_mode": "acme"}
+FILES = {**PLATFORM, "tno_tls_mode": "files"}
 
 
-def test_lab_platform_is_valid_in_both_modes():
-    assert Platform.model_validate(PLATFORM).tno_tls_mode == "files"
+def test_lab_platform_is_acme_and_valid_in_both_modes():
+    assert Platform.model_validate(PLATFORM).tno_tls_mode == "acme"  # `make demo` issues through pebble
+    assert Platform.model_validate(FILES).tno_tls_mode == "files"
     assert Platform.model_validate(ACME).tno_dns_tsig_algorithm == "hmac-sha256"
+    assert Platform.model_validate(ACME).tno_acme_propagation_seconds == 1  # one lab DNS server: no wait
+
+
+def test_propagation_wait_defaults_to_ten_seconds_and_is_bounded():
+    data = {k: v for k, v in ACME.items() if k != "tno_acme_propagation_seconds"}
+    assert Platform.model_validate(data).tno_acme_propagation_seconds == 10
+    for bad in (-1, 601, "10", True, 2.5):
+        with pytest.raises(ValidationError, match="tno_acme_propagation_seconds"):
+            Platform.model_validate({**ACME, "tno_acme_propagation_seconds": bad})
 
 
 def test_files_mode_needs_no_acme_setting():
-    minimal = {k: v for k, v in PLATFORM.items() if not k.startswith(("tno_acme_", "tno_dns_", "tno_tls_mode"))}
+    minimal = {k: v for k, v in FILES.items() if not k.startswith(("tno_acme_", "tno_dns_", "tno_tls_mode"))}
     assert Platform.model_validate(minimal).tno_tls_mode == "files"
 
 

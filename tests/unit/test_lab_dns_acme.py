@@ -154,3 +154,18 @@ def test_a_zone_added_to_the_running_server_then_removed(tmp_path, monkeypatch):
     assert dns.remove_zones(tmp_path, ["b.test", "not-served.test"]) == ["b.test"]
     assert dns.served_zones(conf.read_text()) == ["lab.test", "a.test", "a-bis.test"]
     assert not (tmp_path / "zones" / "b.test.zone").exists() and calls.count("reload") == 2
+
+
+def test_trust_bundle_is_the_lab_ca_then_pebbles_root_and_clients_use_it(tmp_path, monkeypatch):
+    from tnoctl import paths
+
+    ca_dir = tmp_path / "ca"
+    ca_dir.mkdir()
+    monkeypatch.setenv("TNO_LAB_DIR", str(tmp_path))
+    (ca_dir / "ca.crt").write_text("LAB CA PEM")  # no final newline: the bundle must not glue the two
+    assert paths.lab_ca_bundle() == ca_dir / "ca.crt"  # no pebble (yet): the lab CA alone
+    (ca_dir / acme.ROOT_FILE).write_text("PEBBLE ROOT PEM\n")
+    acme.write_trust_bundle(ca_dir / "ca.crt", ca_dir / acme.ROOT_FILE, ca_dir / acme.TRUST_FILE)
+    assert (ca_dir / acme.TRUST_FILE).read_text() == "LAB CA PEM\nPEBBLE ROOT PEM\n"
+    assert paths.lab_ca_bundle() == ca_dir / acme.TRUST_FILE
+    assert not list(ca_dir.glob("*.tmp"))

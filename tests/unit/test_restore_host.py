@@ -20,7 +20,7 @@ import yaml
 
 from tests.unit.dnsfakes import DKIM_VALUE, FakeDns, dkim_reply
 from tests.unit.dnsfakes import GENKEY_TXT as GENKEY
-from tests.unit.fakes import FakePlaybookRunner, FakeSsh, Played, failed_result, make_env
+from tests.unit.fakes import FakePlaybookRunner, FakeSsh, Played, failed_result, make_env, without_dns_server
 from tnoctl import paths
 from tnoctl.actions import restore, restore_host
 from tnoctl.actions.env import Env
@@ -156,9 +156,7 @@ def test_dns_that_does_not_follow_fails_the_restore_naming_the_record(inventory:
 
 
 def test_without_a_dns_server_the_records_to_change_are_printed(inventory: Path, tmp_path: Path) -> None:
-    platform = inventory / "group_vars" / "all" / "platform.yml"
-    platform.write_text("\n".join(line for line in platform.read_text().splitlines()
-                                  if not line.startswith("tno_dns_")) + "\n")
+    without_dns_server(inventory)
     env = _env(inventory, tmp_path, _ssh())
 
     def no_client(e: Env, key: bool) -> FakeDns:
@@ -218,9 +216,7 @@ def test_cli_restore_json_gives_archive_and_duration(inventory: Path, tmp_path: 
     from tnoctl.cli import main
     from tnoctl.cli.context import AppContext
 
-    platform = inventory / "group_vars" / "all" / "platform.yml"
-    platform.write_text("\n".join(line for line in platform.read_text().splitlines()
-                                  if not line.startswith("tno_dns_")) + "\n")
+    without_dns_server(inventory)
     out, err = io.StringIO(), io.StringIO()
     app = AppContext(inventory=inventory, state_dir_override=tmp_path / "state", stdout=out, stderr=err,
                      vault_password_file=inventory / "vault-password")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.dnsfakes import FakeDns, dkim_reply
-from tests.unit.fakes import FakePlaybookRunner, FakeSsh, make_env
+from tests.unit.fakes import FakePlaybookRunner, FakeSsh, make_env, without_dns_server
 from tnoctl import paths
 from tnoctl.actions import tenant_onboard
 from tnoctl.backup import naming
@@ -187,9 +187,7 @@ def test_onboard_stops_when_the_dns_does_not_take_the_records_and_the_rerun_resu
 
 
 def test_onboard_without_a_dns_server_prints_the_records(inv, tmp_path, probes_ok, drill_ok):
-    platform = inv / "group_vars" / "all" / "platform.yml"
-    platform.write_text("\n".join(line for line in platform.read_text().splitlines()
-                                  if not line.startswith(("tno_dns_", "tno_acme_"))) + "\n")
+    without_dns_server(inv)
     ssh = _hosts_ok()
     env = make_env(inv, tmp_path / "state", ssh=ssh, vault_password_file=inv / "vault-password")
 

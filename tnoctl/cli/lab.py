@@ -208,7 +208,7 @@ def smoke(app: AppContext, as_json: bool) -> int:
         raise Refused(f"tnoctl lab smoke only runs against the lab inventory ({paths.LAB_INVENTORY})")
     inventory = load_inventory(app.inventory)
     secrets = read_vault(app.inventory, app.vault_password_file or app.inventory / "vault-password")
-    ca = paths.lab_dir() / "ca" / "ca.crt"
+    ca = paths.lab_ca_bundle()
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(lambda t: smoke_tenant(t, inventory, secrets, ca), inventory.tenants))
     if as_json:

@@ -382,6 +382,10 @@ class Platform(Strict):
     tno_acme_contact: Annotated[str, Field(max_length=254), _check(EMAIL_RE, "an e-mail address")] | None = Field(
         None, description="Contact e-mail of the ACME account (expiry notices). Required when tno_tls_mode is "
         "`acme`.")
+    tno_acme_propagation_seconds: int = Field(
+        10, ge=0, le=600, description="Seconds certbot waits after its RFC 2136 update before the CA validates "
+        "the DNS-01 challenge: long enough for every authoritative server of the zone to have it (NOTIFY + "
+        "transfer to the secondaries). A zone served by one server only (the lab) needs none.")
     tno_acme_eab_kid_vault: VaultName | None = Field(
         None, description="Vault variable holding the External Account Binding key id, for CAs that require "
         "one; unset: no EAB. Set together with tno_acme_eab_hmac_vault.")

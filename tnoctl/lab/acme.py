@@ -8,7 +8,9 @@ every other lab service, without pebble's bundled ``localhost`` test certificate
 resolved through the lab DNS (``-dnsserver 198.18.0.1:53``); PEBBLE_VA_NOSLEEP=1 removes pebble's
 random validation delays. pebble's root changes at every start (it keeps no state): it is fetched
 from ``/roots/0`` right after start and written to ``<lab>/ca/acme-root.crt``, which the lab hosts
-install next to the lab CA at boot (tnoctl.lab.boot).
+install next to the lab CA at boot (tnoctl.lab.boot). The controller's clients trust both through
+``<lab>/ca/trust.pem`` (tnoctl.paths.lab_ca_bundle): the lab inventory says ``tno_tls_mode: acme``, so
+tenant names are served with pebble's certificates and the hosts' own names with the lab CA's.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ ACME_PORT = 14000
 MANAGEMENT_PORT = 15000
 DIRECTORY_URL = f"https://{ACME_NAME}:{ACME_PORT}/dir"
 ROOT_FILE = "acme-root.crt"
+TRUST_FILE = "trust.pem"
+"""Lab CA + pebble's current root in one PEM file: what lab clients (probes, tests, `lab smoke`) trust."""
 CERT_SANS = [ACME_NAME, GATEWAY]
 """SANs of pebble's listener certificate (issued by the lab CA under the name `acme`)."""
 
@@ -102,6 +106,18 @@ def fetch_root(lab_ca: Path, target: Path, timeout: float = 10.0) -> Path:
         raise OperationFailed(f"{url} did not return a PEM certificate")
     tmp = target.with_suffix(".tmp")
     tmp.write_text(pem)
+    tmp.chmod(0o644)
+    tmp.replace(target)
+    return target
+
+
+def write_trust_bundle(lab_ca: Path, acme_root: Path, target: Path) -> Path:
+    """Write `target` = the lab CA then pebble's root (replaced atomically: readers never see half a file)."""
+    text = lab_ca.read_text()
+    if not text.endswith("\n"):
+        text += "\n"
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(text + acme_root.read_text())
     tmp.chmod(0o644)
     tmp.replace(target)
     return target

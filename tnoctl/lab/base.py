@@ -40,6 +40,15 @@ INCLUDE: tuple[str, ...] = (
     # below until the tno_mail role enables them; the role still installs them on a production host.
     "rspamd",
     "redis-server",
+    # Every host's next largest installs (~60 s of a fresh deploy): the ACME client (tno_tls_mode acme),
+    # node_exporter, borg. Their units behave as after the roles' own apt (enabled by the package, then
+    # configured by the roles), so nothing is disabled; the roles still install them in production.
+    "certbot",
+    "python3-certbot-dns-rfc2136",
+    "python3-cffi-backend",  # provides python3-cryptography's virtual cffi API: debootstrap resolves no virtuals
+    "prometheus-node-exporter",
+    "borgbackup",
+    "borgmatic",
 )
 DISABLED_UNITS: tuple[str, ...] = ("rspamd.service", "redis-server.service")
 """Preinstalled services no lab host runs until a role enables them (office and backup hosts never do)."""

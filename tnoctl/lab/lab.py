@@ -334,6 +334,7 @@ class Lab:
                 record = acme.start_pebble(self.acme_dir, certs_dir / "acme.crt", certs_dir / "acme.key")
                 record.save(pebble_record)
                 acme.fetch_root(ca_dir / "ca.crt", self.acme_root_path)
+                acme.write_trust_bundle(ca_dir / "ca.crt", self.acme_root_path, ca_dir / acme.TRUST_FILE)
 
     def _start_hosts(self, image: base.BaseImage, pubkey: str, ca_cert: Path | None,
                      only: list[str] | None = None) -> list[str]:
@@ -452,6 +453,9 @@ class Lab:
         shutil.rmtree(self.dns_dir, ignore_errors=True)  # its knot.conf holds the TSIG secret
         shutil.rmtree(self.acme_dir, ignore_errors=True)
         self.acme_root_path.unlink(missing_ok=True)  # pebble's root dies with pebble
+        from tnoctl.lab.acme import TRUST_FILE
+
+        (self.lab_dir / "ca" / TRUST_FILE).unlink(missing_ok=True)  # and so does the bundle holding it
         for path in (self.known_hosts_path, self.ssh_config_path, self.apt_dir / "server.log"):
             path.unlink(missing_ok=True)
 

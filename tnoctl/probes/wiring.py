@@ -20,12 +20,13 @@ from tnoctl.state.store import Store
 
 
 def default_ca_file(inventory: Path) -> Path | None:
-    """``$TNO_CA_FILE`` if set, else the lab CA for the lab inventory; None (system trust) otherwise."""
+    """``$TNO_CA_FILE`` if set, else the lab's trust bundle for the lab inventory (lab CA + pebble's root:
+    ``tno_tls_mode: acme`` certificates come from pebble); None (system trust) otherwise."""
     if os.environ.get("TNO_CA_FILE"):
         return Path(os.environ["TNO_CA_FILE"])
     try:
         if inventory.resolve() == paths.LAB_INVENTORY.resolve():
-            return paths.lab_dir() / "ca" / "ca.crt"
+            return paths.lab_ca_bundle()
     except OSError:
         pass
     return None
