@@ -151,7 +151,7 @@ def without_dns_updates(inventory: Path) -> Path:
     """Drop the TSIG key from a copied inventory's platform.yml and return the inventory.
 
     Its DNS server is then one the platform only checks, so `deploy` publishes nothing after the site run
-    (tnoctl.actions.deploy_dns): the tests of other deploy behaviour need no DNS fake.
+    (tnoctl.actions.tenant_dns_sync.publish_deployed): the tests of other deploy behaviour need no DNS fake.
     """
     platform = inventory / "group_vars" / "all" / "platform.yml"
     kept = [line for line in platform.read_text().splitlines(keepends=True)
