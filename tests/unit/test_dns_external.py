@@ -143,6 +143,10 @@ def test_plan_marks_the_external_tenants_records_as_the_communes(inv, tmp_path):
     assert f"; {EXTERNAL} ({action.EXTERNAL_HEADER})" in outcome.lines and "; bron" in outcome.lines
     assert {t["tenant"]: t["zone"] for t in outcome.data["tenants"]} == {EXTERNAL: "external", "bron": "platform"}
     assert any(r["type"] == "MX" for t in outcome.data["tenants"] if t["tenant"] == EXTERNAL for r in t["records"])
+    from tnoctl.actions import tenant_dns
+
+    shorthand = tenant_dns.run(_env(inv, tmp_path / "state"), tenant_dns.TenantDnsRequest(EXTERNAL))  # tenant dns
+    assert shorthand.data["zone"] == "external" and shorthand.data["records"]
 
 
 # ------------------------------------------------------------------------------------------------ dns check

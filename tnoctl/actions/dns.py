@@ -15,6 +15,11 @@ and the runbook steps (actions/registry.py) all run these three functions.
 
 Exit 1 when a record is still missing or different, or a tenant's records cannot be computed (its mail
 host unreadable, no DKIM key yet): one stderr line per problem naming the tenant and the record.
+
+A tenant whose ``dns.zone`` is ``external`` (zone at a registrar): `plan` heads its block with
+:data:`EXTERNAL_HEADER`; `check` asks the zone's own name servers (the platform's server is not needed
+when no selected tenant uses it); `publish` sends it nothing and does not fail because of it (one line,
+``data["external"]``). Every ``--json`` output carries each tenant's ``zone``.
 """
 
 from __future__ import annotations

@@ -211,11 +211,11 @@ class TenantDnsRequest:
 
 
 def run(env: Env, request: TenantDnsRequest) -> Outcome:
-    """The records of every domain of the tenant; ``data["records"]`` for --json, zone lines for humans."""
+    """The records of every domain of the tenant; ``data`` (``zone``, ``records``) for --json, zone lines for humans."""
     (found,) = tenant_records(env, [request.slug])
     if found.error:
         raise OperationFailed(found.error)
-    return Outcome(data={"records": found.records}, lines=[zone_line(row) for row in found.records])
+    return Outcome(data={"zone": found.zone, "records": found.records}, lines=[zone_line(row) for row in found.records])
 
 
 def zone_line(row: dict) -> str:

@@ -15,6 +15,15 @@ Every check, including the one after a publish, is recorded in the state store, 
 
 The pure part (`classify`, `plan_update`) is tested against a fake DNS client; the TSIG secret is read
 from the vault only to publish and is never printed.
+
+One publishing path (DESIGN.md): :func:`publish_many` publishes several tenants with one DKIM read per
+mail host; `deploy` (:func:`publish_deployed`: mail between communes is routed by MX, so a fleet brought
+up by `deploy` alone must have its records), `tenant onboard` and `restore --to-host`
+(:func:`publish_tenant`) call it and write their own audit shape (``details.dns``: per tenant for
+deploy, flat for the one-tenant callers). `dns publish` calls :func:`publish` per tenant after its
+preview. A tenant whose ``dns.zone`` is ``external`` (its zone is hosted at a registrar) is set aside by
+every one of them: nothing is sent, :func:`external_line` says so; `dns check` asks its zone's own name
+servers (:func:`external_client`) and records the result like any other.
 """
 
 from __future__ import annotations

@@ -3,7 +3,10 @@
 Why here: like SSH and ansible-runner, talking to a DNS server is I/O the actions reach through one
 typed object (and tests replace with a fake). Queries go straight to the configured server (not the
 machine's resolver), so `dns check` sees what the primary publishes, without caches. The TSIG
-secret is held only in the dnspython keyring object and never appears in messages.
+secret is held only in the dnspython keyring object and never appears in messages. Zones the platform
+does not serve (a tenant's ``dns.zone: external``) are read through :class:`ZoneServersClient`: their
+name servers are found with the controller's resolver, then asked directly like the platform's server;
+it refuses updates.
 """
 
 from __future__ import annotations
