@@ -60,3 +60,14 @@ class FakeDns:
 def _plain(presentation: str) -> str:
     """A TXT value from its presentation form (quoted chunks joined); other values (A, MX ...) unchanged."""
     return "".join(re.findall(r'"([^"]*)"', presentation)) if presentation.startswith('"') else presentation
+
+
+def serving(env, slugs: Sequence[str]) -> FakeDns:
+    """A DNS server that serves exactly the records the tenants ``slugs`` must have (the one record builder)."""
+    from tnoctl.actions.tenant_dns import tenant_records
+
+    zone: dict[tuple[str, str], list[str]] = {}
+    for found in tenant_records(env, list(slugs)):
+        for row in found.records:
+            zone.setdefault((row["name"], row["type"]), []).append(row["value"])
+    return FakeDns(zone)

@@ -164,8 +164,8 @@ def without_dns_updates(inventory: Path) -> Path:
     """Drop the TSIG key from a copied inventory's platform.yml and return the inventory.
 
     Its DNS server is then one the platform only checks, so `deploy` publishes nothing after the site run
-    (tnoctl.actions.deploy_dns): the tests of other deploy behaviour need no DNS fake. Without a TSIG key
-    there is no DNS-01 either: the copy's `tno_tls_mode: acme` (the lab's) becomes `files`.
+    (tnoctl.actions.tenant_dns_sync.publish_deployed): the tests of other deploy behaviour need no DNS fake.
+    Without a TSIG key there is no DNS-01 either: the copy's `tno_tls_mode: acme` (the lab's) becomes `files`.
     """
     platform = inventory / "group_vars" / "all" / "platform.yml"
     kept = [("tno_tls_mode: files\n" if line.startswith("tno_tls_mode:") else line)

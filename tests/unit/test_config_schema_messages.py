@@ -77,7 +77,7 @@ backup: {keep_daily: -1}
         "'Mon-Fri 22:00-06:00' or 'Sat,Sun 01:00-04:00'",
         "tenants/givors.yml: pilot: expected true or false, got a string 'maybe'",
         "tenants/givors.yml: backup.keep_daily: -1 must be at least 0",
-        "tenants/givors.yml: colour: unknown key (allowed: backup, contacts, domains, insee, mail, mailboxes, "
+        "tenants/givors.yml: colour: unknown key (allowed: backup, contacts, dns, domains, insee, mail, mailboxes, "
         "maintenance_window, name, office, pilot, placement, services, slug)",
     ]
 

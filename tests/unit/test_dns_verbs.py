@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.unit.dnsfakes import FakeDns, dkim_reply
+from tests.unit.dnsfakes import FakeDns, dkim_reply, serving
 from tests.unit.fakes import FakeSsh, make_env
 from tnoctl import paths
 from tnoctl.actions import dns as action
@@ -27,17 +27,6 @@ def _ssh() -> FakeSsh:
 
 def _env(state: Path, ssh: FakeSsh | None = None, clock=lambda: NOW):
     return make_env(paths.LAB_INVENTORY, state, ssh=ssh or _ssh(), clock=clock)
-
-
-def _published(env, slugs) -> FakeDns:
-    """A DNS server that serves exactly what the tenants must have."""
-    from tnoctl.actions.tenant_dns import tenant_records
-
-    zone: dict[tuple[str, str], list[str]] = {}
-    for found in tenant_records(env, slugs):
-        for row in found.records:
-            zone.setdefault((row["name"], row["type"]), []).append(row["value"])
-    return FakeDns(zone)
 
 
 # ------------------------------------------------------------------------------------------------ actions
@@ -70,7 +59,7 @@ def test_unknown_tenants_are_invalid_input_all_named_and_escaped(tmp_path):
 
 def test_check_names_tenant_and_record_and_records_every_result(tmp_path):
     env = _env(tmp_path)
-    fake = _published(env, ["givors"])
+    fake = serving(env, ["givors"])
     dkim = ("tno2026._domainkey.givors.test.", "TXT")
     del fake.records[dkim]
     fake.records[("givors.test.", "MX")] = ["10 mx.elsewhere.fr."]
@@ -83,12 +72,12 @@ def test_check_names_tenant_and_record_and_records_every_result(tmp_path):
         "givors", "dkim tno2026._domainkey.givors.test. TXT", False, "missing", NOW)
     assert len(stored) == len(outcome.data["records"]) and {r.checked_at for r in stored.values()} == {NOW}
     assert sum(1 for r in stored.values() if r.ok) == len(stored) - 2
-    assert outcome.data["tenants"] == [{"tenant": "givors", "ok": False, "error": None}]
+    assert outcome.data["tenants"] == [{"tenant": "givors", "zone": "platform", "ok": False, "error": None}]
 
 
 def test_check_of_a_clean_zone_exits_0_without_audit(tmp_path):
     env = _env(tmp_path)
-    fake = _published(env, ["givors", "bron"])
+    fake = serving(env, ["givors", "bron"])
     outcome = action.check(env, action.DnsRequest(("givors", "bron")), client_factory=lambda e, key: fake)
     assert outcome.exit_code == ExitCode.OK, outcome.errors
     assert {r["state"] for r in outcome.data["records"]} == {"published"}
@@ -128,7 +117,7 @@ def test_publish_refused_sends_nothing_and_nothing_to_do_asks_nothing(tmp_path):
     outcome = action.publish(env, action.PublishRequest(("givors",), confirm=lambda p: False),
                              client_factory=lambda e, key: fake)
     assert outcome.exit_code == ExitCode.REFUSED and fake.updates == []
-    clean = _published(env, ["givors"])
+    clean = serving(env, ["givors"])
     outcome = action.publish(env, action.PublishRequest(("givors",), confirm=lambda p: pytest.fail("asked")),
                              client_factory=lambda e, key: clean)
     assert outcome.exit_code == ExitCode.OK and clean.updates == [] and "nothing to publish" in outcome.message
@@ -312,7 +301,7 @@ def test_cli_plan_prints_zone_lines_escaping_host_data(tmp_path, monkeypatch):
 def test_publish_with_an_uncomputable_tenant_exits_1_and_publishes_the_others(tmp_path):
     ssh = FakeSsh(results={("mail2", "grep"): dkim_reply(without=("feyzin.test",))})
     env = _env(tmp_path, ssh)
-    clean = _published(env, ["givors"])
+    clean = serving(env, ["givors"])
     outcome = action.publish(env, action.PublishRequest(("feyzin", "givors")), client_factory=lambda e, key: clean)
     assert outcome.exit_code == ExitCode.FAILED and clean.updates == []
     assert outcome.errors == ["feyzin: mail2: no DKIM key for feyzin.test yet; run 'tnoctl deploy' first"]

@@ -205,6 +205,6 @@ def test_tenant_list_json_text_equals_the_standard_encoder():
                       RowPlacement("mail1", None), False, "Sat 22:00-23:00", 12, {"daily": 3},
                       ("canary@c.test", "v")),
             TenantRow.of(["tenants/c.yml", "c", "C", "1", ["d.test"], ["mail"], "mail2", None, False, "w", 1, {},
-                          None])]
+                          None, "external"])]
     assert list_json(rows) == json.dumps([list_row(t) for t in rows], indent=2)
     assert list_json([]) == json.dumps([], indent=2)

@@ -272,3 +272,20 @@ def test_the_port_wait_script_exits_0_when_the_port_answers_and_1_when_it_never_
         up = subprocess.run([sys.executable, "-c", restore_host.WAIT_FOR_PORT, str(port), "5"], timeout=30)
     down = subprocess.run([sys.executable, "-c", restore_host.WAIT_FOR_PORT, str(port), "0.5"], timeout=30)
     assert (up.returncode, down.returncode) == (0, 1)
+
+
+def test_an_external_zone_is_not_updated_and_the_records_to_change_are_printed(inventory: Path,
+                                                                               tmp_path: Path) -> None:
+    tenant = inventory / "tenants" / f"{SLUG}.yml"
+    tenant.write_text(tenant.read_text() + "dns:\n  zone: external\n")
+    env = _env(inventory, tmp_path, _ssh())
+
+    def no_client(e: Env, key: bool) -> FakeDns:
+        raise AssertionError("external zone: no client")
+
+    outcome = restore.run(env, restore.RestoreRequest(SLUG, to_host=NEW), dns_client=no_client)
+    assert outcome.exit_code == ExitCode.OK, outcome.rows
+    err = env.output.stderr.getvalue()  # type: ignore[attr-defined]
+    assert f"{SLUG}: its zone is external (dns.zone): the commune must publish these records:" in err
+    assert f"mail.feyzin.test. A {NEW_ADDRESS}" in err
+    assert "dns" not in _record(env)["details"]

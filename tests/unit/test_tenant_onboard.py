@@ -186,17 +186,34 @@ def test_onboard_stops_when_the_dns_does_not_take_the_records_and_the_rerun_resu
     assert runner.calls == [] and [r[1] for r in rerun.rows][:3] == ["done before", "done before", "ok"]
 
 
-def test_onboard_without_a_dns_server_prints_the_records(inv, tmp_path, probes_ok, drill_ok):
-    without_dns_server(inv)
-    ssh = _hosts_ok()
+def _onboard_printed(inv: Path, tmp_path: Path, ssh: FakeSsh):
+    """Onboard mions where its records are not the platform's to publish: no DNS client, a `printed` dns step."""
     env = make_env(inv, tmp_path / "state", ssh=ssh, vault_password_file=inv / "vault-password")
 
     def no_client(e, key):
-        raise AssertionError("no DNS server: no client")
+        raise AssertionError("records not published by the platform: no DNS client")
 
     outcome = tenant_onboard.run(env, tenant_onboard.OnboardRequest("mions"), dns_client=no_client)
     assert outcome.exit_code == ExitCode.OK, outcome.errors
     assert outcome.rows[2][:2] == ["dns", "printed"]
+    return env, outcome
+
+
+def test_onboard_without_a_dns_server_prints_the_records(inv, tmp_path, probes_ok, drill_ok):
+    without_dns_server(inv)
+    ssh = _hosts_ok()
+    env, outcome = _onboard_printed(inv, tmp_path, ssh)
     err = env.output.stderr.getvalue()
     assert "no tno_dns_server in platform.yml" in err and "mions.test." in err and "MX" in err
+    assert any(r["type"] == "MX" for r in outcome.data["steps"][2]["records"])
+
+
+def test_onboard_of_a_commune_with_an_external_zone_prints_its_records_and_sends_nothing(inv, tmp_path, probes_ok,
+                                                                                       drill_ok):
+    """The DNS server is named, but mions' zone is at its registrar: the dns step prints, never publishes."""
+    tenant = inv / "tenants" / "mions.yml"
+    tenant.write_text(tenant.read_text() + "dns:\n  zone: external\n")
+    env, outcome = _onboard_printed(inv, tmp_path, _hosts_ok())
+    err = env.output.stderr.getvalue()
+    assert "mions: dns.zone is external" in err and "tnoctl dns plan --tenant mions" in err
     assert any(r["type"] == "MX" for r in outcome.data["steps"][2]["records"])

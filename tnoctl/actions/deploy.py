@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tnoctl.actions import deploy_dns
+from tnoctl.actions import tenant_dns_sync
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
 from tnoctl.actions.tenant_dns_sync import ClientFactory
@@ -191,12 +191,13 @@ def publish_records(env: Env, op: audit.Operation, deploy_plan: DeployPlan, outc
                     dns_client: ClientFactory | None = None) -> Outcome:
     """After a successful deploy: the touched tenants' DNS records, where the platform manages the zones.
 
-    tnoctl.actions.deploy_dns (the `dns publish` path); a problem warns, says how to retry and makes the
-    deploy exit 1 with one error line per problem (the summary table stays the site run's). Not in
+    tnoctl.actions.tenant_dns_sync.publish_deployed (the `dns publish` path); a problem warns, says how to
+    retry and makes the deploy exit 1 with one error line per problem (the summary table stays the site run's);
+    a tenant whose zone is external gets one line saying its records are the commune's. Not in
     :func:`converge`: `tenant onboard` publishes its tenant in its own ``dns`` step.
     """
     slugs = planned_slugs(deploy_plan)
-    problems = deploy_dns.publish_deployed(env, op, slugs, dns_client)
+    problems = tenant_dns_sync.publish_deployed(env, op, slugs, dns_client)
     if not problems:
         return outcome
     env.output.warn("the DNS records were not all published; retry with: tnoctl dns publish --yes"

@@ -84,16 +84,20 @@ def answers(env: Env, host: str) -> bool:
 def publish_dns(env: Env, op: Operation, slug: str, dns_client: ClientFactory | None = None) -> list[str]:
     """Publish and check the tenant's records on the platform DNS server; the problems left ([] if none).
 
-    Without a DNS server in the platform settings, nothing is sent: the operator is told what to change.
+    Without a DNS server in the platform settings, or for a tenant whose zone is external, nothing is sent:
+    the operator is told which address records the commune must change.
     """
     from tnoctl.actions import tenant_dns_sync
 
     try:
-        if env.inventory.platform.tno_dns_server is None:
+        if not tenant_dns_sync.platform_publishes(env, slug):
             expected = tenant_dns_sync.expected_of(env, slug)
             moved = [f"{r.name} {r.rtype} {r.value}" for r in expected if r.kind == "a"]
+            who = ("its zone is external (dns.zone): the commune must publish these records"
+                   if env.inventory.row(slug).dns_zone == "external"
+                   else "no tno_dns_server: publish these records yourself")
             if moved:
-                env.output.warn(f"{slug}: no tno_dns_server: publish these records yourself: {', '.join(moved)}")
+                env.output.warn(f"{slug}: {who}: {', '.join(moved)}")
             return []
         statuses = tenant_dns_sync.publish_tenant(env, op, slug, dns_client)
     except (InvalidInput, OperationFailed) as exc:

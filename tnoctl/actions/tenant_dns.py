@@ -157,6 +157,8 @@ class TenantRecords:
     domains: tuple[str, ...]
     records: list[dict]
     error: str = ""
+    zone: str = "platform"
+    """The tenant's ``dns.zone``: ``platform`` (tno_dns_server serves it) or ``external`` (the commune publishes)."""
 
 
 def tenant_records(env: Env, slugs: Sequence[str]) -> list[TenantRecords]:
@@ -183,12 +185,12 @@ def tenant_records(env: Env, slugs: Sequence[str]) -> list[TenantRecords]:
         has_office = "office" in tenant.services and bool(tenant.placement.office)
         mail_host = tenant.placement.mail if has_mail else None
         if mail_host in host_errors:
-            out.append(TenantRecords(tenant.slug, tuple(tenant.domains), [], host_errors[mail_host]))
+            out.append(TenantRecords(tenant.slug, tuple(tenant.domains), [], host_errors[mail_host], tenant.dns_zone))
             continue
         missing = [d for d in tenant.domains if has_mail and not keys.get(d)]
         if missing:
             error = f"{mail_host}: no DKIM key for {', '.join(missing)} yet; run 'tnoctl deploy' first"
-            out.append(TenantRecords(tenant.slug, tuple(tenant.domains), [], error))
+            out.append(TenantRecords(tenant.slug, tuple(tenant.domains), [], error, tenant.dns_zone))
             continue
         mail_ip = host_address(env, mail_host) if has_mail else None
         office_ip = host_address(env, tenant.placement.office) if has_office else None
@@ -197,7 +199,7 @@ def tenant_records(env: Env, slugs: Sequence[str]) -> list[TenantRecords]:
             rows += records_for(domain, maildocs.mail_fqdn(domain) if has_mail else None,
                                 f"office.{domain}" if has_office else None, keys.get(domain), mail_ip, office_ip,
                                 env.inventory.platform.tno_mail_mta_sts_mode)
-        out.append(TenantRecords(tenant.slug, tuple(tenant.domains), rows))
+        out.append(TenantRecords(tenant.slug, tuple(tenant.domains), rows, zone=tenant.dns_zone))
     return out
 
 
@@ -209,11 +211,11 @@ class TenantDnsRequest:
 
 
 def run(env: Env, request: TenantDnsRequest) -> Outcome:
-    """The records of every domain of the tenant; ``data["records"]`` for --json, zone lines for humans."""
+    """The records of every domain of the tenant; ``data`` (``zone``, ``records``) for --json, zone lines for humans."""
     (found,) = tenant_records(env, [request.slug])
     if found.error:
         raise OperationFailed(found.error)
-    return Outcome(data={"records": found.records}, lines=[zone_line(row) for row in found.records])
+    return Outcome(data={"zone": found.zone, "records": found.records}, lines=[zone_line(row) for row in found.records])
 
 
 def zone_line(row: dict) -> str:

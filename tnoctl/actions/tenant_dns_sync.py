@@ -15,12 +15,21 @@ Every check, including the one after a publish, is recorded in the state store, 
 
 The pure part (`classify`, `plan_update`) is tested against a fake DNS client; the TSIG secret is read
 from the vault only to publish and is never printed.
+
+One publishing path (DESIGN.md): :func:`publish_many` publishes several tenants with one DKIM read per
+mail host; `deploy` (:func:`publish_deployed`: mail between communes is routed by MX, so a fleet brought
+up by `deploy` alone must have its records), `tenant onboard` and `restore --to-host`
+(:func:`publish_tenant`) call it and write their own audit shape (``details.dns``: per tenant for
+deploy, flat for the one-tenant callers). `dns publish` calls :func:`publish` per tenant after its
+preview. A tenant whose ``dns.zone`` is ``external`` (its zone is hosted at a registrar) is set aside by
+every one of them: nothing is sent, :func:`external_line` says so; `dns check` asks its zone's own name
+servers (:func:`external_client`) and records the result like any other.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tnoctl.actions.env import Env
@@ -183,16 +192,118 @@ def publish(env: Env, slug: str, expected: list[Expected], client: DnsClient) ->
     return check_tenant(env, slug, expected, client)
 
 
+def external_client(env: Env, zones: tuple[str, ...]) -> DnsClient:
+    """The DNS client of zones the platform does not serve: each zone's own name servers, read-only."""
+    from tnoctl.run.dnsclient import ZoneServersClient
+
+    return ZoneServersClient(zones)
+
+
+ExternalFactory = Callable[[Env, tuple[str, ...]], DnsClient]
+
+
+def external_line(slug: str) -> str:
+    """The one line every publishing path says of a tenant whose zone is external (no update is sent)."""
+    return (f"{slug}: dns.zone is external: its records are the commune's to publish at its DNS host "
+            f"(see: tnoctl dns plan --tenant {slug})")
+
+
+def manages_zones(env: Env) -> bool:
+    """True when the platform names a DNS server and the TSIG key that may update it."""
+    platform = env.inventory.platform
+    return platform.tno_dns_server is not None and platform.tno_dns_tsig_secret_vault is not None
+
+
+def platform_publishes(env: Env, slug: str) -> bool:
+    """True when tenant ``slug``'s records go to the platform's DNS server (one is named, its zone is not external)."""
+    return env.inventory.platform.tno_dns_server is not None and env.inventory.row(slug).dns_zone != "external"
+
+
+@dataclass
+class Published:
+    """What :func:`publish_many` did: each published tenant's statuses, each failed one's error, the external ones."""
+
+    statuses: dict[str, list[Status]]
+    errors: dict[str, InvalidInput | OperationFailed]
+    external: list[str]
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per failed tenant and per record still missing or different (tenant named), in tenant order."""
+        lines: list[str] = []
+        for slug in dict.fromkeys([*self.statuses, *self.errors]):  # insertion order: the records' order
+            lines += [f"{slug}: {self.errors[slug]}"] if slug in self.errors else errors_of(slug, self.statuses[slug])
+        return lines
+
+
+def publish_many(env: Env, slugs: list[str], client_factory: ClientFactory | None = None) -> Published:
+    """The one publishing path of deploy, `tenant onboard`, `restore --to-host` and `tenant dns --publish`.
+
+    Tenants whose ``dns.zone`` is external are set aside untouched. For the others: the platform client
+    (TSIG key from the vault; its InvalidInput/OperationFailed propagate: nothing could be sent), their
+    records with one SSH read per mail host (:func:`tenant_records`), then one :func:`publish` per
+    tenant; a tenant whose records are unknown or whose zone the server refuses is an error for that
+    tenant only. Runs inside the caller's operation; the caller writes its audit shape.
+    """
+    external = [slug for slug in slugs if env.inventory.row(slug).dns_zone == "external"]
+    managed = [slug for slug in slugs if slug not in external]
+    result = Published({}, {}, external)
+    if not managed:
+        return result
+    client = (client_factory or platform_client)(env, True)
+    for found in tenant_records(env, managed):
+        if found.error:
+            result.errors[found.slug] = OperationFailed(found.error)
+            continue
+        try:
+            result.statuses[found.slug] = publish(env, found.slug, expected_records(found.records, found.domains),
+                                                  client)
+        except (InvalidInput, OperationFailed) as exc:  # e.g. the server does not serve the commune's zone
+            result.errors[found.slug] = exc
+    return result
+
+
+def states(statuses: list[Status]) -> dict[str, str]:
+    """``"name type" → state`` of one tenant's records: what the audit records keep (public data only)."""
+    return {f"{s.record.name} {s.record.rtype}": s.state for s in statuses}
+
+
 def publish_tenant(env: Env, op: Operation, slug: str, client_factory: ClientFactory | None = None) -> list[Status]:
     """Publish then re-check tenant ``slug``'s records inside the caller's operation; the statuses.
 
-    The one publishing path: `tenant dns --publish`, `restore --to-host` and `tenant onboard` call it.
-    ``op.details["dns"]`` records each record's state (public data, never the TSIG secret).
+    For `tenant dns --publish`, `restore --to-host` and `tenant onboard` (which first ask
+    :func:`platform_publishes`): raises the tenant's InvalidInput/OperationFailed. Audit shape:
+    ``op.details["dns"] = {"name type": state}`` (public data, never the TSIG secret).
     """
-    expected = expected_of(env, slug)
-    statuses = publish(env, slug, expected, (client_factory or platform_client)(env, True))
-    op.details["dns"] = {f"{s.record.name} {s.record.rtype}": s.state for s in statuses}
+    result = publish_many(env, [slug], client_factory)
+    if slug in result.errors:
+        raise result.errors[slug]
+    statuses = result.statuses.get(slug, [])
+    op.details["dns"] = states(statuses)
     return statuses
+
+
+def publish_deployed(env: Env, op: Operation, slugs: Sequence[str],
+                     client_factory: ClientFactory | None = None) -> list[str]:
+    """`deploy`'s DNS step: publish and check the records of ``slugs``; the problems left ([] if none).
+
+    Only when the platform manages zones (:func:`manages_zones`; otherwise the records are the operator's,
+    nothing is sent or said). External tenants get :func:`external_line` (stdout) and are never sent.
+    Audit shape: ``op.details["dns"] = {slug: {"name type": state}}``, plus ``op.details["dns_external"]``
+    (slugs) when some were external. A client that cannot be built (no TSIG secret in the vault) is one problem.
+    """
+    if not slugs or not manages_zones(env):
+        return []
+    try:
+        result = publish_many(env, list(slugs), client_factory)
+    except (InvalidInput, OperationFailed) as exc:
+        return [f"DNS records not published: {exc}"]
+    for slug in result.external:
+        env.output.info(external_line(slug))
+    op.details["dns"] = {slug: states(statuses) for slug, statuses in result.statuses.items()}
+    if result.external:
+        op.details["dns_external"] = list(result.external)
+    return result.problems
 
 
 def expected_of(env: Env, slug: str) -> list[Expected]:

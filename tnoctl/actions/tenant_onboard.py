@@ -175,12 +175,14 @@ def _deploy(env: Env, op: Operation, deploy_plan: deploy.DeployPlan, ignore_wind
 
 
 def _dns(env: Env, op: Operation, slug: str, dns_client: tenant_dns_sync.ClientFactory | None) -> StepResult:
-    """Publish and check the tenant's records on tno_dns_server, or print them when the platform has none."""
+    """Publish and check the tenant's records on tno_dns_server, or print them when the platform has none or
+    the tenant's zone is external (``dns.zone: external``: the commune publishes them)."""
     try:
-        if env.inventory.platform.tno_dns_server is None:
+        if not tenant_dns_sync.platform_publishes(env, slug):
             printed = tenant_dns.run(env, tenant_dns.TenantDnsRequest(slug))
             lines = printed.lines
-            env.output.warn(f"{slug}: no tno_dns_server in platform.yml: publish these records at the commune's "
+            env.output.warn(tenant_dns_sync.external_line(slug) if env.inventory.row(slug).dns_zone == "external"
+                            else f"{slug}: no tno_dns_server in platform.yml: publish these records at the commune's "
                             f"DNS provider (again: tnoctl tenant dns {slug})")
             for line in lines:
                 env.output.info(line)

@@ -19,7 +19,9 @@ def dns() -> None:
     Records per domain: MX, SPF, DKIM (every active selector, read from the mail host), DMARC, MTA-STS,
     TLS-RPT, the SRV records of RFC 6186 and the addresses of mail./smtp./imap./autoconfig./mta-sts.
     (mail host) and office. (office host). `check` and `publish` talk to the platform's DNS server
-    (tno_dns_server); `publish` signs its RFC 2136 updates with the TSIG key from the vault.
+    (tno_dns_server); `publish` signs its RFC 2136 updates with the TSIG key from the vault. A commune
+    whose tenant file says `dns: {zone: external}` (zone at its registrar) is never updated: `plan`
+    marks its records as the commune's to publish, `check` asks its zone's own name servers.
 
     \b
     Examples:
@@ -89,7 +91,9 @@ def plan(app: AppContext, tenants: tuple[str, ...], as_json: bool) -> int:
 def check(app: AppContext, tenants: tuple[str, ...], as_json: bool) -> int:
     """Ask the platform's DNS server for every record and report it as published, missing or different.
 
-    Exit 1 when a record is missing or different (one stderr line per record: tenant, kind, name, type).
+    External zones (dns.zone: external) are asked of their own name servers, found through this
+    machine's resolver. Exit 1 when a record is missing or different (one stderr line per record: tenant,
+    kind, name, type).
     Each tenant's result goes to the state store: the exporter shows tnoctl_dns_record_ok{tenant,record}
     and tnoctl_dns_check_timestamp_seconds{tenant} (alert TnoDnsRecordWrong). Changes no zone.
 
@@ -111,7 +115,8 @@ def publish(app: AppContext, tenants: tuple[str, ...], yes: bool, as_json: bool)
 
     Shows the records to publish and asks (without a terminal: needs --yes). Only values of the same
     kind are replaced (an SPF replaces an SPF, never a site-verification TXT); audited as `dns publish`,
-    with the tenants' locks held. Exit 1 when a record is still missing or different afterwards.
+    with the tenants' locks held. Exit 1 when a record is still missing or different afterwards. Tenants
+    whose zone is external are sent nothing: one line each says their records are the commune's.
 
     \b
     Examples:

@@ -61,7 +61,7 @@ class ViewOf:
 
 _VIEW: dict[type[BaseModel], ViewOf] = {
     Tenant: ViewOf(
-        drop=frozenset({"maintenance_window", "contacts"}),
+        drop=frozenset({"maintenance_window", "contacts", "dns"}),
         extra={
             "primary_domain": Extra("str", (Tenant.primary_domain.__doc__ or "").strip()),
             "backup": Extra("dict", "Effective retention: the platform's tno_backup_retention with the tenant's "

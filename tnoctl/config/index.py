@@ -36,11 +36,14 @@ from typing import Any
 from tnoctl.config.scan import RACY_NS, Stat
 
 NAME = "inventory-index.json"
-VERSION = 3
+VERSION = 4
 _CODE_FILES = ("index.py", "load.py")
+ZONES = ("platform", "external")
+"""Values of a tenant's ``dns.zone`` (tnoctl.config.schema.TenantDns)."""
 
 Record = list[Any]
-"""[rel, slug, name, insee, domains, services, mail, office, pilot, maintenance_window, mailboxes, backup, canary]"""
+"""[rel, slug, name, insee, domains, services, mail, office, pilot, maintenance_window, mailboxes, backup, canary,
+dns_zone]"""
 
 
 def listing_digest(files: list[tuple[str, Stat]]) -> tuple[str, int]:
@@ -55,7 +58,7 @@ def listing_digest(files: list[tuple[str, Stat]]) -> tuple[str, int]:
 
 
 def key(root: Path, fingerprint: str, host_groups: dict[str, set[str]], extra_wopi: dict[str, list[str]],
-        listing: str, spam: dict[str, Any] | None = None) -> str:
+        listing: str, spam: dict[str, Any] | None = None, tls_mode: str | None = None) -> str:
     """The index key of one inventory state (see the module docstring)."""
     digest = hashlib.sha256()
     here = Path(__file__).parent
@@ -64,7 +67,7 @@ def key(root: Path, fingerprint: str, host_groups: dict[str, set[str]], extra_wo
     context = {"version": VERSION, "root": os.path.realpath(root), "fingerprint": fingerprint,
                "groups": {h: sorted(g) for h, g in sorted(host_groups.items())},
                "wopi": {s: list(v) for s, v in sorted(extra_wopi.items())}, "listing": listing,
-               "spam": spam}
+               "spam": spam, "tls_mode": tls_mode}
     digest.update(json.dumps(context, sort_keys=True).encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
@@ -135,22 +138,22 @@ def _strs(value: Any, least: int = 0) -> bool:
 
 def valid_record(rec: Any) -> bool:
     """True when ``rec`` has the shape :func:`record` writes (a hand-edited index must not crash a verb)."""
-    if type(rec) is not list or len(rec) != 13:
+    if type(rec) is not list or len(rec) != 14:
         return False
-    rel, slug, name, insee, domains, services, mail, office, pilot, window, boxes, backup, canary = rec
+    rel, slug, name, insee, domains, services, mail, office, pilot, window, boxes, backup, canary, zone = rec
     return (type(slug) is str and rel == f"tenants/{slug}.yml" and type(name) is str and type(insee) is str
             and _strs(domains, 1) and _strs(services) and (mail is None or type(mail) is str)
             and (office is None or type(office) is str) and type(pilot) is bool and type(window) is str
             and type(boxes) is int and type(backup) is dict
             and (not backup or all(type(k) is str and type(v) is int for k, v in backup.items()))
-            and (canary is None or (_strs(canary) and len(canary) == 2)))
+            and (canary is None or (_strs(canary) and len(canary) == 2)) and zone in ZONES)
 
 
 def record(rel: str, s: dict[str, Any]) -> Record:
     """One tenant's record from its check summary (tnoctl.config.logical.summary)."""
     return [rel, s["slug"], s["name"], s["insee"], list(s["domains"]), list(s["services"]), s["placement"]["mail"],
             s["placement"]["office"], s["pilot"], s["maintenance_window"], s["mailboxes"], dict(s["backup"]),
-            s["canary"]]
+            s["canary"], s["dns_zone"]]
 
 
 def save(path: Path, index_key: str, records: list[Record]) -> None:

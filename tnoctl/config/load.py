@@ -48,6 +48,8 @@ class TenantRow(NamedTuple):
     """Retention overrides set in the file (keys absent when not overridden)."""
     canary: tuple[str, str] | None
     """(address, vault variable) of the canary mailbox the probes log in with, if any."""
+    dns_zone: str = "platform"
+    """``dns.zone`` of the tenant file: ``platform`` (tno_dns_server serves it) or ``external``."""
 
     @property
     def primary_domain(self) -> str:
@@ -60,9 +62,9 @@ class TenantRow(NamedTuple):
 
         ``tuple.__new__`` instead of the generated ``__new__``: 35,000 rows per warm `tenant list`.
         """
-        rel, slug, name, insee, domains, services, mail, office, pilot, window, boxes, backup, canary = rec
+        rel, slug, name, insee, domains, services, mail, office, pilot, window, boxes, backup, canary, zone = rec
         return _new(cls, (rel, slug, name, insee, tuple(domains), tuple(services), _new(RowPlacement, (mail, office)),
-                          pilot, window, boxes, backup, tuple(canary) if canary is not None else None))
+                          pilot, window, boxes, backup, tuple(canary) if canary is not None else None, zone))
 
 
 
@@ -204,6 +206,11 @@ def _extra_wopi(platform: Platform | None) -> dict[str, list[str]]:
     return dict(platform.tno_office_extra_wopi_hosts) if platform is not None else {}
 
 
+def _tls_mode(platform: Platform | None) -> str | None:
+    """The platform's TLS mode (an input of the external-zone rule)."""
+    return platform.tno_tls_mode if platform is not None else None
+
+
 def _groups(hosts: dict[str, Host]) -> dict[str, set[str]]:
     return {name: host.groups for name, host in hosts.items()}
 
@@ -221,7 +228,7 @@ def _checked(path: Path, vault_password_file: Path | None, cache_dir: Path | Non
     if cache_dir is not None and not errors and not stray and platform is not None:
         listing, newest = index.listing_digest(files)
         index_key = index.key(path, scan.fingerprint(names.digest), _groups(hosts), _extra_wopi(platform), listing,
-                              _spam(platform))
+                              _spam(platform), _tls_mode(platform))
         index_path = cache_dir / index.NAME
         body = index.load(index_path, index_key, len(files), newest)
         if body is not None:
@@ -251,7 +258,8 @@ def _full(path: Path, names: VaultNames, cache_dir: Path | None, workers: int | 
         if summary is not None:
             summaries.append((rel, summary))
     errors += logical.cross_rules(summaries, _groups(hosts), _extra_wopi(platform),
-                                  platform.tno_mail_spam_thresholds if platform is not None else None)
+                                  platform.tno_mail_spam_thresholds if platform is not None else None,
+                                  _tls_mode(platform))
     if errors or platform is None:
         raise _fail(path, errors)
     records = sorted((index.record(rel, s) for rel, s in summaries), key=lambda rec: rec[1])

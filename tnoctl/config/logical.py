@@ -67,6 +67,7 @@ def summary(tenant: Tenant) -> dict[str, Any]:
         **mailrules.summary(tenant),
         "backup": {k: v for k, v in tenant.backup.model_dump().items() if v is not None},
         "canary": _canary(tenant),
+        "dns_zone": tenant.dns.zone,
     }
 
 
@@ -174,12 +175,22 @@ def _wopi_rules(summaries: list[tuple[str, dict[str, Any]]], extra_wopi: dict[st
     return errors
 
 
+def _zone_rules(summaries: list[tuple[str, dict[str, Any]]], tls_mode: str | None) -> list[str]:
+    """An external zone cannot take the ACME DNS-01 challenges: they are RFC 2136 updates on tno_dns_server."""
+    if tls_mode != "acme":
+        return []
+    return [f"{rel}: dns.zone: 'external' is not possible with tno_tls_mode acme (its DNS-01 challenges are "
+            "published on the platform's tno_dns_server); serve the zone there (zone: platform) or use "
+            "tno_tls_mode files" for rel, s in summaries if s.get("dns_zone") == "external"]
+
+
 def cross_rules(
     summaries: list[tuple[str, dict[str, Any]]], host_groups: dict[str, set[str]],
     extra_wopi: dict[str, list[str]] | None = None, spam: SpamThresholds | None = None,
+    tls_mode: str | None = None,
 ) -> list[str]:
     """`file: field: message` for rules spanning tenants, hosts.yml and the platform (WOPI exceptions, spam
-    thresholds)."""
+    thresholds, the TLS mode against external DNS zones)."""
     errors: list[str] = []
     errors += _duplicates("slug", ((rel, s["slug"]) for rel, s in summaries))
     errors += _duplicates("insee", ((rel, s["insee"]) for rel, s in summaries))
@@ -188,6 +199,7 @@ def cross_rules(
                           ((rel, h) for rel, s in summaries for h in dict.fromkeys(s.get("wopi", ()))))
     errors += _wopi_rules(summaries, extra_wopi or {})
     errors += _foreign_vault_names(summaries)
+    errors += _zone_rules(summaries, tls_mode)
     errors += mailrules.cross_rules(summaries, spam)
     for rel, s in summaries:
         for service, host in s["placement"].items():

@@ -270,6 +270,17 @@ class TenantMail(Strict):
     spam: SpamOverride = Field(default_factory=SpamOverride, description="Spam threshold overrides.")
 
 
+class TenantDns(Strict):
+    """Who publishes the commune's DNS records (`tnoctl dns plan|check|publish`, deploy's DNS step)."""
+
+    zone: Literal["platform", "external"] = Field(
+        "platform", description="`platform`: the platform's DNS server (tno_dns_server) serves the commune's "
+        "zones; `dns publish` and `deploy` send its records there by RFC 2136. `external`: the zones are "
+        "hosted elsewhere (e.g. at the commune's registrar): tnoctl never updates them, `dns plan` prints the "
+        "records for the commune to publish and `dns check` resolves them through the zones' own name "
+        "servers. Not allowed with tno_tls_mode `acme` (its DNS-01 challenges need the platform's server).")
+
+
 class Tenant(Strict):
     """One commune (`tenants/<slug>.yml`)."""
 
@@ -292,6 +303,7 @@ class Tenant(Strict):
     pilot: bool = Field(False, description="Pilot communes get upgrades first (wave 0).")
     contacts: list[Contact] = Field(default_factory=list, max_length=20, description="People to call.")
     backup: BackupOverride = Field(default_factory=BackupOverride, description="Backup retention overrides.")
+    dns: TenantDns = Field(default_factory=TenantDns, description="Where the commune's DNS zones are served.")
 
     @property
     def primary_domain(self) -> str:

@@ -3,13 +3,17 @@
 Why here: like SSH and ansible-runner, talking to a DNS server is I/O the actions reach through one
 typed object (and tests replace with a fake). Queries go straight to the configured server (not the
 machine's resolver), so `dns check` sees what the primary publishes, without caches. The TSIG
-secret is held only in the dnspython keyring object and never appears in messages.
+secret is held only in the dnspython keyring object and never appears in messages. Zones the platform
+does not serve (a tenant's ``dns.zone: external``) are read through :class:`ZoneServersClient`: their
+name servers are found with the controller's resolver, then asked directly like the platform's server;
+it refuses updates.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +24,7 @@ import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.resolver
 import dns.tsig
 import dns.tsigkeyring
 import dns.update
@@ -125,3 +130,64 @@ class DnspythonClient:
         if response.rcode() != dns.rcode.NOERROR:
             raise OperationFailed(f"DNS server {self.server}: update of {zone} refused: "
                                   f"{dns.rcode.to_text(response.rcode())}")
+
+
+NameServers = Callable[[str], list[str]]
+"""zone → addresses of its authoritative name servers (tests pass a fake)."""
+
+
+def zone_servers(zone: str) -> list[str]:
+    """The addresses of ``zone``'s name servers, found through the controller's resolver (/etc/resolv.conf)."""
+    resolver = dns.resolver.Resolver()
+    resolver.lifetime = TIMEOUT
+    try:
+        names = sorted(r.target.to_text() for r in resolver.resolve(zone, "NS"))
+        addresses = [a.to_text() for ns in names for a in resolver.resolve(ns, "A", raise_on_no_answer=False)]
+    except (dns.exception.DNSException, OSError) as exc:
+        raise OperationFailed(f"zone {zone}: cannot find its name servers ({type(exc).__name__})") from None
+    if not addresses:
+        raise OperationFailed(f"zone {zone}: its name servers have no IPv4 address")
+    return addresses
+
+
+class ZoneServersClient:
+    """DnsClient for zones tnoctl does not manage (``dns.zone: external``): queries go to each zone's own
+    authoritative servers (what the registrar publishes, without caches); updates are refused.
+
+    A name is asked of the servers of the longest ``zones`` entry it belongs to; the first server that
+    answers is kept for that zone.
+    """
+
+    def __init__(self, zones: tuple[str, ...], servers: NameServers = zone_servers, timeout: float = TIMEOUT) -> None:
+        self.zones = zones
+        self.servers = servers
+        self.timeout = timeout
+        self._clients: dict[str, DnspythonClient] = {}
+
+    def _zone(self, name: str) -> str:
+        owner = name.rstrip(".").lower()
+        found = [z for z in self.zones if owner == z or owner.endswith("." + z)]
+        if not found:
+            raise OperationFailed(f"{name}: in none of the zones {', '.join(self.zones)}")
+        return max(found, key=len)
+
+    def query(self, name: str, rtype: str) -> list[str]:
+        """Ask the zone's name servers in turn; OperationFailed when none answers."""
+        zone = self._zone(name)
+        if zone in self._clients:
+            return self._clients[zone].query(name, rtype)
+        last: OperationFailed | None = None
+        for address in self.servers(zone):
+            client = DnspythonClient(address, timeout=self.timeout)
+            try:
+                values = client.query(name, rtype)
+            except OperationFailed as exc:
+                last = exc
+                continue
+            self._clients[zone] = client
+            return values
+        raise last or OperationFailed(f"zone {zone}: no name server")
+
+    def update(self, zone: str, deletes: list[tuple[str, str, str | None]], adds: list[tuple[str, str, str]]) -> None:
+        """Never: the zone is the commune's (it publishes its records at its own DNS host)."""
+        raise OperationFailed(f"zone {zone} is external: tnoctl does not update it")
