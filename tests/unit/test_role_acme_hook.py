@@ -19,6 +19,7 @@ tmp_path. The stand-ins log what they were asked and fail when the test says so:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -27,12 +28,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from prometheus_client.parser import text_string_to_metric_families
 from role_render import render
+
+from tnoctl import paths
 
 STUBS = {
     "systemctl": """case "$1" in
@@ -308,3 +312,15 @@ def test_an_unreadable_certificate_is_said_and_left_out(metered: Hook) -> None:
     proc = metered.run()
     assert proc.returncode == 0 and "could not read the expiry of" in proc.stderr and "tno-bron" in proc.stderr
     assert _expiries(metered) == {k: v for k, v in EXPIRIES.items() if ("lineage", "tno-givors") in k[1]}
+
+
+def test_the_alert_rules_query_only_series_the_hook_writes(metered: Hook) -> None:
+    assert metered.run().returncode == 0
+    assert metered.run("renew-result", env={"SERVICE_RESULT": "success"}).returncode == 0
+    written = {name for path in metered.textfiles.iterdir() for name, _ in _samples(path)}
+    doc = yaml.safe_load((paths.PROJECT_ROOT / "exporters" / "rules" / "tno.yml").read_text())
+    queried = {name for group in doc["groups"] for rule in group["rules"]
+               for name in re.findall(r"\btno_acme_[a-z_]+", rule["expr"])}
+    assert queried == {"tno_acme_deploy_hook_success", "tno_acme_renew_success",
+                       "tno_acme_certificate_expiry_timestamp_seconds"}
+    assert queried <= written
