@@ -41,9 +41,9 @@ def served(address: str, name: str, port: int, pebble_root: Path) -> dict[str, s
 
 
 def fields(pem: str) -> dict[str, str]:
-    """serial/issuer/subject of one PEM certificate (openssl x509)."""
-    out = subprocess.run(["openssl", "x509", "-noout", "-serial", "-issuer", "-subject", "-nameopt", "oneline"],
-                         input=pem, capture_output=True, text=True, check=True, timeout=30).stdout
+    """serial/issuer/subject/notAfter of one PEM certificate (openssl x509)."""
+    out = subprocess.run(["openssl", "x509", "-noout", "-serial", "-issuer", "-subject", "-enddate", "-nameopt",
+                          "oneline"], input=pem, capture_output=True, text=True, check=True, timeout=30).stdout
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 

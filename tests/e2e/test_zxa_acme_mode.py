@@ -14,7 +14,10 @@ pebble's root only:
   by pebble (not the lab CA) for that name;
 * ``certbot renew --force-renewal --cert-name tno-<slug>`` (what certbot.timer does when a lineage is
   due; it runs the role's deploy hook) changes the served serial on every port to the new lineage's,
-  and the main PIDs of postfix, dovecot and nginx are unchanged (reloaded, never restarted);
+  and the main PIDs of postfix, dovecot and nginx are unchanged (reloaded, never restarted); the hook
+  leaves node_exporter textfiles (``tno_acme_deploy_hook_success 1``, the renewed certificate's notAfter
+  under ``lineage="tno-<slug>"``), and a run of certbot.service (nothing due) records
+  ``tno_acme_renew_success 1`` through the role's drop-in (alerts TnoAcme*);
 * a second commune added on mail3 and deployed gets its own pebble certificates on every port, and the
   first commune's served serials are unchanged;
 * once the second commune's tenant file is gone (what `tenant remove` does to it) and mail3 is redeployed,
@@ -38,6 +41,7 @@ Budget: mail3's fresh deploy (packages + two issuances) is most of it; expected 
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +51,7 @@ from typing import Any
 import pebblecheck
 import pytest
 from pebblecheck import STARTTLS_PORTS
+from prometheus_client.parser import text_string_to_metric_families
 
 from tnoctl import paths
 from tnoctl.config import load_inventory, newtenant
@@ -114,6 +119,20 @@ def _main_pids(fleet: Any) -> dict[str, str]:
     pids["postfix master"] = fleet.ssh(SPARE_NAME, "cat", POSTFIX_MASTER_PID, check=False).stdout.strip()
     assert all(pid not in ("", "0") for pid in pids.values()), f"a service of {SPARE_NAME} is not running: {pids}"
     return pids
+
+
+TEXTFILE_DIR = "/var/lib/prometheus/node-exporter"  # role tno_monitoring's, where tno_acme writes too
+
+
+def _textfile(fleet: Any, name: str) -> dict[str, float]:
+    """A node_exporter textfile of mail3, parsed by prometheus_client: {'name{label="value"}': value}."""
+    text = fleet.ssh(SPARE_NAME, "cat", f"{TEXTFILE_DIR}/{name}", check=False).stdout
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            out[s.name + (f"{{{labels}}}" if labels else "")] = s.value
+    return out
 
 
 @contextmanager
@@ -189,6 +208,21 @@ def test_acme_mode_issues_serves_renews_and_onboards_per_tenant_certificates(fle
                 f"reload them): {stale}")
             time.sleep(1)
         assert _main_pids(fleet) == pids, f"a service was restarted by the renewal (main PIDs before: {pids})"
+        # ... and recorded for Prometheus (TnoAcmeDeployHookFailed, TnoAcmeCertificateNotRenewed)
+        hook_prom = _textfile(fleet, "tno_acme_hook.prom")
+        assert hook_prom.get("tno_acme_deploy_hook_success") == 1, f"{TEXTFILE_DIR}/tno_acme_hook.prom: {hook_prom}"
+        not_after = ssl.cert_time_to_seconds(_lineage(fleet, FIRST)["notAfter"])
+        expiry = f'tno_acme_certificate_expiry_timestamp_seconds{{lineage="tno-{FIRST["slug"]}"}}'
+        certs_prom = _textfile(fleet, "tno_acme_certificates.prom")
+        assert certs_prom.get(expiry) == not_after, f"{TEXTFILE_DIR}/tno_acme_certificates.prom: {certs_prom}"
+        # certbot.timer's job (nothing due: pebble's certificates last years) records its result (drop-in)
+        assert not_after > time.time() + 31 * 86400, f"tno-{FIRST['slug']} would be due: certbot.service would sleep"
+        run = fleet.ssh(SPARE_NAME, "systemctl", "start", "certbot.service", check=False)
+        assert run.returncode == 0, f"systemctl start certbot.service on {SPARE_NAME}: {run.stderr[-2000:]}"
+        renew_prom = _textfile(fleet, "tno_acme_renew.prom")
+        assert renew_prom.get("tno_acme_renew_success") == 1, (
+            f"{TEXTFILE_DIR}/tno_acme_renew.prom after certbot.service ran (drop-in "
+            f"/etc/systemd/system/certbot.service.d/tno-metrics.conf): {renew_prom}")
 
         # a second commune onboarded on mail3: its own certificates, the first commune's untouched
         _add_commune(SECOND, zones)

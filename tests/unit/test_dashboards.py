@@ -35,6 +35,8 @@ EXTERNAL = {
     "tno_os_reboot_required", "tno_os_upgrades_pending", "tno_os_status_last_run_timestamp_seconds",
     # role tno_monitoring's Rspamd textfile (roles/tno_monitoring/files/tno-rspamd-metrics.py; Rspamd's own names)
     "rspamd_actions_total", "rspamd_scanned_total", "tno_rspamd_up", "tno_rspamd_last_run_timestamp_seconds",
+    # role tno_acme's deploy hook and certbot.service drop-in (tests/unit/test_role_acme_hook.py checks the writer)
+    "tno_acme_deploy_hook_success", "tno_acme_renew_success", "tno_acme_certificate_expiry_timestamp_seconds",
 }
 KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool", "offset",
             "inf", "nan"}

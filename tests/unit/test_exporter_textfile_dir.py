@@ -2,6 +2,7 @@
 
 Why: the backup agent writes ``tno_backup_<slug>.prom`` into ``tno_backup_textfile_dir``; if the
 monitoring role pointed node_exporter elsewhere, backup metrics would silently vanish from Prometheus.
+The same holds for role tno_acme's deploy hook and certbot.service (``tno_acme_*.prom``, TnoAcme* alerts).
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ def test_backup_and_monitoring_roles_agree_on_the_textfile_directory() -> None:
     backup = str(_defaults("tno_backup")["tno_backup_textfile_dir"])
     # tno_backup either has the same literal default or takes the monitoring variable
     assert backup == monitoring or "tno_monitoring_textfile_dir" in backup
+
+
+def test_acme_and_monitoring_roles_agree_on_the_textfile_directory() -> None:
+    monitoring = _defaults("tno_monitoring")["tno_monitoring_textfile_dir"]
+    assert _defaults("tno_acme")["tno_acme_textfile_dir"] == monitoring
+    assert _spec_default("tno_acme", "tno_acme_textfile_dir") == monitoring
 
 
 def test_node_exporter_is_pointed_at_the_textfile_directory() -> None:

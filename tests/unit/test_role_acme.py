@@ -122,3 +122,20 @@ def test_certbot_uses_the_rfc2136_plugin_and_the_hook():
     for word in ("'--dns-rfc2136'", "'--deploy-hook'", "'--expand'", "'--cert-name'", "tno_acme_directory_url"):
         assert word in argv
     assert "--domains=" in argv
+
+
+def test_certbot_service_records_each_renewal_run_through_the_hook():
+    """The drop-in runs `tno-reload renew-result` after every certbot.service run (its result: ExecStopPost's
+    $SERVICE_RESULT), ignoring its status ("-"); installing it reloads systemd's unit files."""
+    hook = "/etc/letsencrypt/renewal-hooks/deploy/tno-reload"
+    dropin = _render("certbot-tno-metrics.conf.j2", __tno_acme_hook=hook)
+    lines = [line for line in dropin.splitlines() if line and not line.startswith("#")]
+    assert lines == ["[Service]", f"ExecStopPost=-{hook} renew-result"]
+    tasks = yaml.safe_load((ROLE / "tasks" / "deploy.yml").read_text())
+    install = next(t for t in tasks if t["name"].startswith("Install the deploy hook"))
+    by_src = {f["src"]: f for f in install["tno_files"]["files"]}
+    assert by_src["certbot-tno-metrics.conf.j2"]["dest"] == "/etc/systemd/system/certbot.service.d/tno-metrics.conf"
+    assert by_src["tno-reload.sh.j2"]["mode"] == "0755"
+    handlers = yaml.safe_load((ROLE / "handlers" / "main.yml").read_text())
+    (reload_units,) = [h for h in handlers if h.get("listen") == install["notify"]]
+    assert reload_units["ansible.builtin.systemd_service"] == {"daemon_reload": True}

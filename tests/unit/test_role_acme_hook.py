@@ -9,19 +9,34 @@ tmp_path. The stand-ins log what they were asked and fail when the test says so:
 * the SNI map is built aside and renamed over the previous .db only when postmap succeeded (a failed
   postmap leaves the previous map byte for byte), mode 0600;
 * `tno-reload map [--check]` (what role tno_mail runs) rebuilds only a missing or outdated map, says so,
-  changes nothing with --check and reloads nothing.
+  changes nothing with --check and reloads nothing;
+* the hook and `tno-reload renew-result` (certbot.service's ExecStopPost) leave node_exporter textfiles,
+  parsed here with prometheus_client's own text parser: the hook's and the renewal's outcome, each tno-*
+  lineage's expiry; nothing without the textfile directory, and a metric that cannot be written never
+  changes the exit status.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import subprocess
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from prometheus_client.parser import text_string_to_metric_families
 from role_render import render
+
+from tnoctl import paths
 
 STUBS = {
     "systemctl": """case "$1" in
@@ -38,7 +53,7 @@ echo "postmap $*" >> "$TNO_T/log"
 if [ -e "$TNO_T/fail-postmap" ]; then echo partial > "$file.db"; exit 1; fi
 { echo "db of:"; cat "$file"; } > "$file.db\"""",
 }
-COREUTILS = ("cp", "mv", "rm", "chmod", "cat")
+COREUTILS = ("cp", "mv", "rm", "chmod", "cat", "date", "openssl")
 
 
 class Hook:
@@ -59,8 +74,11 @@ class Hook:
             script.write_text(f"#!/bin/sh\n{body}\n")
             script.chmod(0o755)
         self.path = root / "tno-reload"
+        self.letsencrypt = root / "letsencrypt"
+        self.textfiles = root / "textfile"  # node_exporter's directory: absent unless a test creates it
         self.path.write_text(render("tno_acme", "tno-reload.sh.j2", {
-            "__tno_acme_hook_path": str(self.bin), "__tno_acme_postfix_dir": str(self.postfix)}))
+            "__tno_acme_hook_path": str(self.bin), "__tno_acme_postfix_dir": str(self.postfix),
+            "tno_acme_config_dir": str(self.letsencrypt), "tno_acme_textfile_dir": str(self.textfiles)}))
         self.path.chmod(0o755)
         self.map = self.postfix / "tno_sni"
         self.db = self.postfix / "tno_sni.db"
@@ -69,8 +87,8 @@ class Hook:
         for name in names:
             (self.root / name).touch()
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        env = {"TNO_T": str(self.root), "PATH": "/nonexistent"}
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {"TNO_T": str(self.root), "PATH": "/nonexistent", **(env or {})}
         return subprocess.run(["/bin/sh", str(self.path), *args], env=env, capture_output=True, text=True,
                               timeout=30, check=False)
 
@@ -169,3 +187,140 @@ def test_map_mode_without_a_map_does_nothing(tmp_path: Path) -> None:
     hook = Hook(tmp_path)
     proc = hook.run("map")
     assert (proc.returncode, proc.stdout, hook.log()) == (0, "", [])
+
+
+# --- textfile metrics (TnoAcme* alerts) ---------------------------------------------------------------------
+
+NOT_AFTER = datetime(2031, 5, 4, 10, 0, 0, tzinfo=UTC)
+PROM_FILES = ["tno_acme_certificates.prom", "tno_acme_hook.prom", "tno_acme_renew.prom"]
+
+
+def _certificate(not_after: datetime) -> bytes:
+    """A self-signed certificate (PEM) whose notAfter is ``not_after``: what certbot's live/<lineage>/cert.pem holds."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mail.givors.test")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(not_after - timedelta(days=90))
+            .not_valid_after(not_after).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _live(hook: Hook, lineage: str, pem: bytes) -> None:
+    """live/<lineage>/cert.pem as certbot lays it out: a symbolic link into archive/."""
+    archive = hook.letsencrypt / "archive" / lineage
+    archive.mkdir(parents=True)
+    (archive / "cert1.pem").write_bytes(pem)
+    live = hook.letsencrypt / "live" / lineage
+    live.mkdir(parents=True)
+    (live / "cert.pem").symlink_to(archive / "cert1.pem")
+
+
+def _samples(path: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A .prom file through prometheus_client's text parser: {(name, labels): value}; a bad line raises."""
+    out = {}
+    for family in text_string_to_metric_families(path.read_text()):
+        assert family.type == "gauge" and family.documentation, family.name
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+@pytest.fixture()
+def metered(hook: Hook) -> Hook:
+    """The hook on a host with node_exporter's textfile directory and three lineages (one not ours)."""
+    hook.textfiles.mkdir()
+    _live(hook, "tno-givors", _certificate(NOT_AFTER))
+    _live(hook, "tno-bron", _certificate(NOT_AFTER + timedelta(days=3)))
+    _live(hook, "someone-else", _certificate(NOT_AFTER))  # not a tno-* lineage: not this role's
+    return hook
+
+
+def _expiries(hook: Hook) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return _samples(hook.textfiles / "tno_acme_certificates.prom")
+
+
+EXPIRIES = {
+    ("tno_acme_certificate_expiry_timestamp_seconds", (("lineage", "tno-bron"),)):
+        NOT_AFTER.timestamp() + 3 * 86400,
+    ("tno_acme_certificate_expiry_timestamp_seconds", (("lineage", "tno-givors"),)): NOT_AFTER.timestamp(),
+}
+
+
+def test_the_hook_records_its_success_and_each_tno_lineage_expiry(metered: Hook) -> None:
+    before = time.time()
+    proc = metered.run()
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert sorted(p.name for p in metered.textfiles.iterdir()) == ["tno_acme_certificates.prom", "tno_acme_hook.prom"]
+    hook_metrics = _samples(metered.textfiles / "tno_acme_hook.prom")
+    assert hook_metrics[("tno_acme_deploy_hook_success", ())] == 1
+    assert before - 1 <= hook_metrics[("tno_acme_deploy_hook_last_run_timestamp_seconds", ())] <= time.time() + 1
+    assert _expiries(metered) == EXPIRIES
+    for name in ("tno_acme_certificates.prom", "tno_acme_hook.prom"):  # node_exporter runs as another user
+        assert stat.S_IMODE((metered.textfiles / name).stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("failing", ["fail-nginx", "fail-postmap", "fail-reload-dovecot"])
+def test_a_failed_hook_records_0(metered: Hook, failing: str) -> None:
+    metered.flag(failing)
+    assert metered.run().returncode == 1
+    assert _samples(metered.textfiles / "tno_acme_hook.prom")[("tno_acme_deploy_hook_success", ())] == 0
+    assert _expiries(metered) == EXPIRIES
+    metered.root.joinpath(failing).unlink()
+    assert metered.run().returncode == 0  # the next run reloads everything: the alert clears
+    assert _samples(metered.textfiles / "tno_acme_hook.prom")[("tno_acme_deploy_hook_success", ())] == 1
+
+
+@pytest.mark.parametrize(("result", "success"), [("success", 1), ("exit-code", 0), ("signal", 0), (None, 0)])
+def test_renew_result_records_certbot_service_outcome_and_touches_nothing_else(metered: Hook, result: str | None,
+                                                                               success: int) -> None:
+    before = time.time()
+    proc = metered.run("renew-result", env={"SERVICE_RESULT": result} if result else {})
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    renew = _samples(metered.textfiles / "tno_acme_renew.prom")
+    assert renew[("tno_acme_renew_success", ())] == success
+    assert before - 1 <= renew[("tno_acme_renew_last_run_timestamp_seconds", ())] <= time.time() + 1
+    assert _expiries(metered) == EXPIRIES
+    assert metered.log() == [] and not metered.db.exists()  # no map built, nothing validated or reloaded
+    assert not (metered.textfiles / "tno_acme_hook.prom").exists()
+
+
+def test_without_the_textfile_directory_nothing_is_written_nor_said(hook: Hook) -> None:
+    _live(hook, "tno-givors", _certificate(NOT_AFTER))
+    proc = hook.run()
+    assert (proc.returncode, proc.stderr) == (0, "")
+    renew = hook.run("renew-result", env={"SERVICE_RESULT": "success"})
+    assert (renew.returncode, renew.stderr) == (0, "")
+    assert not hook.textfiles.exists()
+
+
+def test_a_metric_that_cannot_be_written_never_fails_the_hook_nor_leaves_a_temporary_file(metered: Hook) -> None:
+    (metered.bin / "mv").unlink()  # a full disk, say: the rename into the textfile directory fails
+    (metered.bin / "mv").write_text('#!/bin/sh\ncase "$3" in *.prom) exit 1 ;; esac\nexec ' + shutil.which("mv")
+                                    + ' "$@"\n')
+    (metered.bin / "mv").chmod(0o755)
+    proc = metered.run()
+    assert proc.returncode == 0, proc.stderr
+    assert "could not write" in proc.stderr and "tno_acme_hook.prom (metrics only)" in proc.stderr
+    assert {"reload postfix", "reload dovecot", "reload nginx"} <= set(metered.log())
+    renew = metered.run("renew-result", env={"SERVICE_RESULT": "success"})
+    assert renew.returncode == 0 and "tno_acme_renew.prom (metrics only)" in renew.stderr
+    assert list(metered.textfiles.iterdir()) == []
+
+
+def test_an_unreadable_certificate_is_said_and_left_out(metered: Hook) -> None:
+    (metered.letsencrypt / "archive" / "tno-bron" / "cert1.pem").write_text("not a certificate\n")
+    proc = metered.run()
+    assert proc.returncode == 0 and "could not read the expiry of" in proc.stderr and "tno-bron" in proc.stderr
+    assert _expiries(metered) == {k: v for k, v in EXPIRIES.items() if ("lineage", "tno-givors") in k[1]}
+
+
+def test_the_alert_rules_query_only_series_the_hook_writes(metered: Hook) -> None:
+    assert metered.run().returncode == 0
+    assert metered.run("renew-result", env={"SERVICE_RESULT": "success"}).returncode == 0
+    written = {name for path in metered.textfiles.iterdir() for name, _ in _samples(path)}
+    doc = yaml.safe_load((paths.PROJECT_ROOT / "exporters" / "rules" / "tno.yml").read_text())
+    queried = {name for group in doc["groups"] for rule in group["rules"]
+               for name in re.findall(r"\btno_acme_[a-z_]+", rule["expr"])}
+    assert queried == {"tno_acme_deploy_hook_success", "tno_acme_renew_success",
+                       "tno_acme_certificate_expiry_timestamp_seconds"}
+    assert queried <= written

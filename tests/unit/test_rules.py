@@ -22,7 +22,8 @@ REQUIRED = {"TnoTenantEndpointDown", "TnoTenantEndpointSlow", "TnoctlMetricsStal
             "TnoBackupFailed", "TnoBackupUnverified", "TnoBackupSizeDrop", "TnoUpgradeStuck", "TnoUpgradeFailed",
             "TnoConfigDrift", "TnoOfficeDegraded", "TnoHostDown", "TnoDiskFull", "TnoDiskFillingUp",
             "TnoSystemdUnitFailed", "TnoMailboxNearQuota", "TnoTenantMailQuotaHigh", "TnoMailOutboundRateLimited",
-            "TnoMailRejectRateJump"}
+            "TnoMailRejectRateJump", "TnoAcmeRenewalFailed", "TnoAcmeDeployHookFailed",
+            "TnoAcmeCertificateNotRenewed"}
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) absent")
 
 
