@@ -74,6 +74,23 @@ def test_keys_generated_once_public_halves_returned_check_mode_writes_nothing(
     assert rebuilt["public"]["bron"].split()[:2] == done["public"]["bron"].split()[:2]
 
 
+def test_keys_read_which_client_packages_dpkg_has_not_installed_and_write_nothing_for_it(
+        tmp_path: Path, fake_bin: Path, capsys: pytest.CaptureFixture[str], no_chown: None) -> None:
+    """The client side's apt runs only when this read reports a package missing (issue 19)."""
+    _fake(fake_bin, "dpkg-query", 'shift 3; for p in "$@"; do case "$p" in\n'
+          '  borgmatic) printf "borgmatic\\tdeinstall ok config-files\\n" ;;\n'
+          '  nope) ;;\n  *) printf "%s\\tinstall ok installed\\n" "$p" ;;\nesac; done; exit 1\n')
+    keys = _script("tno_backup_keys")
+    keydir = tmp_path / "keys"
+    out = json.loads(_run(keys, ["--check", "--package", "borgbackup", "--package", "borgmatic", "--package", "nope",
+                                 "mail1", str(keydir)], capsys))
+    assert out == {"changes": [f"create {keydir}"], "public": {}, "packages_missing": ["borgmatic", "nope"]}
+    assert not keydir.exists()
+    converged = json.loads(_run(keys, ["--package", "borgbackup", "mail1", str(keydir)], capsys))
+    assert converged["packages_missing"] == [] and keydir.is_dir()
+    assert keys.main(["--package"]) == 2
+
+
 def test_keys_refuse_a_unit_key_that_is_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     keys = _script("tno_backup_keys")
     assert keys.main(["--check", "mail1", str(tmp_path), "../x"]) == 2
