@@ -8,7 +8,9 @@ root's) is created first. Prints one JSON object: ``changes`` (what was done, or
 and ``public`` (UNIT -> public key line, for every key that exists). --check changes nothing. Replaces
 one ssh-keygen and one slurp execution per tenant (issue 19). Runs on the host (Python 3 + ssh-keygen).
 With --package, also ``packages_missing``: those of the NAMEs dpkg has not installed, read-only (the
-client side's `apt` runs only then: one module execution less per host on a no-op, issue 19).
+client side's `apt` runs only then: one module execution less per host on a no-op, issue 19). Always
+``systemd``: whether /run/systemd/system exists (the client side writes its systemd units in its one
+tno_files call then, or a cron file).
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ def main(argv: list[str]) -> int:
         changes.extend(unit_changes)
         if line:
             public[unit] = line
-    report: dict[str, object] = {"changes": changes, "public": public}
+    report: dict[str, object] = {"changes": changes, "public": public,
+                                 "systemd": Path("/run/systemd/system").is_dir()}
     if packages:
         report["packages_missing"] = packages_missing(packages)
     print(json.dumps(report, sort_keys=True))
