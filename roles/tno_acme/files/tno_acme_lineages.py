@@ -117,13 +117,14 @@ def packages_missing(packages: list[str]) -> list[str]:
 
 
 def timer_ready(unit: str) -> bool:
-    """Whether systemd has ``unit`` enabled and active (what systemd_service enabled/started converges)."""
+    """Whether systemd has ``unit`` enabled and started, as systemd_service judges ``enabled: true`` (exit
+    status 0 of ``is-enabled``) and ``state: started`` (active, activating or reloading)."""
     try:
         enabled = subprocess.run(["systemctl", "is-enabled", unit], capture_output=True, text=True, check=False)
         active = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True, check=False)
     except OSError:
         return False
-    return enabled.stdout.strip() == "enabled" and active.stdout.strip() == "active"
+    return enabled.returncode == 0 and active.stdout.strip() in {"active", "activating", "reloading"}
 
 
 def file_state(path: Path) -> dict[str, str] | None:
