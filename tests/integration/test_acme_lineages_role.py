@@ -31,7 +31,7 @@ from tnoctl.run.ansible import run_playbook
 
 pytestmark = pytest.mark.integration
 
-READ = "Read the tenant lineages on this host (issued ones, and those of tenants it no longer serves)"
+READ = "Read the tenant lineages, certbot, its timer and the credentials on this host"
 PRUNE = "Remove the lineages, names files and nginx snippets of tenants this host no longer serves"
 CERTBOT = """#!/bin/sh
 echo "$*" >> "$(dirname "$0")/certbot.log"
@@ -113,7 +113,11 @@ def test_a_departed_tenants_lineage_is_removed_honestly_in_check_mode_and_once(r
     check, events = _run(root, "c1", check=True)
     read = _res(events, READ)
     assert read is not None and read["changed"] is False
-    assert json.loads(read["stdout"]) == {"live": ["tno-givors"], "stale": ["tno-bron"], "deleted": []}
+    state = json.loads(read["stdout"])
+    assert {k: state[k] for k in ("live", "stale", "deleted")} == {"live": ["tno-givors"], "stale": ["tno-bron"],
+                                                                  "deleted": []}
+    assert state["names"] == {"tno-givors": "x"} and set(state) >= {"packages_missing", "timer_ready", "files",
+                                                                     "dovecot_version", "sni_map_pending"}
     pruned = _res(events, PRUNE)
     assert pruned is not None and pruned["changed"] is True  # would remove ...
     assert json.loads(pruned["stdout"])["deleted"] == ["tno-bron"]

@@ -58,8 +58,9 @@ def test_keys_generated_once_public_halves_returned_check_mode_writes_nothing(
     keys = _script("tno_backup_keys")
     keydir = tmp_path / "etc" / "tno-backup" / "keys"
     checked = json.loads(_run(keys, ["--check", "mail1", str(keydir), "givors", "bron"], capsys))
+    systemd = Path("/run/systemd/system").is_dir()
     assert checked == {"changes": [f"create {keydir}", f"generate {keydir}/givors", f"generate {keydir}/bron"],
-                       "public": {}}
+                       "public": {}, "systemd": systemd}
     assert not keydir.exists()
     done = json.loads(_run(keys, ["mail1", str(keydir), "givors", "bron"], capsys))
     assert done["changes"] == checked["changes"] and sorted(done["public"]) == ["bron", "givors"]
@@ -67,11 +68,29 @@ def test_keys_generated_once_public_halves_returned_check_mode_writes_nothing(
     assert done["public"]["givors"].endswith(" tno-backup:mail1:givors")
     assert oct(keydir.stat().st_mode & 0o777) == "0o700"
     again = json.loads(_run(keys, ["mail1", str(keydir), "givors", "bron"], capsys))
-    assert again == {"changes": [], "public": done["public"]}  # idempotent: existing keys kept
+    assert again == {"changes": [], "public": done["public"], "systemd": systemd}  # idempotent: keys kept
     (keydir / "bron.pub").unlink()  # a lost public half is rebuilt from the private key
     rebuilt = json.loads(_run(keys, ["mail1", str(keydir), "givors", "bron"], capsys))
     assert rebuilt["changes"] == [f"write {keydir}/bron.pub"]
     assert rebuilt["public"]["bron"].split()[:2] == done["public"]["bron"].split()[:2]
+
+
+def test_keys_read_which_client_packages_dpkg_has_not_installed_and_write_nothing_for_it(
+        tmp_path: Path, fake_bin: Path, capsys: pytest.CaptureFixture[str], no_chown: None) -> None:
+    """The client side's apt runs only when this read reports a package missing (issue 19)."""
+    _fake(fake_bin, "dpkg-query", 'shift 3; for p in "$@"; do case "$p" in\n'
+          '  borgmatic) printf "borgmatic\\tdeinstall ok config-files\\n" ;;\n'
+          '  nope) ;;\n  *) printf "%s\\tinstall ok installed\\n" "$p" ;;\nesac; done; exit 1\n')
+    keys = _script("tno_backup_keys")
+    keydir = tmp_path / "keys"
+    out = json.loads(_run(keys, ["--check", "--package", "borgbackup", "--package", "borgmatic", "--package", "nope",
+                                 "mail1", str(keydir)], capsys))
+    assert out == {"changes": [f"create {keydir}"], "public": {}, "packages_missing": ["borgmatic", "nope"],
+                   "systemd": Path("/run/systemd/system").is_dir()}
+    assert not keydir.exists()
+    converged = json.loads(_run(keys, ["--package", "borgbackup", "mail1", str(keydir)], capsys))
+    assert converged["packages_missing"] == [] and keydir.is_dir()
+    assert keys.main(["--package"]) == 2
 
 
 def test_keys_refuse_a_unit_key_that_is_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -133,6 +152,7 @@ case $verb in
       else [ $verb = is-enabled ] && echo disabled || echo inactive; fi
     done ;;
   enable) shift; for unit in "$@"; do touch $state/is-enabled-$unit $state/is-active-$unit; done ;;
+  show) shift 3; for unit in "$@"; do [ -e $state/stale-$unit ] && echo yes || echo no; done ;;
 esac
 """
 
@@ -158,6 +178,28 @@ def test_timers_enabled_and_started_only_when_needed_reload_first(
     for unit in units:
         (state / f"known-{unit}").touch()
     assert _run(timers, units, capsys) == ""  # all enabled and active: a no-op reports nothing
+
+
+def test_a_unit_stale_on_disk_reloads_systemd_even_when_this_run_wrote_nothing(
+        tmp_path: Path, fake_bin: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A unit file written by an earlier run that failed before its reload (issue 19: the backup units are
+    written in client.yml's first tno_files call, the timers enabled after the repositories)."""
+    timers = _script("tno_units")
+    state = tmp_path / "systemd"
+    state.mkdir()
+    _fake(fake_bin, "systemctl", SYSTEMCTL.format(state=state))
+    unit = "tno-backup@givors.timer"
+    for name in (f"known-{unit}", f"is-enabled-{unit}", f"is-active-{unit}"):
+        (state / name).touch()
+    argv = ["--reload-if-stale", "tno-backup@givors.service", unit]
+    assert _run(timers, argv, capsys) == ""  # nothing stale: no reload, nothing to start
+    calls = (state / "calls").read_text().splitlines()
+    assert calls[0] == "show --property NeedDaemonReload --value tno-backup@givors.service tno-backup@givors.timer"
+    (state / "stale-tno-backup@givors.service").touch()
+    assert _run(timers, ["--check", *argv], capsys) == "daemon-reload\n"
+    assert "daemon-reload" not in (state / "calls").read_text().splitlines()  # check mode: reported only
+    assert _run(timers, argv, capsys) == "daemon-reload\n"
+    assert (state / "calls").read_text().splitlines()[-3] == "daemon-reload"
 
 
 def test_server_keys_read_the_host_key_and_the_current_lines_in_one_run(
@@ -194,4 +236,4 @@ def test_units_wait_for_a_port_after_starting_and_not_in_check_mode_when_a_start
     listener.close()
     with pytest.raises(SystemExit, match=f"nothing listens on 127.0.0.1:{port} after 0 s"):
         units.main(["--wait", f"{port}:0", "rspamd"])
-    assert units.parse(["--wait", "11332", ""]) == (False, False, [(11332, 300.0)], [])
+    assert units.parse(["--wait", "11332", ""]) == (False, False, None, [(11332, 300.0)], [])

@@ -132,10 +132,14 @@ def test_certbot_service_records_each_renewal_run_through_the_hook():
     lines = [line for line in dropin.splitlines() if line and not line.startswith("#")]
     assert lines == ["[Service]", f"ExecStopPost=-{hook} renew-result"]
     tasks = yaml.safe_load((ROLE / "tasks" / "deploy.yml").read_text())
-    install = next(t for t in tasks if t["name"].startswith("Install the deploy hook"))
-    by_src = {f["src"]: f for f in install["tno_files"]["files"]}
-    assert by_src["certbot-tno-metrics.conf.j2"]["dest"] == "/etc/systemd/system/certbot.service.d/tno-metrics.conf"
-    assert by_src["tno-reload.sh.j2"]["mode"] == "0755"
+    install = next(t for t in tasks if t["name"].startswith("Install the deploy hook, the names"))
+    files = install["tno_files"]["files"]  # one Jinja list: the hook, the drop-in, names, SNI maps, snippets
+    assert "{'src': 'certbot-tno-metrics.conf.j2', 'dest': __tno_acme_certbot_dropin}" in files
+    assert "{'src': 'tno-reload.sh.j2', 'dest': __tno_acme_hook, 'mode': '0755'}" in files
+    role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
+    assert role_vars["__tno_acme_certbot_dropin"] == "/etc/systemd/system/certbot.service.d/tno-metrics.conf"
+    assert "Tno_acme certbot unit changed" in install["notify"]
     handlers = yaml.safe_load((ROLE / "handlers" / "main.yml").read_text())
-    (reload_units,) = [h for h in handlers if h.get("listen") == install["notify"]]
+    (reload_units,) = [h for h in handlers if h.get("listen") == "Tno_acme certbot unit changed"]
+    assert "__tno_acme_certbot_dropin in __tno_acme_files.changed_files" in reload_units["when"]  # only then
     assert reload_units["ansible.builtin.systemd_service"] == {"daemon_reload": True}

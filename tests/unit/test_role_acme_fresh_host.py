@@ -9,6 +9,8 @@ succeeded (a failed issuance is retried by the next deploy). Dovecot's SNI block
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import yaml
@@ -21,14 +23,8 @@ from tnoctl import paths
 ROLES = Path(paths.__file__).resolve().parent.parent / "roles"
 TASKS = yaml.safe_load((ROLES / "tno_acme" / "tasks" / "deploy.yml").read_text())
 LINEAGES = [{"slug": "givors", "name": "tno-givors", "domains": ["imap.givors.test", "mail.givors.test"]}]
-BOOKWORM = """dovecot-core:
-  Installed: (none)
-  Candidate: 1:2.3.19.1+dfsg1-2.1+deb12u1
-"""
-TRIXIE = """dovecot-core:
-  Installed: 1:2.4.1+dfsg1-6
-  Candidate: 1:2.4.1+dfsg1-6
-"""
+BOOKWORM = {"dovecot_version": "2.3.19.1+dfsg1-2.1+deb12u1"}  # what files/tno_acme_lineages.py --dovecot reads
+TRIXIE = {"dovecot_version": "2.4.1+dfsg1-6"}
 
 
 def _task(prefix: str) -> dict:
@@ -45,8 +41,9 @@ def test_every_file_goes_through_tno_files_which_creates_missing_directories_eve
     for task in TASKS:
         assert not {"ansible.builtin.template", "ansible.builtin.copy", "template", "copy"} & set(task), task["name"]
     assert _task("Install the RFC 2136 credentials")["tno_files"]["directories"][0]["mode"] == "0700"
-    sni = _task("Install the SNI maps")
-    assert "__tno_acme_mail_sni_files" in sni["tno_files"]["files"] and sni["notify"] == "Tno_acme sni changed"
+    files = _task("Install the deploy hook, the names")
+    assert "__tno_acme_mail_sni_files" in files["tno_files"]["files"] and "Tno_acme sni changed" in files["notify"]
+    assert files["tno_files"]["directories"] == [{"path": "{{ tno_acme_state_dir }}", "mode": "0700"}]
 
 
 def _vars(host: str, tenants: list[dict]) -> Templar:
@@ -61,7 +58,7 @@ def test_names_files_and_nginx_snippets_one_per_lineage():
     names = _vars("mail1", tenants).template(trust_as_template("{{ __tno_acme_names_files }}"))
     assert names == [{"dest": "/etc/letsencrypt/tno/tno-givors.names",
                       "content": "autoconfig.givors.test\nimap.givors.test\nmail.givors.test\nmta-sts.givors.test\n"
-                                 "smtp.givors.test\n"}]
+                                 "smtp.givors.test\n", "mode": "0600"}]
     nginx = _vars("office1", tenants).template(trust_as_template("{{ __tno_acme_nginx_files }}"))
     assert nginx == [{"src": "nginx-cert.conf.j2", "dest": "/etc/nginx/tno-acme-givors.conf",
                       "vars": {"item": {"slug": "givors", "name": "tno-givors", "domains": ["office.givors.test"]}}}]
@@ -69,20 +66,80 @@ def test_names_files_and_nginx_snippets_one_per_lineage():
 
 def test_issuance_reads_the_lineage_on_the_host_and_records_names_only_after_certbot():
     issue = _task("Issue or expand")
-    assert "is file" not in issue["when"] and "(__tno_acme_present.stdout | from_json).live" in issue["when"]
+    assert issue["loop"] == "{{ __tno_acme_to_issue }}" and "when" not in issue  # decided from the host's read
     assert _task("Read the tenant lineages")["ansible.builtin.import_tasks"] == "lineages.yml"
     (read,) = yaml.safe_load((ROLES / "tno_acme" / "tasks" / "lineages.yml").read_text())  # one execution, read-only
-    assert read["ansible.builtin.script"]["cmd"].startswith("tno_acme_lineages.py {{ tno_acme_config_dir")
+    assert read["ansible.builtin.script"]["cmd"].startswith("tno_acme_lineages.py {{ __tno_acme_packages_wanted")
     assert "--prune" not in read["ansible.builtin.script"]["cmd"]
     assert read["check_mode"] is False and read["changed_when"] is False
-    assert _index("Read the tenant lineages") < _index("Issue or expand")
-    compare = _task("Compare the names")
-    assert compare["check_mode"] is True and compare["tno_files"]["files"] == "{{ __tno_acme_names_files }}"
-    assert "__tno_acme_names.changed_files" in issue["when"]
-    assert _index("Compare the names") < _index("Issue or expand") < _index("Record the names")
-    assert "check_mode" not in _task("Record the names")
+    assert not any(t.get("check_mode") is True for t in TASKS)  # no check-mode tno_files comparison any more
+    assert _index("Read the tenant lineages") < _index("Install the RFC 2136")
+    assert _index("Install the RFC 2136") < _index("Install the deploy hook before")
+    assert _index("Install the deploy hook before") < _index("Issue or expand") < _index("Install the deploy hook, the")
+    assert _task("Install the deploy hook before")["when"] == "__tno_acme_to_issue | length > 0"
+    credentials = _task("Install the RFC 2136 credentials")
+    assert credentials["no_log"] is True and credentials["diff"] is False
+    assert credentials["tno_files"]["files"][0]["diff"] is False
     timer = _task("Enable unattended renewal")
-    assert timer["when"] == "not (ansible_check_mode and __tno_acme_packages is changed)"
+    assert timer["when"] == ("not __tno_acme_state.timer_ready and not (ansible_check_mode and "
+                             "__tno_acme_packages is changed)")
+
+
+MAIL1 = [{"slug": "givors", "services": ["mail"], "domains": ["givors.test"], "placement": {"mail": "mail1"}}]
+NAMES = "autoconfig.givors.test\nimap.givors.test\nmail.givors.test\nmta-sts.givors.test\nsmtp.givors.test\n"
+CONVERGED = {"live": ["tno-givors"], "stale": [], "deleted": [], "names": {"tno-givors": NAMES},
+             "packages_missing": [], "timer_ready": True, "files": {}, "dovecot_version": "2.3.19",
+             "sni_map_pending": False}
+
+
+def _decide(expression: str, **state: object) -> object:
+    """``expression`` (a task's `when` or a role variable) on mail1 given the host's read ``state``."""
+    templar = _vars("mail1", MAIL1)
+    templar.available_variables = {**templar.available_variables, "group_names": ["mail"],
+                                   "ansible_check_mode": False, "__tno_acme_packages": {"skipped": True},
+                                   "__tno_acme_present": {"stdout": json.dumps({**CONVERGED, **state})}}
+    return templar.template(trust_as_template("{{ " + expression + " }}"))
+
+
+def _when(prefix: str) -> str:
+    return _task(prefix)["when"]
+
+
+def test_a_converged_host_skips_apt_the_timer_issuance_and_the_prune():
+    assert _decide(_when("Install certbot")) is False
+    assert _decide(_when("Enable unattended renewal")) is False
+    assert _decide("__tno_acme_to_issue") == []
+    assert _decide(_when("Install the deploy hook before")) is False
+    (prune,) = yaml.safe_load((ROLES / "tno_acme" / "tasks" / "prune_lineages.yml").read_text())
+    assert _decide(prune["when"]) is False and _decide(prune["when"], stale=["tno-bron"]) is True
+
+
+def test_a_missing_package_lineage_or_timer_or_changed_names_each_trigger_their_task_only():
+    assert _decide(_when("Install certbot"), packages_missing=["certbot"]) is True
+    assert _decide(_when("Enable unattended renewal"), timer_ready=False) is True
+    assert [x["name"] for x in _decide("__tno_acme_to_issue", live=[])] == ["tno-givors"]
+    assert [x["name"] for x in _decide("__tno_acme_to_issue", names={"tno-givors": None})] == ["tno-givors"]
+    assert [x["name"] for x in _decide("__tno_acme_to_issue", names={"tno-givors": "mail.givors.test\n"})] == [
+        "tno-givors"]
+    assert _decide(_when("Install the deploy hook before"), live=[]) is True
+
+
+def test_the_credentials_are_rewritten_only_when_their_checksum_or_attributes_differ():
+    templar = _vars("mail1", MAIL1)
+    expected = {"sha1": "0" * 40, "mode": "0600", "owner": "root", "group": "root"}
+    credentials = "/etc/letsencrypt/tno-rfc2136.ini"
+    when = _when("Install the RFC 2136 credentials")
+    content = "dns_rfc2136_secret = x\n"
+    good = {**expected, "sha1": hashlib.sha1(content.encode()).hexdigest()}
+
+    def decide(found: object) -> object:
+        templar.available_variables = {**templar.available_variables, "__tno_acme_credentials_content": content,
+                                       "__tno_acme_present": {"stdout": json.dumps({**CONVERGED,
+                                                                                   "files": {credentials: found}})}}
+        return templar.template(trust_as_template("{{ " + when + " }}"))
+
+    assert decide(good) is False
+    assert decide(None) is True and decide(expected) is True and decide({**good, "mode": "0644"}) is True
 
 
 def test_deploy_hook_skips_postmap_until_postfix_is_installed():
@@ -107,7 +164,8 @@ def test_tno_mail_builds_the_sni_map_with_the_acme_hook_once_postfix_is_installe
     assert "creates" not in command and build["check_mode"] is False
     assert command["removes"] == "{{ __tno_mail_acme_hook if ansible_check_mode else omit }}"
     assert build["changed_when"] == "__tno_mail_sni_map.stdout | default('') | length > 0"
-    assert build["when"] == "tno_tls_mode | default('files') == 'acme'"
+    assert build["when"] == ("tno_tls_mode | default('files') == 'acme' and not (tno_acme_sni_map_current "
+                             "| default(false) | bool)")
     assert build["notify"] == "Tno_mail postfix changed"
     assert tasks.index(build) < next(i for i, t in enumerate(tasks) if t["name"].startswith("Write the Postfix"))
     assert not any("postmap" in yaml.safe_dump(t) for t in tasks)
@@ -115,9 +173,9 @@ def test_tno_mail_builds_the_sni_map_with_the_acme_hook_once_postfix_is_installe
     assert role_vars("tno_mail")["__tno_mail_acme_hook"] == acme.template(trust_as_template("{{ __tno_acme_hook }}"))
 
 
-def _dovecot(policy: str) -> str:
+def _dovecot(policy: dict) -> str:
     return render("tno_acme", "dovecot-sni.conf.j2", {"__tno_acme_lineages": LINEAGES,
-                                                      "__tno_acme_dovecot_policy": {"stdout": policy}})
+                                                      "__tno_acme_present": {"stdout": json.dumps(policy)}})
 
 
 def test_dovecot_sni_blocks_use_the_syntax_of_the_version_apt_installs():
@@ -128,4 +186,4 @@ def test_dovecot_sni_blocks_use_the_syntax_of_the_version_apt_installs():
     assert ("local_name mail.givors.test {\n  ssl_server_cert_file = /etc/letsencrypt/live/tno-givors/fullchain.pem\n"
             "  ssl_server_key_file = /etc/letsencrypt/live/tno-givors/privkey.pem\n}") in new
     assert "ssl_cert =" not in new
-    assert "ssl_cert = <" in _dovecot("")  # unknown (apt-cache printed nothing): the Debian 12 syntax
+    assert "ssl_cert = <" in _dovecot({"dovecot_version": ""})  # apt knows none: the Debian 12 syntax

@@ -9,6 +9,7 @@ the lineage as certbot does), the names file and the nginx snippet. Never a line
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -64,7 +65,8 @@ def test_read_lists_issued_and_stale_lineages_and_changes_nothing(host: Path) ->
     proc = _run(host, keep=("tno-givors", "tno-new"))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"live": ["tno-givors"], "stale": ["tno-broken", "tno-bron", "tno-gone"],
-                                       "deleted": []}
+                                       "deleted": [], "names": {"tno-givors": "names\n", "tno-new": None},
+                                       "packages_missing": [], "files": {}}
     assert _files(host) == before and not (host / "certbot.log").exists()
 
 
@@ -124,3 +126,62 @@ def test_site_removes_departed_lineages_only_after_the_roles_that_used_them():
     assert remove["check_mode"] is False
     assert "'--check' if ansible_check_mode" in remove["ansible.builtin.script"]["cmd"]
     assert "__tno_acme_present.stdout" in remove["when"]  # no execution unless the deploy's read found one
+
+
+FAKE_DPKG = """#!/bin/sh
+# dpkg-query -W -f FORMAT PACKAGE...: certbot installed, its plugin only as config-files, dovecot-core absent
+case "$3" in
+  *Version*) printf 'unknown ok not-installed\\t' ; exit 1 ;;
+  *) shift 3; for p in "$@"; do case "$p" in
+       certbot) printf 'certbot\\tinstall ok installed\\n' ;;
+       python3-certbot-dns-rfc2136) printf 'python3-certbot-dns-rfc2136\\tdeinstall ok config-files\\n' ;;
+     esac; done; exit 1 ;;
+esac
+"""
+FAKE_APT_CACHE = """#!/bin/sh
+printf 'dovecot-core:\\n  Installed: (none)\\n  Candidate: 1:2.4.1+dfsg1-6\\n'
+"""
+FAKE_SYSTEMCTL = """#!/bin/sh
+[ "$1" = is-enabled ] && { echo enabled; exit 0; }
+echo inactive; exit 3
+"""
+
+
+def test_the_read_reports_packages_timer_credentials_dovecot_and_the_sni_map(host: Path) -> None:
+    """What tasks/deploy.yml skips its apt, timer, credentials and tno_mail's map build on (issue 19)."""
+    bin_dir = host / "bin"
+    bin_dir.mkdir()
+    for name, text in (("dpkg-query", FAKE_DPKG), ("apt-cache", FAKE_APT_CACHE), ("systemctl", FAKE_SYSTEMCTL)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    secret = host / "le" / "tno-rfc2136.ini"
+    secret.write_text("dns_rfc2136_secret = s3cret\n")
+    secret.chmod(0o600)
+    (host / "postfix").mkdir()
+    (host / "postfix" / "tno_sni").write_text("map\n")
+    argv = ["/usr/bin/python3", str(SCRIPT), "--package", "certbot", "--package", "python3-certbot-dns-rfc2136",
+            "--timer", "certbot.timer", "--file", str(secret), "--file", str(host / "missing.ini"), "--dovecot",
+            "--sni-map", str(host / "postfix" / "tno_sni"), str(host / "le"), str(host / "state"),
+            str(host / "nginx"), "tno-givors"]
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    before = _files(host)
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False, env=env)
+    assert proc.returncode == 0, proc.stderr
+    state = json.loads(proc.stdout)
+    assert state["packages_missing"] == ["python3-certbot-dns-rfc2136"]
+    assert state["timer_ready"] is False  # enabled but not active: systemd_service must start it
+    assert state["files"][str(secret)]["sha1"] == hashlib.sha1(b"dns_rfc2136_secret = s3cret\n").hexdigest()
+    assert state["files"][str(secret)]["mode"] == "0600" and state["files"][str(host / "missing.ini")] is None
+    assert "s3cret" not in proc.stdout  # the checksum, never the content
+    assert state["dovecot_version"] == "2.4.1+dfsg1-6"  # not installed: apt's candidate, epoch dropped
+    assert state["sni_map_pending"] is True  # no tno_sni.db yet
+    assert _files(host) == before  # read-only
+    (host / "postfix" / "tno_sni.db").write_text("db")
+    again = json.loads(subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False, env=env).stdout)
+    assert again["sni_map_pending"] is False
+
+
+def test_an_option_without_its_value_is_refused(host: Path) -> None:
+    proc = subprocess.run(["/usr/bin/python3", str(SCRIPT), str(host / "le"), str(host / "state"),
+                           str(host / "nginx"), "--timer"], capture_output=True, text=True, timeout=30, check=False)
+    assert proc.returncode == 2 and "--timer" in proc.stderr and proc.stdout == ""

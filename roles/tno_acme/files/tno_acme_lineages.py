@@ -1,6 +1,7 @@
-"""Read the tenant lineages on a host and, with --prune, remove those of tenants it no longer serves.
+"""Role tno_acme's one read of the host and, with --prune, the removal of departed tenants' lineages.
 
-Usage: tno_acme_lineages.py [--prune] [--check] [--certbot PATH] CONFDIR STATEDIR NGINXDIR [KEEP ...]
+Usage: tno_acme_lineages.py [--prune] [--check] [--certbot PATH] [--package NAME]... [--timer UNIT]
+                            [--file PATH]... [--dovecot] [--sni-map PATH] CONFDIR STATEDIR NGINXDIR [KEEP ...]
 
 CONFDIR is certbot's configuration root (/etc/letsencrypt), STATEDIR role tno_acme's names files
 (STATEDIR/tno-<slug>.names), NGINXDIR where the tenants' nginx snippets are (tno-acme-<slug>.conf),
@@ -15,15 +16,29 @@ Prints one JSON object:
   certbot.timer would otherwise renew against the CA forever;
 * ``deleted``: with --prune, every stale lineage removed (``certbot delete --non-interactive
   --cert-name NAME`` when certbot knows it, then its names file and nginx snippet); with --check too,
-  the same list of what would be removed, and nothing is.
+  the same list of what would be removed, and nothing is;
+* ``names``: KEEP -> the text of its names file (the names it was issued for), null when missing: the
+  role issues a lineage when it is not live or its expected names differ (decided on the controller);
+* ``packages_missing``: those of the --package NAMEs dpkg has not installed (the role's apt runs only then);
+* ``timer_ready``: with --timer, whether UNIT is enabled and active (systemd_service runs only when not);
+* ``files``: --file PATH -> ``{sha1, mode, owner, group}`` of the file, null when missing (the credentials
+  file: rewritten only when it differs; its checksum as `stat`/`copy` report it, never its content);
+* ``dovecot_version``: with --dovecot, the version of dovecot-core installed, else apt's candidate, epoch
+  dropped ("" when apt knows none): which syntax the Dovecot SNI blocks use;
+* ``sni_map_pending``: with --sni-map, whether PATH exists and PATH.db is missing or older (what
+  ``tno-reload map`` rebuilds): role tno_mail runs the hook only then.
 
-One execution per host replaces a ``stat`` per tenant (issue 19). Exit 1 when a removal failed, after
-trying the others (certbot's output on stderr); exit 2 on a bad argument.
+The read changes nothing (the role's check mode stays honest: every write is a real module's).
+One execution per host for what were nine (issue 19). Exit 1 when a removal failed, after trying the
+others (certbot's output on stderr); exit 2 on a bad argument.
 """
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import json
+import pwd
 import re
 import subprocess
 import sys
@@ -74,6 +89,91 @@ def live(dirs: Dirs, names: set[str]) -> list[str]:
     return sorted(n for n in names if (dirs.live(n) / "fullchain.pem").is_file())
 
 
+def names_files(dirs: Dirs, keep: set[str]) -> dict[str, str | None]:
+    """KEEP -> the text of its names file, None when it is missing or unreadable as text."""
+    out: dict[str, str | None] = {}
+    for name in sorted(keep):
+        try:
+            out[name] = dirs.names(name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            out[name] = None
+    return out
+
+
+def packages_missing(packages: list[str]) -> list[str]:
+    """Those of ``packages`` dpkg has not installed (status ``install ok installed``), in order.
+
+    Also in the other role's host script: ansible.builtin.script ships one file, nothing to import."""
+    if not packages:
+        return []
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Status}\n", *packages],
+                             capture_output=True, text=True, check=False).stdout  # rc 1: one is unknown
+    except OSError:
+        return list(packages)
+    installed = {f[0] for f in (line.split("\t") for line in out.splitlines())
+                 if len(f) == 2 and f[1].split()[-1:] == ["installed"]}
+    return [name for name in packages if name not in installed]
+
+
+def timer_ready(unit: str) -> bool:
+    """Whether systemd has ``unit`` enabled and started, as systemd_service judges ``enabled: true`` (exit
+    status 0 of ``is-enabled``) and ``state: started`` (active, activating or reloading)."""
+    try:
+        enabled = subprocess.run(["systemctl", "is-enabled", unit], capture_output=True, text=True, check=False)
+        active = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True, check=False)
+    except OSError:
+        return False
+    return enabled.returncode == 0 and active.stdout.strip() in {"active", "activating", "reloading"}
+
+
+def file_state(path: Path) -> dict[str, str] | None:
+    """sha1 (what tno_files compares), mode, owner and group of ``path``; None when it is not a file."""
+    try:
+        data = path.read_bytes()
+        st = path.stat()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    try:
+        group = grp.getgrgid(st.st_gid).gr_name
+    except KeyError:
+        group = str(st.st_gid)
+    return {"sha1": hashlib.sha1(data).hexdigest(), "mode": f"{st.st_mode & 0o7777:04o}",
+            "owner": owner, "group": group}
+
+
+def dovecot_version() -> str:
+    """dovecot-core's installed version, else apt's candidate (as `apt-cache policy` gives), epoch dropped."""
+    try:
+        dpkg = subprocess.run(["dpkg-query", "-W", "-f", "${Status}\t${Version}", "dovecot-core"],
+                              capture_output=True, text=True, check=False).stdout.split("\t")
+        if len(dpkg) == 2 and dpkg[0].split()[-1:] == ["installed"] and dpkg[1]:
+            return re.sub(r"^[0-9]+:", "", dpkg[1])
+        policy = subprocess.run(["apt-cache", "policy", "dovecot-core"], capture_output=True, text=True,
+                                check=False).stdout
+    except OSError:
+        return ""
+    found = re.search(r"Candidate: (\S+)", policy)
+    return re.sub(r"^[0-9]+:", "", found.group(1)) if found and found.group(1) != "(none)" else ""
+
+
+def sni_map_pending(source: Path) -> bool:
+    """As ``tno-reload map``: ``source`` exists and ``source``.db is missing or older (modification time)."""
+    database = source.with_name(source.name + ".db")
+    try:
+        mtime = source.stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+    try:
+        return mtime > database.stat().st_mtime_ns
+    except FileNotFoundError:
+        return True
+
+
 def remove(dirs: Dirs, name: str, certbot: str) -> str | None:
     """Remove one stale lineage; return an error message, or None when it is gone."""
     if dirs.renewal(name).exists() or dirs.live(name).exists():
@@ -88,21 +188,24 @@ def remove(dirs: Dirs, name: str, certbot: str) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    flags = {"--prune": False, "--check": False}
-    certbot = "certbot"
+    flags = {"--prune": False, "--check": False, "--dovecot": False}
+    valued: dict[str, list[str]] = {"--certbot": [], "--package": [], "--timer": [], "--file": [], "--sni-map": []}
     args: list[str] = []
     rest = iter(argv)
     for arg in rest:
         if arg in flags:
             flags[arg] = True
-        elif arg == "--certbot":
-            certbot = next(rest, "")
+        elif arg in valued:
+            valued[arg].append(next(rest, ""))
         else:
             args.append(arg)
+    certbot = valued["--certbot"][-1] if valued["--certbot"] else "certbot"
     bad = [k for k in args[3:] if not LINEAGE.fullmatch(k)]
-    if len(args) < 3 or not certbot or bad:
-        sys.stderr.write(f"usage: tno_acme_lineages.py [--prune] [--check] [--certbot PATH] CONFDIR STATEDIR "
-                         f"NGINXDIR [tno-SLUG ...] (not lineage names: {bad})\n")
+    empty = [k for k, values in valued.items() if "" in values]
+    if len(args) < 3 or bad or empty:
+        sys.stderr.write(f"usage: tno_acme_lineages.py [--prune] [--check] [--certbot PATH] [--package NAME]... "
+                         f"[--timer UNIT] [--file PATH]... [--dovecot] [--sni-map PATH] CONFDIR STATEDIR "
+                         f"NGINXDIR [tno-SLUG ...] (not lineage names: {bad}; options without a value: {empty})\n")
         return 2
     dirs = Dirs(Path(args[0]), Path(args[1]), Path(args[2]))
     keep = set(args[3:])
@@ -117,7 +220,18 @@ def main(argv: list[str]) -> int:
                 errors.append(error)
             else:
                 deleted.append(name)
-    print(json.dumps({"live": live(dirs, found & keep), "stale": stale, "deleted": deleted}))
+    report: dict[str, object] = {"live": live(dirs, found & keep), "stale": stale, "deleted": deleted}
+    if not flags["--prune"]:
+        report["names"] = names_files(dirs, keep)
+        report["packages_missing"] = packages_missing(valued["--package"])
+        report["files"] = {path: file_state(Path(path)) for path in valued["--file"]}
+        if valued["--timer"]:
+            report["timer_ready"] = timer_ready(valued["--timer"][-1])
+        if flags["--dovecot"]:
+            report["dovecot_version"] = dovecot_version()
+        if valued["--sni-map"]:
+            report["sni_map_pending"] = sni_map_pending(Path(valued["--sni-map"][-1]))
+    print(json.dumps(report))
     for error in errors:
         sys.stderr.write(error + "\n")
     return 1 if errors else 0

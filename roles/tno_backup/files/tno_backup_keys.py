@@ -1,12 +1,16 @@
 """Ensure one backup SSH key per unit on a mail or office host and print the public halves (one run).
 
-Usage: tno_backup_keys.py [--check] HOSTNAME KEYDIR UNIT...
+Usage: tno_backup_keys.py [--check] [--package NAME]... HOSTNAME KEYDIR UNIT...
 
 For every UNIT (a tenant's unit key, e.g. ``givors`` or ``givors.office``): KEYDIR/UNIT (ed25519, no
 passphrase, comment ``tno-backup:HOSTNAME:UNIT``) is generated only when missing; KEYDIR (mode 0700,
 root's) is created first. Prints one JSON object: ``changes`` (what was done, or would be with --check)
 and ``public`` (UNIT -> public key line, for every key that exists). --check changes nothing. Replaces
 one ssh-keygen and one slurp execution per tenant (issue 19). Runs on the host (Python 3 + ssh-keygen).
+With --package, also ``packages_missing``: those of the NAMEs dpkg has not installed, read-only (the
+client side's `apt` runs only then: one module execution less per host on a no-op, issue 19). Always
+``systemd``: whether /run/systemd/system exists (the client side writes its systemd units in its one
+tno_files call then, or a cron file).
 """
 
 from __future__ import annotations
@@ -55,10 +59,30 @@ def ensure_key(keydir: Path, host: str, unit: str, check: bool) -> tuple[list[st
     return changes, public.read_text().strip()
 
 
+def packages_missing(packages: list[str]) -> list[str]:
+    """Those of ``packages`` dpkg has not installed (status ``install ok installed``), in order.
+
+    Also in the other role's host script: ansible.builtin.script ships one file, nothing to import."""
+    if not packages:
+        return []
+    try:
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Status}\n", *packages],
+                             capture_output=True, text=True, check=False).stdout  # rc 1: one is unknown
+    except OSError:
+        return list(packages)
+    installed = {f[0] for f in (line.split("\t") for line in out.splitlines())
+                 if len(f) == 2 and f[1].split()[-1:] == ["installed"]}
+    return [name for name in packages if name not in installed]
+
+
 def main(argv: list[str]) -> int:
     check = bool(argv) and argv[0] == "--check"
     args = argv[1:] if check else argv
-    if len(args) < 2:
+    packages: list[str] = []
+    while len(args) >= 2 and args[0] == "--package":
+        packages.append(args[1])
+        args = args[2:]
+    if len(args) < 2 or "--package" in args[:1]:
         print(__doc__.strip().splitlines()[2], file=sys.stderr)
         return 2
     host, keydir, units = args[0], Path(args[1]), args[2:]
@@ -72,7 +96,11 @@ def main(argv: list[str]) -> int:
         changes.extend(unit_changes)
         if line:
             public[unit] = line
-    print(json.dumps({"changes": changes, "public": public}, sort_keys=True))
+    report: dict[str, object] = {"changes": changes, "public": public,
+                                 "systemd": Path("/run/systemd/system").is_dir()}
+    if packages:
+        report["packages_missing"] = packages_missing(packages)
+    print(json.dumps(report, sort_keys=True))
     return 0
 
 

@@ -1,12 +1,15 @@
 """Enable and start a set of systemd units in one run, reloading systemd first when units changed.
 
-Usage: tno_units.py [--check] [--reload] [--wait PORT[:TIMEOUT]]... UNIT...
+Usage: tno_units.py [--check] [--reload] [--reload-if-stale UNIT]... [--wait PORT[:TIMEOUT]]... UNIT...
 
---reload runs ``systemctl daemon-reload`` (a role passes it when a unit file changed, so no unit
-starts from a stale file). Then every UNIT (service or timer) that is not both enabled and active is
-``systemctl enable --now``-ed, all in one systemctl call. --wait then waits until 127.0.0.1:PORT accepts
-a TCP connection (TIMEOUT seconds, default 300), as `wait_for` did; with --check it waits only when
-nothing was to be started (a unit not started in check mode has nothing listening yet).
+--reload runs ``systemctl daemon-reload`` (a role passes it when a unit file changed, so no unit starts
+from a stale file). --reload-if-stale runs it too when systemd says one of those UNITs (or of the UNITs
+to start) was changed on disk since it was loaded (``NeedDaemonReload=yes``): a unit file written by an
+earlier run that failed before this script reloaded is still picked up. Then every UNIT (service or
+timer) that is not both enabled and active is ``systemctl enable --now``-ed, all in one systemctl call.
+--wait then waits until 127.0.0.1:PORT accepts a TCP connection (TIMEOUT seconds, default 300), as
+`wait_for` did; with --check it waits only when nothing was to be started (a unit not started in check
+mode has nothing listening yet).
 Prints one line per change (done, or to do with --check, which changes nothing); no output means
 nothing changed. One execution for what were one systemd_service execution per unit, a daemon-reload
 and a wait_for (issue 19). Shared by the roles through symlinks to roles/tno_common/files/tno_units.py.
@@ -36,6 +39,15 @@ def states(verb: str, units: list[str]) -> list[str]:
             for unit in units]
 
 
+def stale(units: list[str]) -> bool:
+    """Whether systemd reports ``NeedDaemonReload=yes`` for one of ``units`` (one systemctl call)."""
+    if not units:
+        return False
+    out = subprocess.run(["systemctl", "show", "--property", "NeedDaemonReload", "--value", *units],
+                         capture_output=True, text=True).stdout.split()
+    return "yes" in out
+
+
 def wait_for_port(port: int, timeout: float) -> None:
     """Return once 127.0.0.1:``port`` accepts a connection; SystemExit naming the port after ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -49,27 +61,32 @@ def wait_for_port(port: int, timeout: float) -> None:
             time.sleep(0.5)
 
 
-def parse(argv: list[str]) -> tuple[bool, bool, list[tuple[int, float]], list[str]]:
-    """(check, reload, [(port, timeout)], units) from the command line."""
+def parse(argv: list[str]) -> tuple[bool, bool, list[str] | None, list[tuple[int, float]], list[str]]:
+    """(check, reload, --reload-if-stale's units or None, [(port, timeout)], units) from the command line."""
     check = reload = False
     waits: list[tuple[int, float]] = []
     units: list[str] = []
+    watched: list[str] | None = None
     args = iter(argv)
     for arg in args:
         if arg == "--check":
             check = True
         elif arg == "--reload":
             reload = True
+        elif arg == "--reload-if-stale":
+            watched = [*(watched or []), next(args)]
         elif arg == "--wait":
             port, _, timeout = next(args).partition(":")
             waits.append((int(port), float(timeout) if timeout else DEFAULT_TIMEOUT))
         elif arg:
             units.append(arg)
-    return check, reload, waits, units
+    return check, reload, watched, waits, units
 
 
 def main(argv: list[str]) -> int:
-    check, reload, waits, units = parse(argv)
+    check, reload, watched, waits, units = parse(argv)
+    if watched is not None and not reload:
+        reload = stale([*watched, *units])
     changes: list[str] = []
     if reload:
         changes.append("daemon-reload")
