@@ -49,12 +49,22 @@ def test_with_systemd_the_units_are_in_the_first_call_and_a_changed_unit_reloads
     (timers,) = yaml.safe_load((TASKS / "schedule-systemd.yml").read_text())
     cmd = timers["ansible.builtin.script"]["cmd"]
     base = {"ansible_check_mode": False, "__tno_backup_units": ["givors"]}
-    unchanged = _eval(cmd, {}, __tno_backup_files_written={"changed_files": [dests[0]]}, **base).split()
+
+    def render(changed: list[str]) -> list[str]:
+        """The command line as /bin/sh gets it: one line (a newline would start a second command)."""
+        task_vars: dict[str, Any] = {**base, "__tno_backup_files_written": {"changed_files": changed}}
+        for name, expression in timers["vars"].items():  # in order: __args uses __units_changed
+            task_vars[name] = _eval(expression, {}, **task_vars)
+        line = _eval(cmd, {}, **task_vars)
+        assert "\n" not in line, f"the timer script's command spans lines: {line!r}"
+        return line.split(" ")
+
+    unchanged = render([dests[0]])
     assert "--reload" not in unchanged
     assert unchanged[-4:] == ["--reload-if-stale", "tno-backup-drill@givors.service", "tno-backup@givors.timer",
                               "tno-backup-drill-givors.timer"]
     assert "--reload-if-stale tno-backup@givors.service" in " ".join(unchanged)
-    changed = _eval(cmd, {}, __tno_backup_files_written={"changed_files": [UNITS[1]]}, **base).split()
+    changed = render([UNITS[1]])
     assert changed[1] == "--reload"
     include = _task(CLIENT, "Schedule with systemd")
     assert include["when"] == "__tno_backup_systemd" and _task(CLIENT, "Schedule with cron")["when"] == (
