@@ -147,6 +147,18 @@ def make_env(inventory_path: Path, state_dir: Path, *, playbooks: FakePlaybookRu
     return env
 
 
+def files_tls_mode(inventory: Path) -> Path:
+    """Put a copied inventory's platform.yml in `tno_tls_mode: files` (the lab's is `acme`); return it.
+
+    For tests of what `acme` refuses or changes (e.g. a tenant zone outside the platform DNS).
+    """
+    platform = inventory / "group_vars" / "all" / "platform.yml"
+    text = platform.read_text()
+    assert "\ntno_tls_mode: acme\n" in text, f"{platform}: expected the lab's tno_tls_mode: acme"
+    platform.write_text(text.replace("\ntno_tls_mode: acme\n", "\ntno_tls_mode: files\n"))
+    return inventory
+
+
 def without_dns_server(inventory: Path) -> Path:
     """Drop every DNS setting (server, TSIG key) from a copied inventory's platform.yml; return the inventory.
 

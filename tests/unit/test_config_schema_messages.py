@@ -113,13 +113,14 @@ def test_platform_errors_are_prefixed(inv):
     errs = errors_of(inv)
     assert errs == [
         "group_vars/all/platform.yml: extra: unknown key (allowed: tno_acme_contact, tno_acme_directory_url, "
-        "tno_acme_eab_hmac_vault, tno_acme_eab_kid_vault, tno_backup_host, tno_backup_retention, "
-        "tno_backup_storage_quota, tno_dns_server, tno_dns_tsig_algorithm, tno_dns_tsig_key_name, "
-        "tno_dns_tsig_secret_vault, tno_mail_mta_sts_mode, tno_mail_relayhost, tno_mail_release, tno_mail_send_limit, "
-        "tno_mail_spam_thresholds, tno_mail_transport_overrides, tno_office_admin_allow, tno_office_apt_components, "
-        "tno_office_apt_keyring_src, tno_office_apt_repo_url, tno_office_apt_suite, "
-        "tno_office_companion_packages, tno_office_extra_wopi_hosts, tno_office_probe_wopi_host, "
-        "tno_office_version, tno_platform_name, tno_timezone, tno_tls_cert_dir, tno_tls_mode)",
+        "tno_acme_eab_hmac_vault, tno_acme_eab_kid_vault, tno_acme_propagation_seconds, tno_backup_host, "
+        "tno_backup_retention, tno_backup_storage_quota, tno_dns_server, tno_dns_tsig_algorithm, "
+        "tno_dns_tsig_key_name, tno_dns_tsig_secret_vault, tno_mail_mta_sts_mode, tno_mail_relayhost, "
+        "tno_mail_release, tno_mail_send_limit, tno_mail_spam_thresholds, tno_mail_transport_overrides, "
+        "tno_office_admin_allow, tno_office_apt_components, tno_office_apt_keyring_src, "
+        "tno_office_apt_repo_url, tno_office_apt_suite, tno_office_companion_packages, "
+        "tno_office_extra_wopi_hosts, tno_office_probe_wopi_host, tno_office_version, tno_platform_name, "
+        "tno_timezone, tno_tls_cert_dir, tno_tls_mode)",
     ]
     path.write_text(path.read_text().replace("extra: 1\n", ""))
     assert errors_of(inv) == ["group_vars/all/platform.yml: tno_backup_host: 'mail1' is not in group 'backup'"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.dnsfakes import FakeDns, dkim_reply, serving
-from tests.unit.fakes import FakePlaybookRunner, FakeSsh, make_env
+from tests.unit.fakes import FakePlaybookRunner, FakeSsh, files_tls_mode, make_env
 from tnoctl import paths
 from tnoctl.actions import deploy, tenant_dns_sync
 from tnoctl.actions import dns as action
@@ -43,10 +43,13 @@ def external(inv: Path, slug: str = EXTERNAL, block: str = "dns:\n  zone: extern
 
 @pytest.fixture()
 def inv(tmp_path) -> Path:
-    """A copy of the lab inventory (DNS server + TSIG key named) whose tenant givors has an external zone."""
+    """A copy of the lab inventory (DNS server + TSIG key named) whose tenant givors has an external zone.
+
+    In `tno_tls_mode: files`: `acme` refuses an external zone (no DNS-01 there).
+    """
     dest = tmp_path / "inv"
     shutil.copytree(paths.LAB_INVENTORY, dest, ignore=shutil.ignore_patterns(".tno"))
-    return external(dest)
+    return external(files_tls_mode(dest))
 
 
 def _env(inv: Path, state: Path, playbooks: FakePlaybookRunner | None = None):
@@ -77,7 +80,7 @@ def _validation_errors(inv: Path) -> list[str]:
 def test_a_bad_dns_block_is_one_line_naming_file_and_field(tmp_path, block):
     dest = tmp_path / "inv"
     shutil.copytree(paths.LAB_INVENTORY, dest, ignore=shutil.ignore_patterns(".tno"))
-    errors = _validation_errors(external(dest, "bron", block))
+    errors = _validation_errors(external(files_tls_mode(dest), "bron", block))
     assert len(errors) == 1, errors
     assert errors[0].startswith("tenants/bron.yml: dns"), errors
     assert "\n" not in errors[0] and len(errors[0]) < 400 and "x" * 100 not in errors[0]

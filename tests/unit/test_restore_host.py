@@ -20,7 +20,15 @@ import yaml
 
 from tests.unit.dnsfakes import DKIM_VALUE, FakeDns, dkim_reply
 from tests.unit.dnsfakes import GENKEY_TXT as GENKEY
-from tests.unit.fakes import FakePlaybookRunner, FakeSsh, Played, failed_result, make_env, without_dns_server
+from tests.unit.fakes import (
+    FakePlaybookRunner,
+    FakeSsh,
+    Played,
+    failed_result,
+    files_tls_mode,
+    make_env,
+    without_dns_server,
+)
 from tnoctl import paths
 from tnoctl.actions import restore, restore_host
 from tnoctl.actions.env import Env
@@ -278,6 +286,7 @@ def test_an_external_zone_is_not_updated_and_the_records_to_change_are_printed(i
                                                                                tmp_path: Path) -> None:
     tenant = inventory / "tenants" / f"{SLUG}.yml"
     tenant.write_text(tenant.read_text() + "dns:\n  zone: external\n")
+    files_tls_mode(inventory)  # acme refuses an external zone (no DNS-01 there)
     env = _env(inventory, tmp_path, _ssh())
 
     def no_client(e: Env, key: bool) -> FakeDns:
