@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -132,8 +133,49 @@ class FakeTransport:
         self.log.append(("channel", kind, dest))
         return FakeChannel(dest)
 
+    def open_session(self, timeout: float) -> FakeSession:
+        return FakeSession(self.log)
+
     def is_active(self) -> bool:
         return True
+
+
+class FakeSession:
+    """A session channel: records the command; ``stop here`` as paramiko would fail, or a finished command."""
+
+    script: ClassVar[tuple[bytes, bytes, int] | None] = None  # (stdout, stderr, rc); None: exec fails
+
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def settimeout(self, timeout: float) -> None:
+        self.log.append(("timeout", timeout))
+
+    def exec_command(self, command: str) -> None:
+        self.log.append(("exec", command))
+        if self.script is None:
+            raise paramiko.SSHException("stop here")
+
+    def sendall(self, data: bytes) -> None:
+        self.log.append(("stdin", data))
+
+    def shutdown_write(self) -> None:
+        self.log.append(("eof",))
+
+    def makefile(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self.script[0])
+
+    def makefile_stderr(self, mode: str) -> io.BytesIO:
+        return io.BytesIO(self.script[1])
+
+    def makefile_stdin(self, *args: Any) -> None:
+        raise AssertionError("a ChannelStdinFile deadlocks paramiko's transport when collected (issue #2685)")
+
+    def recv_exit_status(self) -> int:
+        return self.script[2]
+
+    def close(self) -> None:
+        self.log.append(("close",))
 
 
 class FakeClient:
@@ -160,8 +202,7 @@ class FakeClient:
         return FakeTransport(self.log)
 
     def exec_command(self, command: str, timeout: float):
-        self.log.append(("exec", command))
-        raise paramiko.SSHException("stop here")
+        raise AssertionError("SshRunner must not use SSHClient.exec_command (its stdin file can deadlock)")
 
     def close(self) -> None:
         pass
@@ -190,8 +231,18 @@ def test_runner_opens_the_jump_host_then_a_direct_tcpip_channel_with_strict_keys
         ("connect", "198.18.0.15", "tnoops", [str(key)], False, None, "RejectPolicy", (str(known),)),
         ("channel", "direct-tcpip", ("198.18.0.12", 22)),
         ("connect", "198.18.0.12", "tnoops", [str(key)], False, ("198.18.0.12", 22), "RejectPolicy", (str(known),)),
-        ("exec", "sudo -n -u root -- borg list 'a b'"),
+        ("timeout", 60), ("exec", "sudo -n -u root -- borg list 'a b'"), ("close",),
     ]
+    FakeClient.log.clear()
+    FakeSession.script = (b"listed\n", b"warn\n", 3)
+    try:
+        result = runner.run("mail2", ["borg", "list"], input=b"passphrase")
+    finally:
+        FakeSession.script = None
+    assert (result.rc, result.stdout, result.stderr) == (3, "listed\n", "warn\n")
+    # stdin through the channel itself then EOF (no ChannelStdinFile: FakeSession.makefile_stdin fails)
+    assert FakeClient.log == [("timeout", 60), ("exec", "sudo -n -u root -- borg list"), ("stdin", b"passphrase"),
+                              ("eof",), ("close",)]
     with pytest.raises(InvalidInput, match="no host 'mail9' in the inventory"):
         runner.run("mail9", ["true"])
 

@@ -200,13 +200,16 @@ class SshRunner:
         command = self.command_line(host, argv)
         client = self._connect(host)
         try:
-            stdin, stdout, stderr = client.exec_command(command, timeout=timeout)
-            if input is not None:
-                stdin.write(input)
-                stdin.channel.shutdown_write()
-            out = stdout.read().decode("utf-8", "replace")
-            err = stderr.read().decode("utf-8", "replace")
-            rc = stdout.channel.recv_exit_status()
+            chan = _exec(client, command, timeout)
+            try:
+                if input is not None:
+                    chan.sendall(input)
+                chan.shutdown_write()  # EOF on the command's stdin: nothing else will come
+                out = chan.makefile("rb").read().decode("utf-8", "replace")
+                err = chan.makefile_stderr("rb").read().decode("utf-8", "replace")
+                rc = chan.recv_exit_status()
+            finally:
+                chan.close()
         except (paramiko.SSHException, OSError) as exc:
             raise OperationFailed(f"{host}: ssh command failed: {exc}") from None
         return CommandResult(host=host, argv=tuple(argv), rc=rc, stdout=out, stderr=err)
@@ -216,10 +219,15 @@ class SshRunner:
         command = self.command_line(host, argv)
         client = self._connect(host)
         try:
-            _stdin, stdout, _stderr = client.exec_command(command, timeout=timeout)
-            while chunk := stdout.read(1 << 20):
-                write(chunk)
-            return stdout.channel.recv_exit_status()
+            chan = _exec(client, command, timeout)
+            try:
+                chan.shutdown_write()
+                stdout = chan.makefile("rb")
+                while chunk := stdout.read(1 << 20):
+                    write(chunk)
+                return chan.recv_exit_status()
+            finally:
+                chan.close()
         except (paramiko.SSHException, OSError) as exc:
             raise OperationFailed(f"{host}: ssh command failed: {exc}") from None
 
@@ -235,3 +243,26 @@ class SshRunner:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _exec(client: paramiko.SSHClient, command: str, timeout: float) -> paramiko.Channel:
+    """Start ``command`` on a new session channel of ``client`` (what ``SSHClient.exec_command`` does).
+
+    Why not ``exec_command``: it also makes a ``ChannelStdinFile`` whose finalizer takes the channel lock
+    (``close()`` -> ``shutdown_write()``). When a reference cycle delays that finalizer to a garbage
+    collection that happens to run on paramiko's transport thread while it holds the same lock (handling
+    the channel's close), the transport thread deadlocks and every later command on that connection hangs
+    (paramiko issue #2685, open in 3.5.1; seen here as an e2e test stuck in ``SshRunner.close``). The
+    callers write stdin with ``Channel.sendall`` and ``shutdown_write`` themselves: no stdin file exists.
+    """
+    transport = client.get_transport()
+    if transport is None:
+        raise paramiko.SSHException("the SSH connection is closed")
+    chan = transport.open_session(timeout=timeout)
+    try:
+        chan.settimeout(timeout)
+        chan.exec_command(command)
+    except BaseException:
+        chan.close()
+        raise
+    return chan
