@@ -37,9 +37,13 @@ def test_grouping_and_inhibitions_name_real_alerts() -> None:
     assert conf["route"]["routes"] == [{"matchers": ['host=~".+"'], "group_by": ["host"]}]
     names = _rule_names()
     assert set(alertmanager.ENDPOINT_SHADOWED) | {"TnoHostDown", "TnoTenantEndpointDown"} <= names
-    host_down, endpoint, cert = conf["inhibit_rules"]
+    host_down, endpoint, cert, renewal = conf["inhibit_rules"]
     assert host_down["equal"] == ["host"] and endpoint["equal"] == ["tenant", "component"]
     assert cert["equal"] == ["server_name"]
+    assert {"TnoAcmeRenewalFailed", "TnoSystemdUnitFailed"} <= names
+    assert renewal == {"source_matchers": ['alertname="TnoAcmeRenewalFailed"'],
+                       "target_matchers": ['alertname="TnoSystemdUnitFailed"', 'name="certbot.service"'],
+                       "equal": ["host"]}
 
 
 @needs_amtool
@@ -55,7 +59,7 @@ def test_amtool_check_config(tmp_path: Path, argv: list[str]) -> None:
     for path in (out, alertmanager.RENDERED):
         res = subprocess.run(["amtool", "check-config", str(path)], capture_output=True, text=True, check=False)
         assert res.returncode == 0, res.stdout + res.stderr
-        assert "3 inhibit rules" in res.stdout and "1 receivers" in res.stdout
+        assert "4 inhibit rules" in res.stdout and "1 receivers" in res.stdout
 
 
 @needs_amtool
@@ -86,7 +90,8 @@ def test_bad_receiver_is_one_line_exit_2(argv: list[str], message: str) -> None:
 @pytest.mark.skipif(not Path("/usr/bin/prometheus-alertmanager").exists(), reason="prometheus-alertmanager absent")
 def test_real_alertmanager_groups_by_host_and_inhibits(tmp_path: Path) -> None:
     """The generated configuration in Debian's Alertmanager (loopback, clustering off): a host outage is one
-    notification; its certificate warning is inhibited; a backup alert goes out grouped by tenant."""
+    notification; its certificate warning is inhibited; a backup alert goes out grouped by tenant; a failed
+    renewal pages once (its certbot.service unit alert is inhibited, another failed unit of that host is not)."""
     import json
     import time
     import urllib.request
@@ -113,15 +118,22 @@ def test_real_alertmanager_groups_by_host_and_inhibits(tmp_path: Path) -> None:
                     alert(alertname="TnoTenantEndpointSlow", tenant="vaulx", component="mail", service="smtp",
                           host="mail1", severity="warning")]
         backup = [alert(alertname="TnoBackupFailed", tenant="givors", component="mail", severity="warning")]
-        body = json.dumps(down + shadowed + backup).encode()
+        renewal = [alert(alertname="TnoAcmeRenewalFailed", host="mail2", severity="warning"),
+                   alert(alertname="TnoSystemdUnitFailed", host="mail2", name="certbot.service", severity="warning"),
+                   alert(alertname="TnoSystemdUnitFailed", host="mail2", name="tno-backup@givors.service",
+                         severity="warning")]
+        body = json.dumps(down + shadowed + backup + renewal).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/alerts", body,
                                      {"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=5) as resp:
             assert resp.status == 200
-        promlab.wait_for("two notifications", lambda: len(hook.since(0)) >= 2, 30, interval=0.2)
-        time.sleep(3)  # a third one (per tenant or per service) would have come by now
+        promlab.wait_for("three notifications", lambda: len(hook.since(0)) >= 3, 30, interval=0.2)
+        time.sleep(3)  # a fourth one (per tenant or per service) would have come by now
         groups = {json.dumps(n.body["groupLabels"], sort_keys=True): n for n in hook.since(0)}
-        assert set(groups) == {'{"host": "mail1"}', '{"tenant": "givors"}'} and len(hook.since(0)) == 2
+        assert set(groups) == {'{"host": "mail1"}', '{"host": "mail2"}', '{"tenant": "givors"}'}
+        assert len(hook.since(0)) == 3
+        assert sorted((a["alertname"], a.get("name", "")) for a in groups['{"host": "mail2"}'].firing()) == [
+            ("TnoAcmeRenewalFailed", ""), ("TnoSystemdUnitFailed", "tno-backup@givors.service")]
         host_note = groups['{"host": "mail1"}']
         assert sorted((a["tenant"], a["service"]) for a in host_note.firing()) == sorted(
             (t, s) for t in ("venissieux", "vaulx") for s in ("imap", "imaps"))

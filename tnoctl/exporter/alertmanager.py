@@ -9,7 +9,9 @@ product; only the receiver is the operator's (a webhook URL and/or an e-mail add
   drift, upgrades, tnoctl itself) are grouped by tenant.
 - Inhibition: TnoHostDown silences every other alert of that host; TnoTenantEndpointDown silences
   the slow/degraded/certificate alerts of the same tenant and component; the critical tier of
-  TnoTLSCertificateExpiring silences its warning tier for the same name.
+  TnoTLSCertificateExpiring silences its warning tier for the same name; TnoAcmeRenewalFailed
+  silences TnoSystemdUnitFailed for certbot.service on the same host (one failed renewal, one page:
+  the ACME runbook is the one that fixes it).
 
 ``exporters/alertmanager/alertmanager.yml`` is :func:`render` with the placeholder receiver.
 """
@@ -94,6 +96,9 @@ def config(rcv: Receiver | None = None) -> dict:
             {"source_matchers": ['alertname="TnoTLSCertificateExpiring"', 'severity="critical"'],
              "target_matchers": ['alertname="TnoTLSCertificateExpiring"', 'severity="warning"'],
              "equal": ["server_name"]},
+            {"source_matchers": ['alertname="TnoAcmeRenewalFailed"'],
+             "target_matchers": ['alertname="TnoSystemdUnitFailed"', 'name="certbot.service"'],
+             "equal": ["host"]},
         ],
         "receivers": [_receiver(rcv)],
     }
@@ -104,7 +109,8 @@ HEADER = """\
 # Alertmanager configuration for the tnoctl alerts (exporters/rules/tno.yml); check: amtool check-config FILE
 # - alerts located on a host (label `host`) are grouped by host, the others by tenant;
 # - TnoHostDown silences that host's other alerts; TnoTenantEndpointDown silences the slow, degraded and
-#   certificate alerts of the same tenant and component; a critical certificate alert its warning tier.
+#   certificate alerts of the same tenant and component; a critical certificate alert its warning tier;
+#   TnoAcmeRenewalFailed silences TnoSystemdUnitFailed for certbot.service on the same host.
 # The receiver is yours: {what}
 #   tnoctl monitoring alertmanager --webhook-url https://chat.example.org/hooks/oncall \\
 #     [--email-to oncall@example.org --email-from alertmanager@example.org --smarthost smtp.example.org:25] \\
