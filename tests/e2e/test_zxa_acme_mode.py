@@ -248,6 +248,10 @@ def test_acme_mode_issues_serves_renews_and_onboards_per_tenant_certificates(fle
                               f"/etc/letsencrypt/live/tno-{SECOND['slug']} /etc/letsencrypt/tno/tno-{SECOND['slug']}"
                               f".names /etc/nginx/tno-acme-{SECOND['slug']}.conf 2>/dev/null; true").stdout.split()
         assert leftovers == [], f"{SPARE_NAME} still has files of the departed tno-{SECOND['slug']}: {leftovers}"
+        expiries = _textfile(fleet, "tno_acme_certificates.prom")  # rewritten by the prune, not by a renewal
+        first_lines = [k for k in expiries if f"tno-{FIRST['slug']}" in k]
+        second_lines = [k for k in expiries if f"tno-{SECOND['slug']}" in k]
+        assert first_lines and not second_lines, f"{TEXTFILE_DIR}/tno_acme_certificates.prom: {expiries}"
         sni = fleet.ssh(SPARE_NAME, "cat", "/etc/postfix/tno_sni").stdout
         assert SECOND["domain"] not in sni and FIRST["domain"] in sni, f"/etc/postfix/tno_sni after the removal:\n{sni}"
         assert _serve_all(FIRST, pebble_root, lab_ca_subject) == {k: renewed for k in first}, (

@@ -69,6 +69,10 @@ def root(tmp_path: Path) -> Path:
             (tmp_path / directory / pattern.format(slug)).write_text("x")
     (tmp_path / "certbot").write_text(CERTBOT)
     (tmp_path / "certbot").chmod(0o755)
+    hook = le / "renewal-hooks" / "deploy" / "tno-reload"  # the deploy hook: logs how the prune calls it
+    hook.parent.mkdir(parents=True)
+    hook.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "hook.log"}\n')
+    hook.chmod(0o755)
     tenant = {"slug": "givors", "services": ["mail"], "domains": ["givors.test"], "placement": {"mail": "mail1"}}
     inventory = {"all": {
         "vars": {"ansible_python_interpreter": sys.executable, "tno_tls_mode": "acme", "tno_tenants": [tenant]},
@@ -122,6 +126,7 @@ def test_a_departed_tenants_lineage_is_removed_honestly_in_check_mode_and_once(r
     assert pruned is not None and pruned["changed"] is True  # would remove ...
     assert json.loads(pruned["stdout"])["deleted"] == ["tno-bron"]
     assert _files(root) == before and not (root / "certbot.log").exists()  # ... and removed nothing
+    assert not (root / "hook.log").exists()  # nor rewrote the metrics
     assert check.hosts["mail1"].changed == 1
 
     health, events = _run(root, "h1", action="check")  # playbooks/check.yml imports site.yml: removes nothing
@@ -129,10 +134,12 @@ def test_a_departed_tenants_lineage_is_removed_honestly_in_check_mode_and_once(r
     assert _files(root) == before and not (root / "certbot.log").exists()
 
     deploy, events = _run(root, "d1")
-    assert deploy.hosts["mail1"].changed == 1 and _executions(root, "d1") == 2
+    assert deploy.hosts["mail1"].changed == 1 and _executions(root, "d1") == 3  # read, prune, metrics
     assert (root / "certbot.log").read_text() == f"delete --non-interactive --config-dir {root / 'le'} " \
                                                  "--cert-name tno-bron\n"
+    assert (root / "hook.log").read_text() == "metrics\n"  # the expiry metrics rewritten without tno-bron
     assert _files(root) == ["le/live/other.example/fullchain.pem", "le/live/tno-givors/fullchain.pem",
+                            "le/renewal-hooks/deploy/tno-reload",
                             "le/renewal/other.example.conf", "le/renewal/tno-givors.conf",
                             "nginx/tno-acme-givors.conf", "state/tno-givors.names"]
 

@@ -284,6 +284,26 @@ def test_renew_result_records_certbot_service_outcome_and_touches_nothing_else(m
     assert not (metered.textfiles / "tno_acme_hook.prom").exists()
 
 
+def test_metrics_mode_drops_a_deleted_lineage_and_touches_nothing_else(metered: Hook) -> None:
+    """After `certbot delete` of a departed commune (tasks/prune_lineages.yml): no stale expiry line stays."""
+    assert metered.run().returncode == 0
+    shutil.rmtree(metered.letsencrypt / "live" / "tno-bron")
+    shutil.rmtree(metered.letsencrypt / "archive" / "tno-bron")
+    log, hook_prom = metered.log(), (metered.textfiles / "tno_acme_hook.prom").read_text()
+    proc = metered.run("metrics")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+    assert _expiries(metered) == {k: v for k, v in EXPIRIES.items() if ("lineage", "tno-bron") not in k[1]}
+    assert "tno-bron" not in (metered.textfiles / "tno_acme_certificates.prom").read_text()
+    assert metered.log() == log and (metered.textfiles / "tno_acme_hook.prom").read_text() == hook_prom
+
+
+def test_the_prune_rewrites_the_metrics_only_after_deleting_and_never_in_check_mode() -> None:
+    tasks = yaml.safe_load((paths.ROLES_DIR / "tno_acme" / "tasks" / "prune_lineages.yml").read_text())
+    prune, metrics = tasks
+    assert metrics["ansible.builtin.command"]["argv"] == ["{{ __tno_acme_hook }}", "metrics"]
+    assert metrics["when"] == f"{prune['register']} is changed and not ansible_check_mode"
+
+
 def test_without_the_textfile_directory_nothing_is_written_nor_said(hook: Hook) -> None:
     _live(hook, "tno-givors", _certificate(NOT_AFTER))
     proc = hook.run()

@@ -122,7 +122,7 @@ def test_site_removes_departed_lineages_only_after_the_roles_that_used_them():
     assert plays[prune]["hosts"] == "mail:proxy"
     # deploy only: playbooks/check.yml imports site.yml with tno_action=check (read-only)
     assert task["when"] == "tno_tls_mode | default('files') == 'acme' and tno_action | default('deploy') == 'deploy'"
-    (remove,) = yaml.safe_load((SCRIPT.parent.parent / "tasks" / "prune_lineages.yml").read_text())
+    remove, _metrics = yaml.safe_load((SCRIPT.parent.parent / "tasks" / "prune_lineages.yml").read_text())
     assert remove["check_mode"] is False
     assert "'--check' if ansible_check_mode" in remove["ansible.builtin.script"]["cmd"]
     assert "__tno_acme_present.stdout" in remove["when"]  # no execution unless the deploy's read found one
