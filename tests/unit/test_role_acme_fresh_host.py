@@ -110,8 +110,9 @@ def test_a_converged_host_skips_apt_the_timer_issuance_and_the_prune():
     assert _decide(_when("Enable unattended renewal")) is False
     assert _decide("__tno_acme_to_issue") == []
     assert _decide(_when("Install the deploy hook before")) is False
-    (prune,) = yaml.safe_load((ROLES / "tno_acme" / "tasks" / "prune_lineages.yml").read_text())
+    prune, metrics = yaml.safe_load((ROLES / "tno_acme" / "tasks" / "prune_lineages.yml").read_text())
     assert _decide(prune["when"]) is False and _decide(prune["when"], stale=["tno-bron"]) is True
+    assert metrics["when"].startswith(f"{prune['register']} is changed")  # nothing pruned: no metrics rewrite
 
 
 def test_a_missing_package_lineage_or_timer_or_changed_names_each_trigger_their_task_only():
