@@ -153,9 +153,10 @@ def files_tls_mode(inventory: Path) -> Path:
     For tests of what `acme` refuses or changes (e.g. a tenant zone outside the platform DNS).
     """
     platform = inventory / "group_vars" / "all" / "platform.yml"
-    text = platform.read_text()
-    assert "\ntno_tls_mode: acme\n" in text, f"{platform}: expected the lab's tno_tls_mode: acme"
-    platform.write_text(text.replace("\ntno_tls_mode: acme\n", "\ntno_tls_mode: files\n"))
+    lines = platform.read_text().splitlines(keepends=True)
+    assert any(line.startswith("tno_tls_mode:") for line in lines), f"{platform}: no tno_tls_mode line"
+    platform.write_text("".join("tno_tls_mode: files\n" if line.startswith("tno_tls_mode:") else line
+                                for line in lines))
     return inventory
 
 
@@ -165,9 +166,8 @@ def without_dns_server(inventory: Path) -> Path:
     The platform then neither publishes nor checks: commands print the records to publish by hand. ACME's
     DNS-01 needs that server, so the copy's `tno_tls_mode: acme` (the lab's) becomes `files`.
     """
-    platform = inventory / "group_vars" / "all" / "platform.yml"
-    kept = [("tno_tls_mode: files\n" if line.startswith("tno_tls_mode:") else line)
-            for line in platform.read_text().splitlines(keepends=True) if not line.startswith("tno_dns_")]
+    platform = files_tls_mode(inventory) / "group_vars" / "all" / "platform.yml"
+    kept = [line for line in platform.read_text().splitlines(keepends=True) if not line.startswith("tno_dns_")]
     platform.write_text("".join(kept))
     return inventory
 
@@ -179,9 +179,8 @@ def without_dns_updates(inventory: Path) -> Path:
     (tnoctl.actions.tenant_dns_sync.publish_deployed): the tests of other deploy behaviour need no DNS fake.
     Without a TSIG key there is no DNS-01 either: the copy's `tno_tls_mode: acme` (the lab's) becomes `files`.
     """
-    platform = inventory / "group_vars" / "all" / "platform.yml"
-    kept = [("tno_tls_mode: files\n" if line.startswith("tno_tls_mode:") else line)
-            for line in platform.read_text().splitlines(keepends=True)
+    platform = files_tls_mode(inventory) / "group_vars" / "all" / "platform.yml"
+    kept = [line for line in platform.read_text().splitlines(keepends=True)
             if not line.startswith(("tno_dns_tsig_key_name:", "tno_dns_tsig_secret_vault:"))]
     platform.write_text("".join(kept))
     return inventory
