@@ -120,7 +120,7 @@ def test_a_departed_tenants_lineage_is_removed_honestly_in_check_mode_and_once(r
     state = json.loads(read["stdout"])
     assert {k: state[k] for k in ("live", "stale", "deleted")} == {"live": ["tno-givors"], "stale": ["tno-bron"],
                                                                   "deleted": []}
-    assert state["names"] == {"tno-givors": "x"} and set(state) >= {"packages_missing", "timer_ready", "files",
+    assert state["names"] == {"tno-givors": "x"} and set(state) >= {"timer_ready", "files",
                                                                      "dovecot_version", "sni_map_pending"}
     pruned = _res(events, PRUNE)
     assert pruned is not None and pruned["changed"] is True  # would remove ...

@@ -82,7 +82,9 @@ def _inventory(root: Path, domains: list[str], secret: str) -> None:
     platform = {"ansible_python_interpreter": sys.executable, "tno_tls_mode": "acme", "tno_tenants": [_tenant(domains)],
                 "tno_acme_directory_url": "https://acme.test/directory", "tno_acme_contact": "ops@example.test",
                 "tno_dns_server": "198.18.0.1", "tno_dns_tsig_key_name": "tno-acme.", "tno_dns_tsig_algorithm":
-                "hmac-sha256", "tno_dns_tsig_secret_vault": "tno_vault_dns_tsig", "tno_vault_dns_tsig": secret}
+                "hmac-sha256", "tno_dns_tsig_secret_vault": "tno_vault_dns_tsig", "tno_vault_dns_tsig": secret,
+                # what tno_common's package read (earlier in site.yml) reports: certbot and its plugin installed
+                "tno_common_host_packages": {"certbot": "2.1.0-4", "python3-certbot-dns-rfc2136": "2.1.0-1"}}
     inventory = {"all": {"vars": platform, "children": {"mail": {"hosts": {"mail1": {"ansible_connection": "local"}}}}}}
     (root / "hosts.yml").write_text(yaml.safe_dump(inventory))
 

@@ -69,7 +69,7 @@ def test_issuance_reads_the_lineage_on_the_host_and_records_names_only_after_cer
     assert issue["loop"] == "{{ __tno_acme_to_issue }}" and "when" not in issue  # decided from the host's read
     assert _task("Read the tenant lineages")["ansible.builtin.import_tasks"] == "lineages.yml"
     (read,) = yaml.safe_load((ROLES / "tno_acme" / "tasks" / "lineages.yml").read_text())  # one execution, read-only
-    assert read["ansible.builtin.script"]["cmd"].startswith("tno_acme_lineages.py {{ __tno_acme_packages_wanted")
+    assert read["ansible.builtin.script"]["cmd"].startswith("tno_acme_lineages.py --timer ")
     assert "--prune" not in read["ansible.builtin.script"]["cmd"]
     assert read["check_mode"] is False and read["changed_when"] is False
     assert not any(t.get("check_mode") is True for t in TASKS)  # no check-mode tno_files comparison any more
@@ -88,16 +88,22 @@ def test_issuance_reads_the_lineage_on_the_host_and_records_names_only_after_cer
 MAIL1 = [{"slug": "givors", "services": ["mail"], "domains": ["givors.test"], "placement": {"mail": "mail1"}}]
 NAMES = "autoconfig.givors.test\nimap.givors.test\nmail.givors.test\nmta-sts.givors.test\nsmtp.givors.test\n"
 CONVERGED = {"live": ["tno-givors"], "stale": [], "deleted": [], "names": {"tno-givors": NAMES},
-             "packages_missing": [], "timer_ready": True, "files": {}, "dovecot_version": "2.3.19",
+             "timer_ready": True, "files": {}, "dovecot_version": "2.3.19",
              "sni_map_pending": False}
 
 
-def _decide(expression: str, **state: object) -> object:
-    """``expression`` (a task's `when` or a role variable) on mail1 given the host's read ``state``."""
+INSTALLED = {"certbot": "2.1.0-4", "python3-certbot-dns-rfc2136": "2.1.0-1"}
+
+
+def _decide(expression: str, host_packages: dict[str, str] | None = INSTALLED, **state: object) -> object:
+    """``expression`` (a task's `when` or a role variable) on mail1 given the host's read ``state`` and
+    tno_common's package read (``tno_common_host_packages``; None: not read, the role alone)."""
     templar = _vars("mail1", MAIL1)
+    packages = {} if host_packages is None else {"tno_common_host_packages": host_packages}
     templar.available_variables = {**templar.available_variables, "group_names": ["mail"],
                                    "ansible_check_mode": False, "__tno_acme_packages": {"skipped": True},
-                                   "__tno_acme_present": {"stdout": json.dumps({**CONVERGED, **state})}}
+                                   "__tno_acme_present": {"stdout": json.dumps({**CONVERGED, **state})},
+                                   **packages}
     return templar.template(trust_as_template("{{ " + expression + " }}"))
 
 
@@ -116,7 +122,9 @@ def test_a_converged_host_skips_apt_the_timer_issuance_and_the_prune():
 
 
 def test_a_missing_package_lineage_or_timer_or_changed_names_each_trigger_their_task_only():
-    assert _decide(_when("Install certbot"), packages_missing=["certbot"]) is True
+    assert _decide(_when("Install certbot"), host_packages={"python3-certbot-dns-rfc2136": "2.1.0-1"}) is True
+    assert _decide(_when("Install certbot"), host_packages=INSTALLED) is False
+    assert _decide(_when("Install certbot"), host_packages=None) is True  # the role alone: no package read
     assert _decide(_when("Enable unattended renewal"), timer_ready=False) is True
     assert [x["name"] for x in _decide("__tno_acme_to_issue", live=[])] == ["tno-givors"]
     assert [x["name"] for x in _decide("__tno_acme_to_issue", names={"tno-givors": None})] == ["tno-givors"]

@@ -1,6 +1,6 @@
 """Role tno_acme's one read of the host and, with --prune, the removal of departed tenants' lineages.
 
-Usage: tno_acme_lineages.py [--prune] [--check] [--certbot PATH] [--package NAME]... [--timer UNIT]
+Usage: tno_acme_lineages.py [--prune] [--check] [--certbot PATH] [--timer UNIT]
                             [--file PATH]... [--dovecot] [--sni-map PATH] CONFDIR STATEDIR NGINXDIR [KEEP ...]
 
 CONFDIR is certbot's configuration root (/etc/letsencrypt), STATEDIR role tno_acme's names files
@@ -19,7 +19,6 @@ Prints one JSON object:
   the same list of what would be removed, and nothing is;
 * ``names``: KEEP -> the text of its names file (the names it was issued for), null when missing: the
   role issues a lineage when it is not live or its expected names differ (decided on the controller);
-* ``packages_missing``: those of the --package NAMEs dpkg has not installed (the role's apt runs only then);
 * ``timer_ready``: with --timer, whether UNIT is enabled and active (systemd_service runs only when not);
 * ``files``: --file PATH -> ``{sha1, mode, owner, group}`` of the file, null when missing (the credentials
   file: rewritten only when it differs; its checksum as `stat`/`copy` report it, never its content);
@@ -100,22 +99,6 @@ def names_files(dirs: Dirs, keep: set[str]) -> dict[str, str | None]:
     return out
 
 
-def packages_missing(packages: list[str]) -> list[str]:
-    """Those of ``packages`` dpkg has not installed (status ``install ok installed``), in order.
-
-    Also in the other role's host script: ansible.builtin.script ships one file, nothing to import."""
-    if not packages:
-        return []
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Status}\n", *packages],
-                             capture_output=True, text=True, check=False).stdout  # rc 1: one is unknown
-    except OSError:
-        return list(packages)
-    installed = {f[0] for f in (line.split("\t") for line in out.splitlines())
-                 if len(f) == 2 and f[1].split()[-1:] == ["installed"]}
-    return [name for name in packages if name not in installed]
-
-
 def timer_ready(unit: str) -> bool:
     """Whether systemd has ``unit`` enabled and started, as systemd_service judges ``enabled: true`` (exit
     status 0 of ``is-enabled``) and ``state: started`` (active, activating or reloading)."""
@@ -189,7 +172,7 @@ def remove(dirs: Dirs, name: str, certbot: str) -> str | None:
 
 def main(argv: list[str]) -> int:
     flags = {"--prune": False, "--check": False, "--dovecot": False}
-    valued: dict[str, list[str]] = {"--certbot": [], "--package": [], "--timer": [], "--file": [], "--sni-map": []}
+    valued: dict[str, list[str]] = {"--certbot": [], "--timer": [], "--file": [], "--sni-map": []}
     args: list[str] = []
     rest = iter(argv)
     for arg in rest:
@@ -203,7 +186,7 @@ def main(argv: list[str]) -> int:
     bad = [k for k in args[3:] if not LINEAGE.fullmatch(k)]
     empty = [k for k, values in valued.items() if "" in values]
     if len(args) < 3 or bad or empty:
-        sys.stderr.write(f"usage: tno_acme_lineages.py [--prune] [--check] [--certbot PATH] [--package NAME]... "
+        sys.stderr.write(f"usage: tno_acme_lineages.py [--prune] [--check] [--certbot PATH] "
                          f"[--timer UNIT] [--file PATH]... [--dovecot] [--sni-map PATH] CONFDIR STATEDIR "
                          f"NGINXDIR [tno-SLUG ...] (not lineage names: {bad}; options without a value: {empty})\n")
         return 2
@@ -223,7 +206,6 @@ def main(argv: list[str]) -> int:
     report: dict[str, object] = {"live": live(dirs, found & keep), "stale": stale, "deleted": deleted}
     if not flags["--prune"]:
         report["names"] = names_files(dirs, keep)
-        report["packages_missing"] = packages_missing(valued["--package"])
         report["files"] = {path: file_state(Path(path)) for path in valued["--file"]}
         if valued["--timer"]:
             report["timer_ready"] = timer_ready(valued["--timer"][-1])
