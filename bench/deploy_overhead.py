@@ -6,7 +6,9 @@
   C  raw `ansible-playbook` with Ansible's defaults (no pipelining, no fact cache, implicit gathering)
 
 B and C run the same two playbooks `tnoctl deploy` runs: site.yml, then backup.yml (the backup setup).
-Each round also times `tnoctl plan` (P: the same selection in check + diff mode, what `plan` and `drift`
+AM and BM are A and B under the opt-in Mitogen strategy (TNO_ANSIBLE_STRATEGY=mitogen, tnoctl/run/strategy.py;
+installed by `make install`): the ratios are printed for both strategies, and Ansible's linear one stays the
+default. Each round also times `tnoctl plan` (P: the same selection in check + diff mode, what `plan` and `drift`
 pay), which no ratio uses: issue 19 asks that it get faster in proportion with the converge.
 `--fresh` first takes the lab down, brings it up with fresh disks and times the fresh deploy of the
 fleet (packages installed, every file written), which then serves as the warm-up run.
@@ -41,8 +43,10 @@ sys.path.insert(0, str(ROOT))
 
 from tnoctl import paths  # noqa: E402
 from tnoctl.config.load import load_inventory  # noqa: E402
+from tnoctl.errors import InvalidInput  # noqa: E402
 from tnoctl.plan.deploy import backup_setup_calls  # noqa: E402
 from tnoctl.run.ansible import write_ansible_cfg  # noqa: E402
+from tnoctl.run.strategy import ENV as STRATEGY_ENV  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 INVENTORY = paths.LAB_INVENTORY
@@ -193,6 +197,14 @@ def main() -> int:
         "B ansible tuned": (playbook, _env(tuned_cfg)),
         "C ansible defaults": (playbook, _env(defaults_cfg)),
     }
+    try:
+        (work / "mitogen").mkdir()
+        mitogen_cfg = write_ansible_cfg(work / "mitogen", state, strategy="mitogen")
+    except InvalidInput as exc:
+        print(f"AM/BM not measured: {exc}", flush=True)
+    else:
+        variants["AM tnoctl, mitogen"] = ([tnoctl], {**_env(tuned_cfg), STRATEGY_ENV: "mitogen"})
+        variants["BM tuned, mitogen"] = (playbook, _env(mitogen_cfg))
     # warm-up: fills the fact cache the tuned runs rely on (as in real use) and opens no stale masters;
     # the smoke run skips it (it proves the variants run, its figures are not the benchmark's)
     if args.fresh:
@@ -220,6 +232,11 @@ def main() -> int:
     gain = med["C ansible defaults"] / med["B ansible tuned"]
     print(f"\nratio A/B (tnoctl overhead over the same tuned run) = {overhead:.3f}   goal <= 1.05")
     print(f"ratio C/B (Ansible defaults over tuned)             = {gain:.2f}    goal >= 3")
+    if "BM tuned, mitogen" in med:
+        overhead_m = med["AM tnoctl, mitogen"] / med["BM tuned, mitogen"]
+        gain_m = med["C ansible defaults"] / med["BM tuned, mitogen"]
+        print(f"ratio AM/BM (tnoctl overhead, Mitogen strategy)     = {overhead_m:.3f}   goal <= 1.05")
+        print(f"ratio C/BM (Ansible defaults over tuned + Mitogen)  = {gain_m:.2f}    goal >= 3")
     print_executions(state)
     return 0
 

@@ -99,7 +99,11 @@ def _run(ws: dict[str, Path], run_id: str, check: bool) -> RunResult:
     return result
 
 
-def test_check_apply_idempotence_diffs_and_handler(ws: dict[str, Path]) -> None:
+@pytest.mark.parametrize("strategy", ["linear", "mitogen"])
+def test_check_apply_idempotence_diffs_and_handler(ws: dict[str, Path], strategy: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same under Ansible's strategy and the opt-in Mitogen one (run/strategy.py, issue 19)."""
+    monkeypatch.setenv("TNO_ANSIBLE_STRATEGY", strategy)
     out = ws["out"]
     checked = _run(ws, "c1", check=True)
     assert not (out / "etc").exists() and not (out / "handler-ran").exists()  # check mode wrote nothing

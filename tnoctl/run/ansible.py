@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tnoctl import paths
 from tnoctl.errors import OperationFailed
+from tnoctl.run import strategy as run_strategy
 from tnoctl.run.labelled import split_by_label
 
 if TYPE_CHECKING:  # the planners' data type; run never imports plan at run time (layers, pyproject)
@@ -111,7 +112,7 @@ interpreter_python = auto_silent
 retry_files_enabled = False
 timeout = 20
 callbacks_enabled = ansible.builtin.profile_tasks
-deprecation_warnings = False
+{strategy}deprecation_warnings = False
 localhost_warning = False
 nocolor = True
 
@@ -144,8 +145,11 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_ansible_cfg(run_dir: Path, state_dir: Path, forks: int = 20) -> Path:
-    """Render the tuned ansible.cfg of a run (pipelining, ControlPersist, fact cache, host keys on)."""
+def write_ansible_cfg(run_dir: Path, state_dir: Path, forks: int = 20, strategy: str | None = None) -> Path:
+    """Render the tuned ansible.cfg of a run (pipelining, ControlPersist, fact cache, host keys on).
+
+    ``strategy``: ``linear`` or ``mitogen`` (run/strategy.py); None reads ``$TNO_ANSIBLE_STRATEGY``.
+    """
     cfg = run_dir / "ansible.cfg"
     cp_dir = private_dir(Path("/tmp") / f"tno-cp-{os.getuid()}")  # short: control sockets are length-limited
     cfg.write_text(
@@ -156,6 +160,7 @@ def write_ansible_cfg(run_dir: Path, state_dir: Path, forks: int = 20) -> Path:
             forks=forks,
             facts=state_dir / "facts",
             cp=cp_dir,
+            strategy=run_strategy.cfg_lines(run_strategy.chosen() if strategy is None else strategy),
         )
     )
     return cfg
