@@ -3,7 +3,7 @@
 Usage (root, against a deployed inventory whose backup machinery is set up):
     python bench/backup.py --inventory inventories/lab --tenant givors --mb 200
     python bench/backup.py --smoke     (lab inventory, its first mail tenant, 2 MiB: tests/e2e/test_bench_lab_smoke.py)
-    python bench/backup.py --rto [--tenant feyzin] [--warm]   (lab inventory: disaster recovery time, below)
+    python bench/backup.py --rto [--tenant feyzin] [--warm] [--mb N]   (lab: disaster recovery time, below)
 
 Steps: fill the tenant's first mailbox to --mb MiB of mail (random attachments, incompressible),
 start from an empty repository (removed on the backup host, re-initialised by the agent's borgmatic),
@@ -16,7 +16,9 @@ archives are gone: the repository was re-created — never run this against prod
 
 `--rto` (lab only, the deployed lab fleet): the recovery time objective of `restore --to-host`. A
 sixth host, mail3, is added and booted (tnoctl.lab.spare; with `--warm` it is first deployed as an
-empty standby mail host), the tenant (default: the first mail-only one) is backed up, then
+empty standby mail host), the tenant (default: the first mail-only one) gets --mb MiB of mail (default 0:
+its lab mailboxes only, a few KiB; a commune's real mail is gigabytes, and the fixed costs of a recovery
+weigh less against it), is backed up, then
 `tnoctl restore --tenant T --to-host mail3 --yes` is timed end to end (placement, routing deploy,
 backup keys, agent restore + verification, DNS). The baseline is what an administrator would do by hand
 on the same, now provisioned, host: a raw `borg extract` of the same archive with the tenant's key,
@@ -76,13 +78,14 @@ def main_bench() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", type=Path)
     parser.add_argument("--tenant")
-    parser.add_argument("--mb", type=int, default=200)
+    parser.add_argument("--mb", type=int, default=None, help="MiB of mail added first (default 200; --rto: 0)")
     parser.add_argument("--smoke", action="store_true", help="lab inventory, first tenant with mail, 2 MiB")
     parser.add_argument("--rto", action="store_true", help="restore --to-host onto a new lab host vs raw extract")
     parser.add_argument("--warm", action="store_true", help="with --rto: deploy the new host before the disaster")
     args = parser.parse_args()
     if args.rto:
-        return rto_bench(args.tenant, args.warm)
+        return rto_bench(args.tenant, args.warm, args.mb or 0)
+    args.mb = 200 if args.mb is None else args.mb
     if args.smoke:
         from tnoctl import paths
         from tnoctl.config.load import load_inventory
@@ -178,7 +181,7 @@ def rto_rows(rto: float, agent: float, extract: float, start: float, warm: bool)
     ]
 
 
-def rto_bench(slug: str | None, warm: bool) -> int:
+def rto_bench(slug: str | None, warm: bool, mb: int = 0) -> int:
     """`--rto`: see the module docstring. Needs root and the deployed lab fleet."""
     from tnoctl import paths
     from tnoctl.actions.env import Env
@@ -192,18 +195,22 @@ def rto_bench(slug: str | None, warm: bool) -> int:
     mail_hosts = sorted(n for n, h in inventory.hosts.items() if "mail" in h.groups)
     tenant_file = inv / "tenants" / f"{slug}.yml"
     saved = tenant_file.read_text()
+    tenant = inventory.tenant(slug)
+    user = f"{tenant.mailboxes[0].local}@{tenant.mailboxes[0].domain or tenant.primary_domain}"
     try:
         with spare_host(inv):
             if warm:
                 rc, seconds = tnoctl(inv, "deploy", "--host", SPARE_NAME, "--yes")
                 assert rc == 0, "deploy of the standby host failed"
                 print(f"{'standby deploy of mail3 (before the disaster)':44s} {seconds:8.2f}s")
+            env = Env.build(inv, AppContext(inventory=inv).state_dir, inv / "vault-password")
+            if mb:
+                timed(env.ssh, old, ["python3", "-c", FILL, user, str(mb)])
             rc, _ = tnoctl(inv, "backup", "run", "--tenant", slug, "--component", "mail")
             assert rc == 0, "backup run failed"
             rc, rto, data = tnoctl_json(inv, "restore", "--tenant", slug, "--to-host", SPARE_NAME, "--yes")
             assert rc == 0, f"restore --to-host failed (rc {rc}): {data}"
             archive, agent = data["archive"], float(data.get("duration_seconds", 0.0))
-            env = Env.build(inv, AppContext(inventory=inv).state_dir, inv / "vault-password")
             backup = env.inventory.platform.tno_backup_host
             url = f"ssh://{naming.BACKUP_USER}@{env.inventory.hosts[backup].address}{naming.repo_path(slug)}"
             scratch = "/var/tmp/tno-rto"
@@ -214,15 +221,21 @@ def rto_bench(slug: str | None, warm: bool) -> int:
             extract = timed(env.ssh, SPARE_NAME, extract_argv)
             start = timed(env.ssh, SPARE_NAME, ["systemctl", "restart", "postfix", "dovecot"])
             timed(env.ssh, SPARE_NAME, ["rm", "-rf", scratch])
-            env.close()
-            print(f"tenant {slug}: {old} -> {SPARE_NAME} (archive {archive})")
+            size = env.ssh.run(SPARE_NAME, ["du", "-sm", f"/srv/vmail/{tenant.primary_domain}"]).stdout.split()[:1]
+            print(f"tenant {slug}: {old} -> {SPARE_NAME} (archive {archive}; {mb} MiB of bench mail added; "
+                  f"restored mail directory {''.join(size) or '?'} MiB)")
             for name, seconds, note in rto_rows(rto, agent, extract, start, warm):
                 print(f"{name:44s} {seconds:8.2f}s  {note}")
+            env.close()
     finally:
         tenant_file.write_text(saved)
         rc1, _ = tnoctl(inv, "deploy", *[a for h in mail_hosts for a in ("--host", h)], "--yes")
         rc2, _ = tnoctl(inv, "tenant", "dns", slug, "--publish", "--yes")
         print(f"cleanup: {slug} back on {old} (deploy rc {rc1}, dns rc {rc2}); mail3 removed")
+        if mb:  # the bench mail stayed in the old host's mailbox, which serves the tenant again
+            env = Env.build(inv, AppContext(inventory=inv).state_dir, inv / "vault-password")
+            timed(env.ssh, old, ["doveadm", "expunge", "-u", user, "mailbox", "*", "header", "X-Tno-Bench", "1"])
+            env.close()
     return 0
 
 
