@@ -186,7 +186,7 @@ def rto_bench(slug: str | None, warm: bool, mb: int = 0) -> int:
     from tnoctl import paths
     from tnoctl.actions.env import Env
     from tnoctl.config.load import load_inventory
-    from tnoctl.lab.spare import SPARE_NAME, spare_host
+    from tnoctl.lab.spare import spare_host
 
     inv = paths.LAB_INVENTORY
     inventory = load_inventory(inv)
@@ -199,34 +199,10 @@ def rto_bench(slug: str | None, warm: bool, mb: int = 0) -> int:
     user = f"{tenant.mailboxes[0].local}@{tenant.mailboxes[0].domain or tenant.primary_domain}"
     try:
         with spare_host(inv):
-            if warm:
-                rc, seconds = tnoctl(inv, "deploy", "--host", SPARE_NAME, "--yes")
-                assert rc == 0, "deploy of the standby host failed"
-                print(f"{'standby deploy of mail3 (before the disaster)':44s} {seconds:8.2f}s")
-            env = Env.build(inv, AppContext(inventory=inv).state_dir, inv / "vault-password")
-            if mb:
-                timed(env.ssh, old, ["python3", "-c", FILL, user, str(mb)])
-            rc, _ = tnoctl(inv, "backup", "run", "--tenant", slug, "--component", "mail")
-            assert rc == 0, "backup run failed"
-            rc, rto, data = tnoctl_json(inv, "restore", "--tenant", slug, "--to-host", SPARE_NAME, "--yes")
-            assert rc == 0, f"restore --to-host failed (rc {rc}): {data}"
-            archive, agent = data["archive"], float(data.get("duration_seconds", 0.0))
-            backup = env.inventory.platform.tno_backup_host
-            url = f"ssh://{naming.BACKUP_USER}@{env.inventory.hosts[backup].address}{naming.repo_path(slug)}"
-            scratch = "/var/tmp/tno-rto"
-            timed(env.ssh, SPARE_NAME, ["rm", "-rf", scratch])
-            timed(env.ssh, SPARE_NAME, ["install", "-d", scratch])
-            extract_argv = ["env", *naming.client_borg_env(slug), "sh", "-c", f'cd {scratch} && exec borg extract "$0"',
-                            f"{url}::{archive}"]
-            extract = timed(env.ssh, SPARE_NAME, extract_argv)
-            start = timed(env.ssh, SPARE_NAME, ["systemctl", "restart", "postfix", "dovecot"])
-            timed(env.ssh, SPARE_NAME, ["rm", "-rf", scratch])
-            size = env.ssh.run(SPARE_NAME, ["du", "-sm", f"/srv/vmail/{tenant.primary_domain}"]).stdout.split()[:1]
-            print(f"tenant {slug}: {old} -> {SPARE_NAME} (archive {archive}; {mb} MiB of bench mail added; "
-                  f"restored mail directory {''.join(size) or '?'} MiB)")
-            for name, seconds, note in rto_rows(rto, agent, extract, start, warm):
-                print(f"{name:44s} {seconds:8.2f}s  {note}")
-            env.close()
+            try:
+                measure_rto(inv, slug, old, user, tenant.primary_domain, warm, mb)
+            finally:  # before the spare leaves the inventory: no tenant may still be placed on it
+                tenant_file.write_text(saved)
     finally:
         tenant_file.write_text(saved)
         rc1, _ = tnoctl(inv, "deploy", *[a for h in mail_hosts for a in ("--host", h)], "--yes")
@@ -237,6 +213,43 @@ def rto_bench(slug: str | None, warm: bool, mb: int = 0) -> int:
             timed(env.ssh, old, ["doveadm", "expunge", "-u", user, "mailbox", "*", "header", "X-Tno-Bench", "1"])
             env.close()
     return 0
+
+
+def measure_rto(inv: Path, slug: str, old: str, user: str, domain: str, warm: bool, mb: int) -> None:
+    """With the spare host in the inventory: (standby deploy,) fill, backup, timed restore, raw baseline."""
+    from tnoctl.actions.env import Env
+    from tnoctl.lab.spare import SPARE_NAME
+
+    if warm:
+        rc, seconds = tnoctl(inv, "deploy", "--host", SPARE_NAME, "--yes")
+        assert rc == 0, "deploy of the standby host failed"
+        print(f"{'standby deploy of mail3 (before the disaster)':44s} {seconds:8.2f}s")
+    env = Env.build(inv, AppContext(inventory=inv).state_dir, inv / "vault-password")
+    try:
+        if mb:
+            timed(env.ssh, old, ["python3", "-c", FILL, user, str(mb)])
+        rc, _ = tnoctl(inv, "backup", "run", "--tenant", slug, "--component", "mail")
+        assert rc == 0, "backup run failed"
+        rc, rto, data = tnoctl_json(inv, "restore", "--tenant", slug, "--to-host", SPARE_NAME, "--yes")
+        assert rc == 0, f"restore --to-host failed (rc {rc}): {data}"
+        archive, agent = data["archive"], float(data.get("duration_seconds", 0.0))
+        backup = env.inventory.platform.tno_backup_host
+        url = f"ssh://{naming.BACKUP_USER}@{env.inventory.hosts[backup].address}{naming.repo_path(slug)}"
+        scratch = "/var/tmp/tno-rto"
+        timed(env.ssh, SPARE_NAME, ["rm", "-rf", scratch])
+        timed(env.ssh, SPARE_NAME, ["install", "-d", scratch])
+        extract_argv = ["env", *naming.client_borg_env(slug), "sh", "-c", f'cd {scratch} && exec borg extract "$0"',
+                        f"{url}::{archive}"]
+        extract = timed(env.ssh, SPARE_NAME, extract_argv)
+        start = timed(env.ssh, SPARE_NAME, ["systemctl", "restart", "postfix", "dovecot"])
+        timed(env.ssh, SPARE_NAME, ["rm", "-rf", scratch])
+        size = env.ssh.run(SPARE_NAME, ["du", "-sm", f"/srv/vmail/{domain}"]).stdout.split()[:1]
+        print(f"tenant {slug}: {old} -> {SPARE_NAME} (archive {archive}; {mb} MiB of bench mail added; "
+              f"restored mail directory {''.join(size) or '?'} MiB)")
+        for name, seconds, note in rto_rows(rto, agent, extract, start, warm):
+            print(f"{name:44s} {seconds:8.2f}s  {note}")
+    finally:
+        env.close()
 
 
 def agent_figures(ssh, host: str, slug: str) -> dict[str, float]:
