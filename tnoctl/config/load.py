@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tnoctl.config import gcpause, index, logical, scan, validate
+from tnoctl.config import gcpause, index, logical, scan, validate, vaultsplit
 from tnoctl.config.hosts import Host, load_hosts
 from tnoctl.config.schema import Platform, Tenant
 from tnoctl.config.vaultnames import VaultNames
@@ -224,6 +224,9 @@ def _checked(path: Path, vault_password_file: Path | None, cache_dir: Path | Non
     hosts, platform, errors = _common(path)
     names = VaultNames(path, vault_password_file, cache_dir)
     files, stray = scan.list_tenant_files(path)
+    layout = vaultsplit.layout_errors(path, [Path(rel).stem for rel, _ in files])
+    if layout:  # before any tenant vault file is read: stray or foreign files are named, not decrypted
+        raise _fail(path, errors + layout)
     index_path = index_key = None
     if cache_dir is not None and not errors and not stray and platform is not None:
         listing, newest = index.listing_digest(files)
