@@ -181,9 +181,13 @@ def vault_names(inventory: Path, password_file: Path | None,
     return frozenset(found)
 
 
-def tenant_doc(inventory: Path, password_file: Path, slug: str, keep: bool = True) -> dict[str, str]:
-    """Plaintext mapping of `vault/<slug>.yml` (decrypted once per process per file version; never print it)."""
-    raw = read_raw(inventory, password_file)
+def tenant_doc(inventory: Path, password_file: Path, slug: str, keep: bool = True,
+               twice_ok: bool = False) -> dict[str, str]:
+    """Plaintext mapping of `vault/<slug>.yml` (decrypted once per process per file version; never print it).
+
+    A name vault.yml defines too is an error, unless ``twice_ok`` (the migration finishing an interrupted run).
+    """
+    raw = read_raw(inventory, password_file) if not twice_ok else None
     return vaultsplit.read_tenant(inventory, slug, _vaultlib(password_file),
                                   lambda lib, data, where: _decrypt_at(lib, data, password_file, where),
                                   raw[0].keys() if raw is not None else (), keep=keep)

@@ -49,7 +49,7 @@ def _write_one(inventory: Path, password_file: Path, slug: str, entries: dict[st
     values = {name: vault._decrypt(lib, value.encode(), password_file).decode() if inline else value
               for name, (value, inline) in entries.items()}
     exists = (inventory / vaultsplit.rel(slug)).exists()
-    doc = dict(vault.tenant_doc(inventory, password_file, slug)) if exists else {}
+    doc = dict(vault.tenant_doc(inventory, password_file, slug, twice_ok=True)) if exists else {}
     for name, value in values.items():
         if name in doc and doc[name] != value:
             raise InvalidInput(f"{vaultsplit.rel(slug)}: {name}: differs from {vault.VAULT_REL} (keep one value: "

@@ -231,6 +231,7 @@ def read_tenant(inventory: Path, slug: str, lib: Any, decrypt: Any, platform: Co
         key = None
     memo = _MEMO.get(slug)
     if key is not None and memo is not None and memo[0] == key:
+        check_twice(slug, memo[1], platform)  # vault.yml may have changed since
         return memo[1]
     data = read_bytes(inventory, slug)
     doc = parse_plain(slug, decrypt(lib, data, rel(slug)))
