@@ -62,7 +62,7 @@ lab-down:  ## stop the lab and remove everything it created
 bench: install  ## offline benchmarks (print ratios side by side); lab ones: bench-lab
 	$(PY) bench/validate.py
 	$(PY) bench/scale.py --tenants 35000
-	$(PY) bench/scale.py --tenants 3000 --vault-tenants 300
+	$(PY) bench/scale.py --tenants 35000 --hosts 50 --vault-layout split
 	$(PY) bench/exporter.py
 
 bench-lab: install  ## lab benchmarks (root; after 'make demo'): deploy overhead, probes, backups, DR RTO, then upgrade waves
