@@ -317,3 +317,27 @@ def test_tenant_remove_moves_the_tenant_vault_file_to_offboarded(inv: Path, tmp_
     assert (env.state_dir / "offboarded" / "givors.vault.yml").read_bytes() == cipher
     assert "vault file moved to" in outcome.message
     load_inventory(inv, _pw(inv))  # valid without the tenant and its vault file
+
+
+def test_each_playbook_run_scopes_the_scrubber_to_its_limit_additively(inv: Path, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    """Verbs other than deploy/plan (upgrade waves, backup setup...) run playbooks through the Env's runner."""
+    from tnoctl.plan.calls import PlaybookCall
+    from tnoctl.run import ansible
+
+    assert Env.build(inv, tmp_path / "state", _pw(inv)).inventory  # warm validation cache
+    vaultsplit._MEMO.clear()
+    vaultsplit.DECRYPTED.clear()
+    seen: list[str] = []
+    monkeypatch.setattr(ansible, "run_playbook", lambda call, **kw: seen.append(kw["redact"]("x")))
+    env = Env.build(inv, tmp_path / "state", _pw(inv))
+    on = {h: sorted(env.inventory.slugs_on_host(h)) for h in ("mail1", "mail2")}
+    env.playbooks.run(PlaybookCall("site.yml", limit=("mail2",)), run_id="a", hosts=[], title="")
+    assert sorted(vaultsplit.DECRYPTED) == on["mail2"]
+    env.playbooks.run(PlaybookCall("site.yml", limit=("mail2",)), run_id="b", hosts=[], title="")
+    env.playbooks.run(PlaybookCall("site.yml", limit=("mail1", "mail2")), run_id="c", hosts=[], title="")
+    assert sorted(vaultsplit.DECRYPTED) == sorted(on["mail1"] + on["mail2"])  # each file once
+    secret = vault.tenant_doc(inv, _pw(inv), on["mail1"][0])[naming.passphrase_var(on["mail1"][0])]
+    assert secret not in env.redact(secret)
+    env.playbooks.run(PlaybookCall("site.yml"), run_id="d", hosts=[], title="")  # the whole fleet
+    assert sorted(set(vaultsplit.DECRYPTED)) == sorted(vaultsplit.present(inv)) and len(seen) == 4
