@@ -341,3 +341,33 @@ def test_each_playbook_run_scopes_the_scrubber_to_its_limit_additively(inv: Path
     assert secret not in env.redact(secret)
     env.playbooks.run(PlaybookCall("site.yml"), run_id="d", hosts=[], title="")  # the whole fleet
     assert sorted(set(vaultsplit.DECRYPTED)) == sorted(vaultsplit.present(inv)) and len(seen) == 4
+
+
+def test_a_tenant_file_changed_after_a_warm_run_is_the_only_one_decrypted(inv: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    validate_inventory(inv, _pw(inv), cache)
+    validate_inventory(inv, _pw(inv), cache)  # warm: the listing summary answers
+    doc = dict(vault.tenant_doc(inv, _pw(inv), "givors"))
+    del doc["tno_vault_givors_dgs"]
+    vault.write_tenant(inv, vault._vaultlib(_pw(inv)), "givors", doc)
+    vaultsplit._MEMO.clear()
+    vaultsplit.DECRYPTED.clear()
+    with pytest.raises(InvalidInput) as exc:
+        load_inventory(inv, _pw(inv), cache)
+    assert any("tno_vault_givors_dgs is not defined in the vault" in line for line in exc.value.details)
+    assert vaultsplit.DECRYPTED == ["givors"]
+
+
+def test_a_changed_tenant_vault_file_rechecks_that_tenant_only(inv: Path, tmp_path: Path, monkeypatch) -> None:
+    """With vault.yml, any new name re-checks every tenant file (35,000 at full scale, minutes)."""
+    from tnoctl.config import validate
+
+    cache = tmp_path / "cache"
+    load_inventory(inv, _pw(inv), cache)
+    vault.add_secrets(inv, _pw(inv), {"tno_vault_givors_new": "n" * 24}, tenant="givors")
+    calls: list[str] = []
+    real = validate.check_tenant_file
+    monkeypatch.setattr(validate, "check_tenant_file",
+                        lambda p, rel, *a, **k: calls.append(rel) or real(p, rel, *a, **k))
+    load_inventory(inv, _pw(inv), cache)
+    assert calls == ["tenants/givors.yml"]

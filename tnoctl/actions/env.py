@@ -209,7 +209,7 @@ class Env:
             self.__dict__["redact"] = self.redact
             return
         from tnoctl.backup.naming import passphrase_var
-        from tnoctl.config.vault import platform_secret_names, secret_scrubber
+        from tnoctl.config.vault import platform_secret_names, secret_scrubber, split_secret_names
 
         covered = self._scoped or set()
         new = [slug for slug in dict.fromkeys(slugs) if slug not in covered]
@@ -217,7 +217,9 @@ class Env:
             return
         names = [] if self._scoped is not None else platform_secret_names(self.inventory_path,
                                                                            self.vault_password_file)
-        for slug in new:
+        split_names, others = split_secret_names(self.inventory_path, self.vault_password_file, new)
+        names += split_names  # a tenant with its own vault file: all of that file, no tenant file parsed
+        for slug in others:
             tenant = self.inventory.tenant(slug)
             names += [box.password_vault for box in tenant.mailboxes] + [passphrase_var(slug)]
         self._scoped = covered | set(new)

@@ -222,9 +222,10 @@ def _checked(path: Path, vault_password_file: Path | None, cache_dir: Path | Non
     other run checks every file (cached per file by scan.py) and, when all is valid, rewrites it.
     """
     hosts, platform, errors = _common(path)
-    names = VaultNames(path, vault_password_file, cache_dir)
     files, stray = scan.list_tenant_files(path)
-    layout = vaultsplit.layout_errors(path, [Path(rel).stem for rel, _ in files])
+    vault_listing = vaultsplit.scan_dir(path)
+    names = VaultNames(path, vault_password_file, cache_dir, vault_listing.stats)
+    layout = vaultsplit.layout_errors(path, {rel[len("tenants/"):-len(".yml")] for rel, _ in files}, vault_listing)
     if layout:  # before any tenant vault file is read: stray or foreign files are named, not decrypted
         raise _fail(path, errors + layout)
     index_path = index_key = None

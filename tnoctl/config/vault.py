@@ -193,6 +193,22 @@ def tenant_doc(inventory: Path, password_file: Path, slug: str, keep: bool = Tru
                                   raw[0].keys() if raw is not None else (), keep=keep)
 
 
+def split_secret_names(inventory: Path, password_file: Path, slugs: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(every secret name of the tenants among ``slugs`` that have a `vault/<slug>.yml`: the file's and
+    vault.yml's names they own; the other slugs). A scrubber needs no tenant file parse for the first."""
+    present = vaultsplit.present(inventory)
+    wanted = [s for s in dict.fromkeys(slugs) if s in present]
+    others = [s for s in dict.fromkeys(slugs) if s not in present]
+    if not wanted:
+        return [], others
+    raw = read_raw(inventory, password_file)
+    chosen = set(wanted)
+    names = [str(k) for k in (raw[0] if raw is not None else {}) if vaultsplit.owner(str(k), present) in chosen]
+    for slug in wanted:
+        names += tenant_doc(inventory, password_file, slug)
+    return names, others
+
+
 def new_password(length: int = 24) -> str:
     """A random mailbox password (letters and digits: safe in any config file)."""
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
@@ -297,15 +313,17 @@ def read_vault(inventory: Path, password_file: Path, names: Iterable[str] | None
             values.update(tenant_doc(inventory, password_file, slug))
     else:
         wanted = []
+        by_owner: dict[str, list[str]] = {}
         for name in dict.fromkeys(names):
             slug = vaultsplit.owner(name, present) if present else None
             if slug is not None:
-                tdoc = tenant_doc(inventory, password_file, slug)
-                if name in tdoc:
-                    values[name] = tdoc[name]
-                    continue
-            if name in doc:
+                by_owner.setdefault(slug, []).append(name)
+            elif name in doc:
                 wanted.append(name)
+        for slug, owned in by_owner.items():  # one read (and at most one decrypt) per tenant file
+            tdoc = tenant_doc(inventory, password_file, slug)
+            values.update((n, tdoc[n]) for n in owned if n in tdoc)
+            wanted += [n for n in owned if n not in tdoc and n in doc]
     lib = _vaultlib(password_file) if wanted else None
     for name in wanted:
         value = doc[name]

@@ -31,6 +31,7 @@ from tnoctl.config.scan import RACY_NS
 
 CACHE_NAME = "vault-names.json"
 TENANTS_CACHE = "vault-tenant-names.json"
+SUMMARY_NAME = "vault-tenant-names.sum.json"
 NAMES_DIR = "vault-names.d"
 
 
@@ -52,7 +53,8 @@ def _names_of(args: tuple[Path, Path, str]) -> list[str]:
 class VaultNames:
     """``digest`` (cheap when cached) and ``names()`` (parses the vault once per process)."""
 
-    def __init__(self, inventory: Path, password_file: Path | None, cache_dir: Path | None = None) -> None:
+    def __init__(self, inventory: Path, password_file: Path | None, cache_dir: Path | None = None,
+                 tenant_files: dict[str, tuple[int, int, int]] | None = None) -> None:
         self.inventory = inventory
         self.password_file = password_file
         self.cache_dir = cache_dir
@@ -60,6 +62,8 @@ class VaultNames:
         self.split = vaultsplit.is_split(inventory)
         self._names: Any = ...
         self._shas: dict[str, str] = {}  # slug -> sha256 of its tenant file (split layout), set by digest
+        self._files = tenant_files  # the caller's stat listing of vault/ (vaultsplit.scan_dir), if it has one
+        self._parts: dict[str, str] | None = None  # slug -> names digest of its file, once computed
 
     def names(self) -> frozenset[str] | None:
         """The names, or None when they cannot be known (no vault, or encrypted files without password)."""
@@ -73,16 +77,59 @@ class VaultNames:
     @cached_property
     def digest(self) -> str | None:
         """Digest of the name set (None: names unknowable); from the caches when the files are unchanged."""
-        base = self._base_digest()
+        base = self._base
         if not self.split:
             return base
         if base is None and (self.inventory / vault.VAULT_REL).exists():
             return None
+        tenants = self._tenants_digest()
+        if tenants is None:
+            return None
+        return hashlib.sha256(f"{base or names_digest(frozenset())}\n{tenants}".encode()).hexdigest()
+
+    @cached_property
+    def scan_key(self) -> str | None:
+        """What every tenant check depends on: :attr:`digest` without the split layout; with it, only
+        vault.yml's names (each tenant's own file enters its check's key through :meth:`tenant_part`)."""
+        if self.digest is None or not self.split:
+            return self.digest
+        return hashlib.sha256(f"split\n{self._base or ''}".encode()).hexdigest()
+
+    def tenant_part(self, slug: str) -> str:
+        """Digest of the names of `vault/<slug>.yml` ("" without the layout or the file)."""
+        if not self.split:
+            return ""
+        if self._parts is None:
+            self._parts = self._tenant_digests() or {}
+        return self._parts.get(slug, "")
+
+    def _listing(self) -> dict[str, tuple[int, int, int]]:
+        if self._files is None:
+            self._files = vaultsplit.files(self.inventory)
+        return self._files
+
+    def _tenants_digest(self) -> str | None:
+        """Digest over every tenant file's names digest. Warm: when the stat listing of `vault/` equals the
+        one summarised by the last run (`vault-tenant-names.sum.json`), neither the per-file cache nor a
+        file is read."""
+        listing = self._listing()
+        key = hashlib.sha256("\n".join(f"{slug} {st[0]} {st[1]} {st[2]}" for slug, st in sorted(listing.items()))
+                             .encode()).hexdigest()
+        newest = max((st[1] for st in listing.values()), default=0)
+        summary = self._load_json(SUMMARY_NAME)
+        if (summary and summary.get("listing") == key and isinstance(summary.get("digest"), str)
+                and isinstance(summary.get("written_ns"), int) and newest < summary["written_ns"] - RACY_NS):
+            return summary["digest"]
         parts = self._tenant_digests()
         if parts is None:
             return None
-        body = "\n".join([base or names_digest(frozenset()), *(f"{slug} {d}" for slug, d in sorted(parts.items()))])
-        return hashlib.sha256(body.encode()).hexdigest()
+        digest = hashlib.sha256("\n".join(f"{slug} {d}" for slug, d in sorted(parts.items())).encode()).hexdigest()
+        self._save_json(SUMMARY_NAME, {"listing": key, "digest": digest})
+        return digest
+
+    @cached_property
+    def _base(self) -> str | None:
+        return self._base_digest()
 
     def _base_digest(self) -> str | None:
         """Digest of vault.yml's names (the whole vault without the split layout)."""
@@ -153,7 +200,7 @@ class VaultNames:
         digests: dict[str, str] = {}
         unknown: list[tuple[str, str]] = []
         changed = False
-        for slug, stat in sorted(vaultsplit.files(self.inventory).items()):
+        for slug, stat in self._listing().items():
             entry = cached.get(slug)
             if entry is not None and tuple(entry[0]) == stat and stat[1] < written_ns - RACY_NS:
                 sha, digest = entry[1], entry[2]
@@ -177,6 +224,7 @@ class VaultNames:
                 fresh[slug][2] = digests[slug]
         if changed or fresh.keys() != cached.keys():
             self._save_tenants(fresh)
+        self._parts = digests
         return digests
 
     def _decrypt_names(self, slugs: list[str]) -> list[frozenset[str]]:
@@ -194,7 +242,7 @@ class VaultNames:
 
     def _split_names(self) -> frozenset[str] | None:
         """vault.yml's names and every tenant file's (from the names store, else decrypted once)."""
-        if self.digest is None:
+        if self.digest is None or (self._listing() and not self._shas and self._tenant_digests() is None):
             return None
         base = vault.platform_names(self.inventory, self.password_file)
         if base is None:
@@ -252,15 +300,29 @@ class VaultNames:
         except OSError:
             pass  # a read-only state dir only costs speed
 
-    def _load_tenants(self) -> tuple[dict[str, Any], int]:
+    def _load_json(self, name: str) -> dict[str, Any] | None:
         if self.cache_dir is None:
-            return {}, 0
+            return None
         try:
-            doc = json.loads((self.cache_dir / TENANTS_CACHE).read_bytes())
+            doc = json.loads((self.cache_dir / name).read_bytes())
         except (OSError, ValueError):
-            return {}, 0
-        if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict) or not isinstance(
-                doc.get("written_ns"), int):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def _save_json(self, name: str, doc: dict[str, Any]) -> None:
+        if self.cache_dir is None:
+            return
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = self.cache_dir / f".{name}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps({**doc, "written_ns": time.time_ns()}))
+            os.replace(tmp, self.cache_dir / name)
+        except OSError:
+            pass  # a read-only state dir only costs speed
+
+    def _load_tenants(self) -> tuple[dict[str, Any], int]:
+        doc = self._load_json(TENANTS_CACHE)
+        if doc is None or not isinstance(doc.get("files"), dict) or not isinstance(doc.get("written_ns"), int):
             return {}, 0
         files = {k: v for k, v in doc["files"].items()
                  if isinstance(v, list) and len(v) == 3 and isinstance(v[0], list) and all(isinstance(x, str)
@@ -268,13 +330,4 @@ class VaultNames:
         return files, doc["written_ns"]
 
     def _save_tenants(self, files: dict[str, list[Any]]) -> None:
-        if self.cache_dir is None:
-            return
-        try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            path = self.cache_dir / TENANTS_CACHE
-            tmp = path.with_name(f".{TENANTS_CACHE}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({"files": files, "written_ns": time.time_ns()}))
-            os.replace(tmp, path)
-        except OSError:
-            pass
+        self._save_json(TENANTS_CACHE, {"files": files})

@@ -16,9 +16,10 @@ namespace, logical.py); a name may not also be defined in `vault.yml`. Nothing h
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Collection, Container, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tnoctl.config import yamlio
 from tnoctl.config.logical import PLATFORM_VAULT_PREFIXES, vault_namespace
@@ -53,22 +54,45 @@ def rel(slug: str) -> str:
     return f"{VAULT_DIR}/{slug}.yml"
 
 
-def files(inventory: Path) -> dict[str, tuple[int, int, int]]:
-    """{slug: (size, mtime_ns, inode)} of every `vault/*.yml` (empty without the layout); no content read."""
-    found: dict[str, tuple[int, int, int]] = {}
+Stat = tuple[int, int, int]
+
+
+class Listing(NamedTuple):
+    """One pass over `vault/`: the stat of each `*.yml` (followed), and every entry for the layout rules."""
+
+    stats: dict[str, Stat]  # slug -> (size, mtime_ns, inode) of the regular `<slug>.yml` files
+    entries: list[tuple[str, bool, bool]]  # (name, is a symlink, is a regular file once followed)
+
+
+def scan_dir(inventory: Path) -> Listing:
+    """List `vault/` once (empty without the layout): one stat per `*.yml`, no content read."""
+    stats: dict[str, Stat] = {}
+    entries: list[tuple[str, bool, bool]] = []
     try:
-        entries = os.scandir(inventory / VAULT_DIR)
+        scanner = os.scandir(inventory / VAULT_DIR)
     except OSError:
-        return found
-    with entries:
-        for entry in entries:
-            if entry.name.endswith(".yml") and not entry.name.startswith("."):
+        return Listing(stats, entries)
+    with scanner:
+        for entry in scanner:
+            name = entry.name
+            if name.startswith("."):
+                continue  # editor and atomic-write temporaries
+            regular = False
+            if name.endswith(".yml"):
                 try:
                     st = entry.stat()
+                    regular = stat.S_ISREG(st.st_mode)
                 except OSError:
-                    continue
-                found[entry.name[:-4]] = (st.st_size, st.st_mtime_ns, st.st_ino)
-    return found
+                    st = None
+                if regular and st is not None:
+                    stats[name[:-4]] = (st.st_size, st.st_mtime_ns, st.st_ino)
+            entries.append((name, entry.is_symlink(), regular))
+    return Listing(stats, entries)
+
+
+def files(inventory: Path) -> dict[str, Stat]:
+    """{slug: (size, mtime_ns, inode)} of every regular `vault/*.yml` (empty without the layout)."""
+    return scan_dir(inventory).stats
 
 
 _LISTINGS: dict[str, tuple[tuple[int, int, int], frozenset[str]]] = {}
@@ -117,30 +141,25 @@ def owner(name: str, slugs: Container[str]) -> str | None:
     return None
 
 
-def layout_errors(inventory: Path, slugs: Iterable[str]) -> list[str]:
-    """`vault/x: message` for every entry of `vault/` that is not the file of a tenant in ``slugs``.
+def layout_errors(inventory: Path, slugs: Container[str], listing: Listing | None = None) -> list[str]:
+    """`vault/x: (file): message` for every entry of `vault/` that is not the file of a tenant in ``slugs``.
 
-    Cheap (one directory listing, no content read): validation runs it on every load.
+    Cheap (the directory listing of :func:`scan_dir`, no content read): validation runs it on every load.
     """
-    known = set(slugs)
     errors: list[str] = []
-    try:
-        entries = sorted(os.scandir(inventory / VAULT_DIR), key=lambda e: e.name)
-    except OSError:
-        return errors
-    base = os.path.realpath(inventory)
-    for entry in entries:
-        where = f"{VAULT_DIR}/{_printable(entry.name)}"
-        if entry.name.startswith("."):
-            continue  # editor and atomic-write temporaries
-        if not entry.name.endswith(".yml"):
+    base = os.path.realpath(inventory).rstrip(os.sep) + os.sep
+    for name, link, regular in sorted((listing or scan_dir(inventory)).entries):
+        if name.endswith(".yml") and name[:-4] in slugs and regular and not link:
+            continue  # the common case, decided without formatting anything
+        where = f"{VAULT_DIR}/{_printable(name)}"
+        if not name.endswith(".yml"):
             errors.append(f"{where}: (file): not a tenant vault file (expected {VAULT_DIR}/<slug>.yml)")
-        elif entry.name[:-4] not in known:
-            errors.append(f"{where}: (file): no tenant {entry.name[:-4]!r} (tenants/{entry.name}); "
+        elif name[:-4] not in slugs:
+            errors.append(f"{where}: (file): no tenant {_printable(name[:-4])!r} (tenants/{_printable(name)}); "
                           "move or delete this vault file")
-        elif entry.is_symlink() and not os.path.realpath(entry.path).startswith(base.rstrip(os.sep) + os.sep):
+        elif link and not os.path.realpath(inventory / VAULT_DIR / name).startswith(base):
             errors.append(f"{where}: (file): a symlink pointing outside the inventory (refused)")
-        elif not entry.is_file():
+        elif not regular:
             errors.append(f"{where}: (file): not a regular file")
     return errors
 
