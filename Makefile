@@ -59,9 +59,9 @@ demo: install  ## lab up, deploy the lab communes (every tenant shape), prove ma
 lab-down:  ## stop the lab and remove everything it created
 	$(TNOCTL) lab down
 
-# bench on a 2-core machine: ~30 min the first time (the split-vault variant generates 35,000 encrypted
-# tenant files once, ~5 min, kept in bench/out/; each scale.py run starts with a cold validation, the
-# split one ~8-11 min: it decrypts every tenant file once to learn its names), ~25 min after.
+# The split-vault scale variant, measured on a shared 2-core machine: generating its 35,000 encrypted
+# tenant files once ~4.5 min (kept in bench/out/), then each run 8.5-13 min, most of it the cold
+# validation (every tenant file checked and every vault file decrypted once to learn its names).
 bench: install  ## offline benchmarks (print ratios side by side); lab ones: bench-lab
 	$(PY) bench/validate.py
 	$(PY) bench/scale.py --tenants 35000
