@@ -2,8 +2,9 @@
 """Controller figures at scale (issue 18): every read verb and the start of a limited plan, with goals.
 
     bench/scale.py                                    # 35,000 tenants, no vault (bench/out/inv-35000)
-    bench/scale.py --tenants 3000 --vault-tenants 300 # a vault naming every secret (74 MiB), 300 tenants' real
-    bench/scale.py --smoke                            # 20 tenants (2 with a vault) in a temp dir, seconds
+    bench/scale.py --hosts 50 --vault-layout split    # 35,000 tenants, every secret real in vault/<slug>.yml
+    bench/scale.py --tenants 3000 --vault-tenants 300 # inline vault.yml naming every secret (74 MiB)
+    bench/scale.py --smoke                            # 20 tenants, inline then split vault, in a temp dir
 
 The inventory comes from bench/gen_inventory.py (a vault naming every mailbox and borg secret; see
 there why only the first N tenants' values are encrypted one by one). Each figure is one fresh
@@ -14,10 +15,19 @@ busy machine wall time includes waiting for a core, CPU time does not). Figures:
 `tenant list`, `tenant show`, `monitoring targets`, and the start of `plan --host <the first
 mail host>` (the real action up to the moment it would hand the playbook call to Ansible: load,
 plan, locks, audit start, secrets of the host's tenants decrypted for the scrubber). Goals: warm
-figures <= 2 s and <= 500 MiB; the plan start <= 15 s and <= 1 GiB (issue 18). Lab-side
-figures (Ansible start-up) are not measured here. A vault naming every secret of 35,000
-communes is ~760 MiB, over the loader's 256 MiB cap (config/vault.py MAX_BYTES): `make bench`
-runs the vault-bearing variant at 3,000 communes.
+figures <= 2 s and <= 500 MiB; the plan start <= 15 s and <= 1 GiB (issue 18).
+
+With a vault, one more figure: `ansible-playbook --limit <that mail host>` from start to the end of
+its first task, a controller-side `debug` (no host contacted: no lab needed), with tnoctl's
+TNO_LIMIT_HOSTS and validation cache: the inventory plugin validates, builds the host's tno_tenants
+and (split layout) loads its tenants' vault files; peak RSS is the largest of ansible-playbook and
+its forks. It is the controller's share of "time until the first task"; a real run adds the SSH
+connection and fact gathering.
+
+An inline vault naming every secret of 35,000 communes is ~760 MiB, over the loader's 256 MiB cap
+(config/vault.py MAX_BYTES); `make bench` runs the vault-bearing variant at 35,000 communes with the
+split layout (`--vault-layout split`: one whole-file encrypted vault/<slug>.yml per commune, every
+value real) and 50 mail hosts, so the planned host carries 700 communes as in the issue's goal.
 """
 
 from __future__ import annotations
@@ -64,6 +74,17 @@ print(f"{host} {tenants}", file=sys.stderr)
 """
 
 
+FIRST_TASK = """\
+- name: Controller start-up until the first task (bench/scale.py)
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: First task
+      ansible.builtin.debug:
+        msg: started
+"""
+
+
 def child(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, float, str]:
     """(wall seconds, peak MiB, exit status, CPU seconds, stderr) of one command run in a fresh process."""
     proc = subprocess.run([sys.executable, "-c", WRAPPER, *argv], cwd=ROOT, env=env, capture_output=True,
@@ -72,17 +93,22 @@ def child(argv: list[str], env: dict[str, str]) -> tuple[float, float, int, floa
     return float(seconds), int(peak_kib) / 1024, int(rc), float(cpu), proc.stderr
 
 
-def measure(inv: Path, tenants: int, vault_tenants: int) -> int:
+def measure(inv: Path, tenants: int, vault_tenants: int, layout: str = "inline", hosts: int = 20) -> int:
     """Generate ``inv`` unless present, then print every figure next to its goal; 1 if a command failed."""
     if not (inv / "hosts.yml").exists():
         subprocess.run([sys.executable, str(ROOT / "bench" / "gen_inventory.py"), "--tenants", str(tenants),
-                        "--vault-tenants", str(vault_tenants), "--out", str(inv)], check=True)
+                        "--vault-tenants", str(vault_tenants), "--vault-layout", layout, "--hosts", str(hosts),
+                        "--out", str(inv)], check=True)
     state = inv.parent / f"{inv.name}-state"
     shutil.rmtree(state, ignore_errors=True)
     password = inv / "vault-password"
     vault = inv / "group_vars" / "all" / "vault.yml"
     files = sorted((inv / "tenants").glob("*.yml"))
     note = f"vault {vault.stat().st_size / 2**20:.0f} MiB" if vault.exists() else "no vault"
+    split = sorted((inv / "vault").glob("*.yml"))
+    if split:
+        size = sum(p.stat().st_size for p in split) / 2**20
+        note = f"split vault: {len(split)} vault/<slug>.yml ({size:.0f} MiB) + vault.yml"
     print(f"inventory {inv}: {len(files)} tenant files, {note}, {os.cpu_count()} cores", flush=True)
     env = dict(os.environ, TNO_STATE_DIR=str(state))
     env.pop("TNO_VALIDATE_WORKERS", None)
@@ -97,6 +123,14 @@ def measure(inv: Path, tenants: int, vault_tenants: int) -> int:
             ("monitoring targets", [*base, "monitoring", "targets"], (2, 500)),
             ("plan start (1 host)", [sys.executable, "-c", PLAN_START, str(inv), str(state),
                                      str(password) if password.exists() else ""], (15, 1024))]
+    if password.exists():
+        playbook = state.parent / f"{inv.name}-first-task.yml"
+        playbook.write_text(FIRST_TASK)
+        runs.append(("ansible 1st task", [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inv),
+                                          str(playbook), "--limit", "mail01", "--vault-password-file",
+                                          str(password)], (15, 1024)))
+        env.update(TNO_LIMIT_HOSTS="mail01", TNO_INVENTORY_CACHE=str(state / "cache"),
+                   ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     failed = False
     print(f"{'figure':22} {'seconds':>8} {'cpu s':>7} {'peak MiB':>9}  goal", flush=True)
     for label, argv, goal in runs:
@@ -118,15 +152,19 @@ def main() -> int:
     parser.add_argument("--tenants", type=int, default=35000)
     parser.add_argument("--vault-tenants", type=int, default=0, metavar="N",
                         help="vault for every tenant; values of the first N encrypted one by one (0: no vault)")
+    parser.add_argument("--vault-layout", choices=["inline", "split"], default="inline",
+                        help="split: one whole-file encrypted vault/<slug>.yml per tenant (every value real)")
+    parser.add_argument("--hosts", type=int, default=20, help="mail hosts and office hosts (each)")
     parser.add_argument("--out", type=Path, default=None, help="inventory dir (default bench/out/inv-N-vM)")
-    parser.add_argument("--smoke", action="store_true", help="20 tenants, 2 with a vault, in a temp dir")
+    parser.add_argument("--smoke", action="store_true", help="20 tenants: inline vault (2 real), then split")
     args = parser.parse_args()
     if args.smoke:
         with tempfile.TemporaryDirectory(prefix="tno-bench-scale-") as tmp:
-            return measure(Path(tmp) / "inv", 20, 2)
-    suffix = f"-v{args.vault_tenants}" if args.vault_tenants else ""
+            return measure(Path(tmp) / "inv", 20, 2) | measure(Path(tmp) / "split", 20, 0, "split", 2)
+    suffix = "-split" if args.vault_layout == "split" else f"-v{args.vault_tenants}" if args.vault_tenants else ""
+    suffix += f"-h{args.hosts}" if args.hosts != 20 else ""
     return measure(args.out or ROOT / "bench" / "out" / f"inv-{args.tenants}{suffix}", args.tenants,
-                   args.vault_tenants)
+                   args.vault_tenants, args.vault_layout, args.hosts)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,14 @@ validation cache, so a warm start parses no tenant file) and, for a run limited 
 others are outside `--limit` and never run), so only their tenants' files are parsed and Ansible's
 data tagging walks their tenants, not the fleet's. Without these variables (plain
 `ansible-playbook`), every host gets its tenants, as before.
+
+Split vault layout (`vault/<slug>.yml`, tnoctl/config/vaultsplit.py): the tenant files of exactly
+those hosts' tenants are loaded with Ansible's own DataLoader (which decrypts whole-file vaults with
+the run's vault secret: one PBKDF2 per tenant file) and each variable is set on the hosts serving
+that tenant: its mail host gets them all (mailbox passwords: role tno_mail's users files), its other
+hosts whose `tno_tenants` lists it (office, proxy) only `tno_vault_borg_<slug_>` (role tno_backup's
+client). Roles keep reading them with `lookup('ansible.builtin.vars', ...)`.
+Without any vault secret (`ansible-inventory --graph` with no password) they are not loaded.
 """
 
 from __future__ import annotations
@@ -73,8 +81,52 @@ class InventoryModule(BaseInventoryPlugin):
         only = limit if limit and limit <= set(inv.hosts) else None  # a pattern or unknown name: everyone
         for name in inv.hosts:
             self.inventory.add_host(name)
+        served: dict[str, dict[str, bool]] = {}  # slug -> {host: is its mail host}
         for name, hvars in host_vars(inv, only).items():
             self.inventory.add_host(name)
             for key, value in hvars.items():
                 self.inventory.set_variable(name, key, value)
+            for tenant in hvars["tno_tenants"]:
+                served.setdefault(tenant["slug"], {})[name] = tenant["placement"]["mail"] == name
+        self._tenant_secrets(Path(path).parent, served)
         self.inventory.set_variable("all", "tno_all_tenants", all_tenants(inv))
+
+    def _tenant_secrets(self, root: Path, served: dict[str, dict[str, bool]]) -> None:
+        """Set each served tenant's `vault/<slug>.yml` variables on the hosts that serve it (split layout).
+
+        Its mail host gets every variable (mailbox passwords for the users files, the borg passphrase);
+        its other hosts (office, proxy) only the borg passphrase, which their backup client needs.
+        """
+        from ansible.errors import AnsibleError
+        from ansible.utils.display import Display
+
+        from tnoctl.config import vaultsplit
+        from tnoctl.errors import TnoError
+
+        wanted = sorted(slug for slug in served if slug in vaultsplit.present(root))
+        if not wanted:
+            return
+        if not getattr(getattr(self.loader, "_vault", None), "secrets", None):
+            Display().warning(f"{root / vaultsplit.VAULT_DIR}: tenant secrets not loaded (no vault password given)")
+            return
+        for slug in wanted:
+            rel = vaultsplit.rel(slug)
+            try:
+                vaultsplit.read_bytes(root, slug)  # the inventory's safe reading rules (regular file, size, encrypted)
+            except TnoError as exc:
+                raise AnsibleParserError(exc.message) from None
+            try:
+                doc = self.loader.load_from_file(str(root / rel), cache="none", unsafe=True)
+            except AnsibleError as exc:
+                raise AnsibleParserError(f"{rel}: cannot load: {type(exc).__name__}") from None
+            if doc is None:
+                continue
+            if not isinstance(doc, dict):
+                raise AnsibleParserError(f"{rel}: (document): must be a mapping of tno_vault_* variables")
+            space, borg = vaultsplit.namespace(slug)
+            for key, value in doc.items():
+                if not (str(key).startswith(space) or key == borg):
+                    raise AnsibleParserError(f"{rel}: {key}: outside the tenant's vault namespace ({space}* or {borg})")
+                for host, mail in served[slug].items():
+                    if mail or key == borg:
+                        self.inventory.set_variable(host, key, value)

@@ -23,7 +23,9 @@ OFFLINE: dict[str, list[str]] = {
     "gen_inventory.py": [
         r"wrote 6 tenants \(\d+ mailboxes\) and 50 hosts into ",
         r"wrote vault: \d+ secrets \(\d+ encrypted one by one, 3 tenants\)",
-        r"smoke: 6 tenants load and validate; vault value decrypts: True",
+        r"smoke: 6 tenants load and validate \(inline vault\); vault value decrypts: True",
+        r"wrote split vault: \d+ secrets in 6 whole-file encrypted vault/<slug>\.yml",
+        r"smoke: 6 tenants load and validate \(split vault\); vault value decrypts: True",
     ],
     "validate.py": [
         r"inventory .*: 20 tenant files, .*vault",
@@ -38,6 +40,8 @@ OFFLINE: dict[str, list[str]] = {
                         r"plan start \(1 host\)")),
         r"warm validate .*<= 2 s, <= 500 MiB: (meets|MISSES)",
         r"plan start \(1 host\) .*<= 15 s, <= 1024 MiB: (meets|MISSES)",
+        r"inventory .*: 20 tenant files, split vault: 20 vault/<slug>\.yml",
+        rf"ansible 1st task\s+{NUM}\s+{NUM}\s+{NUM}\s+<= 15 s, <= 1024 MiB: (meets|MISSES).*exit 0",
     ],
     "exporter.py": [
         r"tenants\s+warm-up s\s+cold s\s+steady s\s+changed s",

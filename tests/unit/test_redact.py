@@ -106,3 +106,24 @@ def test_registered_secrets_never_survive_scrubbing(secrets, text, pos):
 def test_secret_option_values_never_survive(secret, name):
     out = redact_args(["deploy", name, secret, f"{name}={secret}"])
     assert out == ["deploy", name, MASK, f"{name}={MASK}"]
+
+
+def test_many_secrets_are_masked_in_one_pass_as_the_longest_first_loop_does():
+    """Issue 18: a 700-commune deploy registers ~36,000 values; the registry then scrubs with an index."""
+    import random
+
+    from tnoctl.state.redact import MATCHER_MIN, SecretMatcher
+
+    rng = random.Random(7)
+    secrets = ["".join(rng.choice("abcdefXYZ0123") for _ in range(rng.randint(9, 30))) for _ in range(2000)]
+    secrets += ["abcdefghij", "abcdefghijKLM", "short", "x1"]  # a secret prefixing another; two shorter than the key
+    texts = [f"pw={secrets[i]} and {secrets[-3]} then {secrets[i + 1]}{secrets[-4]}!" for i in range(0, 200, 2)]
+    texts += ["abcdefghijKLMN short x1 abcdefghij", "", "nothing here", "abcdefgh"]
+    matcher = SecretMatcher(secrets)
+    assert [matcher(t) for t in texts] == [redact_text(t, secrets) for t in texts]
+    registry = SecretRegistry(secrets)
+    assert len(registry) > MATCHER_MIN
+    assert registry.scrub({"k": texts[0], secrets[5]: [texts[1]]}) == {
+        "k": redact_text(texts[0], secrets), MASK: [redact_text(texts[1], secrets)]}
+    registry.add("zzzzzzzzzzzz")  # a value added later is masked too (the index is rebuilt)
+    assert registry.scrub_text("a zzzzzzzzzzzz b") == f"a {MASK} b"

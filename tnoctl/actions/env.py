@@ -93,6 +93,7 @@ class AnsiblePlaybookRunner:
         from tnoctl.run.progress import RunProgress
 
         env = self.env
+        env.scope_hosts(call.limit)  # the scrubber covers what this run can handle, not the whole vault
 
         def go(on_event: Callable[[dict], None] | None) -> RunResult:
             return run_playbook(
@@ -147,6 +148,7 @@ class Env:
         self.playbooks: PlaybookRunner = playbooks if playbooks is not None else AnsiblePlaybookRunner(self)
         self.ssh_factory = ssh_factory
         self._ssh: SshRunner | None = None
+        self._scoped: set[str] | None = None  # tenants a partial scrubber covers (None: no partial one)
         if inventory is not None:
             self.__dict__["inventory"] = inventory  # pre-seed the cached_property (tests)
         if redact is not None:
@@ -197,22 +199,40 @@ class Env:
         """Build the scrubber from the secrets of these tenants only (plus the platform's).
 
         A deploy or plan limited to some hosts calls this before its run: only the values the run
-        can handle are decrypted (~7 ms each), never the whole fleet's vault. No-op once the
-        scrubber exists (it then already covers at least as much).
+        can handle are decrypted (~7 ms per inline value, ~5 ms per tenant file), never the whole
+        fleet's vault. Additive: a later call registers the secrets of tenants not covered yet
+        (several runs in one process, e.g. upgrade waves). No-op once the full scrubber exists.
         """
-        if "redact" in self.__dict__:
+        if "redact" in self.__dict__ and self._scoped is None:
             return
         if self.vault_password_file is None:  # nothing can be decrypted: no tenant file to read for names
             self.__dict__["redact"] = self.redact
             return
         from tnoctl.backup.naming import passphrase_var
-        from tnoctl.config.vault import platform_secret_names, secret_scrubber
+        from tnoctl.config.vault import platform_secret_names, secret_scrubber, split_secret_names
 
-        names = platform_secret_names(self.inventory_path, self.vault_password_file)
-        for slug in dict.fromkeys(slugs):
+        covered = self._scoped or set()
+        new = [slug for slug in dict.fromkeys(slugs) if slug not in covered]
+        if self._scoped is not None and not new:
+            return
+        names = [] if self._scoped is not None else platform_secret_names(self.inventory_path,
+                                                                           self.vault_password_file)
+        split_names, others = split_secret_names(self.inventory_path, self.vault_password_file, new)
+        names += split_names  # a tenant with its own vault file: all of that file, no tenant file parsed
+        for slug in others:
             tenant = self.inventory.tenant(slug)
             names += [box.password_vault for box in tenant.mailboxes] + [passphrase_var(slug)]
+        self._scoped = covered | set(new)
         self.__dict__["redact"] = secret_scrubber(self.inventory_path, self.vault_password_file, names)
+
+    def scope_hosts(self, hosts: Sequence[str]) -> None:
+        """:meth:`scope_secrets` for the tenants these hosts serve; no hosts (a whole-fleet run) or a name
+        that is no inventory host (a pattern): every secret."""
+        if hosts and set(hosts) <= set(self.inventory.hosts):
+            self.scope_secrets(slug for host in hosts for slug in self.inventory.slugs_on_host(host))
+        elif self._scoped is not None:  # a partial scrubber would miss what a fleet-wide run handles
+            self.__dict__.pop("redact", None)
+            self._scoped = None
 
     @property
     def store(self) -> Store:

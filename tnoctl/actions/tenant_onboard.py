@@ -153,7 +153,7 @@ def _data(journal: Journal, rows: list[StepResult]) -> dict:
 def _validate(env: Env, slug: str) -> StepResult:
     """The inventory is valid (it loaded) and the vault holds every secret of the tenant."""
     tenant = env.inventory.tenant(slug)
-    names = vault.vault_names(env.inventory_path, env.vault_password_file)
+    names = vault.vault_names(env.inventory_path, env.vault_password_file, [slug])
     if names is None:
         raise InvalidInput("tenant onboard needs the vault password (--vault-password-file or "
                            "$TNO_VAULT_PASSWORD_FILE) to check and deploy the tenant's secrets")

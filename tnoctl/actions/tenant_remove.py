@@ -13,7 +13,9 @@ Order matters, and each step must succeed before the next one destroys anything:
 4. crypto-shredding on the backup host: the repository id is read, the repokey (``config``) is
    overwritten with ``shred``, then the repository and its quarantine are removed, and every host's
    borg cache and security records of that repository are dropped. The passphrase alone opens
-   nothing any more; delete ``tno_vault_borg_<slug>`` (and the mailbox passwords) from the vault.
+   nothing any more; delete ``tno_vault_borg_<slug>`` (and the mailbox passwords) from the vault. With
+   the split vault layout the tenant's `vault/<slug>.yml` moves to ``<state dir>/offboarded/`` in step 3
+   (a vault file without its tenant is refused by validation).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tnoctl.actions.backup import run_one
 from tnoctl.actions.env import Env
 from tnoctl.actions.operation import Outcome, operation, outcome_of
 from tnoctl.backup import naming
+from tnoctl.config import vaultsplit
 from tnoctl.errors import OperationFailed
 from tnoctl.plan.backup import (
     BackupTarget,
@@ -98,6 +101,7 @@ def run(env: Env, request: TenantRemoveRequest) -> Outcome:
         offboarded = env.state_dir / "offboarded"
         offboarded.mkdir(parents=True, exist_ok=True)
         shutil.move(str(env.inventory_path / "tenants" / f"{slug}.yml"), offboarded / f"{slug}.yml")
+        secrets_moved = _offboard_vault_file(env, slug, offboarded)
         env.reload_inventory()
         _redeploy(env, slug, target, mail_hosts, op.id)
         shredded = shred_repository(env, target)
@@ -108,8 +112,25 @@ def run(env: Env, request: TenantRemoveRequest) -> Outcome:
         return outcome_of(op, rows=[[slug, final.detail, export or "(no mail)", digest[:16], shredded]],
                           columns=COLUMNS,
                           data={"tenant": slug, **details},
-                          message=f"now delete {naming.passphrase_var(slug)} and the tenant's mailbox passwords "
-                                  "from the vault")
+                          message=(f"the tenant's vault file moved to {secrets_moved}: delete it once the "
+                                   "export is safe" if secrets_moved else
+                                   f"now delete {naming.passphrase_var(slug)} and the tenant's mailbox passwords "
+                                   "from the vault"))
+
+
+def _offboard_vault_file(env: Env, slug: str, offboarded: Path) -> Path | None:
+    """Move `vault/<slug>.yml` (split layout) next to the offboarded tenant file; its path, or None.
+
+    A vault file without its tenant is refused by validation, and the secrets open nothing once the
+    repository is shredded; kept (encrypted, 0600) in the state dir like the tenant file.
+    """
+    source = env.inventory_path / vaultsplit.rel(slug)
+    if not source.is_file():
+        return None
+    dest = offboarded / f"{slug}.vault.yml"
+    shutil.move(str(source), dest)
+    vaultsplit.forget(slug)
+    return dest
 
 
 def _redeploy(env: Env, slug: str, target: BackupTarget, mail_hosts: list[str], op_id: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tnoctl.cli.confirm import render
+from tnoctl.cli.confirm import confirm, refused, render
 from tnoctl.cli.context import AppContext
 from tnoctl.errors import ExitCode, InvalidInput
 
@@ -135,3 +135,30 @@ def secrets(app: AppContext, as_json: bool) -> int:
     from tnoctl.actions import host_secrets
 
     return render(app, host_secrets.run(app.env), as_json=as_json)
+
+
+@inventory.command("split-vault")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def split_vault(app: AppContext, yes: bool, as_json: bool) -> int:
+    """Move every tenant's secrets from group_vars/all/vault.yml to vault/SLUG.yml (one file per tenant).
+
+    Each vault/SLUG.yml is encrypted as a whole (one key derivation per tenant instead of one per
+    value), and a deploy or plan limited to some hosts decrypts only their tenants' files. Platform
+    secrets (office, rspamd, dns, acme...) stay in vault.yml. Tenant files are written first and
+    vault.yml last, so an interrupted run is finished by running it again; with nothing left to move
+    it writes nothing. Prints counts, never values. Needs the vault password. With --json:
+    `{tenants, moved, kept}`. Afterwards `tenant add` writes new tenants' secrets to vault/SLUG.yml.
+
+    \b
+    Example:
+      tnoctl inventory split-vault --vault-password-file ~/.tno-vault --yes
+      git add vault group_vars/all/vault.yml
+    """
+    from tnoctl.actions import vault_split
+
+    if not confirm("inventory split-vault", f"Move every tenant secret of {app.inventory} to vault/<slug>.yml?",
+                   yes):
+        return refused(app)
+    return render(app, vault_split.run(app.env), as_json=as_json)

@@ -112,7 +112,8 @@ def add(app: AppContext, slug: str, name: str, insee: str, domains: tuple[str, .
     """Add a tenant: write tenants/SLUG.yml and random mailbox passwords into the vault.
 
     The whole inventory is validated with the new tenant before anything is written. Passwords
-    are generated, encrypted into group_vars/all/vault.yml, and never printed.
+    are generated, encrypted into vault/SLUG.yml when the inventory has a vault/ directory (see
+    `tnoctl inventory split-vault`), else into group_vars/all/vault.yml, and never printed.
 
     \b
     Example:

@@ -23,9 +23,10 @@ from tnoctl.cli.context import AppContext
 def remove(app: AppContext, slug: str, export_dir: Path | None, yes: bool) -> int:
     """Offboard a commune: final backup, Maildir export, removal from every host, crypto-shredding.
 
-    Its files, backup units, keys and passphrases leave its hosts; its tenant file moves to
-    <state dir>/offboarded/ and its hosts and the backup host are redeployed without it; then its
-    repository key is shredded and the repository removed. The Maildir tarball is what remains.
+    Its files, backup units, keys and passphrases leave its hosts; its tenant file (and its
+    vault/SLUG.yml, in the split vault layout) moves to <state dir>/offboarded/ and its hosts and
+    the backup host are redeployed without it; then its repository key is shredded and the
+    repository removed. The Maildir tarball is what remains.
 
     \b
     Example:

@@ -27,6 +27,21 @@ groups `mail`, `office`, `proxy`, `backup`), `group_vars/all/platform.yml`, the 
 `group_vars/all/vault.yml`, one `tenants/<slug>.yml` per commune, and `tenants.tno.yml` (the
 inventory-plugin source). Unknown keys are errors; `tnoctl inventory validate` reports every
 problem at once as `file:field: message`. Examples: `inventories/lab/`, `inventories/example/`.
+
+## Vault layout
+
+- `group_vars/all/vault.yml`: a mapping of `tno_vault_*` variables, each value encrypted inline
+  (`name: !vault |`) or the whole file encrypted. It holds the platform's secrets
+  (`tno_vault_office_*`, `tno_vault_rspamd_*`, `tno_vault_dns_*`, `tno_vault_acme_*`) and, without
+  the split layout, every commune's.
+- `vault/<slug>.yml` (optional; the **split layout** is on when the directory `vault/` exists): one
+  file per commune, encrypted as a whole with ansible-vault, a mapping of that commune's variables
+  only: its namespace `tno_vault_<slug, - as _>_*` (the longest matching namespace owns a name) and
+  its borg passphrase `tno_vault_borg_<slug, - as _>`. Each file is `<slug>.yml` of a tenant of
+  `tenants/`, a regular file (a symlink only inside the inventory), at most 16 MiB. A name defined
+  both there and in vault.yml, or outside the file's namespace, is an error naming the file and the
+  variable. `tnoctl inventory split-vault` moves an inventory to this layout; Ansible loads the files
+  through the `tno_tenants` inventory plugin (`vault/` is in `ignore_patterns`).
 """
 
 

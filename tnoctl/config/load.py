@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tnoctl.config import gcpause, index, logical, scan, validate
+from tnoctl.config import gcpause, index, logical, scan, validate, vaultsplit
 from tnoctl.config.hosts import Host, load_hosts
 from tnoctl.config.schema import Platform, Tenant
 from tnoctl.config.vaultnames import VaultNames
@@ -222,8 +222,12 @@ def _checked(path: Path, vault_password_file: Path | None, cache_dir: Path | Non
     other run checks every file (cached per file by scan.py) and, when all is valid, rewrites it.
     """
     hosts, platform, errors = _common(path)
-    names = VaultNames(path, vault_password_file, cache_dir)
     files, stray = scan.list_tenant_files(path)
+    vault_listing = vaultsplit.scan_dir(path)
+    names = VaultNames(path, vault_password_file, cache_dir, vault_listing.stats)
+    layout = vaultsplit.layout_errors(path, {rel[len("tenants/"):-len(".yml")] for rel, _ in files}, vault_listing)
+    if layout:  # before any tenant vault file is read: stray or foreign files are named, not decrypted
+        raise _fail(path, errors + layout)
     index_path = index_key = None
     if cache_dir is not None and not errors and not stray and platform is not None:
         listing, newest = index.listing_digest(files)

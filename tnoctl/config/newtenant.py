@@ -101,7 +101,7 @@ def write(inv: Inventory, doc: dict[str, Any], password_file: Path | None) -> Pa
     if path.exists():
         raise InvalidInput(f"tenant {doc['slug']!r} already exists ({path})")
     names = {box["password_vault"] for box in doc["mailboxes"]}
-    existing = vault.vault_names(inv.path, password_file) or frozenset()
+    existing = vault.vault_names(inv.path, password_file, [doc["slug"]]) or frozenset()
     if names - existing and password_file is None:
         raise InvalidInput("tenant add needs the vault password to store mailbox passwords "
                            "(--vault-password-file or $TNO_VAULT_PASSWORD_FILE)")
@@ -119,7 +119,7 @@ def write(inv: Inventory, doc: dict[str, Any], password_file: Path | None) -> Pa
                            "(--vault-password-file or $TNO_VAULT_PASSWORD_FILE)")
     check(inv, doc, existing | names | {borg_var})
     if secrets:
-        vault.add_secrets(inv.path, password_file, {n: vault.new_password() for n in secrets})
+        vault.add_secrets(inv.path, password_file, {n: vault.new_password() for n in secrets}, tenant=doc["slug"])
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Tenant {doc['name']} (added by tnoctl tenant add; schema: docs/inventory-reference.md).\n"
     vault.atomic_write(path, (header + yamlio.dump(doc)).encode())

@@ -149,12 +149,22 @@ def scan(root: Path, vault: Any, cache_dir: Path | None = None, workers: int | N
     """Check every tenant file; return (results in file order, stats).
 
     ``vault`` gives ``digest`` (str or None, cheap) and ``names()`` (the name set, parsed only when
-    some file must really be checked): see :class:`tnoctl.config.vault.VaultNames`. ``listing`` is
+    some file must really be checked): see :class:`tnoctl.config.vaultnames.VaultNames`. With the
+    split vault layout it also gives ``scan_key`` (vault.yml's part only) and ``tenant_part(slug)``
+    (the digest of that tenant's own vault file's names), so a changed tenant vault file re-checks
+    that tenant only, not every tenant file. ``listing`` is
     :func:`list_tenant_files`'s answer when the caller already has it (its stray-file errors are the
     caller's to report).
     """
     files, _stray = listing if listing is not None else list_tenant_files(root)
-    key = fingerprint(vault.digest)
+    key = fingerprint(getattr(vault, "scan_key", vault.digest))
+    part = getattr(vault, "tenant_part", None)  # split vault layout: a tenant's own vault file's names digest
+
+    def result_key(digest: str, rel: str) -> str:
+        """A check result depends on the file and on its tenant's own vault file's names (split layout)."""
+        extra = part(rel[len("tenants/"):-len(".yml")]) if part is not None else ""
+        return digest if not extra else hashlib.sha256(f"{digest}\n{extra}".encode()).hexdigest()
+
     cache_path = cache_dir / CACHE_NAME if cache_dir is not None else None
     index, results, written_ns = _load_cache(cache_path, key)
     fresh: dict[str, Result] = {}
@@ -168,7 +178,7 @@ def scan(root: Path, vault: Any, cache_dir: Path | None = None, workers: int | N
         else:
             digest = content_digest(root, rel)
             hashed += 1
-        hit = results.get(digest) if digest is not None else None
+        hit = results.get(result_key(digest, rel)) if digest is not None else None
         if hit is not None:
             fresh[rel] = (validate.printable(rel), hit[0], hit[1])
             new_index[rel] = [list(stat), digest]
@@ -181,8 +191,8 @@ def scan(root: Path, vault: Any, cache_dir: Path | None = None, workers: int | N
             fresh[rel] = res
     ordered = [fresh[rel] for rel, _ in files]
     if cache_path is not None and (todo or hashed):
-        kept = {new_index[rel][1]: [res[1], res[2]] for (rel, _), res in zip(files, ordered, strict=True)
-                if rel in new_index}
+        kept = {result_key(new_index[rel][1], rel): [res[1], res[2]]
+                for (rel, _), res in zip(files, ordered, strict=True) if rel in new_index}
         _save_cache(cache_path, key, new_index, kept)
     return ordered, {"files": len(files), "parsed": len(todo), "cached": len(files) - len(todo),
                             "hashed": hashed}

@@ -1,4 +1,8 @@
-"""The inventory's vault file (`group_vars/all/vault.yml`): read variable names, add secrets.
+"""The inventory's vault: `group_vars/all/vault.yml` and, in the split layout, `vault/<slug>.yml`.
+
+`vault.yml` holds the platform's secrets (and, in older or small inventories, every tenant's); with
+the directory `vault/` present each tenant's secrets live in its own whole-file encrypted file
+(vaultsplit.py): readers decrypt only the tenant files of the names they are asked for.
 
 Each value is encrypted on its own with ansible's VaultLib (`key: !vault |` blocks), so variable
 *names* stay readable and `ansible-inventory --list` works without the vault password, while
@@ -18,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tnoctl.config import yamlio
+from tnoctl.config import vaultsplit, yamlio
 from tnoctl.errors import InvalidInput
 from tnoctl.state.durable import fsync_dir
 
@@ -59,10 +63,14 @@ def _vaultlib(password_file: Path):
 
 
 def _decrypt(lib, data: bytes, password_file: Path) -> bytes:
+    return _decrypt_at(lib, data, password_file, VAULT_REL)
+
+
+def _decrypt_at(lib, data: bytes, password_file: Path, where: str) -> bytes:
     try:
         return lib.decrypt(data)
     except Exception as exc:  # AnsibleError and friends: wrong password, corrupt data
-        raise InvalidInput(f"{VAULT_REL}: cannot decrypt with {password_file}: {type(exc).__name__}") from None
+        raise InvalidInput(f"{where}: cannot decrypt with {password_file}: {type(exc).__name__}") from None
 
 
 def _parse(data: bytes) -> dict[str, Any]:
@@ -134,14 +142,14 @@ def password_sample(doc: dict[str, Any]) -> Vaulted | None:
     return (platform or [v for _, v in vaulted] or [None])[0]
 
 
-def vault_names(inventory: Path, password_file: Path | None) -> frozenset[str] | None:
-    """Names of the vault variables, or None when they cannot be known (check skipped).
+def platform_names(inventory: Path, password_file: Path | None) -> frozenset[str] | None:
+    """Names defined in vault.yml (empty without it), or None when a whole-file vault.yml has no password.
 
     With a password, one inline value is decrypted too, so a wrong password is reported early.
     """
     raw = read_raw(inventory, password_file)
     if raw is None:
-        return None
+        return frozenset() if not (inventory / VAULT_REL).exists() else None
     doc, _ = raw
     if password_file is not None:
         sample = password_sample(doc)
@@ -150,37 +158,122 @@ def vault_names(inventory: Path, password_file: Path | None) -> frozenset[str] |
     return frozenset(str(k) for k in doc)
 
 
+def vault_names(inventory: Path, password_file: Path | None,
+                slugs: Iterable[str] | None = None) -> frozenset[str] | None:
+    """Names of the vault variables, or None when they cannot be known (check skipped).
+
+    vault.yml's (see :func:`platform_names`; None when the inventory has no vault at all) and, in the
+    split layout, those of the tenant files of ``slugs`` (None: every tenant file, each decrypted once
+    per process); without a password tenant files are unknowable (None).
+    """
+    split = vaultsplit.is_split(inventory)
+    if not split and not (inventory / VAULT_REL).exists():
+        return None
+    names = platform_names(inventory, password_file)
+    if names is None or not split:
+        return names
+    if password_file is None:
+        return None
+    present = vaultsplit.present(inventory)
+    found = set(names)
+    for slug in sorted(present if slugs is None else set(slugs) & present):
+        found.update(tenant_doc(inventory, password_file, slug))
+    return frozenset(found)
+
+
+def tenant_doc(inventory: Path, password_file: Path, slug: str, keep: bool = True,
+               twice_ok: bool = False) -> dict[str, str]:
+    """Plaintext mapping of `vault/<slug>.yml` (decrypted once per process per file version; never print it).
+
+    A name vault.yml defines too is an error, unless ``twice_ok`` (the migration finishing an interrupted run).
+    """
+    raw = read_raw(inventory, password_file) if not twice_ok else None
+    return vaultsplit.read_tenant(inventory, slug, _vaultlib(password_file),
+                                  lambda lib, data, where: _decrypt_at(lib, data, password_file, where),
+                                  raw[0].keys() if raw is not None else (), keep=keep)
+
+
+def split_secret_names(inventory: Path, password_file: Path, slugs: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(every secret name of the tenants among ``slugs`` that have a `vault/<slug>.yml`: the file's and
+    vault.yml's names they own; the other slugs). A scrubber needs no tenant file parse for the first."""
+    present = vaultsplit.present(inventory)
+    wanted = [s for s in dict.fromkeys(slugs) if s in present]
+    others = [s for s in dict.fromkeys(slugs) if s not in present]
+    if not wanted:
+        return [], others
+    raw = read_raw(inventory, password_file)
+    chosen = set(wanted)
+    names = [str(k) for k in (raw[0] if raw is not None else {}) if vaultsplit.owner(str(k), present) in chosen]
+    for slug in wanted:
+        names += tenant_doc(inventory, password_file, slug)
+    return names, others
+
+
 def new_password(length: int = 24) -> str:
     """A random mailbox password (letters and digits: safe in any config file)."""
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
-def add_secrets(inventory: Path, password_file: Path, new: dict[str, str]) -> list[str]:
-    """Add variables that do not exist yet (existing ones are kept); return the names added."""
+def add_secrets(inventory: Path, password_file: Path, new: dict[str, str], tenant: str | None = None) -> list[str]:
+    """Add variables that do not exist yet (existing ones are kept); return the names added.
+
+    With ``tenant`` and the split layout they go to `vault/<tenant>.yml` (every name must be that
+    tenant's), else to vault.yml as before.
+    """
+    if tenant is not None and vaultsplit.is_split(inventory):
+        return _add_tenant_secrets(inventory, password_file, tenant, new)
     lib = _vaultlib(password_file)
     raw = read_raw(inventory, password_file)
     doc, whole = (dict(raw[0]), raw[1]) if raw is not None else ({}, False)
     added = [k for k in new if k not in doc]
     for key in added:
         doc[key] = new[key] if whole else Vaulted(lib.encrypt(new[key].encode()).decode())
+    _write_vault_yml(inventory, lib, doc, whole)
+    return added
+
+
+def write_platform(inventory: Path, password_file: Path, doc: dict[str, Any], whole: bool) -> None:
+    """Rewrite vault.yml with ``doc`` as read by :func:`read_raw` (inline ciphertexts are kept as they are)."""
+    _write_vault_yml(inventory, _vaultlib(password_file), doc, whole)
+
+
+def _write_vault_yml(inventory: Path, lib: Any, doc: dict[str, Any], whole: bool) -> None:
     text = yaml.dump(dict(sorted(doc.items())), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
     content = lib.encrypt(text.encode()) if whole else text.encode()
     path = inventory / VAULT_REL
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, content, 0o600 if whole else 0o644)
+
+
+def _add_tenant_secrets(inventory: Path, password_file: Path, slug: str, new: dict[str, str]) -> list[str]:
+    raw = read_raw(inventory, password_file)
+    platform = raw[0].keys() if raw is not None else {}.keys()
+    exists = (inventory / vaultsplit.rel(slug)).exists()
+    doc = dict(tenant_doc(inventory, password_file, slug)) if exists else {}
+    added = [k for k in new if k not in doc and k not in platform]
+    if not added:
+        return []
+    doc.update({k: new[k] for k in added})
+    vaultsplit.check_names(slug, doc, vaultsplit.known_slugs(inventory, slug), platform)
+    write_tenant(inventory, _vaultlib(password_file), slug, doc)
     return added
+
+
+def write_tenant(inventory: Path, lib: Any, slug: str, doc: dict[str, str]) -> None:
+    """Encrypt ``doc`` as a whole into `vault/<slug>.yml` (atomic, 0600); the caller checked the names."""
+    text = yaml.safe_dump(dict(sorted(doc.items())), sort_keys=False, allow_unicode=True, width=1 << 16)
+    path = inventory / vaultsplit.rel(slug)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lib.encrypt(text.encode()), 0o600)
+    vaultsplit.forget(slug)
 
 
 def decrypt_value(inventory: Path, password_file: Path, name: str) -> str:
     """Plaintext of one vault variable (for probes and tests; callers must not print it)."""
-    raw = read_raw(inventory, password_file)
-    doc = raw[0] if raw else {}
-    if name not in doc:
+    values = read_vault(inventory, password_file, [name])
+    if name not in values:
         raise InvalidInput(f"{VAULT_REL}: {name} is not defined in the vault")
-    value = doc[name]
-    if isinstance(value, Vaulted):
-        return _decrypt(_vaultlib(password_file), value.encode(), password_file).decode()
-    return str(value)
+    return values[name]
 
 
 def atomic_write(path: Path, content: bytes, mode: int = 0o644) -> None:
@@ -206,15 +299,32 @@ def read_vault(inventory: Path, password_file: Path, names: Iterable[str] | None
     """Vault variables, decrypted: all of them, or only ``names`` (those absent are skipped).
 
     For redaction registries and tests; never print the values. Deploys pass the names their
-    targeted tenants need: decrypting costs ~7 ms per value (PBKDF2), hours for a whole fleet.
+    targeted tenants need: decrypting costs ~7 ms per inline value or per tenant file (PBKDF2), hours
+    for a whole fleet. In the split layout a name owned by a tenant with a `vault/<slug>.yml` is read
+    from that file only (one decrypt per file and process); every other name from vault.yml.
     """
     raw = read_raw(inventory, password_file)
-    if raw is None:
-        return {}
-    doc, _whole = raw
-    lib = _vaultlib(password_file)
-    wanted = doc.keys() if names is None else [n for n in dict.fromkeys(names) if n in doc]
+    doc = raw[0] if raw is not None else {}
+    present = vaultsplit.present(inventory)
     values: dict[str, str] = {}
+    if names is None:
+        wanted: Iterable[Any] = doc.keys()
+        for slug in sorted(present):
+            values.update(tenant_doc(inventory, password_file, slug))
+    else:
+        wanted = []
+        by_owner: dict[str, list[str]] = {}
+        for name in dict.fromkeys(names):
+            slug = vaultsplit.owner(name, present) if present else None
+            if slug is not None:
+                by_owner.setdefault(slug, []).append(name)
+            elif name in doc:
+                wanted.append(name)
+        for slug, owned in by_owner.items():  # one read (and at most one decrypt) per tenant file
+            tdoc = tenant_doc(inventory, password_file, slug)
+            values.update((n, tdoc[n]) for n in owned if n in tdoc)
+            wanted += [n for n in owned if n not in tdoc and n in doc]
+    lib = _vaultlib(password_file) if wanted else None
     for name in wanted:
         value = doc[name]
         if isinstance(value, Vaulted):

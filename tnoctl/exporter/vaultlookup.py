@@ -10,6 +10,8 @@ with a regular expression, so the whole vault is never held in memory nor built 
 an entry in tnoctl's own form (``name: !vault |`` + an indented ciphertext, as ``tnoctl tenant add``
 and ansible-vault write it) is read directly, any other form of a wanted entry is parsed with the
 inventory's safe YAML loader. A whole-file encrypted vault is read with the product's reader.
+With the split layout (config/vaultsplit.py) a name owned by a tenant that has a `vault/<slug>.yml`
+is read from that file: decrypted once per change of the file, keeping only the wanted names.
 
 Values are only handed to the probe that logs in; nothing here logs or prints one.
 """
@@ -23,7 +25,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tnoctl.config import vault, yamlio
+from tnoctl.config import vault, vaultsplit, yamlio
 from tnoctl.errors import InvalidInput
 
 CHUNK = 16 << 20
@@ -52,6 +54,7 @@ class VaultLookup:
         self._values: dict[str, str] = {}  # wanted name → ciphertext (Vaulted) or plain value, as in the file
         self._plain: dict[str, tuple[str, str]] = {}  # name → (ciphertext, plaintext)
         self._lib = None
+        self._tenants: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}  # slug -> (stat, wanted values)
         self.scans = 0  # file reads since creation (tests: one per change of the file)
         self.decrypts = 0  # values decrypted since creation (tests: one per value and change)
 
@@ -65,6 +68,12 @@ class VaultLookup:
 
     def __call__(self, name: str) -> str | None:
         """The plaintext of ``name``, or None when the vault lacks it or cannot be read/decrypted."""
+        try:
+            found, plain = self._from_tenant_file(name)
+        except (InvalidInput, OSError):
+            return None
+        if found:
+            return plain
         with self._lock:
             if name not in self._wanted:  # not declared: read once more, with it
                 self._wanted.add(name)
@@ -88,6 +97,26 @@ class VaultLookup:
         return plain
 
     # ------------------------------------------------------------------ reading
+    def _from_tenant_file(self, name: str) -> tuple[bool, str | None]:
+        """(True, value) when the split layout's tenant file owning ``name`` defines it, else (False, None)."""
+        present = vaultsplit.present(self.inventory)
+        slug = vaultsplit.owner(name, present) if present else None
+        if slug is None:
+            return False, None
+        st = os.stat(self.inventory / vaultsplit.rel(slug))
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._tenants.get(slug)
+        if cached is None or cached[0] != key or name not in cached[1]:
+            with self._lock:
+                self._wanted.add(name)
+                wanted = set(self._wanted)
+            doc = vault.tenant_doc(self.inventory, self.password_file, slug, keep=False)
+            self.decrypts += 1
+            cached = (key, {k: v for k, v in doc.items() if k in wanted})
+            self._tenants[slug] = cached
+        value = cached[1].get(name)
+        return value is not None, value
+
     def _refresh(self) -> None:
         try:
             st = os.stat(self.path)

@@ -118,8 +118,8 @@ nocolor = True
 
 [inventory]
 enable_plugins = tno_tenants, ansible.builtin.host_list, ansible.builtin.yaml, ansible.builtin.ini, ansible.builtin.auto
-# tenants/ holds tnoctl tenant files (read by the tno_tenants plugin), not inventory sources
-ignore_patterns = ^tenants$, ^vault-password$, ^README, ^\\.tno$
+# tenants/ and vault/ (tenant files, per-tenant vault files) are read by the tno_tenants plugin, not inventory sources
+ignore_patterns = ^tenants$, ^vault$, ^vault-password$, ^README, ^\\.tno$
 unparsed_is_failed = True
 
 [ssh_connection]
