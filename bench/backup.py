@@ -18,10 +18,11 @@ archives are gone: the repository was re-created — never run this against prod
 sixth host, mail3, is added and booted (tnoctl.lab.spare; with `--warm` it is first deployed as an
 empty standby mail host), the tenant (default: the first mail-only one) gets --mb MiB of mail (default 0:
 its lab mailboxes only, a few KiB; a commune's real mail is gigabytes, and the fixed costs of a recovery
-weigh less against it), is backed up, then
-`tnoctl restore --tenant T --to-host mail3 --yes` is timed end to end (placement, routing deploy,
-backup keys, agent restore + verification, DNS). The baseline is what an administrator would do by hand
-on the same, now provisioned, host: a raw `borg extract` of the same archive with the tenant's key,
+weigh less against it), is backed up, then `tnoctl restore --tenant T --to-host mail3 --yes` is timed
+until the tenant is served there (placement, deploy of mail3 and of the old host, backup keys, agent
+restore + verification, DNS: the command's `serving_after_seconds`), and to its end (the other mail
+hosts' allowlists follow). The baseline is what an administrator would do by hand on the same, now
+provisioned, host: a raw `borg extract` of the same archive with the tenant's key,
 then `systemctl restart postfix dovecot`. The tenant's old host stays up (so the restore redeploys it
 too: it stops accepting the tenant's domains). Prints both, the ratio and the goal (<= 2x); then puts the
 tenant back on its host (placement, redeploy of the mail hosts, DNS) and removes mail3.
@@ -168,12 +169,21 @@ def tnoctl_json(inventory: Path, *argv: str) -> tuple[int, float, dict]:
         return rc, elapsed, {}
 
 
-def rto_rows(rto: float, agent: float, extract: float, start: float, warm: bool) -> list[tuple[str, float, str]]:
-    """The RTO table: tnoctl end to end and its restore step, the raw baseline, the ratio (pure)."""
+def rto_rows(rto: float, agent: float, extract: float, start: float, warm: bool,
+             total: float | None = None) -> list[tuple[str, float, str]]:
+    """The RTO table: tnoctl until the tenant is served, its restore step, the raw baseline, the ratio (pure).
+
+    ``rto``: seconds from the start of `restore --to-host` until the tenant is served on the new host
+    (data back, DNS moved: its ``serving_after_seconds``); ``total``: the whole command, which then
+    redeploys the other mail hosts (their allowlists) off the critical path.
+    """
     raw = extract + start
     host = "standby mail3 (deployed, no tenant)" if warm else "fresh mail3 (never deployed)"
+    rows = [(f"tnoctl restore --to-host, {host}: served", rto, f"RTO = {rto / raw:.2f}x raw (goal <= 2x)")]
+    if total is not None:
+        rows.append(("  whole command (other mail hosts follow)", total, f"{total / raw:.2f}x raw"))
     return [
-        (f"tnoctl restore --to-host, {host}", rto, f"RTO = {rto / raw:.2f}x raw (goal <= 2x)"),
+        *rows,
         ("  of which agent restore + verify", agent, f"{agent / raw:.2f}x raw"),
         ("raw borg extract, same archive, on mail3", extract, ""),
         ("raw service start (postfix, dovecot)", start, ""),
@@ -230,9 +240,9 @@ def measure_rto(inv: Path, slug: str, old: str, user: str, domain: str, warm: bo
             timed(env.ssh, old, ["python3", "-c", FILL, user, str(mb)])
         rc, _ = tnoctl(inv, "backup", "run", "--tenant", slug, "--component", "mail")
         assert rc == 0, "backup run failed"
-        rc, rto, data = tnoctl_json(inv, "restore", "--tenant", slug, "--to-host", SPARE_NAME, "--yes")
+        rc, total, data = tnoctl_json(inv, "restore", "--tenant", slug, "--to-host", SPARE_NAME, "--yes")
         assert rc == 0, f"restore --to-host failed (rc {rc}): {data}"
-        archive, agent = data["archive"], float(data.get("duration_seconds", 0.0))
+        archive, agent, rto = data["archive"], float(data["duration_seconds"]), float(data["serving_after_seconds"])
         backup = env.inventory.platform.tno_backup_host
         url = f"ssh://{naming.BACKUP_USER}@{env.inventory.hosts[backup].address}{naming.repo_path(slug)}"
         scratch = "/var/tmp/tno-rto"
@@ -246,7 +256,7 @@ def measure_rto(inv: Path, slug: str, old: str, user: str, domain: str, warm: bo
         size = env.ssh.run(SPARE_NAME, ["du", "-sm", f"/srv/vmail/{domain}"]).stdout.split()[:1]
         print(f"tenant {slug}: {old} -> {SPARE_NAME} (archive {archive}; {mb} MiB of bench mail added; "
               f"restored mail directory {''.join(size) or '?'} MiB)")
-        for name, seconds, note in rto_rows(rto, agent, extract, start, warm):
+        for name, seconds, note in rto_rows(rto, agent, extract, start, warm, total):
             print(f"{name:44s} {seconds:8.2f}s  {note}")
     finally:
         env.close()

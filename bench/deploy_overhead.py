@@ -61,7 +61,7 @@ action_plugins = {plugins}/action
 library = {plugins}/modules
 [inventory]
 enable_plugins = tno_tenants, ansible.builtin.host_list, ansible.builtin.yaml, ansible.builtin.ini, ansible.builtin.auto
-ignore_patterns = ^tenants$, ^vault-password$, ^README, ^\\.tno$
+ignore_patterns = ^tenants$, ^vault$, ^vault-password$, ^README, ^\\.tno$
 """
 
 

@@ -95,7 +95,7 @@ def test_removal_steps_per_component(inventory) -> None:
                                                                                              ("office2", "office")]
 
 
-def test_prune_and_disaster_calls(inventory) -> None:
+def test_prune_and_disaster_phases(inventory) -> None:
     target = plan.BackupTarget("givors", "mail2", "backup1", {"keep_daily": 3, "keep_weekly": 0, "keep_monthly": 1})
     keep = ["--keep-daily=3", "--keep-monthly=1", "--keep-weekly=0"]
     repo = "/srv/tno-backup/givors"
@@ -111,7 +111,8 @@ def test_prune_and_disaster_calls(inventory) -> None:
     assert plan.prune_args(office)[1][3] == "--keep-within=1d"  # never 0d: a snapshot lives at least a day
     with pytest.raises(InvalidInput):
         target.host_of("office")
-    site, setup = plan.disaster_calls("mail1", "backup1")
+    (site, setup), follow = plan.disaster_phases("mail1", "backup1")
+    assert follow == []
     assert (site.playbook, site.limit, site.extra_vars) == ("site.yml", ("mail1",), {"tno_action": "deploy"})
     assert (setup.playbook, setup.limit) == ("backup.yml", ("backup1", "mail1"))
 

@@ -27,6 +27,7 @@ from tests.unit.fakes import (
     failed_result,
     files_tls_mode,
     make_env,
+    ok_result,
     without_dns_server,
 )
 from tnoctl import paths
@@ -36,7 +37,7 @@ from tnoctl.actions.tenant_dns import dkim_argv, records_for
 from tnoctl.actions.tenant_dns_sync import Expected, classify, plan_update
 from tnoctl.backup import borg, naming
 from tnoctl.errors import ExitCode, Locked, OperationFailed
-from tnoctl.plan.backup import disaster_calls, disaster_hosts
+from tnoctl.plan.backup import disaster_hosts, disaster_phases, setup_call, site_call
 from tnoctl.state import audit, locks
 
 NOW = datetime(2026, 11, 29, 11, 0, tzinfo=UTC)
@@ -97,10 +98,12 @@ def test_new_host_gets_the_tenant_routing_backups_and_dns_follow(inventory: Path
 
     assert outcome.exit_code == ExitCode.OK, (outcome.rows, outcome.errors)
     assert runner.played == [
-        # the new host and every mail host whose maps route feyzin.test (mail2 answers: it drops it)
-        Played("site.yml", ("mail1", "mail2", "mail3"), ("tno_action",), False),
-        # mail3's key authorized on backup1; mail2 (it answers) stops backing up feyzin
+        # the new host, and mail2 (it answers: it drops feyzin.test in the same run)
+        Played("site.yml", ("mail2", "mail3"), ("tno_action",), False),
+        # mail3's key authorized on backup1; mail2 stops backing up feyzin
         Played("backup.yml", ("backup1", "mail2", "mail3"), ("tno_action",), False),
+        # after the DNS moved (the tenant is served): mail1's allowlist learns mail3
+        Played("site.yml", ("mail1",), ("tno_action",), False),
     ]
     assert ssh.commands == [
         ("backup1", INFO),
@@ -122,6 +125,7 @@ def test_new_host_gets_the_tenant_routing_backups_and_dns_follow(inventory: Path
     assert record["result"] == "ok" and record["args"] == [f"tenant={SLUG}", f"to_host={NEW}"]
     assert record["details"]["placement"] == {"mail": {"from": OLD, "to": NEW}}
     assert record["details"]["deployed"] == ["mail1", "mail2", "mail3"]
+    assert 0 <= record["details"]["serving_after_seconds"] < 60
     assert record["details"]["dns"]["mail.feyzin.test. A"] == "published"
     assert locks.list_locks(env.state_dir) == []
 
@@ -133,15 +137,16 @@ def test_a_dead_old_host_is_left_out_and_named(inventory: Path, tmp_path: Path) 
 
     assert outcome.exit_code == ExitCode.OK, outcome.rows
     assert runner.played == [
-        Played("site.yml", ("mail1", "mail3"), ("tno_action",), False),  # mail1 learns the new route
+        Played("site.yml", ("mail3",), ("tno_action",), False),
         Played("backup.yml", ("backup1", "mail3"), ("tno_action",), False),
+        Played("site.yml", ("mail1",), ("tno_action",), False),  # mail1 learns the new route
     ]
     warning = env.output.stderr.getvalue()  # type: ignore[attr-defined]
     assert "mail2 does not answer" in warning and "tnoctl deploy --host mail2" in warning
 
 
-def test_a_failed_routing_deploy_stops_before_the_data(inventory: Path, tmp_path: Path) -> None:
-    runner = FakePlaybookRunner(lambda call: failed_result(call, "mail1", "Render the transport map"))
+def test_a_failed_deploy_of_the_new_host_stops_before_the_data(inventory: Path, tmp_path: Path) -> None:
+    runner = FakePlaybookRunner(lambda call: failed_result(call, "mail3", "Render the transport map"))
     ssh = _ssh()
     env = _env(inventory, tmp_path, ssh, runner)
     outcome = _restore(env, FakeDns(_lab_zone()))
@@ -149,7 +154,24 @@ def test_a_failed_routing_deploy_stops_before_the_data(inventory: Path, tmp_path
     assert outcome.exit_code == ExitCode.FAILED
     assert [p.playbook for p in runner.played] == ["site.yml"]
     assert not any(argv[0] == naming.AGENT for _h, argv in ssh.commands)
-    assert "site.yml failed on mail1, mail2, mail3: mail1: Render the transport map: boom" in outcome.rows[0][3]
+    assert "site.yml failed on mail2, mail3: mail3: Render the transport map: boom" in outcome.rows[0][3]
+
+
+def test_a_failed_follow_up_fails_the_restore_after_the_tenant_is_served(inventory: Path, tmp_path: Path) -> None:
+    """The other mail hosts follow after the DNS moved: their failure names them; the data and DNS are done."""
+    runner = FakePlaybookRunner(lambda call: failed_result(call, "mail1", "Render the postscreen allowlist")
+                                if call.limit == ("mail1",) else ok_result(call, call.limit))
+    ssh, dns = _ssh(), FakeDns(_lab_zone())
+    env = _env(inventory, tmp_path, ssh, runner)
+    outcome = _restore(env, dns)
+
+    assert outcome.exit_code == ExitCode.FAILED
+    detail = outcome.rows[0][3]
+    assert "served on mail3, but site.yml failed on mail1: mail1: Render the postscreen allowlist: boom" in detail
+    assert "(then: tnoctl deploy --host mail1)" in detail
+    assert (NEW, (naming.AGENT, "restore-tenant", SLUG, ARCHIVE)) in ssh.commands
+    assert dns.records[(f"mail.{SLUG}.test.", "A")] == [NEW_ADDRESS]
+    assert "serving_after_seconds" in _record(env)["details"]
 
 
 def test_dns_that_does_not_follow_fails_the_restore_naming_the_record(inventory: Path, tmp_path: Path) -> None:
@@ -197,10 +219,12 @@ def test_disaster_plan_is_pure() -> None:
     assert disaster_hosts("mail3", "mail2", mail, False) == ("mail1", "mail3")
     assert disaster_hosts("mail2", "mail2", mail, False) == ("mail2",)
     assert disaster_hosts("mail3", None, mail, False) == ("mail3",)
-    site, setup = disaster_calls("mail3", "backup1", ("mail1", "mail3"), "mail2")
-    assert (site.limit, setup.limit) == (("mail1", "mail3"), ("backup1", "mail3"))
-    site, setup = disaster_calls("mail3", "backup1", ("mail1", "mail2", "mail3"), "mail2")
-    assert setup.limit == ("backup1", "mail2", "mail3")
+    (site, setup), (follow,) = disaster_phases("mail3", "backup1", ("mail1", "mail3"), "mail2")  # mail2 is dead
+    assert (site.limit, setup.limit, follow.limit) == (("mail3",), ("backup1", "mail3"), ("mail1",))
+    (site, setup), (follow,) = disaster_phases("mail3", "backup1", ("mail1", "mail2", "mail3"), "mail2")
+    assert (site.limit, setup.limit, follow.limit) == (("mail2", "mail3"), ("backup1", "mail2", "mail3"), ("mail1",))
+    assert disaster_phases("mail2", "backup1", ("mail2",), "mail2") == (
+        [site_call(("mail2",)), setup_call(("backup1", "mail2"))], [])  # rebuilt in place: nothing follows
 
 
 def test_a_records_of_the_mail_names_carry_the_mail_host_address() -> None:
@@ -254,11 +278,12 @@ def test_bench_rto_rows_print_the_ratio_against_raw_extract_and_start() -> None:
     assert spec and spec.loader
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    rows = bench.rto_rows(rto=30.0, agent=6.0, extract=8.0, start=2.0, warm=True)
-    assert rows[0] == ("tnoctl restore --to-host, standby mail3 (deployed, no tenant)", 30.0,
+    rows = bench.rto_rows(rto=30.0, agent=6.0, extract=8.0, start=2.0, warm=True, total=45.0)
+    assert rows[0] == ("tnoctl restore --to-host, standby mail3 (deployed, no tenant): served", 30.0,
                        "RTO = 3.00x raw (goal <= 2x)")
+    assert rows[1] == ("  whole command (other mail hosts follow)", 45.0, "4.50x raw")
     assert rows[-1] == ("raw extract + service start", 10.0, "")
-    assert rows[1][2] == "0.60x raw"
+    assert rows[2][2] == "0.60x raw"
     assert bench.rto_rows(12.0, 6.0, 8.0, 2.0, warm=False)[0][2] == "RTO = 1.20x raw (goal <= 2x)"
 
 

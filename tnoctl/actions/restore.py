@@ -13,6 +13,7 @@ host redeployed), certificates, the tenant's data and its DNS records follow it 
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -63,6 +64,7 @@ def run(env: Env, request: RestoreRequest, dns_client: ClientFactory | None = No
 
     ``dns_client``: the DNS client factory of the disaster recovery's DNS step (tests fake it).
     """
+    started = time.monotonic()
     target = check(env, request)
     hosts = [request.to_host or target.mail_host, target.backup_host]
     tenants = [request.tenant]
@@ -77,12 +79,13 @@ def run(env: Env, request: RestoreRequest, dns_client: ClientFactory | None = No
         if request.mailbox:
             result = restore_mailbox(env, target, request.mailbox.lower(), name)
         else:
-            result = disaster(env, op, target, request.to_host or "", name, dns_client)
+            result = disaster(env, op, target, request.to_host or "", name, dns_client, started)
         op.details["restore"] = {"archive": name, "ok": result.ok, "detail": result.detail}
         if not result.ok:
             op.fail(reason=result.detail)
         return outcome_of(op, rows=summary_rows([result]), columns=SUMMARY_COLUMNS,
-                          data={"archive": name, **dataclasses.asdict(result)})
+                          data={"archive": name, **dataclasses.asdict(result),
+                                **{k: op.details[k] for k in ("serving_after_seconds",) if k in op.details}})
 
 
 def resolve_archive(env: Env, target: BackupTarget, archive: str | None) -> str:

@@ -7,22 +7,26 @@ Steps, in order (a failed step stops the recovery, naming it; nothing after it r
                   host is left out of the deploy, and the operator is told to redeploy it before it
                   comes back, or it would still accept the tenant's domains locally);
 3. ``deploy``     certificates first (in the lab: the host certificates re-issued for the new
-                  placement, as `deploy` does), then ``site.yml`` on H and every other reachable mail
-                  host (their postscreen allowlist must name H's address; mail reaches H by the
-                  tenant's MX, whose A record step ``dns`` moves: plan.backup.disaster_hosts), then
-                  ``backup.yml`` on H, the backup host and the old host when it answers
-                  (plan.backup.disaster_calls);
+                  placement, as `deploy` does), then ``site.yml`` on H and on the old host when it
+                  answers (it stops accepting the tenant's domains in the same run), then ``backup.yml``
+                  on H, the backup host and the old host when it answers (plan.backup.disaster_phases);
 4. ``restore``    the host agent restores every mailbox, the DKIM keys and Sieve scripts on H, checks
                   the userdb and the archive's manifest; Rspamd restarted (DKIM signer);
 5. ``dns``        when the platform names a DNS server: the tenant's records published and checked
                   (as `dns publish`): the A records of ``mail./smtp./imap./autoconfig./mta-sts.<domain>`` carry
                   H's address. Without a DNS server, the records to change are printed as a warning.
+                  From here the tenant is served on H: the seconds since the restore began are its
+                  recovery time (``serving_after_seconds`` in the audit record and ``--json``);
+6. ``follow``     ``site.yml`` on the other mail hosts (their postscreen allowlist must name H's address;
+                  mail reaches H by the tenant's MX: plan.backup.disaster_hosts), off the critical path.
+                  A failure here fails the restore, naming the hosts to redeploy; the tenant stays served.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from pathlib import Path
 
 from tnoctl.actions.backup import TenantResult, last_json
@@ -32,7 +36,8 @@ from tnoctl.actions.env import Env
 from tnoctl.actions.tenant_dns_sync import ClientFactory
 from tnoctl.backup import naming
 from tnoctl.errors import InvalidInput, OperationFailed
-from tnoctl.plan.backup import BackupTarget, disaster_calls, disaster_hosts
+from tnoctl.plan.backup import BackupTarget, disaster_hosts, disaster_phases
+from tnoctl.plan.calls import PlaybookCall
 from tnoctl.state import store as state_store
 from tnoctl.state.audit import Operation
 
@@ -42,11 +47,13 @@ REACH_TIMEOUT = 20
 
 
 def disaster(env: Env, op: Operation, target: BackupTarget, to_host: str, archive: str,
-             dns_client: ClientFactory | None = None) -> TenantResult:
-    """Placement -> reach -> deploy (certificates, site.yml, backup.yml) -> agent restore -> DNS.
+             dns_client: ClientFactory | None = None, started: float | None = None) -> TenantResult:
+    """Placement -> reach -> deploy (certificates, site.yml, backup.yml) -> agent restore -> DNS -> follow.
 
     ``dns_client`` builds the DNS client (default: the platform's server with its TSIG key; tests fake it).
+    ``started``: ``time.monotonic()`` when the restore began (its recovery time counts from there).
     """
+    started = time.monotonic() if started is None else started
     old = move_placement(env.inventory_path, target.slug, to_host)
     env.reload_inventory()  # the new placement: certificates, DNS records and probes read it
     op.details["placement"] = {"mail": {"from": old, "to": to_host}}
@@ -59,18 +66,34 @@ def disaster(env: Env, op: Operation, target: BackupTarget, to_host: str, archiv
     site_hosts = disaster_hosts(to_host, old or None, mail_hosts, reachable)
     op.details["deployed"] = list(site_hosts)
     refresh_lab_certificates(env)
-    for index, call in enumerate(disaster_calls(to_host, target.backup_host, site_hosts, old or None)):
-        failures = play(env, op, call, suffix=str(index), hosts=list(call.limit), title=f"restore: {call.playbook}")
-        if failures:
-            hosts = ", ".join(call.limit)
-            return TenantResult(target.slug, False, f"{call.playbook} failed on {hosts}: {'; '.join(failures)}"[:500])
+    before, after = disaster_phases(to_host, target.backup_host, site_hosts, old or None)
+    failed = _play_all(env, op, before, 0)
+    if failed:
+        return TenantResult(target.slug, False, failed)
     result = restore_tenant(env, dataclasses.replace(target, mail_host=to_host), archive)
     if not result.ok:
         return result
     dns = publish_dns(env, op, target.slug, dns_client)
     if dns:
         return dataclasses.replace(result, ok=False, detail=f"{result.detail}; DNS: {'; '.join(dns)}"[:500])
+    op.details["serving_after_seconds"] = round(time.monotonic() - started, 3)
+    env.output.info(f"{target.slug}: served on {to_host} after {op.details['serving_after_seconds']:.1f}s; "
+                    "the other mail hosts follow")
+    failed = _play_all(env, op, after, len(before))
+    if failed:
+        hosts = " ".join(f"--host {h}" for call in after for h in call.limit)
+        return dataclasses.replace(result, ok=False, detail=f"{result.detail}; served on {to_host}, but {failed} "
+                                                            f"(then: tnoctl deploy {hosts})"[:500])
     return result
+
+
+def _play_all(env: Env, op: Operation, calls: list[PlaybookCall], first_index: int) -> str:
+    """Run ``calls`` in order through the operation; "" or what failed (the first failing call stops it)."""
+    for index, call in enumerate(calls, start=first_index):
+        failures = play(env, op, call, suffix=str(index), hosts=list(call.limit), title=f"restore: {call.playbook}")
+        if failures:
+            return f"{call.playbook} failed on {', '.join(call.limit)}: {'; '.join(failures)}"[:500]
+    return ""
 
 
 def answers(env: Env, host: str) -> bool:

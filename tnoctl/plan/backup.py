@@ -98,6 +98,11 @@ def require_mail(target: BackupTarget) -> str:
     return target.mail_host
 
 
+def site_call(hosts: list[str] | tuple[str, ...]) -> PlaybookCall:
+    """``site.yml`` as `deploy` runs it, limited to ``hosts``."""
+    return PlaybookCall(playbook=SITE_PLAYBOOK, extra_vars={"tno_action": "deploy"}, limit=tuple(sorted(hosts)))
+
+
 def setup_call(hosts: list[str] | tuple[str, ...] = ()) -> PlaybookCall:
     """The backup deployment (role tno_backup, three plays); ``hosts`` limits it."""
     return PlaybookCall(playbook=BACKUP_PLAYBOOK, extra_vars={"tno_action": "deploy"}, limit=tuple(sorted(hosts)))
@@ -119,18 +124,21 @@ def disaster_hosts(new_host: str, old_host: str | None, mail_hosts: list[str] | 
     return tuple(sorted({new_host, *others}))
 
 
-def disaster_calls(new_host: str, backup_host: str, site_hosts: list[str] | tuple[str, ...] = (),
-                   old_host: str | None = None) -> list[PlaybookCall]:
-    """Deploy the new mail host (and the hosts whose routing follows) through the normal path, then the
-    backup side: the new host's key authorized on the backup host, and (when it answers, i.e. is in
-    ``site_hosts``) the old host's backup of the tenant dropped.
+def disaster_phases(new_host: str, backup_host: str, site_hosts: list[str] | tuple[str, ...] = (),
+                    old_host: str | None = None) -> tuple[list[PlaybookCall], list[PlaybookCall]]:
+    """(calls before the data comes back, calls after the tenant's DNS moved to ``new_host``).
+
+    Before: ``site.yml`` on the new host and on the old host when it answers (i.e. is in ``site_hosts``:
+    it stops accepting the tenant's domains in the same run, so no mail lands on both), then the backup
+    side: the new host's key authorized on the backup host, and the old host's backup of the tenant
+    dropped. After (off the recovery's critical path: the tenant is already served): ``site.yml`` on
+    the other mail hosts, whose postscreen allowlist must name the new host's address.
     """
-    deployed = tuple(sorted({new_host, *site_hosts}))
+    deployed = set(site_hosts) | {new_host}
+    first = {new_host, *([old_host] if old_host and old_host in deployed else [])}
     backed = {new_host, backup_host, *([old_host] if old_host and old_host in deployed else [])}
-    return [
-        PlaybookCall(playbook=SITE_PLAYBOOK, extra_vars={"tno_action": "deploy"}, limit=deployed),
-        setup_call(tuple(backed)),
-    ]
+    others = tuple(deployed - first)
+    return [site_call(tuple(first)), setup_call(tuple(backed))], ([site_call(others)] if others else [])
 
 
 def prune_args(target: BackupTarget) -> list[list[str]]:
@@ -159,8 +167,7 @@ def offboard_calls(hosts: list[str] | tuple[str, ...], backup_host: str,
     ``mail_hosts``: every mail host, for a tenant with mail (their TLS policy map names its domains).
     """
     deployed = tuple(sorted({*hosts, *mail_hosts}))
-    return [PlaybookCall(playbook=SITE_PLAYBOOK, extra_vars={"tno_action": "deploy"}, limit=deployed),
-            setup_call((*hosts, backup_host))]
+    return [site_call(deployed), setup_call((*hosts, backup_host))]
 
 
 def repo_id_command(slug: str) -> list[str]:
