@@ -186,6 +186,8 @@ def test_the_exporter_lookup_reads_a_tenant_file_once(inv: Path) -> None:
     assert lookup("tno_vault_corbas_canary") and lookup.decrypts == 2
     assert lookup("tno_vault_office_admin_password")  # platform: still from vault.yml
     assert sorted(vaultsplit.DECRYPTED) == ["corbas", "givors"]
+    assert lookup("tno_vault_givors_no_such_canary") is None and lookup.decrypts == 3  # read once more ...
+    assert lookup("tno_vault_givors_no_such_canary") is None and lookup.decrypts == 3  # ... then known absent
 
 
 # ------------------------------------------------------------------ validation and its cache

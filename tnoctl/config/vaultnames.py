@@ -58,7 +58,6 @@ class VaultNames:
         self.inventory = inventory
         self.password_file = password_file
         self.cache_dir = cache_dir
-        self.cache_path = cache_dir / CACHE_NAME if cache_dir is not None else None
         self.split = vaultsplit.is_split(inventory)
         self._names: Any = ...
         self._shas: dict[str, str] = {}  # slug -> sha256 of its tenant file (split layout), set by digest
@@ -169,25 +168,12 @@ class VaultNames:
         return doc["digest"]
 
     def _load(self) -> dict[str, Any] | None:
-        if self.cache_path is None:
-            return None
-        try:
-            doc = json.loads(self.cache_path.read_bytes())
-        except (OSError, ValueError):
-            return None
+        doc = self._load_json(CACHE_NAME)
         keys = {"stat", "sha", "digest", "written_ns"}
-        return doc if isinstance(doc, dict) and keys <= doc.keys() else None
+        return doc if doc is not None and keys <= doc.keys() else None
 
     def _save(self, doc: dict[str, Any]) -> None:
-        if self.cache_path is None:
-            return
-        try:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_path.with_name(f".{CACHE_NAME}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({**doc, "written_ns": time.time_ns()}))
-            os.replace(tmp, self.cache_path)
-        except OSError:
-            pass  # a read-only state dir only costs speed
+        self._save_json(CACHE_NAME, doc)
 
     # ------------------------------------------------------------------ split layout
     def _tenant_digests(self) -> dict[str, str] | None:

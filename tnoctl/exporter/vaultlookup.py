@@ -54,7 +54,8 @@ class VaultLookup:
         self._values: dict[str, str] = {}  # wanted name → ciphertext (Vaulted) or plain value, as in the file
         self._plain: dict[str, tuple[str, str]] = {}  # name → (ciphertext, plaintext)
         self._lib = None
-        self._tenants: dict[str, tuple[tuple[int, int, int], dict[str, str]]] = {}  # slug -> (stat, wanted values)
+        # slug -> (stat, wanted values, every name the file defines): a name it lacks costs no decrypt
+        self._tenants: dict[str, tuple[tuple[int, int, int], dict[str, str], frozenset[str]]] = {}
         self.scans = 0  # file reads since creation (tests: one per change of the file)
         self.decrypts = 0  # values decrypted since creation (tests: one per value and change)
 
@@ -106,13 +107,13 @@ class VaultLookup:
         st = os.stat(self.inventory / vaultsplit.rel(slug))
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
         cached = self._tenants.get(slug)
-        if cached is None or cached[0] != key or name not in cached[1]:
+        if cached is None or cached[0] != key or (name in cached[2] and name not in cached[1]):
             with self._lock:
                 self._wanted.add(name)
                 wanted = set(self._wanted)
             doc = vault.tenant_doc(self.inventory, self.password_file, slug, keep=False)
             self.decrypts += 1
-            cached = (key, {k: v for k, v in doc.items() if k in wanted})
+            cached = (key, {k: v for k, v in doc.items() if k in wanted}, frozenset(doc))
             self._tenants[slug] = cached
         value = cached[1].get(name)
         return value is not None, value
