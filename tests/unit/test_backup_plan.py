@@ -111,8 +111,8 @@ def test_prune_and_disaster_phases(inventory) -> None:
     assert plan.prune_args(office)[1][3] == "--keep-within=1d"  # never 0d: a snapshot lives at least a day
     with pytest.raises(InvalidInput):
         target.host_of("office")
-    (site, setup), follow = plan.disaster_phases("mail1", "backup1")
-    assert follow == []
+    setup, site, follow = plan.disaster_phases("mail1", "backup1")
+    assert follow == ()
     assert (site.playbook, site.limit, site.extra_vars) == ("site.yml", ("mail1",), {"tno_action": "deploy"})
     assert (setup.playbook, setup.limit) == ("backup.yml", ("backup1", "mail1"))
 

@@ -2,15 +2,18 @@
 
 `stage` copies each mailbox's Sieve scripts (the Dovecot home ``<maildir>/home``: ``sieve/`` and the
 ``.dovecot.sieve`` link Pigeonhole activates) into the staging tree borgmatic archives; `restore_tenant`
-puts them back into the home of each mailbox on the restoring host. Only what needs Dovecot or borg is
+puts them back into the home of each mailbox on the restoring host, from the tree `fetch_tenant` extracted
+beforehand when it holds the same archive. Only what needs Dovecot or borg is
 replaced (dsync, ``doveadm import``, ``borgmatic extract``, the manifest check): the copying is the
 agent's. The archive of the old layout (scripts at the maildir root) restores into the home too.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -88,3 +91,50 @@ def test_an_old_layout_archive_restores_its_scripts_into_the_dovecot_home(cfg, t
     restored = _restored(cfg, capsys)
     assert (restored / "sieve" / "vacation.sieve").read_text() == SCRIPT
     assert os.readlink(restored / ".dovecot.sieve") == "sieve/vacation.sieve"
+
+
+def _borgmatic_extract_of_staging(cfg: agent.TenantConfig, calls: list[str]):
+    """A fake ``borgmatic extract``: copies the staging tree under ``--destination``; records each archive."""
+    def run(argv, **kwargs):
+        assert argv[:3] == ["borgmatic", "--config", cfg.borgmatic_config] and argv[3] == "extract"
+        calls.append(argv[argv.index("--archive") + 1])
+        dest = Path(argv[argv.index("--destination") + 1])
+        shutil.copytree(cfg.staging, dest / cfg.staging.strip("/"), symlinks=True)
+        return subprocess.CompletedProcess(argv, 0, "", "")
+    return run
+
+
+def test_fetch_then_restore_extracts_once_and_a_tree_of_another_archive_is_never_used(cfg, tmp_path, monkeypatch,
+                                                                                       capsys):
+    """`fetch-tenant` (beside the deploy of restore --to-host) leaves the tree restore-tenant then imports."""
+    home = Path(cfg.vmail_dir) / "d.test" / "u" / agent.DOVECOT_HOME
+    (home / "sieve").mkdir(parents=True)
+    (home / "sieve" / "vacation.sieve").write_text(SCRIPT)
+    assert agent.stage(cfg) == 0
+    shutil.rmtree(Path(cfg.vmail_dir))
+    monkeypatch.setattr(agent, "RESTORE_ROOT", tmp_path / "restore")
+    calls: list[str] = []
+    monkeypatch.setattr(agent.subprocess, "run", _borgmatic_extract_of_staging(cfg, calls))
+
+    assert agent.fetch_tenant(cfg, "t-old") == 0
+    assert agent.fetch_tenant(cfg, "t-2026-12-02") == 0  # a later fetch replaces the earlier tree
+    fetched = tmp_path / "restore" / "t.fetched"
+    assert (fetched / agent.FETCHED_MARK).read_text() == "t-2026-12-02"
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["archive"] == "t-2026-12-02"
+    assert sorted(p.name for p in (tmp_path / "restore").iterdir()) == ["t.fetched"]  # no scratch left
+
+    restored = _restored(cfg, capsys)
+    assert (restored / "sieve" / "vacation.sieve").read_text() == SCRIPT
+    assert calls == ["t-old", "t-2026-12-02"]  # the restore extracted nothing itself
+    assert not fetched.exists()  # removed after the import
+
+    assert agent.fetch_tenant(cfg, "t-old") == 0
+    shutil.rmtree(Path(cfg.vmail_dir))
+    _restored(cfg, capsys)  # restores "t-2026-12-02": the fetched tree holds another archive
+    assert calls == ["t-old", "t-2026-12-02", "t-old", "t-2026-12-02"]
+    assert list((tmp_path / "restore").iterdir()) == []  # the stale tree was dropped, not imported
+
+
+def test_the_agent_command_line_takes_fetch_tenant_with_its_arity(capsys):
+    assert agent.main(["fetch-tenant", "t"]) == 2
+    assert "fetch-tenant SLUG ARCHIVE" in capsys.readouterr().err

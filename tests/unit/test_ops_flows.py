@@ -84,7 +84,8 @@ def test_restore_to_host_moves_placement_deploys_then_restores_the_tenant(invent
 
     ssh = FakeSsh({("backup1", "runuser"): (0, INFO_JSON), ("mail1", "grep"): dkim_reply(GENKEY),
                    ("mail1", naming.AGENT): (0, '{"ok": true, "mailboxes": 5, "checked": 30, "missing": 0, '
-                                               '"userdb_missing": 0}')})
+                                               '"userdb_missing": 0}'),
+                   ("mail1", (naming.AGENT, "fetch-tenant", "givors", OLDER)): (0, '{"seconds": 1.0}')})
     runner = FakePlaybookRunner()
     env = _env(inventory, tmp_path, ssh, runner)
     outcome = restore.run(env, restore.RestoreRequest("givors", to_host="mail1", archive=OLDER),
@@ -92,13 +93,14 @@ def test_restore_to_host_moves_placement_deploys_then_restores_the_tenant(invent
 
     assert outcome.exit_code == ExitCode.OK, outcome
     assert runner.played == [  # mail2 answers: it is redeployed too (routes givors.test to mail1)
-        Played("site.yml", ("mail1", "mail2"), ("tno_action",), False),
         Played("backup.yml", ("backup1", "mail1", "mail2"), ("tno_action",), False),
+        Played("site.yml", ("mail1", "mail2"), ("tno_action",), False),
     ]
     assert [c.extra_vars for c in runner.calls] == [{"tno_action": "deploy"}] * 2
-    assert ssh.commands[:5] == [
+    assert ssh.commands[:6] == [
         ("backup1", INFO),
         ("mail2", ("true",)),
+        ("mail1", (naming.AGENT, "fetch-tenant", "givors", OLDER)),  # while site.yml runs
         ("mail1", (naming.AGENT, "restore-tenant", "givors", OLDER)),
         ("mail1", ("systemctl", "restart", "rspamd")),
         ("mail1", ("python3", "-c", restore_host.WAIT_FOR_PORT, "11332", "60")),  # the milter answers again
@@ -110,13 +112,16 @@ def test_restore_to_host_moves_placement_deploys_then_restores_the_tenant(invent
 
 def test_restore_to_host_stops_when_the_deploy_fails(inventory: Path, tmp_path: Path) -> None:
     ssh = FakeSsh({("backup1", "runuser"): (0, INFO_JSON)})
-    runner = FakePlaybookRunner(lambda call: failed_result(call, "mail1", "Install postfix", "no route"))
+    runner = FakePlaybookRunner(lambda call: failed_result(call, "mail1", "Install postfix", "no route")
+                                if call.playbook == "site.yml" else ok_result(call, call.limit))
     env = _env(inventory, tmp_path, ssh, runner)
     outcome = restore.run(env, restore.RestoreRequest("givors", to_host="mail1"))
 
     assert outcome.exit_code == ExitCode.FAILED
-    assert [p.playbook for p in runner.played] == ["site.yml"]  # backup.yml and the agent never run
-    assert ssh.commands == [("backup1", INFO), ("mail2", ("true",))]
+    assert [p.playbook for p in runner.played] == ["backup.yml", "site.yml"]
+    # the fetch ran beside site.yml; the import (restore-tenant) never runs
+    assert ssh.commands == [("backup1", INFO), ("mail2", ("true",)),
+                            ("mail1", (naming.AGENT, "fetch-tenant", "givors", ARCHIVE))]
     assert "site.yml failed on mail1, mail2: mail1: Install postfix: no route" in outcome.rows[0][3]
 
 

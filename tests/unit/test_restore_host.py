@@ -37,13 +37,15 @@ from tnoctl.actions.tenant_dns import dkim_argv, records_for
 from tnoctl.actions.tenant_dns_sync import Expected, classify, plan_update
 from tnoctl.backup import borg, naming
 from tnoctl.errors import ExitCode, Locked, OperationFailed
-from tnoctl.plan.backup import disaster_hosts, disaster_phases, setup_call, site_call
+from tnoctl.plan.backup import DisasterPhases, disaster_hosts, disaster_phases, setup_call, site_call
 from tnoctl.state import audit, locks
 
 NOW = datetime(2026, 11, 29, 11, 0, tzinfo=UTC)
 SLUG, OLD, NEW, NEW_ADDRESS, OLD_ADDRESS = "feyzin", "mail2", "mail3", "198.18.0.16", "198.18.0.12"
 ARCHIVE = "feyzin-2026-11-29T03:00:00"
 AGENT_OK = '{"ok": true, "mailboxes": 5, "checked": 42, "missing": 0, "userdb_missing": 0}'
+FETCH = (naming.AGENT, "fetch-tenant", SLUG, ARCHIVE)
+FETCH_OK = json.dumps({"tenant": SLUG, "archive": ARCHIVE, "seconds": 12.5})
 INFO = tuple(borg.borg_command("x", ["info", "--json", "--glob-archives", "feyzin*", naming.repo_path(SLUG)])[0])
 INFO_JSON = json.dumps({"archives": [{"name": ARCHIVE, "start": "2026-11-29T03:00:00", "stats": {}}]})
 
@@ -74,7 +76,7 @@ def _ssh(old_answers: bool = True) -> FakeSsh:
         return 0, ""
 
     return FakeSsh({("backup1", "runuser"): (0, INFO_JSON), (OLD, "true"): reach,
-                    (NEW, naming.AGENT): (0, AGENT_OK), (NEW, "grep"): dkim_reply(GENKEY)})
+                    (NEW, naming.AGENT): (0, AGENT_OK), (NEW, FETCH): (0, FETCH_OK), (NEW, "grep"): dkim_reply(GENKEY)})
 
 
 def _env(inventory: Path, tmp_path: Path, ssh: FakeSsh, runner: FakePlaybookRunner | None = None) -> Env:
@@ -98,17 +100,18 @@ def test_new_host_gets_the_tenant_routing_backups_and_dns_follow(inventory: Path
 
     assert outcome.exit_code == ExitCode.OK, (outcome.rows, outcome.errors)
     assert runner.played == [
-        # the new host, and mail2 (it answers: it drops feyzin.test in the same run)
-        Played("site.yml", ("mail2", "mail3"), ("tno_action",), False),
-        # mail3's key authorized on backup1; mail2 stops backing up feyzin
+        # mail3's key authorized on backup1 (the fetch needs it); mail2 stops backing up feyzin
         Played("backup.yml", ("backup1", "mail2", "mail3"), ("tno_action",), False),
+        # the new host, and mail2 (it answers: it drops feyzin.test in the same run), while mail3 fetches
+        Played("site.yml", ("mail2", "mail3"), ("tno_action",), False),
         # after the DNS moved (the tenant is served): mail1's allowlist learns mail3
         Played("site.yml", ("mail1",), ("tno_action",), False),
     ]
     assert ssh.commands == [
         ("backup1", INFO),
         (OLD, ("true",)),
-        (NEW, (naming.AGENT, "restore-tenant", SLUG, ARCHIVE)),
+        (NEW, FETCH),  # beside site.yml: the archive extracted on mail3 while it is deployed
+        (NEW, (naming.AGENT, "restore-tenant", SLUG, ARCHIVE)),  # then imported from the fetched tree
         (NEW, ("systemctl", "restart", "rspamd")),
         (NEW, ("python3", "-c", restore_host.WAIT_FOR_PORT, "11332", "60")),  # the milter answers again
         (NEW, tuple(dkim_argv(["feyzin.test"]))),  # DKIM read where it now lives
@@ -126,6 +129,7 @@ def test_new_host_gets_the_tenant_routing_backups_and_dns_follow(inventory: Path
     assert record["details"]["placement"] == {"mail": {"from": OLD, "to": NEW}}
     assert record["details"]["deployed"] == ["mail1", "mail2", "mail3"]
     assert 0 <= record["details"]["serving_after_seconds"] < 60
+    assert record["details"]["fetch_seconds"] == 12.5
     assert record["details"]["dns"]["mail.feyzin.test. A"] == "published"
     assert locks.list_locks(env.state_dir) == []
 
@@ -137,8 +141,8 @@ def test_a_dead_old_host_is_left_out_and_named(inventory: Path, tmp_path: Path) 
 
     assert outcome.exit_code == ExitCode.OK, outcome.rows
     assert runner.played == [
-        Played("site.yml", ("mail3",), ("tno_action",), False),
         Played("backup.yml", ("backup1", "mail3"), ("tno_action",), False),
+        Played("site.yml", ("mail3",), ("tno_action",), False),
         Played("site.yml", ("mail1",), ("tno_action",), False),  # mail1 learns the new route
     ]
     warning = env.output.stderr.getvalue()  # type: ignore[attr-defined]
@@ -146,15 +150,42 @@ def test_a_dead_old_host_is_left_out_and_named(inventory: Path, tmp_path: Path) 
 
 
 def test_a_failed_deploy_of_the_new_host_stops_before_the_data(inventory: Path, tmp_path: Path) -> None:
-    runner = FakePlaybookRunner(lambda call: failed_result(call, "mail3", "Render the transport map"))
+    runner = FakePlaybookRunner(lambda call: failed_result(call, "mail3", "Render the transport map")
+                                if call.playbook == "site.yml" else ok_result(call, call.limit))
     ssh = _ssh()
     env = _env(inventory, tmp_path, ssh, runner)
     outcome = _restore(env, FakeDns(_lab_zone()))
 
     assert outcome.exit_code == ExitCode.FAILED
-    assert [p.playbook for p in runner.played] == ["site.yml"]
-    assert not any(argv[0] == naming.AGENT for _h, argv in ssh.commands)
+    assert [p.playbook for p in runner.played] == ["backup.yml", "site.yml"]
+    assert [argv[1] for _h, argv in ssh.commands if argv[0] == naming.AGENT] == ["fetch-tenant"]  # no import
     assert "site.yml failed on mail2, mail3: mail3: Render the transport map: boom" in outcome.rows[0][3]
+
+
+def test_a_failed_backup_side_stops_before_the_deploy_and_the_fetch(inventory: Path, tmp_path: Path) -> None:
+    runner = FakePlaybookRunner(lambda call: failed_result(call, "backup1", "Authorize the keys"))
+    ssh = _ssh()
+    env = _env(inventory, tmp_path, ssh, runner)
+    outcome = _restore(env, FakeDns(_lab_zone()))
+
+    assert outcome.exit_code == ExitCode.FAILED
+    assert [p.playbook for p in runner.played] == ["backup.yml"]
+    assert not any(argv[0] == naming.AGENT for _h, argv in ssh.commands)
+    assert "backup.yml failed on backup1, mail2, mail3: backup1: Authorize the keys: boom" in outcome.rows[0][3]
+
+
+def test_a_failed_fetch_fails_the_restore_naming_it_after_the_deploy(inventory: Path, tmp_path: Path) -> None:
+    ssh = _ssh()
+    ssh.results[(NEW, FETCH)] = (1, "tno-backup: fetch-tenant feyzin: borgmatic extract failed (rc 2): no space")
+    runner = FakePlaybookRunner()
+    env = _env(inventory, tmp_path, ssh, runner)
+    outcome = _restore(env, FakeDns(_lab_zone()))
+
+    assert outcome.exit_code == ExitCode.FAILED
+    assert [p.playbook for p in runner.played] == ["backup.yml", "site.yml"]  # the deploy ran to its end
+    assert (NEW, (naming.AGENT, "restore-tenant", SLUG, ARCHIVE)) not in ssh.commands
+    detail = outcome.rows[0][3]
+    assert f"fetch of {ARCHIVE} on mail3 failed: tno-backup: fetch-tenant feyzin: borgmatic extract failed" in detail
 
 
 def test_a_failed_follow_up_fails_the_restore_after_the_tenant_is_served(inventory: Path, tmp_path: Path) -> None:
@@ -200,6 +231,7 @@ def test_without_a_dns_server_the_records_to_change_are_printed(inventory: Path,
 def test_restore_onto_the_same_host_redeploys_it_alone(inventory: Path, tmp_path: Path) -> None:
     """A host rebuilt in place (tests/e2e/test_backup.py::test_2): no route changes, no reach check."""
     ssh = FakeSsh({("backup1", "runuser"): (0, INFO_JSON), (OLD, naming.AGENT): (0, AGENT_OK),
+                   (OLD, (naming.AGENT, "fetch-tenant", SLUG, ARCHIVE)): (0, FETCH_OK),
                    (OLD, "grep"): dkim_reply(GENKEY)})
     runner = FakePlaybookRunner()
     env = _env(inventory, tmp_path, ssh, runner)
@@ -207,8 +239,8 @@ def test_restore_onto_the_same_host_redeploys_it_alone(inventory: Path, tmp_path
     outcome = restore.run(env, restore.RestoreRequest(SLUG, to_host=OLD), dns_client=lambda e, key: dns)
 
     assert outcome.exit_code == ExitCode.OK, outcome.rows
-    assert runner.played == [Played("site.yml", ("mail2",), ("tno_action",), False),
-                             Played("backup.yml", ("backup1", "mail2"), ("tno_action",), False)]
+    assert runner.played == [Played("backup.yml", ("backup1", "mail2"), ("tno_action",), False),
+                             Played("site.yml", ("mail2",), ("tno_action",), False)]
     assert (OLD, ("true",)) not in ssh.commands
     assert dns.records[("mail.feyzin.test.", "A")] == [OLD_ADDRESS]
 
@@ -219,12 +251,12 @@ def test_disaster_plan_is_pure() -> None:
     assert disaster_hosts("mail3", "mail2", mail, False) == ("mail1", "mail3")
     assert disaster_hosts("mail2", "mail2", mail, False) == ("mail2",)
     assert disaster_hosts("mail3", None, mail, False) == ("mail3",)
-    (site, setup), (follow,) = disaster_phases("mail3", "backup1", ("mail1", "mail3"), "mail2")  # mail2 is dead
-    assert (site.limit, setup.limit, follow.limit) == (("mail3",), ("backup1", "mail3"), ("mail1",))
-    (site, setup), (follow,) = disaster_phases("mail3", "backup1", ("mail1", "mail2", "mail3"), "mail2")
-    assert (site.limit, setup.limit, follow.limit) == (("mail2", "mail3"), ("backup1", "mail2", "mail3"), ("mail1",))
-    assert disaster_phases("mail2", "backup1", ("mail2",), "mail2") == (
-        [site_call(("mail2",)), setup_call(("backup1", "mail2"))], [])  # rebuilt in place: nothing follows
+    setup, site, (follow,) = disaster_phases("mail3", "backup1", ("mail1", "mail3"), "mail2")  # mail2 is dead
+    assert (setup.limit, site.limit, follow.limit) == (("backup1", "mail3"), ("mail3",), ("mail1",))
+    setup, site, (follow,) = disaster_phases("mail3", "backup1", ("mail1", "mail2", "mail3"), "mail2")
+    assert (setup.limit, site.limit, follow.limit) == (("backup1", "mail2", "mail3"), ("mail2", "mail3"), ("mail1",))
+    assert disaster_phases("mail2", "backup1", ("mail2",), "mail2") == DisasterPhases(
+        setup_call(("backup1", "mail2")), site_call(("mail2",)), ())  # rebuilt in place: nothing follows
 
 
 def test_a_records_of_the_mail_names_carry_the_mail_host_address() -> None:

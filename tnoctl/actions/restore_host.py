@@ -7,11 +7,14 @@ Steps, in order (a failed step stops the recovery, naming it; nothing after it r
                   host is left out of the deploy, and the operator is told to redeploy it before it
                   comes back, or it would still accept the tenant's domains locally);
 3. ``deploy``     certificates first (in the lab: the host certificates re-issued for the new
-                  placement, as `deploy` does), then ``site.yml`` on H and on the old host when it
-                  answers (it stops accepting the tenant's domains in the same run), then ``backup.yml``
-                  on H, the backup host and the old host when it answers (plan.backup.disaster_phases);
-4. ``restore``    the host agent restores every mailbox, the DKIM keys and Sieve scripts on H, checks
-                  the userdb and the archive's manifest; Rspamd restarted (DKIM signer);
+                  placement, as `deploy` does), then ``backup.yml`` on H, the backup host and the old host
+                  when it answers (H's key authorized, its borgmatic configuration of the tenant), then
+                  ``site.yml`` on H and on the old host when it answers (it stops accepting the tenant's
+                  domains in the same run) *while* H extracts the archive (``tno-backup fetch-tenant``:
+                  the extract needs only the backup configuration, and it is most of a large tenant's
+                  recovery time) (plan.backup.disaster_phases);
+4. ``restore``    the host agent restores every mailbox from the fetched tree, the DKIM keys and Sieve
+                  scripts on H, checks the userdb and the archive's manifest; Rspamd restarted (DKIM signer);
 5. ``dns``        when the platform names a DNS server: the tenant's records published and checked
                   (as `dns publish`): the A records of ``mail./smtp./imap./autoconfig./mta-sts.<domain>`` carry
                   H's address. Without a DNS server, the records to change are printed as a warning.
@@ -26,7 +29,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 
 from tnoctl.actions.backup import TenantResult, last_json
@@ -44,11 +49,12 @@ from tnoctl.state.audit import Operation
 _PLACEMENT_BLOCK = re.compile(r"^(placement:\s*\n(?:[ \t]+.*\n)*?[ \t]+mail:[ \t]*)([A-Za-z0-9._-]+)", re.M)
 _PLACEMENT_FLOW = re.compile(r"^(placement:\s*\{[^}\n]*\bmail:\s*)([A-Za-z0-9._-]+)", re.M)
 REACH_TIMEOUT = 20
+FETCH_TIMEOUT = 12 * 3600
 
 
 def disaster(env: Env, op: Operation, target: BackupTarget, to_host: str, archive: str,
              dns_client: ClientFactory | None = None, started: float | None = None) -> TenantResult:
-    """Placement -> reach -> deploy (certificates, site.yml, backup.yml) -> agent restore -> DNS -> follow.
+    """Placement -> reach -> deploy (certificates, backup.yml, site.yml beside the fetch) -> restore -> DNS -> follow.
 
     ``dns_client`` builds the DNS client (default: the platform's server with its TSIG key; tests fake it).
     ``started``: ``time.monotonic()`` when the restore began (its recovery time counts from there).
@@ -66,11 +72,15 @@ def disaster(env: Env, op: Operation, target: BackupTarget, to_host: str, archiv
     site_hosts = disaster_hosts(to_host, old or None, mail_hosts, reachable)
     op.details["deployed"] = list(site_hosts)
     refresh_lab_certificates(env)
-    before, after = disaster_phases(to_host, target.backup_host, site_hosts, old or None)
-    failed = _play_all(env, op, before, 0)
+    phases = disaster_phases(to_host, target.backup_host, site_hosts, old or None)
+    new_target = dataclasses.replace(target, mail_host=to_host)
+    failed = _play_all(env, op, [phases.keys], 0)
     if failed:
         return TenantResult(target.slug, False, failed)
-    result = restore_tenant(env, dataclasses.replace(target, mail_host=to_host), archive)
+    failed, fetched = _serve_while_fetching(env, op, phases.serve, new_target, archive)
+    if failed or fetched:
+        return TenantResult(target.slug, False, failed or fetched)
+    result = restore_tenant(env, new_target, archive)
     if not result.ok:
         return result
     dns = publish_dns(env, op, target.slug, dns_client)
@@ -79,12 +89,40 @@ def disaster(env: Env, op: Operation, target: BackupTarget, to_host: str, archiv
     op.details["serving_after_seconds"] = round(time.monotonic() - started, 3)
     env.output.info(f"{target.slug}: served on {to_host} after {op.details['serving_after_seconds']:.1f}s; "
                     "the other mail hosts follow")
-    failed = _play_all(env, op, after, len(before))
+    failed = _play_all(env, op, list(phases.follow), 2)
     if failed:
-        hosts = " ".join(f"--host {h}" for call in after for h in call.limit)
+        hosts = " ".join(f"--host {h}" for call in phases.follow for h in call.limit)
         return dataclasses.replace(result, ok=False, detail=f"{result.detail}; served on {to_host}, but {failed} "
                                                             f"(then: tnoctl deploy {hosts})"[:500])
     return result
+
+
+def _serve_while_fetching(env: Env, op: Operation, serve: PlaybookCall, target: BackupTarget,
+                          archive: str) -> tuple[str, str]:
+    """``serve`` (site.yml) while the new host extracts the archive (``tno-backup fetch-tenant``).
+
+    Why: for a tenant of any size the extract is most of the recovery time, and it needs only the
+    backup configuration ``keys`` wrote, not the deploy. Returns (what failed in the deploy, what failed
+    in the fetch): "" each when it went well. The fetch runs in a daemon thread on its own SSH channel
+    (the SSH factory is thread-safe); the deploy is awaited first, then the fetch. An interrupted
+    restore leaves at most an extracted tree, replaced by the next fetch or removed by the restore.
+    """
+    outcome: Future[tuple[dict | None, bool, str]] = Future()
+
+    def fetch() -> None:
+        try:
+            outcome.set_result(run_agent(env, target.mail_host or "", ["fetch-tenant", target.slug, archive],
+                                         FETCH_TIMEOUT))
+        except BaseException as exc:  # handed to the waiting thread, re-raised there
+            outcome.set_exception(exc)
+
+    threading.Thread(target=fetch, name=f"fetch-{target.slug}", daemon=True).start()
+    failed = _play_all(env, op, [serve], 1)
+    data, ran, error = outcome.result()
+    if data is not None and ran:
+        op.details["fetch_seconds"] = data.get("seconds")
+        return failed, ""
+    return failed, f"fetch of {archive} on {target.mail_host} failed: {error or 'no result'}"[:500]
 
 
 def _play_all(env: Env, op: Operation, calls: list[PlaybookCall], first_index: int) -> str:
@@ -192,7 +230,8 @@ def restart_signer(env: Env, host: str) -> str:
 def restore_tenant(env: Env, target: BackupTarget, archive: str) -> TenantResult:
     """Host agent restore of a whole tenant on its (new) mail host, then restart Rspamd (signer) and wait for it."""
     start = state_store.now()
-    data, ran, error = run_agent(env, target.mail_host or "", ["restore-tenant", target.slug, archive], 12 * 3600)
+    data, ran, error = run_agent(env, target.mail_host or "", ["restore-tenant", target.slug, archive],
+                                 FETCH_TIMEOUT)
     if data is None:
         return TenantResult(target.slug, False, f"restore failed: {error}", state_store.now() - start)
     signer = restart_signer(env, target.mail_host or "")

@@ -353,6 +353,51 @@ def _extract(cfg: TenantConfig, archive: str, paths: list[str]) -> Path:
     return root
 
 
+FETCHED_MARK = "fetched-archive"
+"""In a fetched tree (``RESTORE_ROOT/<slug>.fetched/``): the archive it holds, written last."""
+
+
+def _fetched_dir(cfg: TenantConfig) -> Path:
+    return RESTORE_ROOT / f"{cfg.slug}.fetched"
+
+
+def fetch_tenant(cfg: TenantConfig, archive: str) -> int:
+    """Disaster recovery, data half: extract the whole archive where ``restore-tenant`` will find it.
+
+    Why: ``restore --to-host`` runs this while ``site.yml`` deploys the new host, so the borg extract
+    (most of a large tenant's recovery time) no longer waits for the deploy. Needs only this tenant's
+    backup configuration (``backup.yml``), not Dovecot. The tree is complete only once its mark names the
+    archive (written after a successful extract); an older tree of the tenant is replaced.
+    """
+    started = time.time()
+    root = _extract(cfg, archive, [])
+    scratch = root.parents[len(Path(cfg.staging.strip("/")).parts) - 1]
+    target = _fetched_dir(cfg)
+    try:
+        (scratch / FETCHED_MARK).write_text(archive)
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    sys.stdout.write(json.dumps({"tenant": cfg.slug, "archive": archive,
+                                 "seconds": round(time.time() - started, 3)}) + "\n")
+    return 0
+
+
+def _take_fetched(cfg: TenantConfig, archive: str) -> Path | None:
+    """The staging root of a tree ``fetch-tenant`` left for exactly ``archive``, else None (and no stale tree)."""
+    target = _fetched_dir(cfg)
+    try:
+        held = (target / FETCHED_MARK).read_text()
+    except OSError:
+        held = None
+    if held != archive:
+        shutil.rmtree(target, ignore_errors=True)
+        return None
+    return target / cfg.staging.strip("/")
+
+
 def _import(address: str, source: Path, parent: str) -> None:
     """``doveadm import`` every message of ``source`` (a Maildir++ home) into ``parent`` ("" = top)."""
     argv = ["doveadm", "import", "-u", address, f"maildir:{source}", parent, "all"]
@@ -388,8 +433,11 @@ def restore_mailbox(cfg: TenantConfig, address: str, archive: str, parent: str) 
 
 
 def restore_tenant(cfg: TenantConfig, archive: str) -> int:
-    """Disaster recovery on this host: every mailbox (top level), DKIM keys, Sieve; check the userdb."""
-    root = _extract(cfg, archive, [])
+    """Disaster recovery on this host: every mailbox (top level), DKIM keys, Sieve; check the userdb.
+
+    Uses the tree ``fetch-tenant`` extracted for the same archive when there is one, else extracts now.
+    """
+    root = _take_fetched(cfg, archive) or _extract(cfg, archive, [])
     try:
         _chown_tree(root / "mail", cfg.vmail_uid, cfg.vmail_gid)
         boxes = set()
@@ -439,7 +487,7 @@ def _has_user(name: str) -> bool:
 
 
 USAGE = ("usage: tno-backup stage SLUG | run KEY [--tag TAG] | restore-mailbox SLUG ADDRESS ARCHIVE FOLDER"
-         " | restore-tenant SLUG ARCHIVE | drill KEY | results\n")
+         " | fetch-tenant SLUG ARCHIVE | restore-tenant SLUG ARCHIVE | drill KEY | results\n")
 
 
 def _checks():  # type: ignore[no-untyped-def]
@@ -452,9 +500,10 @@ def _checks():  # type: ignore[no-untyped-def]
 
 
 def main(argv: list[str]) -> int:
-    """``stage SLUG``, ``run KEY [--tag TAG]``, ``restore-mailbox SLUG ADDR ARCHIVE FOLDER``, ``restore-tenant``,
+    """``stage SLUG``, ``run KEY [--tag TAG]``, ``restore-mailbox SLUG ADDR ARCHIVE FOLDER``, ``fetch-tenant``,
+    ``restore-tenant``,
     ``drill KEY`` and ``results`` (checks.py)."""
-    arity = {"stage": 2, "run": 2, "restore-mailbox": 5, "restore-tenant": 3, "drill": 2}
+    arity = {"stage": 2, "run": 2, "restore-mailbox": 5, "fetch-tenant": 3, "restore-tenant": 3, "drill": 2}
     if argv == ["results"]:
         return _checks().print_results()
     tag = None
@@ -479,6 +528,8 @@ def main(argv: list[str]) -> int:
             return _checks().drill(cfg)
         if argv[0] == "restore-mailbox":
             return restore_mailbox(cfg, argv[2], argv[3], argv[4])
+        if argv[0] == "fetch-tenant":
+            return fetch_tenant(cfg, argv[2])
         return restore_tenant(cfg, argv[2])
     except (OSError, RuntimeError, ValueError) as exc:
         sys.stderr.write(f"tno-backup: {argv[0]} {argv[1]}: {exc}\n")

@@ -12,7 +12,7 @@ the repository (what a disaster recovery depends on).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from tnoctl.backup import borg, naming
 from tnoctl.errors import InvalidInput
@@ -124,21 +124,31 @@ def disaster_hosts(new_host: str, old_host: str | None, mail_hosts: list[str] | 
     return tuple(sorted({new_host, *others}))
 
 
-def disaster_phases(new_host: str, backup_host: str, site_hosts: list[str] | tuple[str, ...] = (),
-                    old_host: str | None = None) -> tuple[list[PlaybookCall], list[PlaybookCall]]:
-    """(calls before the data comes back, calls after the tenant's DNS moved to ``new_host``).
+class DisasterPhases(NamedTuple):
+    """The playbook calls of ``restore --to-host``, in the order the recovery runs them.
 
-    Before: ``site.yml`` on the new host and on the old host when it answers (i.e. is in ``site_hosts``:
-    it stops accepting the tenant's domains in the same run, so no mail lands on both), then the backup
-    side: the new host's key authorized on the backup host, and the old host's backup of the tenant
-    dropped. After (off the recovery's critical path: the tenant is already served): ``site.yml`` on
-    the other mail hosts, whose postscreen allowlist must name the new host's address.
+    ``keys`` first: the backup side (the new host's key authorized on the backup host, its borgmatic
+    configuration of the tenant written; the old host's backup of the tenant dropped). Then ``serve``
+    (``site.yml`` on the new host, and on the old host when it answers: it stops accepting the tenant's
+    domains in the same run, so no mail lands on both) runs while the new host already extracts the
+    tenant's archive, which needs only ``keys``. ``follow`` runs after the tenant's DNS moved, off the
+    recovery's critical path: ``site.yml`` on the other mail hosts, whose postscreen allowlist must name
+    the new host's address.
     """
+
+    keys: PlaybookCall
+    serve: PlaybookCall
+    follow: tuple[PlaybookCall, ...]
+
+
+def disaster_phases(new_host: str, backup_host: str, site_hosts: list[str] | tuple[str, ...] = (),
+                    old_host: str | None = None) -> DisasterPhases:
+    """The calls of a recovery onto ``new_host`` (see DisasterPhases); ``site_hosts``: disaster_hosts()."""
     deployed = set(site_hosts) | {new_host}
     first = {new_host, *([old_host] if old_host and old_host in deployed else [])}
-    backed = {new_host, backup_host, *([old_host] if old_host and old_host in deployed else [])}
+    backed = {*first, backup_host}
     others = tuple(deployed - first)
-    return [site_call(tuple(first)), setup_call(tuple(backed))], ([site_call(others)] if others else [])
+    return DisasterPhases(setup_call(tuple(backed)), site_call(tuple(first)), (site_call(others),) if others else ())
 
 
 def prune_args(target: BackupTarget) -> list[list[str]]:
