@@ -33,7 +33,12 @@ def parses(monkeypatch) -> list[str]:
     """The tenant files parsed (validate.check_tenant_file) from now on."""
     calls: list[str] = []
     real = validate.check_tenant_file
-    monkeypatch.setattr(validate, "check_tenant_file", lambda p, rel, *a, **k: calls.append(rel) or real(p, rel, *a, **k))
+
+    def check(path, rel, *args, **kwargs):
+        calls.append(rel)
+        return real(path, rel, *args, **kwargs)
+
+    monkeypatch.setattr(validate, "check_tenant_file", check)
     return calls
 
 
