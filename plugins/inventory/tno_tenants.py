@@ -101,9 +101,9 @@ class InventoryModule(BaseInventoryPlugin):
         `tno_tenants` (and 35,000 entries of `tno_all_tenants`) that walk was a third of
         ansible-playbook's start. ``Host.set_variable`` (and Group's) is what the visitor hands its copy
         to; what we give it is already what the visitor would keep: plain dicts, lists, strings,
-        numbers, booleans and None, built for this call and shared with nothing, and, as the visitor
-        does for this plugin (``trusted_by_default`` False), not trusted as templates (a tenant name
-        holding `{{ ... }}` stays text). Only the origin tags are missing (diagnostics only).
+        numbers, booleans and None, in containers built for this call and shared with nothing, and,
+        as the visitor does for this plugin (``trusted_by_default`` False), not trusted as templates
+        (a tenant name holding `{{ ... }}` stays text). Only the origin tags are missing (diagnostics).
         """
         target = self.inventory.groups[entity] if entity in self.inventory.groups else self.inventory.get_host(entity)
         target.set_variable(key, value)
@@ -121,6 +121,7 @@ class InventoryModule(BaseInventoryPlugin):
         from ansible.utils.display import Display
 
         from tnoctl.config import vaultsplit
+        from tnoctl.config.validate import printable
         from tnoctl.errors import InvalidInput
 
         wanted = sorted(slug for slug in served if slug in vaultsplit.present(root))
@@ -142,8 +143,8 @@ class InventoryModule(BaseInventoryPlugin):
             space, borg = vaultsplit.namespace(slug)
             for key in doc:
                 if not (key.startswith(space) or key == borg):
-                    raise InvalidInput(f"{vaultsplit.rel(slug)}: {key}: outside the tenant's vault namespace "
-                                       f"({space}* or {borg})")
+                    raise InvalidInput(f"{vaultsplit.rel(slug)}: {printable(key)[:160]}: outside the tenant's vault "
+                                       f"namespace ({space}* or {borg})")
             for host, mail in served[slug].items():
                 for key, value in doc.items():
                     if mail or key == borg:

@@ -143,3 +143,21 @@ def test_parse_doc_keeps_yaml_types_and_parse_plain_gives_text():
     assert vaultsplit.parse_plain("a", b"tno_vault_a_x: 1234\ntno_vault_a_y:\n") == {"tno_vault_a_x": "1234"}
     with pytest.raises(InvalidInput, match=r"^vault/a\.yml: tno_vault_a_x: must be a name with a text value$"):
         vaultsplit.parse_doc("a", b"tno_vault_a_x: [1]\n")
+
+
+def test_a_foreign_name_in_a_tenant_vault_file_is_one_line_naming_file_and_name(inv):
+    from ansible.errors import AnsibleParserError
+    from ansible.inventory.data import InventoryData
+
+    lib = vault._vaultlib(inv / "vault-password")
+    vault.write_tenant(inv, lib, "givors", {"tno_vault_givors_dgs": "x", "tno_vault_feyzin_x\nforged": "y"})
+    loader = DataLoader()
+    loader.set_vault_secrets([("default", VaultSecret((inv / "vault-password").read_bytes().strip()))])
+    plugin = inventory_loader.get("tno_tenants")
+    data = InventoryData()
+    for host in load_inventory(inv).hosts:
+        data.add_host(host)
+    with pytest.raises(AnsibleParserError) as caught:
+        plugin.parse(data, loader, str(inv / "tenants.tno.yml"))
+    assert caught.value.message == ("vault/givors.yml: tno_vault_feyzin_x?forged: outside the tenant's vault "
+                                    "namespace (tno_vault_givors_* or tno_vault_borg_givors)")
