@@ -5,18 +5,20 @@ hosts.yml (file names sort), loads the inventory directory with tnoctl.config, a
 `tno_tenants` on every host and `tno_all_tenants` on group all (docs/architecture.md).
 
 At scale (issue 18) a run costs what its targets cost: tnoctl passes `TNO_INVENTORY_CACHE` (its
-validation cache, so a warm start parses no tenant file) and, for a run limited to some hosts,
-`TNO_LIMIT_HOSTS` (comma-separated host names): only those hosts then get `tno_tenants` (the
-others are outside `--limit` and never run), so only their tenants' files are parsed and Ansible's
-data tagging walks their tenants, not the fleet's. Without these variables (plain
-`ansible-playbook`), every host gets its tenants, as before.
+validation cache, so a warm start parses no tenant file: the hosts' `tno_tenants` entries come from
+its content-addressed per-host cache, tnoctl/config/viewcache.py) and, for a run limited to some
+hosts, `TNO_LIMIT_HOSTS` (comma-separated host names): only those hosts then get `tno_tenants` (the
+others are outside `--limit` and never run), so only their tenants' files are read. Variables are
+set on the Host/Group objects directly, not through Ansible's per-value copy-and-tag walk (see
+`_set`). Without these variables (plain `ansible-playbook`), every host gets its tenants, as before.
 
-Split vault layout (`vault/<slug>.yml`, tnoctl/config/vaultsplit.py): the tenant files of exactly
-those hosts' tenants are loaded with Ansible's own DataLoader (which decrypts whole-file vaults with
-the run's vault secret: one PBKDF2 per tenant file) and each variable is set on the hosts serving
-that tenant: its mail host gets them all (mailbox passwords: role tno_mail's users files), its other
-hosts whose `tno_tenants` lists it (office, proxy) only `tno_vault_borg_<slug_>` (role tno_backup's
-client). Roles keep reading them with `lookup('ansible.builtin.vars', ...)`.
+Split vault layout (`vault/<slug>.yml`, tnoctl/config/vaultsplit.py): the files of exactly those
+hosts' tenants are decrypted with the run's vault secrets (the loader's VaultLib; one PBKDF2 per
+file, in threads: vaultsplit.decrypt_many), parsed with tnoctl's safe YAML reader, and each variable
+is set on the hosts serving that tenant: its mail host gets them all (mailbox passwords: role
+tno_mail's users files), its other hosts whose `tno_tenants` lists it (office, proxy) only
+`tno_vault_borg_<slug_>` (role tno_backup's client). Roles keep reading them with
+`lookup('ansible.builtin.vars', ...)`. Plaintext never leaves the process and is never logged.
 Without any vault secret (`ansible-inventory --graph` with no password) they are not loaded.
 """
 
@@ -73,60 +75,77 @@ class InventoryModule(BaseInventoryPlugin):
         from tnoctl.errors import TnoError
 
         cache = os.environ.get("TNO_INVENTORY_CACHE")
+        cache_dir = Path(cache) if cache else None
         try:
-            inv = load_inventory(Path(path).parent, cache_dir=Path(cache) if cache else None)
+            inv = load_inventory(Path(path).parent, cache_dir=cache_dir)
+            limit = {h for h in os.environ.get("TNO_LIMIT_HOSTS", "").split(",") if h}
+            only = limit if limit and limit <= set(inv.hosts) else None  # a pattern or unknown name: everyone
+            for name in inv.hosts:
+                self.inventory.add_host(name)
+            served: dict[str, dict[str, bool]] = {}  # slug -> {host: is its mail host}
+            for name, hvars in host_vars(inv, only, cache_dir).items():
+                for key, value in hvars.items():
+                    self._set(name, key, value)
+                for tenant in hvars["tno_tenants"]:
+                    served.setdefault(tenant["slug"], {})[name] = tenant["placement"]["mail"] == name
+            self._tenant_secrets(Path(path).parent, served)
+            self._set("all", "tno_all_tenants", all_tenants(inv))
         except TnoError as exc:
             raise AnsibleParserError("\n  ".join([exc.message, *exc.details])) from None
-        limit = {h for h in os.environ.get("TNO_LIMIT_HOSTS", "").split(",") if h}
-        only = limit if limit and limit <= set(inv.hosts) else None  # a pattern or unknown name: everyone
-        for name in inv.hosts:
-            self.inventory.add_host(name)
-        served: dict[str, dict[str, bool]] = {}  # slug -> {host: is its mail host}
-        for name, hvars in host_vars(inv, only).items():
-            self.inventory.add_host(name)
-            for key, value in hvars.items():
-                self.inventory.set_variable(name, key, value)
-            for tenant in hvars["tno_tenants"]:
-                served.setdefault(tenant["slug"], {})[name] = tenant["placement"]["mail"] == name
-        self._tenant_secrets(Path(path).parent, served)
-        self.inventory.set_variable("all", "tno_all_tenants", all_tenants(inv))
+
+    def _set(self, entity: str, key: str, value) -> None:
+        """Set a variable on a host or group without Ansible's per-value walk (issue 18).
+
+        ``inventory.set_variable`` passes every value through a visitor that copies the whole structure
+        and tags each scalar with its origin: for the ~400,000 scalars of a 700-tenant host's
+        `tno_tenants` (and 35,000 entries of `tno_all_tenants`) that walk was a third of
+        ansible-playbook's start. ``Host.set_variable`` (and Group's) is what the visitor hands its copy
+        to; what we give it is already what the visitor would keep: plain dicts, lists, strings,
+        numbers, booleans and None, in containers built for this call and shared with nothing, and,
+        as the visitor does for this plugin (``trusted_by_default`` False), not trusted as templates
+        (a tenant name holding `{{ ... }}` stays text). Only the origin tags are missing (diagnostics).
+        """
+        target = self.inventory.groups[entity] if entity in self.inventory.groups else self.inventory.get_host(entity)
+        target.set_variable(key, value)
 
     def _tenant_secrets(self, root: Path, served: dict[str, dict[str, bool]]) -> None:
         """Set each served tenant's `vault/<slug>.yml` variables on the hosts that serve it (split layout).
 
         Its mail host gets every variable (mailbox passwords for the users files, the borg passphrase);
         its other hosts (office, proxy) only the borg passphrase, which their backup client needs.
+        The files are read and decrypted with the run's vault secrets in threads (vaultsplit.decrypt_many:
+        the key derivation runs without the GIL), parsed with tnoctl's safe YAML reader (scalars only,
+        as a vault variable is; no aliases, no duplicate key); plaintext stays in this process.
         """
         from ansible.errors import AnsibleError
         from ansible.utils.display import Display
 
         from tnoctl.config import vaultsplit
-        from tnoctl.errors import TnoError
+        from tnoctl.config.validate import printable
+        from tnoctl.errors import InvalidInput
 
         wanted = sorted(slug for slug in served if slug in vaultsplit.present(root))
         if not wanted:
             return
-        if not getattr(getattr(self.loader, "_vault", None), "secrets", None):
+        lib = getattr(self.loader, "_vault", None)
+        if not getattr(lib, "secrets", None):
             Display().warning(f"{root / vaultsplit.VAULT_DIR}: tenant secrets not loaded (no vault password given)")
             return
-        for slug in wanted:
-            rel = vaultsplit.rel(slug)
+
+        def decrypt(data: bytes, rel: str) -> bytes:
             try:
-                vaultsplit.read_bytes(root, slug)  # the inventory's safe reading rules (regular file, size, encrypted)
-            except TnoError as exc:
-                raise AnsibleParserError(exc.message) from None
-            try:
-                doc = self.loader.load_from_file(str(root / rel), cache="none", unsafe=True)
+                return lib.decrypt(data)
             except AnsibleError as exc:
-                raise AnsibleParserError(f"{rel}: cannot load: {type(exc).__name__}") from None
-            if doc is None:
-                continue
-            if not isinstance(doc, dict):
-                raise AnsibleParserError(f"{rel}: (document): must be a mapping of tno_vault_* variables")
+                raise InvalidInput(f"{rel}: cannot load: {type(exc).__name__}") from None
+
+        for slug, plain in vaultsplit.decrypt_many(root, wanted, decrypt, os.cpu_count() or 1):
+            doc = vaultsplit.parse_doc(slug, plain)
             space, borg = vaultsplit.namespace(slug)
-            for key, value in doc.items():
-                if not (str(key).startswith(space) or key == borg):
-                    raise AnsibleParserError(f"{rel}: {key}: outside the tenant's vault namespace ({space}* or {borg})")
-                for host, mail in served[slug].items():
+            for key in doc:
+                if not (key.startswith(space) or key == borg):
+                    raise InvalidInput(f"{vaultsplit.rel(slug)}: {printable(key)[:160]}: outside the tenant's vault "
+                                       f"namespace ({space}* or {borg})")
+            for host, mail in served[slug].items():
+                for key, value in doc.items():
                     if mail or key == borg:
-                        self.inventory.set_variable(host, key, value)
+                        self._set(host, key, value)

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,6 +168,23 @@ def test_scope_secrets_decrypts_only_the_targeted_tenants_files(inv: Path, tmp_p
     secret = vault.tenant_doc(inv, _pw(inv), "givors")["tno_vault_givors_dgs"]
     assert secret not in env.redact(f"password {secret}")
     assert sorted(vaultsplit.DECRYPTED) == ["feyzin", "givors"]
+
+
+def test_split_secret_names_decrypts_each_file_once_over_threads_and_memoises(inv: Path, monkeypatch) -> None:
+    threads: set[str] = set()
+    real = vault._decrypt_at
+
+    def decrypt(lib, data, pw, where):
+        threads.add(threading.current_thread().name)
+        return real(lib, data, pw, where)
+
+    monkeypatch.setattr(vault, "_decrypt_at", decrypt)
+    names, others = vault.split_secret_names(inv, _pw(inv), ["givors", "feyzin", "givors"])
+    assert others == [] and sorted(vaultsplit.DECRYPTED) == ["feyzin", "givors"]
+    assert threads and all(name.startswith("tno-vault") for name in threads)
+    assert sorted(names) == sorted([*vault.tenant_doc(inv, _pw(inv), "givors"), *vault.tenant_doc(inv, _pw(inv),
+                                                                                                  "feyzin")])
+    assert sorted(vaultsplit.DECRYPTED) == ["feyzin", "givors"]  # tenant_doc used the memo read_tenants filled
 
 
 def test_a_changed_tenant_file_is_decrypted_again(inv: Path) -> None:

@@ -6,8 +6,10 @@ Used by the inventory plugin (plugins/inventory/tno_tenants.py) and by `tnoctl i
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+from tnoctl.config import viewcache
 from tnoctl.config.hostsecrets import rspamd_password_var
 from tnoctl.config.load import Inventory
 from tnoctl.config.mailrules import postmaster
@@ -61,16 +63,25 @@ def tenant_view(tenant: Tenant, platform_retention: dict[str, int]) -> dict[str,
     }
 
 
-def host_vars(inv: Inventory, only: set[str] | None = None) -> dict[str, dict[str, Any]]:
+def host_vars(inv: Inventory, only: set[str] | None = None,
+              cache_dir: Path | None = None) -> dict[str, dict[str, Any]]:
     """`{host: {"tno_tenants": [...]}}` for every host, or the ``only`` ones (empty list: serves nobody);
     mail hosts also get ``tno_mail_rspamd_password_vault`` (the *name* of their vault secret).
 
-    Only the files of those hosts' tenants are parsed (Inventory.tenants_on_host).
+    Only the files of those hosts' tenants are read; with ``cache_dir`` (the validation cache) an
+    unchanged file's entry comes from viewcache.py instead of a parse (Inventory.tenant).
     """
     retention = inv.platform.tno_backup_retention.model_dump()
-    return {name: {"tno_tenants": [tenant_view(t, retention) for t in inv.tenants_on_host(name)],
-                   **_host_secret_names(name, inv.hosts[name].groups)}
-            for name in inv.hosts if only is None or name in only}
+    out: dict[str, dict[str, Any]] = {}
+    for name in inv.hosts:
+        if only is not None and name not in only:
+            continue
+        slugs = {row.rel: row.slug for row in inv.rows_on_host(name)}
+        views = viewcache.host_views(inv.path, name, list(slugs),
+                                     lambda rel, s=slugs: tenant_view(inv.tenant(s[rel]), retention),
+                                     retention, cache_dir)
+        out[name] = {"tno_tenants": views, **_host_secret_names(name, inv.hosts[name].groups)}
+    return out
 
 
 def _host_secret_names(name: str, groups: set[str]) -> dict[str, str]:

@@ -204,8 +204,11 @@ def split_secret_names(inventory: Path, password_file: Path, slugs: Iterable[str
     raw = read_raw(inventory, password_file)
     chosen = set(wanted)
     names = [str(k) for k in (raw[0] if raw is not None else {}) if vaultsplit.owner(str(k), present) in chosen]
+    docs = vaultsplit.read_tenants(inventory, wanted, _vaultlib(password_file),
+                                   lambda lib, data, where: _decrypt_at(lib, data, password_file, where),
+                                   raw[0].keys() if raw is not None else (), workers=os.cpu_count() or 1)
     for slug in wanted:
-        names += tenant_doc(inventory, password_file, slug)
+        names += docs[slug]
     return names, others
 
 
