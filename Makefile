@@ -73,6 +73,7 @@ bench-lab: install  ## lab benchmarks (root; after 'make demo'): deploy overhead
 	$(PY) bench/probes.py
 	$(PY) bench/backup.py --inventory inventories/lab --tenant givors --mb 200
 	$(PY) bench/backup.py --rto
+	$(PY) bench/backup.py --rto --warm --mb 2048
 	$(PY) bench/upgrade.py --hosts 6
 
 collection: install  ## build the Ansible collection syndicat.tnoctl + EE inputs (build/), then the EE context (offline)
