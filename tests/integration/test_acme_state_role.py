@@ -2,14 +2,16 @@
 
 tasks/deploy.yml runs through ansible-runner against a fake /etc/letsencrypt, names, nginx, Postfix and
 Dovecot directories in tmp_path, with stand-ins (on the play's PATH) for what the host's tools report:
-``dpkg-query`` (certbot, its plugin and dovecot-core installed), ``systemctl`` (certbot.timer enabled and
-active; no service running, so the deploy hook reloads nothing) and ``certbot`` (logs its argv and creates
-the lineage as ``certbot certonly`` does). Proved:
+``openssl verify`` (a lineage trusted unless its fullchain.pem says "untrusted"), ``dpkg-query``
+(certbot, its plugin and dovecot-core installed), ``systemctl`` (certbot.timer enabled and active; no
+service running, so the deploy hook reloads nothing) and ``certbot`` (logs its argv and creates the
+lineage as ``certbot certonly`` does). Proved:
 
 * the first deploy issues the missing lineage, writes the credentials, hook, names file and SNI maps, and
   runs the handler; the next one changes nothing, calls no certbot and costs 2 module executions (apt,
   the credentials, the hook before certbot, issuance, the timer and the prune skipped);
-* changed names (a new domain) and a missing lineage trigger certbot for that lineage only;
+* changed names (a new domain) and a missing lineage trigger certbot for that lineage only; a lineage
+  the host no longer trusts (``openssl`` stand-in) is issued again with --force-renewal;
 * check mode reports the change and writes nothing, and calls no certbot (on a fresh host too);
 * the TSIG secret is in no job event; a changed secret rewrites the credentials file (censored task);
 * Postfix's SNI map up to date and tno_sni unchanged: the fact that lets tno_mail skip `tno-reload map`.
@@ -33,7 +35,7 @@ from tnoctl.run.ansible import run_playbook
 pytestmark = pytest.mark.integration
 
 SECRET = "c2VjcmV0LXRzaWcta2V5LWZvci10aGUtdGVzdA=="
-ISSUE = "Issue or expand a tenant's certificate (only tenants whose names changed or that have none)"
+ISSUE = "Issue or expand a tenant's certificate (only tenants whose names changed, untrusted or that have none)"
 CREDENTIALS = "Install the RFC 2136 credentials (TSIG secret from the vault)"
 DPKG = """#!/bin/sh
 # dpkg-query -W -f FORMAT PACKAGE...: every package installed, dovecot-core 2.3
@@ -55,6 +57,15 @@ echo "$*" >> "{log}"
 while [ $# -gt 0 ]; do [ "$1" = --cert-name ] && name=$2; shift; done
 mkdir -p "{le}/live/$name" && echo pem > "{le}/live/$name/fullchain.pem"
 """
+OPENSSL = """#!/bin/sh
+# openssl verify -CAfile FILE -untrusted CHAIN CERT: a lineage whose fullchain.pem says "untrusted" fails, as
+# a certificate from a CA the host no longer trusts does
+for last; do :; done
+if grep -q untrusted "$(dirname "$last")/fullchain.pem"; then
+  echo "error 20 at 1 depth lookup: unable to get local issuer certificate"; exit 2
+fi
+echo "$last: OK"
+"""
 PLAY = [{"name": "tno_acme deploy", "hosts": "mail", "gather_facts": False,
          "environment": {"PATH": "{{ __test_bin }}:/usr/bin:/bin"},
          "tasks": [{"name": "The role's deploy", "ansible.builtin.include_role": {
@@ -69,7 +80,7 @@ def _tenant(domains: list[str]) -> dict[str, Any]:
 def root(tmp_path: Path) -> Path:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, text in (("dpkg-query", DPKG), ("systemctl", SYSTEMCTL),
+    for name, text in (("dpkg-query", DPKG), ("systemctl", SYSTEMCTL), ("openssl", OPENSSL),
                        ("certbot", CERTBOT.format(log=tmp_path / "certbot.log", le=tmp_path / "le"))):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
@@ -169,11 +180,23 @@ def test_a_converged_host_costs_two_executions_and_issuance_follows_the_names(ro
         path.unlink()
     _run(root, "d4")
     assert len(_certbot_calls(root)) == 3 and _executions(root, "d4") > 2
+    assert "--force-renewal" not in "".join(_certbot_calls(root))
+
+    # a lineage whose certificate the host no longer trusts (another CA, a restarted lab CA, expired) is
+    # issued again with --force-renewal (certbot keeps an unexpired lineage whose names are unchanged);
+    # check mode reports it and calls no certbot; once issued, the next deploy is quiet again
+    (root / "le" / "live" / "tno-givors" / "fullchain.pem").write_text("untrusted")
+    check, _ = _run(root, "c4", check=True)
+    assert check.hosts["mail1"].changed > 0 and len(_certbot_calls(root)) == 3
+    _run(root, "d4u")
+    assert len(_certbot_calls(root)) == 4 and "--force-renewal" in _certbot_calls(root)[-1]
+    quiet, _ = _run(root, "d4v")
+    assert quiet.hosts["mail1"].changed == 0 and len(_certbot_calls(root)) == 4
 
     # a changed TSIG secret rewrites the credentials file in a censored task; nothing else is issued
     _inventory(root, ["givors.test", "givors.example"], SECRET + "x")
     rotated, events = _run(root, "d5")
-    assert rotated.hosts["mail1"].changed == 1 and _ran(events, CREDENTIALS) and len(_certbot_calls(root)) == 3
+    assert rotated.hosts["mail1"].changed == 1 and _ran(events, CREDENTIALS) and len(_certbot_calls(root)) == 4
     assert f"dns_rfc2136_secret = {SECRET}x" in credentials.read_text()
     assert SECRET not in _run_files(root)  # not in the events, the runner's stdout or any artifact
 

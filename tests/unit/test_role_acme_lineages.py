@@ -185,3 +185,45 @@ def test_an_option_without_its_value_is_refused(host: Path) -> None:
     proc = subprocess.run(["/usr/bin/python3", str(SCRIPT), str(host / "le"), str(host / "state"),
                            str(host / "nginx"), "--timer"], capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 2 and "--timer" in proc.stderr and proc.stdout == ""
+
+
+def _ca(tmp: Path, name: str) -> tuple[Path, Path]:
+    """A throw-away root CA (certificate, key) made with the openssl CLI, as a lab's pebble root."""
+    cert, key = tmp / f"{name}.crt", tmp / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={name}", "-days", "2",
+                    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def _lineage(live: Path, ca: tuple[Path, Path], days: int = 2) -> None:
+    """live/cert.pem issued by ``ca``, chain.pem (the issuer, as certbot writes it) and fullchain.pem."""
+    live.mkdir(parents=True, exist_ok=True)
+    key, csr = live / "privkey.pem", live / "req.csr"
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                    str(key), "-out", str(csr), "-subj", "/CN=mail.givors.test"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca[0]), "-CAkey", str(ca[1]),
+                    "-out", str(live / "cert.pem"), "-days", str(days)], check=True, capture_output=True)
+    (live / "chain.pem").write_bytes(ca[0].read_bytes())
+    (live / "fullchain.pem").write_bytes((live / "cert.pem").read_bytes() + ca[0].read_bytes())
+
+
+def test_verify_reports_the_live_lineages_the_trust_store_no_longer_verifies(tmp_path: Path) -> None:
+    """A CA change (the lab's pebble restarted with a new root) leaves lineages the host does not trust:
+    --verify names them, so the role issues them again; lineages of the trusted CA are not named."""
+    old_ca, new_ca = _ca(tmp_path, "old-root"), _ca(tmp_path, "new-root")
+    conf = tmp_path / "le"
+    _lineage(conf / "live" / "tno-givors", new_ca)
+    _lineage(conf / "live" / "tno-bron", old_ca)
+    for sub in ("state", "nginx"):
+        (tmp_path / sub).mkdir()
+    proc = subprocess.run(["python3", str(SCRIPT), "--verify", str(new_ca[0]), str(conf), str(tmp_path / "state"),
+                           str(tmp_path / "nginx"), "tno-givors", "tno-bron", "tno-absent"],
+                          capture_output=True, text=True, check=True)
+    report = json.loads(proc.stdout)
+    assert report["live"] == ["tno-bron", "tno-givors"]
+    assert report["untrusted"] == ["tno-bron"]  # a missing lineage is issued as missing, not as untrusted
+    without = subprocess.run(["python3", str(SCRIPT), str(conf), str(tmp_path / "state"), str(tmp_path / "nginx"),
+                              "tno-givors"], capture_output=True, text=True, check=True)
+    assert "untrusted" not in json.loads(without.stdout)

@@ -38,6 +38,17 @@ CERT_SANS = [ACME_NAME, GATEWAY]
 """SANs of pebble's listener certificate (issued by the lab CA under the name `acme`)."""
 
 
+def certbot_accounts_dir() -> str:
+    """Where certbot keeps a host's accounts at the lab CA, relative to the host's root (pure).
+
+    certbot files accounts under ``/etc/letsencrypt/accounts/<host:port>/<path>`` of the directory URL.
+    pebble keeps no state: after a restart the accounts registered with the previous instance no longer
+    exist there, and certbot does not register again by itself (tnoctl.lab.boot drops them).
+    """
+    rest = DIRECTORY_URL.removeprefix("https://")
+    return f"etc/letsencrypt/accounts/{rest.split('/', 1)[0]}"
+
+
 def render_config(cert: Path, key: Path) -> str:
     """pebble's JSON configuration (pure). HTTP-01/TLS-ALPN-01 ports point nowhere useful: DNS-01 only."""
     config = {

@@ -10,7 +10,8 @@ nothing leaks into the machine's mount table. Steps:
 2. mount the overlay (lower = cached base, upper/work = the host's own disk);
 3. write the host's identity: hostname, mailname, /etc/hosts, /etc/resolv.conf (the lab DNS),
    machine-id, the operator account's authorized_keys (root has none and cannot log in), ssh host
-   keys on first boot, the lab CA and pebble's current root in the trust store (when changed);
+   keys on first boot, the lab CA and pebble's current root in the trust store (when changed; a new
+   pebble root also drops the host's certbot account at the previous pebble, which no longer exists);
 4. exec systemd-nspawn -b (real systemd as PID 1) in the host's network namespace.
 """
 
@@ -180,6 +181,11 @@ def prepare(spec: dict[str, str]) -> None:
     acme_path = merged / ACME_ROOT_TARGET
     current_acme = acme_path.read_text() if acme_path.exists() else ""
     need_ca = need_ca or acme_text != current_acme
+    if current_acme and acme_text and acme_text != current_acme and spec.get("acme_accounts"):
+        # pebble restarted (a new root) while this disk was kept: the host's account there is gone, and
+        # certbot would fail every issuance with it; certbot registers anew at the next one, and role
+        # tno_acme issues again the lineages the host's trust store no longer verifies
+        shutil.rmtree(merged / spec["acme_accounts"], ignore_errors=True)
     if need_keys or need_ca:
         _sh("mount", "--rbind", "/dev", str(merged / "dev"))
         _sh("mount", "-t", "proc", "proc", str(merged / "proc"))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tnoctl import paths
 from tnoctl.errors import OperationFailed
-from tnoctl.lab import net, procs
+from tnoctl.lab import acme, net, procs
 from tnoctl.lab.base import OPERATOR
 from tnoctl.lab.dns import render_resolv_conf
 from tnoctl.lab.topology import LabHost
@@ -122,6 +122,7 @@ def start(
         "operator": OPERATOR,
         "ca_cert": str(ca_cert) if ca_cert else "",
         "acme_root": str(acme_root) if acme_root else "",
+        "acme_accounts": acme.certbot_accounts_dir(),
         "resolv_text": render_resolv_conf(),
         "lock_note": str(hd.lock_note),
     }

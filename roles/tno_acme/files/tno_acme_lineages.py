@@ -1,6 +1,6 @@
 """Role tno_acme's one read of the host and, with --prune, the removal of departed tenants' lineages.
 
-Usage: tno_acme_lineages.py [--prune] [--check] [--certbot PATH] [--timer UNIT]
+Usage: tno_acme_lineages.py [--prune] [--check] [--certbot PATH] [--timer UNIT] [--verify CAFILE]
                             [--file PATH]... [--dovecot] [--sni-map PATH] CONFDIR STATEDIR NGINXDIR [KEEP ...]
 
 CONFDIR is certbot's configuration root (/etc/letsencrypt), STATEDIR role tno_acme's names files
@@ -19,6 +19,11 @@ Prints one JSON object:
   the same list of what would be removed, and nothing is;
 * ``names``: KEEP -> the text of its names file (the names it was issued for), null when missing: the
   role issues a lineage when it is not live or its expected names differ (decided on the controller);
+* ``untrusted``: with --verify, the live lineages among KEEP whose certificate does not verify against
+  CAFILE (the host's trust store) with the lineage's own chain (``openssl verify``): expired, or issued
+  by a CA the host no longer trusts (another ACME CA, a distrusted root, the lab's pebble restarted with a
+  new root). The role issues them again (``--force-renewal``): certbot would otherwise keep a lineage
+  whose names are unchanged until it nears expiry;
 * ``timer_ready``: with --timer, whether UNIT is enabled and active (systemd_service runs only when not);
 * ``files``: --file PATH -> ``{sha1, mode, owner, group}`` of the file, null when missing (the credentials
   file: rewritten only when it differs; its checksum as `stat`/`copy` report it, never its content);
@@ -99,6 +104,25 @@ def names_files(dirs: Dirs, keep: set[str]) -> dict[str, str | None]:
     return out
 
 
+def untrusted(dirs: Dirs, names: list[str], cafile: str) -> list[str]:
+    """The lineages among ``names`` whose cert.pem fails ``openssl verify`` against ``cafile`` + their chain.
+
+    Only a verdict of openssl counts: when openssl cannot run, nothing is reported (no needless issuance).
+    """
+    out = []
+    for name in names:
+        live_dir = dirs.live(name)
+        try:
+            proc = subprocess.run(["openssl", "verify", "-CAfile", cafile, "-untrusted", str(live_dir / "chain.pem"),
+                                   str(live_dir / "cert.pem")], capture_output=True, text=True, check=False,
+                                  stdin=subprocess.DEVNULL)
+        except OSError:
+            return []
+        if proc.returncode != 0:
+            out.append(name)
+    return out
+
+
 def timer_ready(unit: str) -> bool:
     """Whether systemd has ``unit`` enabled and started, as systemd_service judges ``enabled: true`` (exit
     status 0 of ``is-enabled``) and ``state: started`` (active, activating or reloading)."""
@@ -172,7 +196,7 @@ def remove(dirs: Dirs, name: str, certbot: str) -> str | None:
 
 def main(argv: list[str]) -> int:
     flags = {"--prune": False, "--check": False, "--dovecot": False}
-    valued: dict[str, list[str]] = {"--certbot": [], "--timer": [], "--file": [], "--sni-map": []}
+    valued: dict[str, list[str]] = {"--certbot": [], "--timer": [], "--verify": [], "--file": [], "--sni-map": []}
     args: list[str] = []
     rest = iter(argv)
     for arg in rest:
@@ -187,8 +211,9 @@ def main(argv: list[str]) -> int:
     empty = [k for k, values in valued.items() if "" in values]
     if len(args) < 3 or bad or empty:
         sys.stderr.write(f"usage: tno_acme_lineages.py [--prune] [--check] [--certbot PATH] "
-                         f"[--timer UNIT] [--file PATH]... [--dovecot] [--sni-map PATH] CONFDIR STATEDIR "
-                         f"NGINXDIR [tno-SLUG ...] (not lineage names: {bad}; options without a value: {empty})\n")
+                         f"[--timer UNIT] [--verify CAFILE] [--file PATH]... [--dovecot] [--sni-map PATH] "
+                         f"CONFDIR STATEDIR NGINXDIR [tno-SLUG ...] (not lineage names: {bad}; "
+                         f"options without a value: {empty})\n")
         return 2
     dirs = Dirs(Path(args[0]), Path(args[1]), Path(args[2]))
     keep = set(args[3:])
@@ -203,10 +228,13 @@ def main(argv: list[str]) -> int:
                 errors.append(error)
             else:
                 deleted.append(name)
-    report: dict[str, object] = {"live": live(dirs, found & keep), "stale": stale, "deleted": deleted}
+    serving = live(dirs, found & keep)
+    report: dict[str, object] = {"live": serving, "stale": stale, "deleted": deleted}
     if not flags["--prune"]:
         report["names"] = names_files(dirs, keep)
         report["files"] = {path: file_state(Path(path)) for path in valued["--file"]}
+        if valued["--verify"]:
+            report["untrusted"] = untrusted(dirs, serving, valued["--verify"][-1])
         if valued["--timer"]:
             report["timer_ready"] = timer_ready(valued["--timer"][-1])
         if flags["--dovecot"]:
