@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tnoctl.config.index import NAME as INDEX_NAME  # noqa: E402
 from tnoctl.config.scan import CACHE_NAME  # noqa: E402
 
 
@@ -64,15 +65,19 @@ def main() -> int:
                    args.vault_tenants, args.workers)
 
 
-def forget_stat_index(cache: Path) -> None:
-    """Make the check cache what a fresh clone with a copied cache sees: results kept, stat index empty.
+def forget_stat_index(cache_dir: Path) -> None:
+    """Make the state dir's cache what a fresh clone with a copied cache sees: check results kept, nothing
+    keyed by the files' stat.
 
-    A clone's files have other inodes and mtimes, so none of the index's entries match there: every
-    file is read and hashed, and no file is checked again (the results are keyed by path + content).
+    A clone's files have other inodes and mtimes: the validated inventory index (index.py, keyed by the
+    listing's stat) and the check cache's stat index match nothing there, so every file is read and hashed,
+    and no file is checked again (the check results are keyed by path + content).
     """
-    doc = json.loads(cache.read_bytes())
+    (cache_dir / INDEX_NAME).unlink(missing_ok=True)
+    checks = cache_dir / CACHE_NAME
+    doc = json.loads(checks.read_bytes())
     doc["index"] = {}
-    cache.write_text(json.dumps(doc, separators=(",", ":")))
+    checks.write_text(json.dumps(doc, separators=(",", ":")))
 
 
 def measure(inv: Path, tenants: int, vault_tenants: int, workers: str) -> int:
@@ -92,7 +97,7 @@ def measure(inv: Path, tenants: int, vault_tenants: int, workers: str) -> int:
         if label == "one tenant changed":
             os.utime(files[len(files) // 2])
         if label == "copied cache (clone)":
-            forget_stat_index(state / "cache" / CACHE_NAME)
+            forget_stat_index(state / "cache")
         seconds, peak, rc = run(inv, state, workers)
         results.append((label, seconds, peak, rc))
         print(f"{label:22} {seconds:7.2f} s   peak RSS {peak:7.0f} MiB   exit {rc}", flush=True)

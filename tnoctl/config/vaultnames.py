@@ -162,9 +162,11 @@ class VaultNames:
         return names_digest(names)
 
     def _checked(self, doc: dict[str, Any]) -> str:
-        """Report a wrong password as a cold run would (one decrypt of a cached ciphertext)."""
-        if self.password_file is not None and doc.get("sample"):
-            vault._decrypt(vault._vaultlib(self.password_file), doc["sample"].encode(), self.password_file)
+        """Report a wrong password as a cold run would: the password checked against one cached ciphertext
+        (vault.password_opens, standard library); when it does not open it, VaultLib's decrypt gives the error."""
+        sample = doc.get("sample")
+        if self.password_file is not None and sample and not vault.password_opens(self.password_file, sample.encode()):
+            vault._decrypt(vault._vaultlib(self.password_file), sample.encode(), self.password_file)
         return doc["digest"]
 
     def _load(self) -> dict[str, Any] | None:
