@@ -116,6 +116,8 @@ def _serve_while_fetching(env: Env, op: Operation, serve: PlaybookCall, target: 
         except BaseException as exc:  # handed to the waiting thread, re-raised there
             outcome.set_exception(exc)
 
+    # A daemon thread, not a ThreadPoolExecutor: the executor's threads are joined at interpreter exit, so
+    # an operator's Ctrl-C during the deploy would then wait for a fetch of up to FETCH_TIMEOUT.
     threading.Thread(target=fetch, name=f"fetch-{target.slug}", daemon=True).start()
     failed = _play_all(env, op, [serve], 1)
     data, ran, error = outcome.result()
